@@ -45,3 +45,47 @@ start_bg() {
   setsid "$@" >"$run_dir/$name.log" 2>&1 < /dev/null &
   echo $! > "$run_dir/$name.pid"
 }
+
+# deb_install PKG...: apt-get install Debian packages whose maintainer scripts must not start
+# services (a temporary policy-rc.d says no, unless one is there already); retries once after
+# `apt-get update` for a fresh machine's empty or stale package lists.
+deb_install() {
+  local sudo="" policy=/usr/sbin/policy-rc.d made_policy="" rc=0
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { log "need root (or sudo) to apt-get install $*"; return 1; }
+    sudo="sudo -n"
+  fi
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from logml tests/services: no service starts during apt-get\nexit 101\n' \
+      | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && made_policy=1
+  fi
+  log "installing Debian packages: $*"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2 || {
+    log "apt-get install failed; updating the package lists and trying again"
+    $sudo apt-get update -q >&2 &&
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2
+  } || rc=$?
+  [ -z "$made_policy" ] || $sudo rm -f "$policy"
+  return $rc
+}
+
+# no_system_service UNIT: stop and disable a packaged service if an init system runs it, so
+# that only the instance we start ourselves (on our own ports) is up
+no_system_service() {
+  local unit="$1" sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$unit" 2>/dev/null || systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+      log "disabling the system service $unit (the tests run their own instance)"
+      $sudo systemctl disable --now "$unit" >&2 || true
+    fi
+  elif [ -x "/etc/init.d/$unit" ] && "/etc/init.d/$unit" status >/dev/null 2>&1; then
+    log "stopping the init.d service $unit (the tests run their own instance)"
+    $sudo "/etc/init.d/$unit" stop >&2 || true
+  fi
+}
+
+# port_free HOST:PORT: true if nothing accepts TCP connections there
+port_free() {
+  ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
+}
