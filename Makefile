@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv demo test unit bench services-up services-down clean
+
+$(BIN)/logml: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/logml
+
+demo: venv
+	$(BIN)/logml demo
+
+# The whole suite: unit tests, accuracy, property tests and integration tests against real
+# services (provisioned by tests/services/up), then the services are stopped again.
+test: venv
+	$(BIN)/python -m pytest tests; rc=$$?; tests/services/down >/dev/null 2>&1; exit $$rc
+
+unit: venv
+	$(BIN)/python -m pytest tests -m "not integration"
+
+bench: venv
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json
+
+services-up:
+	tests/services/up
+
+services-down:
+	tests/services/down
+
+clean:
+	rm -rf $(VENV) logml-demo .pytest_cache .benchmarks

@@ -1,0 +1,2 @@
+"""logml: log lines to templates, windows, anomalies."""
+__version__ = "0.1.0"

@@ -1,0 +1,222 @@
+"""One typed configuration object, loaded from a pipeline TOML file and the environment.
+
+``${VAR}`` and ``${VAR:-default}`` in string values are taken from the environment.
+Unknown sections or keys and values of the wrong type are errors that name the key, so a
+typo never silently falls back to a default. ``pipelines/default.toml`` documents every key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .masking import MASK_BITS
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class DecodeConfig:
+    format: str = "auto"  # auto | json | plain
+    default_service: str = "default"
+    max_line_bytes: int = 65536
+    max_json_depth: int = 64
+    # timestamps further than this from the wall clock, or before 2000, are absurd
+    max_clock_skew_days: float = 3650.0
+
+
+@dataclass
+class TemplateConfig:
+    masks: list[str] = field(default_factory=lambda: list(MASK_BITS))
+    similarity: float = 0.7
+    depth: int = 4
+    max_children: int = 100
+    max_templates_per_service: int = 5000
+    shape_cache_entries: int = 1_000_000
+
+
+@dataclass
+class WindowConfig:
+    seconds: int = 60
+    allowed_lateness_windows: int = 2
+    error_levels: list[str] = field(default_factory=lambda: ["ERROR", "FATAL", "CRITICAL"])
+
+
+@dataclass
+class ScoreConfig:
+    half_life_windows: float = 30.0
+    warmup_windows: int = 10
+    warning_z: float = 2.5
+    critical_z: float = 4.0
+    count_floor: float = 3.0  # the noise floor of a count is at least sqrt(mean) and this
+    error_ratio_floor: float = 0.02
+    seasonal: bool = False  # hour-of-week baseline for daily and weekly rhythm
+    new_template_min_lines: int = 3
+    incident_gap_windows: int = 1
+    sample_lines: int = 3
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "logml-out"
+    write_logs: bool = False
+    snapshot: str = ""  # path of the state snapshot; empty = none
+
+
+@dataclass
+class KafkaConfig:
+    bootstrap: str = "${KAFKA_BOOTSTRAP:-127.0.0.1:19092}"
+    topic: str = "logs.raw"
+    dlq_topic: str = "logs.dlq"
+    state_topic: str = "logml.state"
+    group: str = "logml"
+    batch_size: int = 5000
+    poll_timeout_s: float = 0.5
+
+
+@dataclass
+class ElasticsearchConfig:
+    url: str = "${ES_URL:-http://127.0.0.1:19200}"
+    index_prefix: str = "logml"
+    write_logs: bool = True
+    bulk_max_docs: int = 5000
+    max_retries: int = 8
+
+
+@dataclass
+class MetricsConfig:
+    port: int = 0  # 0 = no /metrics endpoint
+    top_templates: int = 10
+
+
+@dataclass
+class Config:
+    source: str = "file"  # file | kafka
+    sink: str = "jsonl"  # jsonl | elasticsearch
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    template: TemplateConfig = field(default_factory=TemplateConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def validate(self) -> "Config":
+        def need(cond, key, why):
+            if not cond:
+                raise ConfigError(f"{key}: {why}")
+        need(self.source in ("file", "kafka"), "source", "must be 'file' or 'kafka'")
+        need(self.sink in ("jsonl", "elasticsearch"), "sink", "must be 'jsonl' or 'elasticsearch'")
+        need(self.decode.format in ("auto", "json", "plain"), "decode.format",
+             "must be 'auto', 'json' or 'plain'")
+        need(self.decode.max_line_bytes >= 64, "decode.max_line_bytes", "must be at least 64")
+        unknown = [m for m in self.template.masks if m not in MASK_BITS]
+        need(not unknown, "template.masks", f"unknown {unknown}; known: {list(MASK_BITS)}")
+        need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
+        need(self.template.depth >= 3, "template.depth", "must be at least 3")
+        need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
+             "must be at least 1")
+        need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
+        need(self.window.allowed_lateness_windows >= 0, "window.allowed_lateness_windows",
+             "must be 0 or more")
+        need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
+        need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
+             "must be positive and at most score.critical_z")
+        need(0 <= self.metrics.port < 65536, "metrics.port", "must be a port number")
+        return self
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(value: str, env: typing.Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+
+    def sub(m):
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (use ${{{name}:-default}} "
+                          f"for a default)")
+    return _VAR.sub(sub, value)
+
+
+def _coerce(value, typ, key: str, env):
+    origin = typing.get_origin(typ)
+    if origin is list:
+        (inner,) = typing.get_args(typ)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, inner, f"{key}[{i}]", env) for i, v in enumerate(value)]
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return interpolate(value, env)
+    raise ConfigError(f"{key}: unsupported type {typ}")
+
+
+def _build(cls, data: dict, prefix: str, env):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"[{prefix}]" if prefix else "the top level"
+            raise ConfigError(f"unknown key {key!r} in {where}; known: {sorted(names)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        typ = hints[f.name]
+        if dataclasses.is_dataclass(typ):
+            sub = data.get(f.name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"{key}: expected a [{key}] table")
+            kwargs[f.name] = _build(typ, sub, key, env)
+        elif f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], typ, key, env)
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                else f.default
+            kwargs[f.name] = interpolate(default, env) if isinstance(default, str) else default
+    return cls(**kwargs)
+
+
+def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None,
+         overrides: dict | None = None) -> Config:
+    """Config from a pipeline file (or defaults), environment and command-line overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"pipeline file {p} not found")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return _build(Config, data, "", env).validate()

@@ -1,0 +1,102 @@
+"""Shape cache: 64-bit line-shape hash to template index, an open-addressing table in numba.
+
+A shape seen before is answered here for a whole batch in one call and never walks the
+Drain tree again. ``lookup_reference`` is the plain-Python specification the tests use.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+EMPTY = np.uint64(0)
+
+
+@nb.njit(cache=True)
+def _slot(keys, key):
+    mask = keys.shape[0] - 1
+    i = np.int64(key & np.uint64(mask))
+    while keys[i] != EMPTY and keys[i] != key:
+        i = (i + 1) & mask
+    return i
+
+
+@nb.njit(cache=True)
+def lookup(keys, values, queries):
+    """values[slot(q)] for each query, -1 where the shape is not cached."""
+    out = np.empty(queries.shape[0], dtype=np.int32)
+    for k in range(queries.shape[0]):
+        q = queries[k] | np.uint64(1)
+        i = _slot(keys, q)
+        out[k] = values[i] if keys[i] == q else -1
+    return out
+
+
+@nb.njit(cache=True)
+def insert(keys, values, key, value):
+    key = key | np.uint64(1)
+    i = _slot(keys, key)
+    new = keys[i] == EMPTY
+    keys[i] = key
+    values[i] = value
+    return new
+
+
+def lookup_reference(table: dict, queries: np.ndarray) -> np.ndarray:
+    return np.array([table.get(int(q) | 1, -1) for q in queries], dtype=np.int32)
+
+
+class ShapeCache:
+    """Bounded map of shape hash to template index; cleared when full (it is only a cache).
+
+    Memory: 12 bytes a slot, at most half the slots used, so about 24 bytes a cached shape.
+    """
+
+    def __init__(self, max_entries: int = 1_000_000, capacity: int = 1 << 12):
+        self.max_entries = max_entries
+        self._reset(capacity)
+
+    def _reset(self, capacity: int):
+        self.keys = np.zeros(capacity, dtype=np.uint64)
+        self.values = np.full(capacity, -1, dtype=np.int32)
+        self.size = 0
+
+    def __len__(self):
+        return self.size
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        return lookup(self.keys, self.values, queries)
+
+    def insert(self, key: int, value: int):
+        if self.size >= self.max_entries:
+            self._reset(self.keys.shape[0])
+        if (self.size + 1) * 2 > self.keys.shape[0]:
+            self._grow()
+        if insert(self.keys, self.values, np.uint64(key), np.int32(value)):
+            self.size += 1
+
+    def _grow(self):
+        old_keys, old_values = self.keys, self.values
+        used = old_keys != EMPTY
+        self._reset(old_keys.shape[0] * 2)
+        for k, v in zip(old_keys[used], old_values[used]):
+            insert(self.keys, self.values, k, v)
+        self.size = int(used.sum())
+
+    def state(self) -> dict:
+        used = self.keys != EMPTY
+        return {"keys": self.keys[used].copy(), "values": self.values[used].copy(),
+                "max_entries": self.max_entries}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "ShapeCache":
+        n = len(state["keys"])
+        capacity = 1 << max(12, int(2 * n + 1).bit_length())
+        cache = cls(state["max_entries"], capacity)
+        for k, v in zip(state["keys"], state["values"]):
+            insert(cache.keys, cache.values, k, v)
+        cache.size = n
+        return cache
