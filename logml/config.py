@@ -27,8 +27,8 @@ class DecodeConfig:
     default_service: str = "default"
     max_line_bytes: int = 65536
     max_json_depth: int = 64
-    # timestamps further than this from the wall clock, or before 2000, are absurd
-    max_clock_skew_days: float = 3650.0
+    # event times before 1990 or further than this in the future are absurd
+    max_future_skew_s: float = 86400.0
 
 
 @dataclass

@@ -153,6 +153,19 @@ class TemplateEngine:
         self.lines_seen += n
         return idx
 
+    def template_events(self, events) -> np.ndarray:
+        """Template indices of a decoded EventBatch (its ``text`` and ``service`` columns)."""
+        names = events.service
+        if not names:
+            return np.empty(0, dtype=np.int32)
+        first = names[0]
+        if names.count(first) == len(names):
+            return self.template_batch(events.text, self.service(first))
+        lookup = self.service_index
+        svc = np.fromiter((lookup[s] if s in lookup else self.service(s) for s in names),
+                          dtype=np.int32, count=len(names))
+        return self.template_batch(events.text, svc)
+
     def _cluster(self, service: int, masked: str, line_no: int) -> int:
         tree = self.services[service]
         drain = tree.drain
