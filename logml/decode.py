@@ -163,6 +163,10 @@ def _depth(obj, limit: int) -> int:
     return depth
 
 
+# in auto mode a line that merely starts with a bracket is plain text
+_NOT_JSON = (Reason.INVALID_JSON,)
+
+
 class Decoder:
     """Turns raw records into an EventBatch plus error records; holds no state."""
 
@@ -201,6 +205,8 @@ class Decoder:
             is_json = fmt == "json" or (fmt == "auto" and body[:1] in (b"{", b"["))
             if is_json and not truncated:
                 err = self._json(raw, body, off, source, out, now, latest)
+                if err is not None and fmt == "auto" and err.reason in _NOT_JSON:
+                    err = self._plain(raw, body, off, source, out, now, truncated)
             else:
                 err = self._plain(raw, body, off, source, out, now, truncated)
             if err is not None:
@@ -231,7 +237,7 @@ class Decoder:
             event = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             msg = str(e)
-            if "recursion" in msg:
+            if "recursion" in msg or "depth limit" in msg:
                 return ErrorRecord(Reason.TOO_DEEP, msg, raw, source, off)
             if "utf-8" in msg.lower() or "surrogates" in msg.lower():
                 return ErrorRecord(Reason.INVALID_UTF8, msg, raw, source, off)

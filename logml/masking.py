@@ -203,20 +203,24 @@ def _is_ipv4(b, a, e):
 
 @nb.njit(cache=True)
 def _is_colon_hex(b, a, e):
-    """IPv6 and MAC-like: colon-separated hex groups of at most 4, some non-decimal."""
+    """IPv6 and MAC-like: colon-separated groups of at most 4 hex digits, at most one
+    "::", an optional dotted tail; plain h:m:s (no hex letter, under 5 colons) is a time."""
     colons = 0
+    doubles = 0
     run = 0
-    decimal_only = True
+    dots = 0
     has_hex = False
-    double = False
+    has_letter = False
     for k in range(a, e):
         c = b[k]
         if c == 58:
+            if dots:
+                return False
             colons += 1
-            if run == 0 and k > a:
-                if double:
-                    return False
-                double = True
+            if k + 1 < e and b[k + 1] == 58:
+                doubles += 1
+            elif run == 0 and not (k > a and b[k - 1] == 58):
+                return False
             run = 0
         elif _is_hex(c):
             run += 1
@@ -224,16 +228,15 @@ def _is_colon_hex(b, a, e):
                 return False
             has_hex = True
             if not _is_digit(c):
-                decimal_only = False
-        elif c == 46:  # embedded IPv4 tail
+                has_letter = True
+        elif c == 46:
+            dots += 1
             run = 0
         else:
             return False
-    if not has_hex:
+    if doubles > 1 or not has_hex or colons < 2:
         return False
-    if double:
-        return colons >= 2
-    return colons >= 5 or (colons >= 2 and not decimal_only)
+    return doubles == 1 or colons >= 5 or has_letter
 
 
 @nb.njit(cache=True)
@@ -620,73 +623,113 @@ def pack_lines(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------- reference
-_REF_OPEN = "([{<\"'"
-_REF_CLOSE = ")]}>\"',;:.!"
-_REF_WHOLE = [
-    (URL, re.compile(r"[A-Za-z]+://.+")),
-    (EMAIL, re.compile(r"[\w.%+\-]+@(?=[\w.%+\-]*\.[\w.%+\-]*[A-Za-z])[\w%+\-][\w.%+\-]*\.?[\w.%+\-]*",
-                       re.ASCII)),
-    (PATH, re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)),
-    (UUID, re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")),
-    (IP, re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:[:/]\d+)?")),
-    (TS, re.compile(r"(?=(?:[^\d]*\d+){3})(?=(?:[^:/\-]*[:/\-]){2})"
-                    r"\d{1,4}(?:(?:[.,]\d+)|[:/\-TZ+]|\d{1,4}(?![\d]))*")),
-    (ID, re.compile(r"[^\W\d_](?:[^\W\d_]|[_-](?=[^\W\d_]))*[_-]-?\d[\w\-.:]*")),
-]
+_AL = "A-Za-z\x80-\U0010ffff"
+_ALNUM = "0-9" + _AL
+_REF_URL = re.compile(f"[{_AL}]+://.+", re.S)
+_REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
+_REF_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
+_REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
+_REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")
+_REF_WORD = re.compile(f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+")
+_REF_DATE_WORDS = frozenset(_DATE_WORDS)
 
 
-def _ref_colon_hex(tok: str) -> bool:
-    if not re.fullmatch(r"[0-9A-Fa-f:.]+", tok) or not re.search(r"[0-9A-Fa-f]", tok):
+def _ref_email(t: str) -> bool:
+    if t.count("@") != 1 or not re.fullmatch(f"[{_ALNUM}._+%@-]+", t):
         return False
-    groups = tok.split(":")
-    if any(len(re.sub(r".*\.", "", g)) > 4 for g in groups):
-        return False
-    if tok.count("::") > 1 or ":::" in tok:
-        return False
-    if "::" in tok[1:] or (tok.startswith("::")):
-        return tok.count(":") >= 2
-    decimal_only = re.fullmatch(r"[\d:.]+", tok) is not None
-    return tok.count(":") >= 5 or (tok.count(":") >= 2 and not decimal_only)
+    local, dom = t.split("@")
+    m = re.search(r"\.", dom[1:])
+    return bool(local) and len(dom) >= 3 and m is not None and \
+        re.search(f"[{_AL}]", dom[m.end() + 1:]) is not None
 
 
-def _ref_whole(core: str, flags: int) -> int:
-    for cls, rx in _REF_WHOLE:
-        if flags & (1 << cls) and rx.fullmatch(core):
-            return cls
-        if cls == IP and flags & (1 << IP) and _ref_colon_hex(core):
-            return IP
+def _ref_colon_hex(t: str) -> bool:
+    if not re.fullmatch(r"[0-9A-Fa-f:.]+", t) or not re.search("[0-9A-Fa-f]", t):
+        return False
+    if ":::" in t or t.count("::") > 1 or ("." in t and ":" in t[t.index("."):]):
+        return False
+    if any(len(g) > 4 for g in re.split("[:.]", t)):
+        return False
+    if any(part and "" in part.split(":") for part in t.split("::")):
+        return False
+    if t.count(":") < 2:
+        return False
+    return "::" in t or t.count(":") >= 5 or re.search("[A-Fa-f]", t) is not None
+
+
+def _ref_ts(t: str) -> bool:
+    if t[:1] in "+-" or not _REF_TS.fullmatch(t):
+        return False
+    if re.search(r"[0-9]{5}", t.replace(".", " ").replace(",", " ")) and \
+            re.search(r"(?:^|[^.,0-9])[0-9]{5}", t):
+        return False
+    groups = len(re.findall(r"(?:^|[^.,0-9])([0-9]+)", t))
+    return groups >= 3 and len(re.findall(r"[:/\-]", t)) >= 2
+
+
+def _ref_whole(t: str, flags: int) -> int:
+    if not t:
+        return 0
+    on = lambda cls: flags & (1 << cls)  # noqa: E731
+    if on(URL) and _REF_URL.fullmatch(t):
+        return URL
+    if on(EMAIL) and _ref_email(t):
+        return EMAIL
+    if on(PATH) and _REF_PATH.fullmatch(t):
+        return PATH
+    if not re.search("[0-9]", t):
+        return 0
+    if on(UUID) and _REF_UUID.fullmatch(t):
+        return UUID
+    if on(IP) and (_REF_IPV4.fullmatch(t) or _ref_colon_hex(t)):
+        return IP
+    if on(TS) and _ref_ts(t):
+        return TS
+    if on(ID) and _REF_ID.fullmatch(t):
+        return ID
     return 0
 
 
-_REF_WORD = re.compile(r"[+-]?\d[\dA-Za-z\x80-\U0010ffff]*(?:[.,]\d[\dA-Za-z\x80-\U0010ffff]*)*"
-                       r"|[A-Za-z\x80-\U0010ffff][\dA-Za-z\x80-\U0010ffff]*"
-                       r"(?:[.,]\d[\dA-Za-z\x80-\U0010ffff]*)*")
-
-
 def mask_reference(text: str, flags: int = ALL_MASKS) -> str:
-    """The masking specification in plain Python regexes (slow; for tests)."""
-    return " ".join(_ref_token(tok, flags) for tok in text.split())
+    """The masking specification in plain Python and ``re`` (slow; the tests compare the
+    numba scanner against it)."""
+    tokens = text.split()
+    out = []
+    prev_digit = False
+    for n, tok in enumerate(tokens):
+        core = tok.rstrip(_REF_CLOSE)
+        if flags & (1 << TS) and core.lower() in _REF_DATE_WORDS and 3 <= len(core) <= 9 \
+                and core.isascii() and core.isalpha():
+            nxt = tokens[n + 1] if n + 1 < len(tokens) else ""
+            if prev_digit or nxt[:1].isdigit() and nxt[:1].isascii() or (
+                    nxt.lower() in _REF_DATE_WORDS and nxt.isascii() and nxt.isalpha()):
+                out.append("<TS>" + tok[len(core):])
+                prev_digit = tok[-1] not in ",;"
+                continue
+        out.append(_ref_token(tok, flags))
+        prev_digit = tok[0] in "0123456789" and tok[-1] not in ",;"
+    return " ".join(out)
+
+
+_REF_OPEN = "([{<\"'"
+_REF_CLOSE = ")]}>\"',;:.!"
 
 
 def _ref_token(tok: str, flags: int) -> str:
     core = tok.lstrip(_REF_OPEN)
     lead = tok[: len(tok) - len(core)]
     stripped = core.rstrip(_REF_CLOSE)
-    trail = core[len(stripped):]
     cls = _ref_whole(stripped, flags)
     if cls:
-        return lead + PLACEHOLDERS[cls] + trail
+        return lead + PLACEHOLDERS[cls] + core[len(stripped):]
     if flags & (1 << KV):
-        m = re.match(r"([\w.\-]+)=", stripped)
-        if m and (m.end() - 1) > 0 and not re.search(r"[^\w.\-]", m.group(1), re.ASCII) \
-                and m.group(1).isascii() or (m and m.group(1).isalnum()):
-            key_end = len(lead) + m.end()
-            rest = tok[key_end:]
-            value = re.match(r"[^,;&]*", rest[: len(rest) - len(trail)] if trail else rest)
-            v = value.group(0)
-            if re.search(r"\d", v):
-                tail = tok[key_end + len(v):]
-                return tok[:key_end] + PLACEHOLDERS[KV] + (_ref_token(tail, flags) if tail else "")
+        m = re.match(f"[{_ALNUM}_.\\-]+=", stripped)
+        if m:
+            value = re.match(r"[^,;&]*", stripped[m.end():]).group(0)
+            if re.search("[0-9]", value):
+                cut = len(lead) + m.end()
+                return tok[:cut] + PLACEHOLDERS[KV] + _ref_words(tok[cut + len(value):], flags)
     return _ref_words(tok, flags)
 
 
@@ -694,37 +737,35 @@ def _ref_words(tok: str, flags: int) -> str:
     out = []
     pos = 0
     for m in _REF_WORD.finditer(tok):
-        w = m.group(0)
-        start = m.start()
-        out.append(tok[pos:start])
-        pos = m.end()
-        sign = w[0] in "+-"
-        body = w[1:] if sign else w
-        if sign and not (flags & (1 << NUM)) or sign and start > 0 and tok[start - 1].isalnum():
-            out.append(w[0])
-            body_start = start + 1
-            sign = False
+        if m.start() < pos:
+            continue
+        word = m.group(0)
+        signed = word[0] in "+-"
+        if signed and not flags & (1 << NUM):
+            out.append(tok[pos:m.start() + 1])
+            pos = m.start() + 1
+            word = word[1:]
+            start = m.start() + 1
+            signed = False
         else:
-            body_start = start + (1 if sign else 0)
-        bounded = body_start == 0 or sign or not tok[body_start - 1].isalnum()
+            out.append(tok[pos:m.start()])
+            start = m.start()
+        body = word[1:] if signed else word
+        end = start + len(word)
         cls = 0
-        suffix = ""
-        if bounded and body[0].isdigit() and body[0].isascii():
+        if body[0] in "0123456789":  # words start after a non-alphanumeric, so bounded
             if flags & (1 << HEX) and re.fullmatch(r"0[xX][0-9A-Fa-f]+", body):
                 cls = HEX
             elif flags & (1 << NUM):
-                num = re.match(r"[\d.,]*", body).group(0)
-                unit = body[len(num):]
-                if len(unit) <= 3 and re.fullmatch(r"[A-Za-z]*", unit):
+                unit = re.sub(r"^[0-9.,]*", "", body)
+                if len(unit) <= 3 and re.fullmatch("[A-Za-z]*", unit):
                     cls = NUM
-                    if tok[pos:pos + 1] == "%":
-                        pos += 1
+                    if tok[end:end + 1] == "%":
+                        end += 1
         if not cls and flags & (1 << HEX) and len(body) >= 6 and \
-                re.fullmatch(r"[0-9A-Fa-f]+", body) and re.search(r"\d", body):
+                re.fullmatch("[0-9A-Fa-f]+", body) and re.search("[0-9]", body):
             cls = HEX
-        if cls:
-            out.append(PLACEHOLDERS[cls] + suffix)
-        else:
-            out.append(w if not sign else w)
+        out.append(PLACEHOLDERS[cls] if cls else word)
+        pos = end
     out.append(tok[pos:])
     return "".join(out)

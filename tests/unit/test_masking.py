@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from logml.masking import ALL_MASKS, MASK_BITS, Masker, mask_flags, mask_reference, pack_lines
+
+CASES = [
+    ("took 12ms to read 3.5MB", "took <NUM> to read <NUM>"),
+    ("x=-5 y=+3.2 load 12%", "x=<*> y=<*> load <NUM>"),
+    ("from 10.0.0.1:8080 and fe80::1", "from <IP> and <IP>"),
+    ("mac 00:1a:2b:3c:4d:5e", "mac <IP>"),
+    ("id 123e4567-e89b-12d3-a456-426614174000", "id <UUID>"),
+    ("ptr 0x7ffd1a2b and deadbeef01", "ptr <HEX> and <HEX>"),
+    ("at 2024-01-31T12:30:01.5Z or 12:30:01 on 31/01/2024", "at <TS> or <TS> on <TS>"),
+    ("on Fri Jun 17 07:07:00 2005", "on <TS> <TS> <NUM> <TS> <NUM>"),
+    ("open /var/log/app.log and C:\\Windows\\x.dll", "open <PATH> and <PATH>"),
+    ("see https://example.com/a?b=1 mail bob@example.com", "see <URL> mail <EMAIL>"),
+    ("blk_-1608999687919862906 container_1445_0020_01_000003 node-12",
+     "<ID> <ID> <ID>"),
+    ("user=alice status=failed uid=1000", "user=alice status=failed uid=<*>"),
+    ("sshd[19939]: (pid 42)", "sshd[<NUM>]: (pid <NUM>)"),
+    ("May I help, words stay words", "May I help, words stay words"),
+    ("   spaced\tout \n line  ", "spaced out line"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize("line,expected", CASES)
+def test_kernel_masks_each_class(line, expected):
+    assert Masker().mask(line) == expected
+
+
+@pytest.mark.parametrize("line,expected", CASES)
+def test_reference_agrees_on_examples(line, expected):
+    assert mask_reference(line) == expected
+
+
+def test_mask_set_is_configurable():
+    only_ip = Masker(mask_flags(["ip"]))
+    assert only_ip.mask("10.0.0.1 took 12ms") == "<IP> took 12ms"
+    with pytest.raises(ValueError, match="unknown mask"):
+        mask_flags(["ip", "phone"])
+
+
+TOKEN_PARTS = st.sampled_from([
+    "a", "ab", "x", "Z", "é", "0", "7", "12", "255", "1.5", "0x1f", "ff", "deadbeef", "-", "_",
+    ".", ":", "::", "/", "\\", "=", ",", ";", "@", "(", ")", "[", "]", "{", "}", "\"", "'",
+    "%", "+", "ms", "MB", "T", "Z", "Jun", "Fri", "blk", "http://", "~/", "C:\\", "&", "!",
+])
+TOKENS = st.lists(TOKEN_PARTS, min_size=1, max_size=6).map("".join)
+LINES = st.lists(TOKENS, max_size=8).map(" ".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(LINES, st.sampled_from([ALL_MASKS, 0, MASK_BITS["number"] | MASK_BITS["hex"],
+                               ALL_MASKS ^ MASK_BITS["kv"], ALL_MASKS ^ MASK_BITS["number"]]))
+def test_kernel_matches_reference(line, flags):
+    assert Masker(flags).mask(line) == mask_reference(line, flags)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00"), max_size=40), min_size=1,
+                max_size=20))
+def test_batch_hash_equals_hash_of_masked_text(lines):
+    m = Masker()
+    buf, starts, ends = pack_lines(lines)
+    hashes, _ = m.hashes(buf, starts, ends, np.zeros(len(lines), dtype=np.uint64))
+    by_text = {}
+    for line, h in zip(lines, hashes):
+        # same masked form <=> same shape hash
+        by_text.setdefault(m.mask(line), set()).add(int(h))
+    assert all(len(v) == 1 for v in by_text.values())
+    assert len({next(iter(v)) for v in by_text.values()}) == len(by_text)
+
+
+def test_pack_lines_handles_nul_and_unicode():
+    lines = ["a", "é\x00b", "", "z"]
+    buf, starts, ends = pack_lines(lines)
+    assert [buf[s:e].tobytes().decode() for s, e in zip(starts, ends)] == lines
