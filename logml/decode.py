@@ -11,7 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -19,6 +19,8 @@ import orjson
 
 from .config import DecodeConfig
 from .errors import ErrorRecord, Reason
+from .masking import pack_lines
+from .plaintext import BAD_UTF8, EMPTY, NUL, scan_lines, split_lines
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
@@ -117,22 +119,74 @@ def parse_timestamp(value) -> float | None:
 
 @dataclass
 class EventBatch:
-    """Columns of decoded events; ``text`` is what the template stage sees."""
-    message: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    ts: list[float] = field(default_factory=list)
-    level: list[int] = field(default_factory=list)
-    service: list[str] = field(default_factory=list)
-    host: list[str | None] = field(default_factory=list)
-    offset: list[int] = field(default_factory=list)
-    event: list[dict | None] = field(default_factory=list)  # the original JSON event
-    truncated: list[bool] = field(default_factory=list)
+    """Decoded events as columns. Message bytes live in one buffer: the message is
+    ``buf[msg_start:end]`` and the text the template stage sees is ``buf[text_start:end]``
+    (the message without its header). Strings are made only when asked for."""
+    buf: np.ndarray
+    msg_start: np.ndarray
+    text_start: np.ndarray
+    end: np.ndarray
+    ts: np.ndarray  # float64 epoch seconds
+    level: np.ndarray  # int8 code into LEVELS
+    service: np.ndarray  # int32 index into services
+    services: list[str]
+    offset: np.ndarray  # int64 position in the source
+    truncated: np.ndarray  # bool
+    host: list | None = None
+    event: list | None = None  # the original JSON events
 
     def __len__(self):
-        return len(self.message)
+        return len(self.ts)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.ts, dtype=np.float64), np.asarray(self.level, dtype=np.int8)
+    def message(self, i: int) -> str:
+        return self.buf[self.msg_start[i]:self.end[i]].tobytes().decode("utf-8", "replace")
+
+    def text(self, i: int) -> str:
+        return self.buf[self.text_start[i]:self.end[i]].tobytes().decode("utf-8", "replace")
+
+    def service_name(self, i: int) -> str:
+        return self.services[self.service[i]]
+
+    @classmethod
+    def empty(cls) -> "EventBatch":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(np.zeros(0, np.uint8), z, z, z, np.zeros(0), np.zeros(0, np.int8),
+                   np.zeros(0, np.int32), [], z, np.zeros(0, bool), [], [])
+
+
+class _Rows:
+    """Per-record accumulator for the JSON path, turned into an EventBatch at the end."""
+
+    def __init__(self):
+        self.message, self.cut, self.ts, self.level = [], [], [], []
+        self.service, self.host, self.offset, self.event, self.truncated = [], [], [], [], []
+
+    def add(self, message, cut, ts, level, service, host, offset, event, truncated):
+        self.message.append(message)
+        self.cut.append(cut)
+        self.ts.append(ts)
+        self.level.append(level)
+        self.service.append(service)
+        self.host.append(host)
+        self.offset.append(offset)
+        self.event.append(event)
+        self.truncated.append(truncated)
+
+    def batch(self) -> EventBatch:
+        if not self.message:
+            return EventBatch.empty()
+        buf, starts, ends = pack_lines(self.message)
+        # header cuts are counted in characters; headers are ASCII, so bytes agree
+        cut = np.asarray(self.cut, dtype=np.int64)
+        names = sorted(set(self.service))
+        index = {n: i for i, n in enumerate(names)}
+        return EventBatch(
+            buf, starts, starts + cut, ends, np.asarray(self.ts, dtype=np.float64),
+            np.asarray(self.level, dtype=np.int8),
+            np.fromiter((index[x] for x in self.service), dtype=np.int32,
+                        count=len(self.service)),
+            names, np.asarray(self.offset, dtype=np.int64),
+            np.asarray(self.truncated, dtype=bool), self.host, self.event)
 
 
 def _get(event: dict, dotted: str):
@@ -178,13 +232,13 @@ class Decoder:
                now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
         now = time.time() if now is None else now
         cfg = self.config
-        out = EventBatch()
+        out = _Rows()
         errors: list[ErrorRecord] = []
         max_bytes = cfg.max_line_bytes
         fmt = cfg.format
         latest = now + cfg.max_future_skew_s
         for k, raw in enumerate(records):
-            off = offsets[k] if offsets is not None else k
+            off = int(offsets[k]) if offsets is not None else k
             if raw.endswith(b"\n"):
                 raw = raw[:-1]
                 if raw.endswith(b"\r"):
@@ -211,7 +265,56 @@ class Decoder:
                 err = self._plain(raw, body, off, source, out, now, truncated)
             if err is not None:
                 errors.append(err)
-        return out, errors
+        return out.batch(), errors
+
+    def decode_block(self, data: bytes, first_offset: int = 0, source: str = "",
+                     now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
+        """A block of newline-separated records. Plain text is validated and its headers
+        scanned for the whole block in one numba pass; JSON goes record by record."""
+        now = time.time() if now is None else now
+        buf, starts, ends = split_lines(data)
+        n = len(starts)
+        if n == 0:
+            return EventBatch.empty(), []
+        firsts = buf[starts[ends > starts]] if self.config.format != "plain" else None
+        if self.config.format == "json" or (
+                firsts is not None and ((firsts == 123) | (firsts == 91)).any()):
+            records = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+            return self.decode(records, np.arange(first_offset, first_offset + n), source, now)
+        limit = self.config.max_line_bytes
+        long_ = (ends - starts) > limit
+        scan_ends = np.where(long_, starts + limit, ends)
+        status, ts, level, cut = scan_lines(buf, starts, scan_ends, now)
+        errors = []
+        keep = status == 0
+        if not keep.all() or long_.any():
+            reasons = {EMPTY: Reason.EMPTY, NUL: Reason.NUL_BYTES, BAD_UTF8: Reason.INVALID_UTF8}
+            for i in np.flatnonzero(~keep | long_).tolist():
+                raw = data[starts[i]:ends[i]]
+                if status[i] == BAD_UTF8 and long_[i]:
+                    # a cut through a character at the limit is not an invalid line
+                    try:
+                        raw[:limit].decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        if e.start >= limit - 4:
+                            scan_ends[i] = starts[i] + e.start
+                            status[i] = 0
+                            keep[i] = True
+                if status[i] != 0:
+                    errors.append(ErrorRecord(reasons[int(status[i])], reasons[int(status[i])]
+                                              .value.replace("_", " "), raw, source,
+                                              first_offset + i))
+                else:
+                    errors.append(ErrorRecord(Reason.TOO_LONG, f"{len(raw)} bytes, truncated "
+                                              f"to {limit}", raw, source, first_offset + i,
+                                              kept=True))
+        idx = np.flatnonzero(keep)
+        ts = ts[idx]
+        ts[np.isnan(ts)] = now
+        return EventBatch(
+            buf, starts[idx], starts[idx] + cut[idx], scan_ends[idx], ts, level[idx],
+            np.zeros(len(idx), dtype=np.int32), [self.service], first_offset + idx,
+            long_[idx], None, None), errors
 
     def _plain(self, raw, body, off, source, out, now, truncated):
         try:
@@ -221,15 +324,8 @@ class Decoder:
                 return ErrorRecord(Reason.INVALID_UTF8, str(e), raw, source, off)
             text = body[:e.start].decode("utf-8")  # a cut through a character
         ts, level, cut = parse_header(text, now)
-        out.message.append(text)
-        out.text.append(text[cut:])
-        out.ts.append(now if ts is None else ts)
-        out.level.append(level)
-        out.service.append(self.service)
-        out.host.append(None)
-        out.offset.append(off)
-        out.event.append(None)
-        out.truncated.append(truncated)
+        out.add(text, cut, now if ts is None else ts, level, self.service, None, off, None,
+                truncated)
         return None
 
     def _json(self, raw, body, off, source, out, now, latest):
@@ -278,13 +374,6 @@ class Decoder:
         host = _get(event, "host.name")
         if host is None and isinstance(event.get("host"), str):
             host = event["host"]
-        out.message.append(message)
-        out.text.append(message[cut:])
-        out.ts.append(ts)
-        out.level.append(level)
-        out.service.append(str(svc) if svc else self.service)
-        out.host.append(str(host) if host is not None else None)
-        out.offset.append(off)
-        out.event.append(event)
-        out.truncated.append(False)
+        out.add(message, cut, ts, level, str(svc) if svc else self.service,
+                str(host) if host is not None else None, off, event, False)
         return None

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from typing import BinaryIO, TextIO
 
+import numpy as np
 import orjson
 
 from .config import Config
@@ -13,18 +15,31 @@ from .decode import Decoder
 from .progress import Progress
 from .template import TemplateEngine
 
-BATCH = 20000
+BLOCK_BYTES = 4 << 20
 
 
-def read_batches(stream: BinaryIO, size: int = BATCH):
-    batch = []
-    for line in stream:
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES):
+    """Blocks of whole lines (the last one may lack its newline)."""
+    rest = b""
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            if rest:
+                yield rest
+            return
+        chunk = rest + chunk
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            rest = chunk
+            continue
+        rest = chunk[cut:]
+        yield chunk[:cut]
+
+
+def _csv_field(text: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
 
 
 def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv",
@@ -32,40 +47,34 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     engine = TemplateEngine(config.template)
     decoder = Decoder(config.decode)
     progress = Progress(total_bytes, "parse", unit="bytes")
-    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
-    if writer:
-        writer.writerow(["line_no", "template_id", "template"])
+    if fmt == "csv":
+        out.write("line_no,template_id,template\n")
     line_no = 0
-    for batch in read_batches(stream):
-        events, errors = decoder.decode(batch)
+    for block in read_blocks(stream):
+        events, errors = decoder.decode_block(block, first_offset=0)
+        n = len(events) + sum(1 for e in errors if not e.kept)
         idx = engine.template_events(events)
-        ids = {i: engine.template_id(i) for i in set(idx.tolist())}
-        texts = {i: engine.template_text(i) for i in ids}
-        # events come back in input order with their offsets; error rows fill the gaps
-        by_offset = dict(zip(events.offset, range(len(events))))
-        failed = {e.offset: e for e in errors if not e.kept}
-        rows = []
-        for k in range(len(batch)):
-            line_no += 1
-            j = by_offset.get(k)
-            if writer:
-                rows.append((line_no, ids[idx[j]], texts[idx[j]]) if j is not None
-                            else (line_no, "", ""))
-            elif j is not None:
-                t = int(idx[j])
-                rows.append(orjson.dumps({"line_no": line_no, "template_id": ids[t],
-                                          "template": texts[t],
-                                          "params": engine.params(events.text[j], t)}))
-            else:
-                e = failed[k]
-                rows.append(orjson.dumps({"line_no": line_no, "template_id": None,
-                                          "template": None, "error": str(e.reason),
-                                          "detail": e.detail}))
-        if writer:
-            writer.writerows(rows)
+        pos = events.offset  # line positions within the block
+        if fmt == "csv":
+            frag = {i: f",{engine.template_id(i)},{_csv_field(engine.template_text(i))}"
+                    for i in np.unique(idx).tolist()}
+            cells = np.full(n, ",,", dtype=object)
+            cells[pos] = [frag[i] for i in idx.tolist()]
+            out.write("\n".join(f"{line_no + k + 1}{c}" for k, c in enumerate(cells)) + "\n")
         else:
-            out.write(b"\n".join(rows).decode() + "\n")
-        progress.update(sum(len(r) for r in batch))
+            rows = np.empty(n, dtype=object)
+            for j, (p, t) in enumerate(zip(pos.tolist(), idx.tolist())):
+                rows[p] = {"line_no": line_no + p + 1, "template_id": engine.template_id(t),
+                           "template": engine.template_text(t),
+                           "params": engine.params(events.text(j), t)}
+            for e in errors:
+                if not e.kept:
+                    rows[e.offset] = {"line_no": line_no + e.offset + 1, "template_id": None,
+                                      "template": None, "error": str(e.reason),
+                                      "detail": e.detail}
+            out.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
+        line_no += n
+        progress.update(len(block))
     progress.close()
     return engine
 

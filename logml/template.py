@@ -125,15 +125,20 @@ class TemplateEngine:
     # ---------------------------------------------------------------- batch
     def template_batch(self, messages: list[str], services: np.ndarray | int = 0) -> np.ndarray:
         """Template index (int32) of each message; services is one index or one per message."""
-        n = len(messages)
-        if n == 0:
+        if len(messages) == 0:
             return np.empty(0, dtype=np.int32)
+        buf, starts, ends = pack_lines(messages)
+        return self.template_packed(buf, starts, ends, services)
+
+    def template_packed(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                        services: np.ndarray | int = 0) -> np.ndarray:
+        """Template index of each line buf[starts[k]:ends[k]] (UTF-8)."""
+        n = len(starts)
         if not self.services:
             self.service("default")
         svc = np.broadcast_to(np.asarray(services, dtype=np.int32), (n,))
         seeds = np.fromiter((s.seed for s in self.services), dtype=np.uint64,
                             count=len(self.services))[svc]
-        buf, starts, ends = pack_lines(messages)
         keys, _ = self.masker.hashes(buf, starts, ends, seeds)
         idx = self.cache.lookup(keys)
         miss = np.flatnonzero(idx < 0)
@@ -154,17 +159,12 @@ class TemplateEngine:
         return idx
 
     def template_events(self, events) -> np.ndarray:
-        """Template indices of a decoded EventBatch (its ``text`` and ``service`` columns)."""
-        names = events.service
-        if not names:
+        """Template indices of a decoded EventBatch, straight from its byte buffer."""
+        if len(events) == 0:
             return np.empty(0, dtype=np.int32)
-        first = names[0]
-        if names.count(first) == len(names):
-            return self.template_batch(events.text, self.service(first))
-        lookup = self.service_index
-        svc = np.fromiter((lookup[s] if s in lookup else self.service(s) for s in names),
-                          dtype=np.int32, count=len(names))
-        return self.template_batch(events.text, svc)
+        mapping = np.array([self.service(n) for n in events.services], dtype=np.int32)
+        return self.template_packed(events.buf, events.text_start, events.end,
+                                    mapping[events.service])
 
     def _cluster(self, service: int, masked: str, line_no: int) -> int:
         tree = self.services[service]

@@ -39,7 +39,6 @@ def webhook(alertmanager_env):
         def log_message(self, *args):
             pass
 
-    ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer((url.hostname, url.port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

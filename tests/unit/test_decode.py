@@ -20,7 +20,7 @@ def test_filebeat_ecs_event():
           "service": {"name": "payments"}, "host": {"name": "web-1"}}
     events, errors = decode([orjson.dumps(ev)])
     assert not errors
-    assert events.service == ["payments"] and events.host == ["web-1"]
+    assert events.service_name(0) == "payments" and events.host == ["web-1"]
     assert LEVELS[events.level[0]] == "error"
     assert events.ts[0] == pytest.approx(1763978400.25)
     assert events.event[0]["log"]["file"]["path"] == "/var/log/pay.log"
@@ -32,10 +32,10 @@ def test_logstash_event_and_service_fallbacks():
     events, errors = Decoder(DecodeConfig(), service="from-config").decode(
         [orjson.dumps(ev)], now=NOW)
     assert not errors
-    assert events.service == ["from-config"] and events.host == ["db-2"]
+    assert events.service_name(0) == "from-config" and events.host == ["db-2"]
     assert LEVELS[events.level[0]] == "warn"  # from the message header
     assert events.ts[0] == pytest.approx(1763974800.0)
-    assert decode([orjson.dumps({"message": "x"})])[0].service == ["default"]
+    assert decode([orjson.dumps({"message": "x"})])[0].service_name(0) == "default"
 
 
 @pytest.mark.parametrize("line,level,text", [
@@ -48,16 +48,19 @@ def test_logstash_event_and_service_fallbacks():
     ("WARNING: low memory", "warn", "low memory"),
 ])
 def test_plain_headers(line, level, text):
-    events, errors = decode([line.encode()])
-    assert not errors
-    assert LEVELS[events.level[0]] == level
-    assert events.text[0] == text
-    assert events.message[0] == line
+    for events, errors in (decode([line.encode()]),
+                           Decoder().decode_block(line.encode() + b"\n", now=NOW)):
+        assert not errors
+        assert LEVELS[events.level[0]] == level
+        assert events.text(0) == text
+        assert events.message(0) == line
 
 
 def test_plain_timestamp_or_arrival_time():
     events, _ = decode([b"2025-11-24T10:00:00Z x", b"no time"])
-    assert events.ts == [pytest.approx(1763978400.0), NOW]
+    assert events.ts.tolist() == [pytest.approx(1763978400.0), NOW]
+    events, _ = Decoder().decode_block(b"2025-11-24T10:00:00Z x\nno time", now=NOW)
+    assert events.ts.tolist() == [pytest.approx(1763978400.0), NOW]
 
 
 HOSTILE = [
@@ -83,7 +86,7 @@ HOSTILE = [
 def test_hostile_input_becomes_error_record_with_raw_bytes(raw, reason):
     fine = [b'{"message": "fine line"}', b'{"message": "another fine line"}']
     events, errors = decode([fine[0], raw, fine[1]], format="json")
-    assert len(events) == 2 and events.text == ["fine line", "another fine line"]
+    assert [events.text(i) for i in range(len(events))] == ["fine line", "another fine line"]
     assert [e.reason for e in errors] == [reason]
     assert errors[0].raw == raw and errors[0].offset == 1
     doc = errors[0].doc()
@@ -92,7 +95,8 @@ def test_hostile_input_becomes_error_record_with_raw_bytes(raw, reason):
 
 def test_auto_format_reads_bracketed_plain_lines_as_text():
     events, errors = decode([b"[main] started", b'{"message": "json"}', b"{not json"])
-    assert not errors and events.text == ["[main] started", "json", "{not json"]
+    assert not errors
+    assert [events.text(i) for i in range(3)] == ["[main] started", "json", "{not json"]
 
 
 def test_ten_megabyte_line_is_truncated_flagged_and_kept_whole_in_dlq():
@@ -100,8 +104,24 @@ def test_ten_megabyte_line_is_truncated_flagged_and_kept_whole_in_dlq():
     t0 = time.perf_counter()
     events, errors = decode([raw], max_line_bytes=4096)
     assert time.perf_counter() - t0 < 5
-    assert events.truncated == [True] and len(events.message[0]) == 4096
+    assert events.truncated.tolist() == [True] and len(events.message(0)) == 4096
     assert errors[0].reason == Reason.TOO_LONG and errors[0].kept and errors[0].raw == raw
+    events, errors = Decoder(DecodeConfig(max_line_bytes=4096)).decode_block(raw + b"\n")
+    assert events.truncated.tolist() == [True] and len(events.message(0)) == 4096
+    assert errors[0].reason == Reason.TOO_LONG and errors[0].kept and errors[0].raw == raw
+
+
+PLAIN_HOSTILE = [(b"\xff\xfe bad utf8", Reason.INVALID_UTF8), (b"nul\x00inside", Reason.NUL_BYTES),
+                 (b"", Reason.EMPTY), (b"  \t", Reason.EMPTY),
+                 (b"cut \xe2\x82", Reason.INVALID_UTF8)]
+
+
+@pytest.mark.parametrize("raw,reason", PLAIN_HOSTILE)
+def test_hostile_plain_lines_in_a_block(raw, reason):
+    events, errors = Decoder().decode_block(b"first\n" + raw + b"\nlast\n", now=NOW)
+    assert [events.text(i) for i in range(len(events))] == ["first", "last"]
+    assert events.offset.tolist() == [0, 2]
+    assert [(e.reason, e.raw, e.offset) for e in errors] == [(reason, raw, 1)]
 
 
 def test_parse_header_year_rollover_for_syslog():

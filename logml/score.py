@@ -1,0 +1,278 @@
+"""Scoring kernels: per-window baselines, z-scores, trends and outage probability.
+
+Every kernel takes the arrays of *all* series at once and runs one numba loop over them,
+so a window close costs one call per kernel, not one Python call per series. State lives
+in arrays the caller owns (mean, var, seen, level, slope); the ``*_step`` kernels update
+it in place and write their output into a caller-provided array, so nothing is allocated
+per window. Each kernel has a ``*_reference``: the same specification in plain vectorized
+numpy, which returns new arrays instead of mutating; the tests compare the two.
+
+Baselines are West's incremental exponentially weighted mean and variance. The z-score's
+denominator never drops below a noise floor, because a series that has been perfectly
+flat (var ~ 0) would otherwise turn any wiggle into an enormous z:
+
+* counts (``ewma_step``, ``seasonal_step``): std >= sqrt(mean) (Poisson noise) and
+  >= ``floor``;
+* error ratios (``ratio_step``): std >= sqrt(p(1-p)/lines) (binomial noise) and >= ``floor``.
+
+The first ``warmup`` observations of a series only train its baseline (z = 0). After that,
+an observation with |z| > ``damp_z`` updates the baseline with the smaller
+``alpha_anomalous``, so an incident does not quickly become the new normal.
+
+If the denominator is exactly 0 (only possible with ``floor`` = 0 on a series with
+var = 0 and mean <= 0) the z-score is 0: there is no scale to measure a deviation by.
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+HOURS_PER_WEEK = 168
+
+# Kernels use error_model="numpy": a float division then needs no ZeroDivisionError check
+# inside the loop (the only division that could see 0 is guarded anyway).
+
+
+# ---------------------------------------------------------------- shared element update
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _ewma_one(x, m, v, s, min_var, alpha, alpha_anomalous, warmup, damp_z):
+    """One series, one observation: returns (z_out, mean, var, seen).
+
+    ``min_var`` is the squared noise floor, computed by the caller from the current
+    baseline (Poisson or binomial), so counts and ratios share this code.
+    """
+    if s == 0:
+        return 0.0, x, 0.0, 1
+    var_eff = v if v > min_var else min_var
+    std = math.sqrt(var_eff)
+    diff = x - m
+    z = diff / std if std > 0.0 else 0.0
+    warm = s >= warmup
+    a = alpha_anomalous if (warm and abs(z) > damp_z) else alpha
+    incr = a * diff
+    return (z if warm else 0.0), m + incr, (1.0 - a) * (v + diff * incr), s + 1
+
+
+# ---------------------------------------------------------------- counts
+@nb.njit(cache=True, error_model="numpy")
+def ewma_step(x, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z, z_out):
+    """Score one window of every count series against its EWMA baseline, then update it.
+
+    In place on mean, var, seen (int64) and z_out. std = sqrt(max(var, mean, floor**2)):
+    Poisson noise is the least a count series can have, so a quiet series with mean 3
+    does not alarm on a 6.
+    """
+    floor2 = floor * floor
+    for i in range(x.shape[0]):
+        m = mean[i]
+        min_var = m if m > floor2 else floor2
+        z, mean[i], var[i], seen[i] = _ewma_one(x[i], m, var[i], seen[i], min_var,
+                                                 alpha, alpha_anomalous, warmup, damp_z)
+        z_out[i] = z
+
+
+def _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup, damp_z):
+    """Vectorized ``_ewma_one``; returns new arrays (z, mean, var, seen)."""
+    first = seen == 0
+    std = np.sqrt(np.maximum(var, min_var))
+    diff = x - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(std > 0.0, diff / std, 0.0)
+    warm = seen >= warmup
+    a = np.where(warm & (np.abs(z) > damp_z), alpha_anomalous, alpha)
+    incr = a * diff
+    z_out = np.where(warm & ~first, z, 0.0)
+    mean_new = np.where(first, x, mean + incr)
+    var_new = np.where(first, 0.0, (1.0 - a) * (var + diff * incr))
+    return z_out, mean_new, var_new, seen + 1
+
+
+def ewma_step_reference(x, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z):
+    """numpy spec of ``ewma_step``: returns (z, mean_new, var_new, seen_new), no mutation."""
+    x, mean, var = (np.asarray(a, dtype=np.float64) for a in (x, mean, var))
+    seen = np.asarray(seen, dtype=np.int64)
+    min_var = np.maximum(mean, floor * floor)
+    return _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup, damp_z)
+
+
+# ---------------------------------------------------------------- error ratio
+@nb.njit(cache=True, error_model="numpy")
+def ratio_step(errors, lines, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z,
+               z_out):
+    """Score each service's error ratio errors/lines against its baseline, then update it.
+
+    std = sqrt(max(var, floor**2, p(1-p)/lines)) with p the baseline ratio: the binomial
+    noise of a ratio over few lines is large, so 1 error in 3 lines is not an incident.
+    A window with no lines says nothing about the ratio: z = 0 and the baseline is kept.
+    """
+    floor2 = floor * floor
+    for i in range(errors.shape[0]):
+        n = lines[i]
+        if not n > 0:
+            z_out[i] = 0.0
+            continue
+        r = errors[i] / n
+        m = mean[i]
+        binom = m * (1.0 - m) / (n if n > 1 else 1)
+        min_var = binom if binom > floor2 else floor2
+        z, mean[i], var[i], seen[i] = _ewma_one(r, m, var[i], seen[i], min_var,
+                                                 alpha, alpha_anomalous, warmup, damp_z)
+        z_out[i] = z
+
+
+def ratio_step_reference(errors, lines, mean, var, seen, alpha, alpha_anomalous, floor, warmup,
+                         damp_z):
+    """numpy spec of ``ratio_step``: returns (z, mean_new, var_new, seen_new), no mutation."""
+    errors, lines, mean, var = (np.asarray(a, dtype=np.float64)
+                                for a in (errors, lines, mean, var))
+    seen = np.asarray(seen, dtype=np.int64)
+    has = lines > 0
+    r = np.where(has, errors / np.where(has, lines, 1.0), 0.0)
+    binom = mean * (1.0 - mean) / np.maximum(lines, 1.0)
+    min_var = np.maximum(binom, floor * floor)
+    z, m, v, s = _ewma_reference(r, mean, var, seen, min_var, alpha, alpha_anomalous, warmup,
+                                 damp_z)
+    return (np.where(has, z, 0.0), np.where(has, m, mean), np.where(has, v, var),
+            np.where(has, s, seen))
+
+
+# ---------------------------------------------------------------- seasonal (hour of week)
+def hour_of_week(epoch_seconds: float) -> int:
+    """Hour of the week in UTC, Monday 00:00 = 0 ... Sunday 23:00 = 167.
+
+    The Unix epoch (1970-01-01 00:00 UTC) was a Thursday, 72 hours into its week.
+    """
+    return int((math.floor(epoch_seconds / 3600.0) + 72) % HOURS_PER_WEEK)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def seasonal_step(x, slot, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z,
+                  z_out):
+    """``ewma_step`` against a per-hour-of-week baseline: only column ``slot`` of the
+    [n_series, 168] state is read and updated, so Monday 9:00 is compared with earlier
+    Monday 9:00s, not with Sunday night."""
+    floor2 = floor * floor
+    for i in range(x.shape[0]):
+        m = mean[i, slot]
+        min_var = m if m > floor2 else floor2
+        z, mean[i, slot], var[i, slot], seen[i, slot] = _ewma_one(
+            x[i], m, var[i, slot], seen[i, slot], min_var, alpha, alpha_anomalous, warmup,
+            damp_z)
+        z_out[i] = z
+
+
+def seasonal_step_reference(x, slot, mean, var, seen, alpha, alpha_anomalous, floor, warmup,
+                            damp_z):
+    """numpy spec of ``seasonal_step``: returns (z, mean_new, var_new, seen_new) with the
+    full 2-D state (copies; only column ``slot`` differs), no mutation."""
+    mean_new = np.array(mean, dtype=np.float64)
+    var_new = np.array(var, dtype=np.float64)
+    seen_new = np.array(seen, dtype=np.int64)
+    z, m, v, s = ewma_step_reference(x, mean_new[:, slot], var_new[:, slot], seen_new[:, slot],
+                                     alpha, alpha_anomalous, floor, warmup, damp_z)
+    mean_new[:, slot], var_new[:, slot], seen_new[:, slot] = m, v, s
+    return z, mean_new, var_new, seen_new
+
+
+# ---------------------------------------------------------------- trend (Holt)
+@nb.njit(cache=True, error_model="numpy")
+def trend_step(x, prev_level, prev_slope, alpha, beta, slope_out):
+    """Holt's linear trend, one step per series, in place; writes the new slope.
+
+    A rising error ratio shows up in the slope windows before its z-score crosses a
+    threshold, which is what lets the outage probability rise early.
+    Conventions: start prev_level at NaN (no history; the first value sets the level,
+    slope 0) and prev_slope at 0. A NaN x (e.g. a ratio over zero lines) is no
+    observation: the state is kept and the current slope is reported.
+    """
+    for i in range(x.shape[0]):
+        xi = x[i]
+        lvl = prev_level[i]
+        if math.isnan(xi):
+            slope_out[i] = 0.0 if math.isnan(lvl) else prev_slope[i]
+            continue
+        if math.isnan(lvl):
+            prev_level[i] = xi
+            prev_slope[i] = 0.0
+            slope_out[i] = 0.0
+            continue
+        b = prev_slope[i]
+        new_lvl = alpha * xi + (1.0 - alpha) * (lvl + b)
+        new_b = beta * (new_lvl - lvl) + (1.0 - beta) * b
+        prev_level[i] = new_lvl
+        prev_slope[i] = new_b
+        slope_out[i] = new_b
+
+
+def trend_step_reference(x, prev_level, prev_slope, alpha, beta):
+    """numpy spec of ``trend_step``: returns (slope, level_new, slope_new), no mutation."""
+    x, lvl, b = (np.asarray(a, dtype=np.float64) for a in (x, prev_level, prev_slope))
+    no_x, fresh = np.isnan(x), np.isnan(lvl)
+    new_lvl = alpha * x + (1.0 - alpha) * (lvl + b)
+    new_b = beta * (new_lvl - lvl) + (1.0 - beta) * b
+    level_out = np.where(no_x, lvl, np.where(fresh, x, new_lvl))
+    slope_state = np.where(no_x, b, np.where(fresh, 0.0, new_b))
+    slope = np.where(fresh & no_x, 0.0, slope_state)
+    return slope, level_out, slope_state
+
+
+# ---------------------------------------------------------------- outputs
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _sigmoid(u):
+    # exp of a non-positive number only: no overflow for any finite u
+    e = math.exp(-abs(u))
+    return 1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def outage_probability(score, trend, bias, w_score, w_trend):
+    """P(outage) per series = sigmoid(w_score*score + w_trend*trend + bias), in [0, 1].
+
+    ``score`` is the combined evidence (e.g. max positive z of error ratio / drops) and
+    ``trend`` a rising-slope term, so a climbing error ratio raises the probability before
+    its z-score alone would. Monotone non-decreasing in both when the weights are >= 0.
+    Returns a new array.
+    """
+    n = score.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        p = _sigmoid(w_score * score[i] + w_trend * trend[i] + bias)
+        out[i] = min(max(p, 0.0), 1.0)
+    return out
+
+
+def outage_probability_reference(score, trend, bias, w_score, w_trend):
+    """numpy spec of ``outage_probability``."""
+    u = (w_score * np.asarray(score, dtype=np.float64)
+         + w_trend * np.asarray(trend, dtype=np.float64) + bias)
+    e = np.exp(-np.abs(u))
+    return np.clip(np.where(u >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e)), 0.0, 1.0)
+
+
+ANOMALY_Z0 = 1.0      # |z| at or below this is ordinary noise: score 0
+ANOMALY_SCALE = 2.5   # e-folding width in z units above ANOMALY_Z0
+
+
+@nb.njit(cache=True, error_model="numpy")
+def anomaly_score(z_abs_max):
+    """Map |z| to a 0-100 anomaly score: 100 * (1 - exp(-max(0, |z| - 1) / 2.5)).
+
+    Why this shape: it is 0 within one sigma (noise), monotone, and saturates instead of
+    growing without bound, so a z of 40 and of 400 both read as "certain" (~100) while the
+    interesting range keeps resolution: |z| 2 -> 33, 2.5 -> 45, 3 -> 55, 4 -> 70,
+    5 -> 80, 8 -> 94. Sign is ignored. Takes a 1-D array, returns a new array.
+    """
+    n = z_abs_max.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        d = abs(z_abs_max[i]) - ANOMALY_Z0
+        out[i] = 100.0 * (1.0 - math.exp(-max(d, 0.0) / ANOMALY_SCALE))
+    return out
+
+
+def anomaly_score_reference(z_abs_max):
+    """numpy spec of ``anomaly_score`` (also works on scalars and any shape)."""
+    d = np.maximum(np.abs(np.asarray(z_abs_max, dtype=np.float64)) - ANOMALY_Z0, 0.0)
+    return 100.0 * (1.0 - np.exp(-d / ANOMALY_SCALE))
