@@ -364,13 +364,18 @@ def _is_date_word(b, a, e, words):
     n = e - a
     if n < 3 or n > 9:
         return False
+    c0 = b[a] | 32
+    # first letters of month and weekday names: a d f j m n o s t w
+    if not (c0 == 97 or c0 == 100 or c0 == 102 or c0 == 106 or c0 == 109 or c0 == 110
+            or c0 == 111 or c0 == 115 or c0 == 116 or c0 == 119):
+        return False
     for w in range(words.shape[0]):
+        if words[w, 0] != c0 or (n < 10 and words[w, n] != 0) or words[w, n - 1] == 0:
+            continue
         ok = True
-        for k in range(10):
-            c = b[a + k] | 32 if k < n else 0
-            if k < n and not (97 <= c <= 122):
-                return False
-            if c != words[w, k]:
+        for k in range(1, n):
+            c = b[a + k] | 32
+            if not (97 <= c <= 122) or c != words[w, k]:
                 ok = False
                 break
         if ok:
@@ -543,9 +548,16 @@ def _mask_line(b, s, e, out, flags, ph, ph_len, words):
 
 @nb.njit(cache=True)
 def _fnv(out, n, seed):
-    h = FNV_OFFSET ^ seed
-    for k in range(n):
-        h = (h ^ np.uint64(out[k])) * FNV_PRIME
+    """FNV-1a over 8-byte words (the buffer is zero-padded), then a final avalanche."""
+    for k in range(n, (n + 7) & ~7):
+        out[k] = 0
+    words = out[: (n + 7) & ~7].view(np.uint64)
+    h = FNV_OFFSET ^ seed ^ np.uint64(n)
+    for k in range(words.shape[0]):
+        h = (h ^ words[k]) * FNV_PRIME
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
     return h
 
 

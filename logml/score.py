@@ -142,9 +142,11 @@ def ratio_step_reference(errors, lines, mean, var, seen, alpha, alpha_anomalous,
 def hour_of_week(epoch_seconds: float) -> int:
     """Hour of the week in UTC, Monday 00:00 = 0 ... Sunday 23:00 = 167.
 
-    The Unix epoch (1970-01-01 00:00 UTC) was a Thursday, 72 hours into its week.
+    The Unix epoch (1970-01-01 00:00 UTC) was a Thursday, 72 hours into its week. Floor
+    division, not floor(t / 3600): the quotient can round up across an hour boundary
+    (t = -5e-324 would land in Thursday 00:00 instead of Wednesday 23:00).
     """
-    return int((math.floor(epoch_seconds / 3600.0) + 72) % HOURS_PER_WEEK)
+    return (int(epoch_seconds // 3600) + 72) % HOURS_PER_WEEK
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -221,9 +223,9 @@ def trend_step_reference(x, prev_level, prev_slope, alpha, beta):
 # ---------------------------------------------------------------- outputs
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _sigmoid(u):
-    # exp of a non-positive number only: no overflow for any finite u
-    e = math.exp(-abs(u))
-    return 1.0 / (1.0 + e) if u >= 0.0 else e / (1.0 + e)
+    # One formula for all u: exp(-u) overflows to inf for u < -709 and 1/inf = 0, and each
+    # step (exp, +1, 1/) is monotone under rounding, so the result is monotone in u.
+    return 1.0 / (1.0 + math.exp(-u))
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -247,8 +249,8 @@ def outage_probability_reference(score, trend, bias, w_score, w_trend):
     """numpy spec of ``outage_probability``."""
     u = (w_score * np.asarray(score, dtype=np.float64)
          + w_trend * np.asarray(trend, dtype=np.float64) + bias)
-    e = np.exp(-np.abs(u))
-    return np.clip(np.where(u >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e)), 0.0, 1.0)
+    with np.errstate(over="ignore"):
+        return np.clip(1.0 / (1.0 + np.exp(-u)), 0.0, 1.0)
 
 
 ANOMALY_Z0 = 1.0      # |z| at or below this is ordinary noise: score 0

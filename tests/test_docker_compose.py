@@ -1,4 +1,11 @@
-"""docker-compose.yml must be a valid Compose file (`docker compose config`, no engine needed)."""
+"""docker-compose.yml must be a valid Compose file (`docker compose config`, no engine needed).
+
+Docker Compose v2 comes from tests/services/up compose, which builds the CLI plugin from its Go
+module (minutes the first time, then cached under ~/.cache/logml-services) and prints
+DOCKER_CONFIG, a directory whose cli-plugins/ holds it, and DOCKER_COMPOSE_BIN.
+"""
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -7,37 +14,55 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+SERVICES_UP = REPO / "tests" / "services" / "up"
 EXPECTED_SERVICES = {"kafka", "elasticsearch", "kibana", "filebeat", "logstash", "prometheus",
                      "alertmanager", "grafana", "logml"}
 
+pytestmark = pytest.mark.integration
 
-def _compose() -> list[str]:
-    """The Compose v2 CLI: the `docker compose` plugin, or a standalone v2 `docker-compose`."""
+
+@pytest.fixture(scope="module")
+def compose() -> tuple[list[str], dict[str, str]]:
+    """The Compose v2 command (`docker compose`, or the plugin binary run standalone when there is
+    no docker CLI) and the environment to run it in."""
+    try:
+        proc = subprocess.run([str(SERVICES_UP), "compose"], capture_output=True, text=True,
+                              timeout=1800, cwd=REPO)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"tests/services/up compose took over {exc.timeout:.0f}s; stderr:\n"
+                    f"{exc.stderr or ''}", pytrace=False)
+    if proc.returncode != 0:
+        pytest.fail(f"tests/services/up compose failed (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-4000:]}", pytrace=False)
+    values = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    missing = {"DOCKER_CONFIG", "DOCKER_COMPOSE_BIN"} - values.keys()
+    if missing:
+        pytest.fail(f"tests/services/up compose printed no {', '.join(sorted(missing))}:\n"
+                    f"{proc.stdout}", pytrace=False)
+    env = {**os.environ, "DOCKER_CONFIG": values["DOCKER_CONFIG"]}
     docker = shutil.which("docker")
-    if docker:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
-        if probe.returncode == 0:
-            return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
-    if standalone:
-        probe = subprocess.run([standalone, "version", "--short"], capture_output=True, text=True)
-        if probe.returncode == 0 and probe.stdout.strip().lstrip("v").startswith("2"):
-            return [standalone]
-    pytest.fail(
-        "Docker Compose v2 is not installed: `docker compose version` fails "
-        f"({'no docker CLI' if not docker else 'the docker CLI has no compose plugin'}) and no "
-        "standalone docker-compose v2 is on PATH. Install the compose plugin (Docker's "
-        "docker-compose-plugin package, or the docker-compose binary in "
-        "~/.docker/cli-plugins/) to validate docker-compose.yml.", pytrace=False)
+    cmd = [docker, "compose"] if docker else [values["DOCKER_COMPOSE_BIN"]]
+    probe = subprocess.run([*cmd, "version"], capture_output=True, text=True, env=env, timeout=60)
+    if probe.returncode != 0:
+        pytest.fail(f"`{' '.join(cmd)} version` failed with DOCKER_CONFIG="
+                    f"{values['DOCKER_CONFIG']}:\n{probe.stdout}{probe.stderr}", pytrace=False)
+    return cmd, env
 
 
-def test_docker_compose_config_is_valid():
-    compose = _compose()
-    proc = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "config", "--quiet"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert proc.returncode == 0, f"docker compose config failed:\n{proc.stderr}"
+def _config(compose, *args: str) -> str:
+    cmd, env = compose
+    proc = subprocess.run([*cmd, "-f", str(COMPOSE_FILE), "config", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 0, f"docker compose config {' '.join(args)} failed:\n{proc.stderr}"
+    return proc.stdout
 
-    proc = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "config", "--services"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert set(proc.stdout.split()) == EXPECTED_SERVICES
+
+def test_docker_compose_config_is_valid(compose):
+    _config(compose, "--quiet")
+
+
+def test_docker_compose_services(compose):
+    assert set(_config(compose, "--services").split()) == EXPECTED_SERVICES
+    model = json.loads(_config(compose, "--format", "json"))
+    assert set(model["services"]) == EXPECTED_SERVICES
+    assert model["name"] == "logml"
