@@ -561,25 +561,29 @@ def _fnv(out, n, seed):
     return h
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, parallel=True)
 def shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     """Shape hash and token count of every line buf[starts[k]:ends[k]], one pass each.
 
-    seeds[k] is mixed into the hash so equal text in two services has two shapes.
+    seeds[k] is mixed into the hash so equal text in two services has two shapes. Lines
+    are split into chunks that the cores take in parallel, each with its own scratch.
     """
     n = starts.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     ntoks = np.empty(n, dtype=np.int32)
-    longest = 0
-    for k in range(n):
-        if ends[k] - starts[k] > longest:
-            longest = ends[k] - starts[k]
-    # a placeholder is at most 7 bytes and replaces at least one byte
-    out = np.empty(longest * 7 + 8, dtype=np.uint8)
-    for k in range(n):
-        m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
-        hashes[k] = _fnv(out, m, seeds[k])
-        ntoks[k] = t
+    chunk = 2048
+    for c in nb.prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        longest = 0
+        for k in range(lo, hi):
+            longest = max(longest, ends[k] - starts[k])
+        # a placeholder is at most 7 bytes and replaces at least one byte
+        out = np.empty(longest * 7 + 16, dtype=np.uint8)
+        for k in range(lo, hi):
+            m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
+            hashes[k] = _fnv(out, m, seeds[k])
+            ntoks[k] = t
     return hashes, ntoks
 
 

@@ -262,7 +262,7 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, parallel=True)
 def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
     """Per line: status, epoch (NaN when none), level code and header length."""
     n = starts.shape[0]
@@ -270,7 +270,7 @@ def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
     ts = np.full(n, np.nan)
     level = np.zeros(n, dtype=np.int8)
     cut = np.zeros(n, dtype=np.int64)
-    for i in range(n):
+    for i in nb.prange(n):
         s = starts[i]
         e = ends[i]
         # validation: whitespace only, NUL, UTF-8
