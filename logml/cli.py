@@ -8,13 +8,69 @@ from . import __version__
 from .config import ConfigError, load
 
 
-def _config(args, overrides=None):
-    return load(getattr(args, "config", None), overrides=overrides)
-
-
 def cmd_parse(args) -> int:
     from .parse import run
-    return run(args.file, args.format, args.json, _config(args))
+    return run(args.file, args.format, args.json, load(args.config))
+
+
+def cmd_run(args) -> int:
+    overrides = {}
+    if args.output:
+        overrides["output.dir"] = args.output
+    if args.metrics_port is not None:
+        overrides["metrics.port"] = args.metrics_port
+    if args.write_logs:
+        overrides["output.write_logs"] = True
+    if args.format:
+        overrides["decode.format"] = args.format
+    config = load(args.config, overrides=overrides)
+    if config.source == "kafka" and not args.input:
+        from .streaming import run_kafka
+        return run_kafka(config, exit_when_idle=args.exit_when_idle)
+    if not args.input:
+        print("logml run: give --input FILE|- (embedded mode) or -c PIPELINE.toml with "
+              "source = \"kafka\"", file=sys.stderr)
+        return 2
+    if args.input != "-":
+        import os
+        if not os.path.exists(args.input):
+            print(f"logml run: {args.input}: no such file", file=sys.stderr)
+            return 2
+    from .run import run_file
+    pipe = run_file(config, args.input, args.state, args.keep_open, args.service)
+    s = pipe.stats
+    total = sum(s.lines.values())
+    anomalies = sum(s.anomalies.values())
+    print(f"logml run: {total:,} lines, {len(pipe.engine.templates):,} templates, "
+          f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .generate import write
+    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate)
+    print(f"logml generate: {events} and {labels}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluate import evaluate, format_report, load_anomalies
+    with open(args.labels) as f:
+        labels = json.load(f)
+    result = evaluate(load_anomalies(args.anomalies), labels, args.window_seconds)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(format_report(result))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args.out, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +79,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="Log lines to templates, windows and anomalies. Start with `logml demo`.")
     p.add_argument("--version", action="version", version=f"logml {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sp = sub.add_parser("demo", help="synthetic logs with a known incident through the whole "
+                        "pipeline: anomaly table and an HTML report with a plot",
+                        description="Generate a few hours of multi-service logs with labelled "
+                        "incidents, run the whole pipeline on them (no services needed), "
+                        "print what was found against the truth and write a report.")
+    sp.add_argument("--out", default="logml-demo", help="report directory (default logml-demo)")
+    sp.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("run", help="the pipeline on a file or stdin (JSONL out), or as "
+                        "configured (e.g. Kafka to Elasticsearch)",
+                        description="Embedded: logml run --input FILE|- --output DIR. "
+                        "Configured: logml run -c pipelines/kafka.toml.")
+    sp.add_argument("--input", metavar="FILE|-", help="log file, or - for stdin")
+    sp.add_argument("--output", metavar="DIR", help="directory for windows.jsonl, "
+                    "anomalies.jsonl, dlq.jsonl (and logs.jsonl); default logml-out")
+    sp.add_argument("-c", "--config", metavar="PIPELINE.toml", help="pipeline file")
+    sp.add_argument("--metrics-port", type=int, metavar="N",
+                    help="serve Prometheus metrics on 127.0.0.1:N/metrics")
+    sp.add_argument("--write-logs", action="store_true",
+                    help="also write every enriched line to logs.jsonl")
+    sp.add_argument("--format", choices=["auto", "json", "plain"],
+                    help="input lines: JSON events, plain text, or auto (default)")
+    sp.add_argument("--service", help="service name for lines that carry none "
+                    "(default: decode.default_service)")
+    sp.add_argument("--state", metavar="FILE", help="restore state from FILE if it exists and "
+                    "save it there at the end")
+    sp.add_argument("--keep-open", action="store_true",
+                    help="leave the last windows open at end of input (resume later with "
+                    "--state)")
+    sp.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                    help="Kafka mode: stop cleanly after SECONDS without new records")
+    sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("parse", help="one row per line: line_no, template_id, template",
                         description="Template every line of FILE (or - for stdin) and print one "
@@ -35,6 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-c", "--config", metavar="PIPELINE.toml",
                     help="pipeline file with [template] masks and thresholds")
     sp.set_defaults(func=cmd_parse)
+
+    sp = sub.add_parser("generate", help="synthetic multi-service logs with labelled incidents",
+                        description="Write OUT/events.jsonl (Filebeat ECS events) and "
+                        "OUT/labels.json; deterministic by seed.")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--hours", type=float, default=6.0)
+    sp.add_argument("--services", type=int, default=4)
+    sp.add_argument("--rate", type=float, default=10.0, help="mean lines/s per service")
+    sp.add_argument("--out", default="logml-generated")
+    sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("eval", help="recall, false alarms and delay against labels",
+                        description="Compare ANOMALIES (anomalies.jsonl of logml run) with "
+                        "LABELS (labels.json of logml generate).")
+    sp.add_argument("anomalies")
+    sp.add_argument("labels")
+    sp.add_argument("--window-seconds", type=int, default=60)
+    sp.add_argument("--json", action="store_true", help="print the result as JSON")
+    sp.set_defaults(func=cmd_eval)
     return p
 
 

@@ -9,6 +9,7 @@ an ``ErrorRecord`` with a reason from ``errors.Reason`` and its raw bytes.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import orjson
 from .config import DecodeConfig
 from .errors import ErrorRecord, Reason
 from .masking import pack_lines
-from .plaintext import BAD_UTF8, EMPTY, NUL, scan_lines, split_lines
+from .plaintext import BAD_UTF8, EMPTY, NUL, scan_iso, scan_lines, split_lines
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
@@ -155,38 +156,65 @@ class EventBatch:
 
 
 class _Rows:
-    """Per-record accumulator for the JSON path, turned into an EventBatch at the end."""
+    """Per-record accumulator; ``batch`` then resolves headers and timestamps for all rows
+    at once (numba scans) and turns them into an EventBatch."""
 
     def __init__(self):
-        self.message, self.cut, self.ts, self.level = [], [], [], []
+        self.message, self.ts_raw, self.level, self.raw = [], [], [], []
         self.service, self.host, self.offset, self.event, self.truncated = [], [], [], [], []
 
-    def add(self, message, cut, ts, level, service, host, offset, event, truncated):
+    def add(self, message, ts_raw, level, service, host, offset, event, truncated, raw):
         self.message.append(message)
-        self.cut.append(cut)
-        self.ts.append(ts)
-        self.level.append(level)
+        self.ts_raw.append(ts_raw)  # None: from the header, else arrival time
+        self.level.append(level)  # -1: from the header
         self.service.append(service)
         self.host.append(host)
         self.offset.append(offset)
         self.event.append(event)
         self.truncated.append(truncated)
+        self.raw.append(raw)
 
-    def batch(self) -> EventBatch:
+    def batch(self, now: float, latest: float, source: str):
         if not self.message:
-            return EventBatch.empty()
+            return EventBatch.empty(), []
         buf, starts, ends = pack_lines(self.message)
-        # header cuts are counted in characters; headers are ASCII, so bytes agree
-        cut = np.asarray(self.cut, dtype=np.int64)
+        _, hts, hlevel, cut = scan_lines(buf, starts, ends, now)
+        ts = np.where(np.isnan(hts), now, hts)
+        given = [k for k, v in enumerate(self.ts_raw) if v is not None]
+        errors, bad = [], np.zeros(len(ts), dtype=bool)
+        if given:
+            texts = [v for v in (self.ts_raw[k] for k in given) if isinstance(v, str)]
+            iso = iter(scan_iso(*pack_lines(texts)).tolist()) if texts else iter(())
+            for k in given:
+                v = self.ts_raw[k]
+                t = next(iso) if isinstance(v, str) else math.nan
+                if t != t:  # not plain ISO 8601: the slow, general reader
+                    t = parse_timestamp(v)
+                if t is None:
+                    errors.append(ErrorRecord(Reason.BAD_TIMESTAMP, f"unparseable @timestamp "
+                                              f"{str(v)[:64]!r}", self.raw[k], source,
+                                              self.offset[k]))
+                    bad[k] = True
+                elif not MIN_EPOCH <= t <= latest:
+                    errors.append(ErrorRecord(Reason.ABSURD_TIMESTAMP, f"@timestamp "
+                                              f"{str(v)[:64]!r} is before 1990 or in the "
+                                              "future", self.raw[k], source, self.offset[k]))
+                    bad[k] = True
+                else:
+                    ts[k] = t
+        level = np.asarray(self.level, dtype=np.int8)
+        level = np.where(level < 0, hlevel, level).astype(np.int8)
+        keep = np.flatnonzero(~bad)
         names = sorted(set(self.service))
         index = {n: i for i, n in enumerate(names)}
+        svc = np.fromiter((index[x] for x in self.service), dtype=np.int32,
+                          count=len(self.service))
+        host = [self.host[k] for k in keep.tolist()] if bad.any() else self.host
+        event = [self.event[k] for k in keep.tolist()] if bad.any() else self.event
         return EventBatch(
-            buf, starts, starts + cut, ends, np.asarray(self.ts, dtype=np.float64),
-            np.asarray(self.level, dtype=np.int8),
-            np.fromiter((index[x] for x in self.service), dtype=np.int32,
-                        count=len(self.service)),
-            names, np.asarray(self.offset, dtype=np.int64),
-            np.asarray(self.truncated, dtype=bool), self.host, self.event)
+            buf, starts[keep], (starts + cut)[keep], ends[keep], ts[keep], level[keep],
+            svc[keep], names, np.asarray(self.offset, dtype=np.int64)[keep],
+            np.asarray(self.truncated, dtype=bool)[keep], host, event), errors
 
 
 def _get(event: dict, dotted: str):
@@ -258,14 +286,17 @@ class Decoder:
                 body = raw[:max_bytes]
             is_json = fmt == "json" or (fmt == "auto" and body[:1] in (b"{", b"["))
             if is_json and not truncated:
-                err = self._json(raw, body, off, source, out, now, latest)
+                err = self._json(raw, body, off, source, out)
                 if err is not None and fmt == "auto" and err.reason in _NOT_JSON:
-                    err = self._plain(raw, body, off, source, out, now, truncated)
+                    err = self._plain(raw, body, off, source, out, truncated)
             else:
-                err = self._plain(raw, body, off, source, out, now, truncated)
+                err = self._plain(raw, body, off, source, out, truncated)
             if err is not None:
                 errors.append(err)
-        return out.batch(), errors
+        events, ts_errors = out.batch(now, latest, source)
+        errors.extend(ts_errors)
+        errors.sort(key=lambda e: e.offset)
+        return events, errors
 
     def decode_block(self, data: bytes, first_offset: int = 0, source: str = "",
                      now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
@@ -316,19 +347,17 @@ class Decoder:
             np.zeros(len(idx), dtype=np.int32), [self.service], first_offset + idx,
             long_[idx], None, None), errors
 
-    def _plain(self, raw, body, off, source, out, now, truncated):
+    def _plain(self, raw, body, off, source, out, truncated):
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
             if not truncated or e.start < len(body) - 4:
                 return ErrorRecord(Reason.INVALID_UTF8, str(e), raw, source, off)
             text = body[:e.start].decode("utf-8")  # a cut through a character
-        ts, level, cut = parse_header(text, now)
-        out.add(text, cut, now if ts is None else ts, level, self.service, None, off, None,
-                truncated)
+        out.add(text, None, -1, self.service, None, off, None, truncated, raw)
         return None
 
-    def _json(self, raw, body, off, source, out, now, latest):
+    def _json(self, raw, body, off, source, out):
         try:
             event = orjson.loads(body)
         except orjson.JSONDecodeError as e:
@@ -351,29 +380,21 @@ class Decoder:
         if "\x00" in message:
             return ErrorRecord(Reason.NUL_BYTES, "message holds NUL", raw, source, off)
         ts_raw = event.get("@timestamp", event.get("timestamp"))
-        hts, hlevel, cut = parse_header(message, now)
-        if ts_raw is None:
-            ts = now if hts is None else hts
-        else:
-            ts = parse_timestamp(ts_raw)
-            if ts is None:
-                return ErrorRecord(Reason.BAD_TIMESTAMP, f"unparseable @timestamp "
-                                   f"{str(ts_raw)[:64]!r}", raw, source, off)
-        if not (MIN_EPOCH <= ts <= latest):
-            return ErrorRecord(Reason.ABSURD_TIMESTAMP, f"@timestamp {str(ts_raw)[:64]!r} is "
-                               "before 1990 or in the future", raw, source, off)
-        lvl = _get(event, "log.level")
+        log = event.get("log")
+        lvl = log.get("level") if isinstance(log, dict) else event.get("log.level")
         if lvl is None:
             lvl = event.get("level", event.get("loglevel", event.get("severity")))
-        level = _LEVEL_CODE.get(str(lvl).upper(), 0) if lvl is not None else hlevel
-        svc = _get(event, "service.name")
-        if svc is None:
-            svc = event.get("service") if isinstance(event.get("service"), str) else None
-        if svc is None:
-            svc = _get(event, "fields.service")
-        host = _get(event, "host.name")
-        if host is None and isinstance(event.get("host"), str):
-            host = event["host"]
-        out.add(message, cut, ts, level, str(svc) if svc else self.service,
-                str(host) if host is not None else None, off, event, False)
+        level = _LEVEL_CODE.get(str(lvl).upper(), 0) if lvl is not None else -1
+        svc = event.get("service")
+        if isinstance(svc, dict):
+            svc = svc.get("name")
+        elif not isinstance(svc, str):
+            svc = event.get("service.name") or _get(event, "fields.service")
+        host = event.get("host")
+        if isinstance(host, dict):
+            host = host.get("name")
+        elif host is None:
+            host = event.get("host.name")
+        out.add(message, ts_raw, level, str(svc) if svc else self.service,
+                str(host) if host is not None else None, off, event, False, raw)
         return None

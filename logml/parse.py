@@ -13,28 +13,8 @@ import orjson
 from .config import Config
 from .decode import Decoder
 from .progress import Progress
+from .sources.file import read_blocks
 from .template import TemplateEngine
-
-BLOCK_BYTES = 4 << 20
-
-
-def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES):
-    """Blocks of whole lines (the last one may lack its newline)."""
-    rest = b""
-    while True:
-        chunk = stream.read(size)
-        if not chunk:
-            if rest:
-                yield rest
-            return
-        chunk = rest + chunk
-        cut = chunk.rfind(b"\n") + 1
-        if cut == 0:
-            rest = chunk
-            continue
-        rest = chunk[cut:]
-        yield chunk[:cut]
-
 
 def _csv_field(text: str) -> str:
     buf = io.StringIO()
@@ -50,10 +30,11 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     if fmt == "csv":
         out.write("line_no,template_id,template\n")
     line_no = 0
-    for block in read_blocks(stream):
+    for blk in read_blocks(stream):
+        block = blk.data
         events, errors = decoder.decode_block(block, first_offset=0)
         n = len(events) + sum(1 for e in errors if not e.kept)
-        idx = engine.template_events(events)
+        idx, _ = engine.template_events(events)
         pos = events.offset  # line positions within the block
         if fmt == "csv":
             frag = {i: f",{engine.template_id(i)},{_csv_field(engine.template_text(i))}"

@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 
 OK, EMPTY, NUL, BAD_UTF8 = 0, 1, 2, 3
+NO_TS, BAD_TS = -1e18, -2e18  # no timestamp here; a timestamp-shaped impossible date
 
 _LEVEL_WORDS = ["TRACE", "DEBUG", "FINE", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR",
                 "SEVERE", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC"]
@@ -81,7 +82,7 @@ def _frac(b, p, e, maxd):
             v += (b[q] - 48) * scale
             q += 1
         if q < e and _digit(b[q]):  # more digits than the format allows
-            return -1.0, p
+            return NO_TS, p
         return v, q
     return 0.0, p
 
@@ -122,21 +123,21 @@ def _alpha(c):
 def _iso(b, p, e):
     y, q = _num(b, p, e, 4, 4)
     if y < 0 or q >= e or not (b[q] == 45 or b[q] == 47):
-        return -1.0, p
+        return NO_TS, p
     mo, q = _num(b, q + 1, e, 1, 2)
     if mo < 0 or q >= e or not (b[q] == 45 or b[q] == 47):
-        return -1.0, p
+        return NO_TS, p
     d, q = _num(b, q + 1, e, 1, 2)
     if d < 0 or q >= e or not (b[q] == 84 or b[q] == 116 or b[q] == 32):
-        return -1.0, p
+        return NO_TS, p
     secs, q = _time(b, q + 1, e, 1)
     if secs < 0:
-        return -1.0, p
+        return NO_TS, p
     frac, q = _frac(b, q, e, 9)
     if frac < 0:
-        return -1.0, p
+        return NO_TS, p
     if mo < 1 or mo > 12 or y < 1:
-        return -2.0, p  # a date that cannot be: no header at all
+        return BAD_TS, p  # a date that cannot be: no header at all
     ts = _days_from_civil(y, mo, d) * 86400.0 + secs + frac
     if q < e and (b[q] == 90 or b[q] == 122):
         q += 1
@@ -197,35 +198,35 @@ def _syslog(b, p, e, year, now, months, weekdays):
                 yr = yv
                 r = r3
         if mo < 0:
-            return -2.0, p
+            return BAD_TS, p
         y = yr if yr >= 0 else year
         if y < 1:
-            return -2.0, p
+            return BAD_TS, p
         ts = _days_from_civil(y, mo + 1, d) * 86400.0 + secs + frac
         if yr < 0 and ts > now + 86400.0:
             ts = _days_from_civil(y - 1, mo + 1, d) * 86400.0 + secs + frac
         return ts, r
-    return -1.0, p
+    return NO_TS, p
 
 
 @nb.njit(cache=True)
 def _logcat(b, p, e, year):
     mo, q = _num(b, p, e, 2, 2)
     if mo < 0 or q >= e or b[q] != 45:
-        return -1.0, p
+        return NO_TS, p
     d, q = _num(b, q + 1, e, 2, 2)
     if d < 0 or q >= e or not _space(b[q]):
-        return -1.0, p
+        return NO_TS, p
     while q < e and _space(b[q]):
         q += 1
     secs, q = _time(b, q, e, 2)
     if secs < 0:
-        return -1.0, p
+        return NO_TS, p
     frac, q2 = _frac(b, q, e, 6)
     if frac < 0 or (q2 > q and b[q] != 46):
         frac, q2 = 0.0, q
     if mo < 1 or mo > 12:
-        return -2.0, p
+        return BAD_TS, p
     return _days_from_civil(year, mo, d) * 86400.0 + secs + frac, q2
 
 
@@ -326,13 +327,13 @@ def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
             p += 1
         q = p + 1 if p < e and buf[p] == 91 else p
         t, r = _iso(buf, q, e)
-        if t == -1.0:
+        if t == NO_TS:
             t, r = _syslog(buf, q, e, year, now, months, weekdays)
-        if t == -1.0:
+        if t == NO_TS:
             t, r = _logcat(buf, q, e, year)
-        if t == -2.0:
+        if t == BAD_TS:
             continue  # looked like a timestamp but is none: the line has no header
-        if t == -1.0:
+        if t == NO_TS:
             code, r = _level(buf, p, e, levels, codes, only, True, False)
             if code > 0:
                 level[i] = code
@@ -355,6 +356,18 @@ def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
             r += 1
         cut[i] = r - s
     return status, ts, level, cut
+
+
+@nb.njit(cache=True)
+def scan_iso(buf, starts, ends):
+    """Epoch of each text that is exactly one ISO 8601 timestamp, else NaN."""
+    n = starts.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(n):
+        t, r = _iso(buf, starts[i], ends[i])
+        if t != NO_TS and t != BAD_TS and r == ends[i]:
+            out[i] = t
+    return out
 
 
 def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float):

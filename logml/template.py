@@ -158,13 +158,14 @@ class TemplateEngine:
         self.lines_seen += n
         return idx
 
-    def template_events(self, events) -> np.ndarray:
-        """Template indices of a decoded EventBatch, straight from its byte buffer."""
+    def template_events(self, events) -> tuple[np.ndarray, np.ndarray]:
+        """(template index, engine service index) of each event of a decoded EventBatch,
+        straight from its byte buffer."""
         if len(events) == 0:
-            return np.empty(0, dtype=np.int32)
+            return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int32)
         mapping = np.array([self.service(n) for n in events.services], dtype=np.int32)
-        return self.template_packed(events.buf, events.text_start, events.end,
-                                    mapping[events.service])
+        svc = mapping[events.service]
+        return self.template_packed(events.buf, events.text_start, events.end, svc), svc
 
     def _cluster(self, service: int, masked: str, line_no: int) -> int:
         tree = self.services[service]

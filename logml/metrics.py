@@ -1,0 +1,159 @@
+"""Prometheus metrics of DESIGN.md, computed at scrape time from the pipeline's counters.
+
+No default registry: each pipeline owns a ``CollectorRegistry`` with one collector that
+reads plain counters and the last scores when Prometheus scrapes. Per-template series
+exist only for the top K templates of each service by |z| (the rest stay unlabelled), so
+label sets are bounded.
+"""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram:
+    """A plain histogram the collector exports (cumulative buckets, sum, count)."""
+
+    def __init__(self, buckets=LATENCY_BUCKETS):
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+
+    def observe(self, v: float) -> None:
+        self.sum += v
+        for k, b in enumerate(self.buckets):
+            if v <= b:
+                self.counts[k] += 1
+                return
+        self.counts[-1] += 1
+
+    def export(self):
+        acc, out = 0, []
+        for b, c in zip(self.buckets, self.counts):
+            acc += c
+            out.append((str(b), acc))
+        out.append(("+Inf", acc + self.counts[-1]))
+        return out, self.sum
+
+
+@dataclass
+class Stats:
+    """Everything the metrics report; the pipeline and sinks update it as plain data."""
+    lines: dict = field(default_factory=lambda: defaultdict(int))  # service -> lines
+    new_templates: dict = field(default_factory=lambda: defaultdict(int))
+    anomalies: dict = field(default_factory=lambda: defaultdict(int))  # (svc, type, sev)
+    invalid: dict = field(default_factory=lambda: defaultdict(int))  # reason -> records
+    dead_lettered: int = 0
+    templates: dict = field(default_factory=dict)  # service -> templates
+    scores: dict = field(default_factory=dict)  # service -> (score, outage, ratio, ratio_z)
+    top_templates: dict = field(default_factory=dict)  # service -> [(template_id, z)]
+    last_window_end: float = 0.0
+    consumer_lag: dict = field(default_factory=dict)  # partition -> messages
+    bulk_errors: dict = field(default_factory=lambda: defaultdict(int))  # kind -> count
+    bulk_latency: Histogram = field(default_factory=Histogram)
+    batch_latency: Histogram = field(default_factory=Histogram)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set_top_templates(self, z: np.ndarray, template_service: np.ndarray, names: list[str],
+                          template_ids: list[str], k: int) -> None:
+        top = {}
+        order = np.argsort(-np.abs(z), kind="stable")
+        for t in order.tolist():
+            svc = names[int(template_service[t])]
+            bucket = top.setdefault(svc, [])
+            if len(bucket) < k:
+                bucket.append((template_ids[t], float(z[t])))
+        self.top_templates = top
+
+
+class LogmlCollector:
+    def __init__(self, stats: Stats):
+        self.stats = stats
+
+    def collect(self):
+        s = self.stats
+        with s.lock:
+            c = CounterMetricFamily("logml_lines", "Log lines processed", labels=["service"])
+            for svc, n in sorted(s.lines.items()):
+                c.add_metric([svc], n)
+            yield c
+            c = CounterMetricFamily("logml_new_templates", "Templates created",
+                                    labels=["service"])
+            for svc, n in sorted(s.new_templates.items()):
+                c.add_metric([svc], n)
+            yield c
+            c = CounterMetricFamily("logml_anomalies", "Anomalies found",
+                                    labels=["service", "type", "severity"])
+            for (svc, kind, sev), n in sorted(s.anomalies.items()):
+                c.add_metric([svc, kind, sev], n)
+            yield c
+            c = CounterMetricFamily("logml_records_invalid", "Records that could not be "
+                                    "processed, by reason (all are dead-lettered)",
+                                    labels=["reason"])
+            for reason, n in sorted(s.invalid.items()):
+                c.add_metric([reason], n)
+            yield c
+            yield CounterMetricFamily("logml_records_dead_lettered",
+                                      "Records written to the dead-letter output",
+                                      value=s.dead_lettered)
+            g = GaugeMetricFamily("logml_templates", "Templates per service", labels=["service"])
+            for svc, n in sorted(s.templates.items()):
+                g.add_metric([svc], n)
+            yield g
+            names = ["logml_anomaly_score", "logml_outage_probability", "logml_error_ratio",
+                     "logml_error_ratio_zscore"]
+            helps = ["Anomaly score 0-100 of the last closed window",
+                     "Outage probability 0-1 of the last closed window",
+                     "Share of error lines in the last closed window",
+                     "z-score of the error ratio against its baseline"]
+            for k, (name, text) in enumerate(zip(names, helps)):
+                g = GaugeMetricFamily(name, text, labels=["service"])
+                for svc, vals in sorted(s.scores.items()):
+                    g.add_metric([svc], vals[k])
+                yield g
+            g = GaugeMetricFamily("logml_template_zscore", "z-score of a template's count, top "
+                                  "K templates of each service", labels=["service", "template_id"])
+            for svc, rows in sorted(s.top_templates.items()):
+                for tid, z in rows:
+                    g.add_metric([svc, tid], z)
+            yield g
+            yield GaugeMetricFamily("logml_last_window_closed_timestamp_seconds",
+                                    "End of the last closed window (event time)",
+                                    value=s.last_window_end)
+            g = GaugeMetricFamily("logml_consumer_lag", "Messages behind the partition end",
+                                  labels=["partition"])
+            for part, lag in sorted(s.consumer_lag.items()):
+                g.add_metric([str(part)], lag)
+            yield g
+            c = CounterMetricFamily("logml_elasticsearch_bulk_errors",
+                                    "Elasticsearch bulk item and request errors", labels=["kind"])
+            for kind, n in sorted(s.bulk_errors.items()):
+                c.add_metric([kind], n)
+            yield c
+            for name, hist, text in (
+                    ("logml_elasticsearch_bulk_seconds", s.bulk_latency,
+                     "Elasticsearch bulk request latency"),
+                    ("logml_batch_seconds", s.batch_latency, "Processing time of one batch")):
+                buckets, total = hist.export()
+                h = HistogramMetricFamily(name, text)
+                h.add_metric([], buckets, total)
+                yield h
+
+
+def registry_for(stats: Stats) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(LogmlCollector(stats))
+    return reg
+
+
+def serve(stats: Stats, port: int, addr: str = "127.0.0.1"):
+    """Serve /metrics on addr:port; returns the server (shutdown() stops it)."""
+    server, _thread = start_http_server(port, addr=addr, registry=registry_for(stats))
+    return server

@@ -1,0 +1,150 @@
+"""The stages joined: decode -> template -> window -> score -> sink, one batch at a time.
+
+Data flows one way. The pipeline owns the stages' state and can snapshot all of it
+(templates, baselines, open windows, input positions) and be rebuilt from it. It does not
+read or write anything itself: a source hands it blocks or records, a sink takes its
+documents, and the caller commits input positions after the sink acknowledged.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import snapshot
+from .config import Config
+from .decode import Decoder, EventBatch
+from .detect import Detection, Detector
+from .docs import anomaly_doc, dlq_doc, log_doc, window_doc
+from .errors import ErrorRecord, Reason
+from .metrics import Stats
+from .plaintext import _LEVEL_OF
+from .template import TemplateEngine
+from .window import Windower
+
+STATE_KIND = "pipeline"
+
+
+class Pipeline:
+    def __init__(self, config: Config, sink, stats: Stats | None = None,
+                 service: str | None = None):
+        self.cfg = config
+        self.sink = sink
+        self.stats = stats or Stats()
+        self.decoder = Decoder(config.decode, service)
+        self.engine = TemplateEngine(config.template)
+        self.windower = Windower(config.window.seconds, config.window.allowed_lateness_windows,
+                                 config.score.sample_lines)
+        self.detector = Detector(config.score, config.window.seconds)
+        self.template_service = np.zeros(0, dtype=np.int32)
+        self.positions: dict[str, int] = {}  # input -> offset after the last processed record
+        self.error_codes = np.array(sorted({_LEVEL_OF[x.upper()] for x in
+                                            config.window.error_levels if x.upper() in _LEVEL_OF}),
+                                    dtype=np.int8)
+
+    # ---------------------------------------------------------------- input
+    def process_block(self, data: bytes, first_line: int, source: str, end_offset: int) -> None:
+        events, errors = self.decoder.decode_block(data, first_line, source)
+        self.process(events, errors, source)
+        self.positions[source] = end_offset
+
+    def process_records(self, records: list[bytes], offsets: list[int], source: str) -> None:
+        events, errors = self.decoder.decode(records, offsets, source)
+        self.process(events, errors, source)
+
+    def process(self, events: EventBatch, errors: list[ErrorRecord], source: str) -> None:
+        t0 = time.perf_counter()
+        for e in errors:
+            e.source = e.source or source
+        self._dead_letter(errors)
+        engine = self.engine
+        before = len(engine.templates)
+        idx, svc = engine.template_events(events)
+        self._new_templates(before)
+        if len(events):
+            counts = np.bincount(svc, minlength=len(engine.services))
+            with self.stats.lock:
+                for s in np.flatnonzero(counts).tolist():
+                    self.stats.lines[engine.services[s].name] += int(counts[s])
+        if self.sink.write_logs and len(events):
+            self.sink.write("logs", [
+                log_doc(events, i, engine.template_id(t), engine.template_text(t),
+                        engine.params(events.text(i), t), source)
+                for i, t in enumerate(idx.tolist())])
+        is_error = np.isin(events.level, self.error_codes)
+        late = self.windower.add(events.ts, idx, svc, is_error, len(engine.templates),
+                                 len(engine.services), events.message)
+        if len(late):
+            self._dead_letter([ErrorRecord(Reason.LATE, "event time before the watermark "
+                                           "allowed", events.message(i).encode(), source,
+                                           int(events.offset[i])) for i in late.tolist()])
+        self._score(self.windower.close())
+        self.stats.batch_latency.observe(time.perf_counter() - t0)
+
+    def finish(self) -> None:
+        """End of input: close and score every open window."""
+        self._score(self.windower.close(final=True))
+
+    # ---------------------------------------------------------------- stages' outputs
+    def _dead_letter(self, errors: list[ErrorRecord]) -> None:
+        if not errors:
+            return
+        with self.stats.lock:
+            for e in errors:
+                self.stats.invalid[e.reason.value] += 1
+            self.stats.dead_lettered += len(errors)
+        self.sink.write("dlq", [dlq_doc(e) for e in errors])
+
+    def _new_templates(self, before: int) -> None:
+        templates = self.engine.templates
+        if len(templates) == before:
+            return
+        added = np.array([t.service for t in templates[before:]], dtype=np.int32)
+        self.template_service = np.concatenate((self.template_service, added))
+        with self.stats.lock:
+            for s in added.tolist():
+                self.stats.new_templates[self.engine.services[s].name] += 1
+            for k, tree in enumerate(self.engine.services):
+                self.stats.templates[tree.name] = self.engine.templates_of(k)
+
+    def _score(self, frames) -> None:
+        engine = self.engine
+        names = [s.name for s in engine.services]
+        for frame in frames:
+            det: Detection = self.detector.score(frame, self.template_service, len(names))
+            self.sink.write("windows", [window_doc(w, names[w.service]) for w in det.windows])
+            docs = []
+            for a in det.anomalies:
+                tid = engine.template_id(a.template) if a.template >= 0 else None
+                text = engine.template_text(a.template) if a.template >= 0 else None
+                docs.append(anomaly_doc(a, names[a.service], tid, text))
+            self.sink.write("anomalies", docs)
+            with self.stats.lock:
+                for a in det.anomalies:
+                    self.stats.anomalies[(names[a.service], a.type, a.severity)] += 1
+                for w in det.windows:
+                    self.stats.scores[names[w.service]] = (
+                        w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z)
+                self.stats.set_top_templates(det.template_z, self.template_service, names,
+                                             [t.template_id for t in engine.templates],
+                                             self.cfg.metrics.top_templates)
+                self.stats.last_window_end = frame.end
+
+    # ---------------------------------------------------------------- state
+    def state(self) -> dict:
+        return {"templates": self.engine.state(), "windows": self.windower.state(),
+                "detector": self.detector.state(), "template_service": self.template_service,
+                "positions": dict(self.positions)}
+
+    def restore(self, state: dict) -> None:
+        self.engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
+        self.windower = Windower.from_state(state["windows"])
+        self.detector = Detector.from_state(state["detector"], self.cfg.score)
+        self.template_service = state["template_service"]
+        self.positions = dict(state["positions"])
+
+    def save(self, path) -> None:
+        snapshot.write(path, STATE_KIND, self.state())
+
+    def load(self, path) -> None:
+        self.restore(snapshot.read(path, STATE_KIND))

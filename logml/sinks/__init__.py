@@ -1,0 +1,1 @@
+"""Sinks: where documents go (JSON lines files, Elasticsearch). Side effects live here."""
