@@ -155,7 +155,14 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
             "matches": [],
         })
 
-    incidents = sorted(labels.get("incidents", []), key=lambda x: (x["start"], x["id"]))
+    incidents = []
+    for inc in labels.get("incidents", []):
+        start, end = _epoch(inc.get("start")), _epoch(inc.get("end"))
+        if start is None or end is None or "service" not in inc:
+            raise ValueError(f"label incident {inc.get('id')!r} needs service, start and end")
+        incidents.append({**inc, "id": str(inc.get("id", f"inc-{len(incidents) + 1}")),
+                          "start": start, "end": end})
+    incidents.sort(key=lambda x: (x["start"], x["id"]))
     by_service: dict[str, list[dict]] = {}
     for a in anoms:
         by_service.setdefault(a["service"], []).append(a)
@@ -342,7 +349,8 @@ def format_report(result: dict) -> str:
                " - " + ", ".join(parts))
     if result["false_alarms"]:
         out.append("")
-        out += _table(["false alarm", "service", "start (UTC)", "windows", "severity", "types"],
+        out += _table(["false alarm", "service", "start (UTC)", "anomalies", "severity",
+                       "types"],
                       [[g["key"] or f"fa-{i}", ",".join(g["services"]), _t(g["start"]),
                         g["anomalies"], g["severity"], ",".join(g["types"])]
                        for i, g in enumerate(result["false_alarms"], 1)])
