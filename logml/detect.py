@@ -22,6 +22,7 @@ from .score import anomaly_score, ewma_step, outage_probability, ratio_step, tre
 from .window import WindowFrame
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
+NEW_TEMPLATE_WINDOWS = 3  # a template counts as new for its first windows
 OUTAGE_BIAS, OUTAGE_W_SCORE, OUTAGE_W_TREND = -3.5, 0.9, 1.5
 
 
@@ -71,6 +72,16 @@ def _pad(a: np.ndarray, n: int, fill=0) -> np.ndarray:
     return out
 
 
+def poisson_z(x: float, lam: float) -> float:
+    """z-equivalent of a count x under Poisson(lam) (Wilson-Hilferty): the tail of a small
+    count is heavier than a Gaussian's, so 7 against an expected 2 is z 2.6, not 3.5."""
+    lam = max(lam, 1e-9)
+    if x > lam:
+        return 3.0 * math.sqrt(x) * (1.0 - 1.0 / (9.0 * x) - (lam / x) ** (1.0 / 3.0))
+    y = x + 1.0
+    return min(3.0 * math.sqrt(y) * (1.0 - 1.0 / (9.0 * y) - (lam / y) ** (1.0 / 3.0)), 0.0)
+
+
 def _alpha(half_life: float) -> float:
     return 1.0 - 0.5 ** (1.0 / half_life)
 
@@ -101,6 +112,7 @@ class Detector:
         self.t_mean = np.zeros(0)
         self.t_var = np.zeros(0)
         self.t_seen = np.zeros(0, dtype=np.int64)
+        self.t_reported = np.zeros(0, dtype=bool)  # new_template raised already
         # service line counts, error ratio and its trend
         self.s_mean = np.zeros(0)
         self.s_var = np.zeros(0)
@@ -119,6 +131,7 @@ class Detector:
             self.t_mean = _pad(self.t_mean, n_templates)
             self.t_var = _pad(self.t_var, n_templates)
             self.t_seen = _pad(self.t_seen, n_templates)
+            self.t_reported = _pad(self.t_reported, n_templates)
         if len(self.s_mean) < n_services:
             self.s_mean = _pad(self.s_mean, n_services)
             self.s_var = _pad(self.s_var, n_services)
@@ -144,7 +157,9 @@ class Detector:
         # a template series exists from its first line; a service from its first line
         t_live = (self.t_seen > 0) | (counts > 0)
         t_idx = np.flatnonzero(t_live)
-        new = t_idx[self.t_seen[t_idx] == 0]
+        # a template is young for its first few windows: then it may raise new_template once
+        young = t_idx[(self.t_seen[t_idx] < NEW_TEMPLATE_WINDOWS) & ~self.t_reported[t_idx]
+                      & (counts[t_idx] > 0)]
         t_prior_mean = self.t_mean.copy()
         z_t = np.zeros(T)
         zt_live = np.zeros(len(t_idx))
@@ -200,7 +215,8 @@ class Detector:
             exp = s_prior[0][svc]
             if lines[svc] <= 0.5 * exp:
                 std = math.sqrt(max(s_prior[1][svc], exp, 1.0))
-                add(svc, "drop", -1, lines[svc], exp, std, z_s[svc], z_s[svc], [])
+                z_count = max(z_s[svc], poisson_z(lines[svc], exp))
+                add(svc, "drop", -1, lines[svc], exp, std, z_s[svc], z_count, [])
                 outage_ev[svc] = max(outage_ev[svc], -z_s[svc])
                 dropped.add(svc)
         # template spikes and drops
@@ -213,18 +229,25 @@ class Detector:
             if z_t[t] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
             std = (x - exp) / z_t[t] if z_t[t] else 1.0
-            add(svc, "spike" if z_t[t] > 0 else "drop", t, x, exp, std, z_t[t],
-                adj(z_t[t], svc), frame.samples.get(t, []))
-        # new templates, weighted by volume and level, once the service has a baseline
-        for t in new.tolist():
+            z = z_t[t]
+            z_count = max(z, poisson_z(x, exp)) if z < 0 else min(z, poisson_z(x, exp))
+            add(svc, "spike" if z > 0 else "drop", t, x, exp, std, z, adj(z_count, svc),
+                frame.samples.get(t, []))
+        # new templates, weighted by volume and level, once the service has a baseline:
+        # min_lines lines make a warning, three times as much weight a critical
+        least = max(cfg.new_template_min_lines, 1)
+        for t in young.tolist():
             svc = int(template_service[t])
             if self.s_seen[svc] <= cfg.warmup_windows:
                 continue
             x = counts[t]
-            weight = 1.0 + 2.0 * terrors[t] / max(x, 1.0)
-            z = cfg.warning_z * x * weight / max(cfg.new_template_min_lines, 1)
-            if x >= cfg.new_template_min_lines or x * weight >= 2 * cfg.new_template_min_lines:
-                add(svc, "new_template", t, x, 0.0, 1.0, z, z, frame.samples.get(t, []))
+            weighted = x * (1.0 + 2.0 * terrors[t] / x)
+            if weighted < least:
+                continue
+            z = cfg.warning_z + 0.01 + (cfg.critical_z - cfg.warning_z) * (weighted - least) \
+                / (2.0 * least)
+            self.t_reported[t] = True
+            add(svc, "new_template", t, x, 0.0, 1.0, z, z, frame.samples.get(t, []))
         # error ratio
         for svc in np.flatnonzero(z_r > cfg.warning_z).tolist():
             exp = r_prior[svc]
