@@ -7,7 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
-from logml.generate import INCIDENT_TYPES, generate, write
+from logml.generate import FAMILIES, INCIDENT_TYPES, _compile, generate, write
 
 START = 1_764_000_000.0  # 2025-11-24T16:00:00Z, in the past, a whole hour
 TS_RE = re.compile(rb'^\{"@timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z",')
@@ -144,6 +144,16 @@ def test_error_rate_raises_error_share(stream):
         share_before = (level[_window(stream, inc, before=True)] == "error").mean()
         assert share_in >= 0.07 and share_in > 5 * share_before, (inc, share_in, share_before)
         assert 0.10 <= inc["error_share"] <= 0.40
+
+
+def test_every_baseline_template_seen_early(stream):
+    labels, ts, svc, msg = stream["labels"], stream["ts"], stream["svc"], stream["msg"]
+    early = ts < labels["start"] + (labels["end"] - labels["start"]) / 8
+    for name, fam in labels["families"].items():
+        texts = [msg[k] for k in np.nonzero(early & (svc == name))[0]]
+        for level, spec in FAMILIES[fam]["normal"] + FAMILIES[fam]["error"]:
+            rx = re.compile(_compile(level, spec).regex)
+            assert any(rx.fullmatch(t) for t in texts), (name, spec)
 
 
 def test_background_error_rate(stream):
