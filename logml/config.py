@@ -51,7 +51,7 @@ class WindowConfig:
 @dataclass
 class ScoreConfig:
     half_life_windows: float = 30.0
-    warmup_windows: int = 10
+    warmup_windows: int = 30
     warning_z: float = 2.5
     critical_z: float = 4.0
     count_floor: float = 3.0  # the noise floor of a count is at least sqrt(mean) and this
