@@ -55,6 +55,8 @@ class ServiceWindow:
     error_ratio_z: float
     anomaly_score: float
     outage_probability: float
+    expected_lines: float
+    expected_error_ratio: float
 
 
 @dataclass
@@ -270,7 +272,8 @@ class Detector:
         self._join_incidents(anomalies, frame.start, scores)
         windows = [ServiceWindow(int(s), frame.start, frame.end, int(lines[s]), int(errors[s]),
                                  0.0 if np.isnan(ratio[s]) else float(ratio[s]),
-                                 float(z_r[s]), float(scores[s]), float(p_out[s]))
+                                 float(z_r[s]), float(scores[s]), float(p_out[s]),
+                                 float(s_prior[0][s]), float(r_prior[s]))
                    for s in np.flatnonzero(self.alive).tolist()]
         return Detection(windows, anomalies, z_t)
 

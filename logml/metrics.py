@@ -52,7 +52,8 @@ class Stats:
     invalid: dict = field(default_factory=lambda: defaultdict(int))  # reason -> records
     dead_lettered: int = 0
     templates: dict = field(default_factory=dict)  # service -> templates
-    scores: dict = field(default_factory=dict)  # service -> (score, outage, ratio, ratio_z)
+    # service -> (score, outage, ratio, ratio_z, expected ratio, lines, expected lines)
+    scores: dict = field(default_factory=dict)
     top_templates: dict = field(default_factory=dict)  # service -> [(template_id, z)]
     last_window_end: float = 0.0
     consumer_lag: dict = field(default_factory=dict)  # partition -> messages
@@ -108,11 +109,15 @@ class LogmlCollector:
                 g.add_metric([svc], n)
             yield g
             names = ["logml_anomaly_score", "logml_outage_probability", "logml_error_ratio",
-                     "logml_error_ratio_zscore"]
+                     "logml_error_ratio_zscore", "logml_error_ratio_expected",
+                     "logml_window_lines", "logml_window_lines_expected"]
             helps = ["Anomaly score 0-100 of the last closed window",
                      "Outage probability 0-1 of the last closed window",
                      "Share of error lines in the last closed window",
-                     "z-score of the error ratio against its baseline"]
+                     "z-score of the error ratio against its baseline",
+                     "Baseline (EWMA) of the error ratio before the last closed window",
+                     "Lines in the last closed window",
+                     "Baseline (EWMA) of lines per window before the last closed window"]
             for k, (name, text) in enumerate(zip(names, helps)):
                 g = GaugeMetricFamily(name, text, labels=["service"])
                 for svc, vals in sorted(s.scores.items()):

@@ -124,7 +124,8 @@ class Pipeline:
                     self.stats.anomalies[(names[a.service], a.type, a.severity)] += 1
                 for w in det.windows:
                     self.stats.scores[names[w.service]] = (
-                        w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z)
+                        w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
+                        w.expected_error_ratio, w.lines, w.expected_lines)
                 self.stats.set_top_templates(det.template_z, self.template_service, names,
                                              [t.template_id for t in engine.templates],
                                              self.cfg.metrics.top_templates)
