@@ -37,7 +37,8 @@ def cmd_run(args) -> int:
             print(f"logml run: {args.input}: no such file", file=sys.stderr)
             return 2
     from .run import run_file
-    pipe = run_file(config, args.input, args.state, args.keep_open, args.service)
+    pipe = run_file(config, args.input, args.state or config.output.snapshot or None,
+                    args.keep_open, args.service)
     s = pipe.stats
     total = sum(s.lines.values())
     anomalies = sum(s.anomalies.values())

@@ -54,7 +54,7 @@ class ScoreConfig:
     warmup_windows: int = 30
     warning_z: float = 2.5
     critical_z: float = 4.0
-    count_floor: float = 3.0  # the noise floor of a count is at least sqrt(mean) and this
+    count_floor: float = 1.0  # the noise (std) of a count is at least sqrt(mean) and this
     error_ratio_floor: float = 0.02
     seasonal: bool = False  # hour-of-week baseline for daily and weekly rhythm
     new_template_min_lines: int = 3
@@ -66,7 +66,7 @@ class ScoreConfig:
 class OutputConfig:
     dir: str = "logml-out"
     write_logs: bool = False
-    snapshot: str = ""  # path of the state snapshot; empty = none
+    snapshot: str = ""  # state snapshot of embedded runs (as --state); empty = none
 
 
 @dataclass

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import ScoreConfig
-from .score import anomaly_score, ewma_step, outage_probability, ratio_step, trend_step
+from .score import (HOURS_PER_WEEK, anomaly_score, ewma_step, hour_of_week, outage_probability,
+                    ratio_step, seasonal_step, trend_step)
 from .window import WindowFrame
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -166,7 +167,7 @@ class Detector:
         z_t = np.zeros(T)
         zt_live = np.zeros(len(t_idx))
         m, v, s = self.t_mean[t_idx], self.t_var[t_idx], self.t_seen[t_idx]
-        ewma_step(counts[t_idx], m, v, s, self.alpha, self.alpha_anomalous, 1.0,
+        ewma_step(counts[t_idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
                   cfg.warmup_windows, cfg.warning_z, zt_live)
         self.t_mean[t_idx], self.t_var[t_idx], self.t_seen[t_idx] = m, v, s
         z_t[t_idx] = zt_live
@@ -176,10 +177,14 @@ class Detector:
         z_s = np.zeros(n_services)
         zs_live = np.zeros(len(s_idx))
         m, v, s = self.s_mean[s_idx], self.s_var[s_idx], self.s_seen[s_idx]
-        ewma_step(lines[s_idx], m, v, s, self.alpha, self.alpha_anomalous, 1.0,
+        ewma_step(lines[s_idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
                   cfg.warmup_windows, cfg.warning_z, zs_live)
         self.s_mean[s_idx], self.s_var[s_idx], self.s_seen[s_idx] = m, v, s
         z_s[s_idx] = zs_live
+        if cfg.seasonal:
+            slot = hour_of_week(frame.start)
+            z_t, t_prior_mean = self._seasonal("t", counts, slot, z_t, t_prior_mean, T)
+            z_s, s_prior = self._seasonal_services(lines, slot, z_s, s_prior, n_services)
 
         r_prior = self.r_mean.copy()
         z_r = np.zeros(n_services)
@@ -276,6 +281,34 @@ class Detector:
                                  float(s_prior[0][s]), float(r_prior[s]))
                    for s in np.flatnonzero(self.alive).tolist()]
         return Detection(windows, anomalies, z_t)
+
+    def _seasonal(self, name: str, x: np.ndarray, slot: int, z: np.ndarray,
+                  prior: np.ndarray, n: int):
+        """Hour-of-week baselines: where this hour of the week has its own warm baseline,
+        its z and mean replace the plain ones (so Monday 9:00 is compared with Mondays)."""
+        key = f"seasonal_{name}"
+        state = getattr(self, key, None)
+        if state is None or state[0].shape[0] < n:
+            fresh = [np.zeros((n, HOURS_PER_WEEK), order="F") for _ in range(2)]
+            seen = np.zeros((n, HOURS_PER_WEEK), dtype=np.int64, order="F")
+            if state is not None:
+                for new, old in zip((*fresh, seen), state):
+                    new[: old.shape[0]] = old
+            state = (*fresh, seen)
+            setattr(self, key, state)
+        mean, var, seen = state
+        before = mean[:n, slot].copy()
+        z_season = np.zeros(n)
+        live = (x[:n] > 0) | (seen[:n].sum(axis=1) > 0)
+        seasonal_step(np.where(live, x[:n], 0.0), slot, mean, var, seen, self.alpha,
+                      self.alpha_anomalous, self.cfg.count_floor, self.cfg.warmup_windows,
+                      self.cfg.warning_z, z_season)
+        warm = seen[:n, slot] > self.cfg.warmup_windows
+        return np.where(warm, z_season, z), np.where(warm, before, prior)
+
+    def _seasonal_services(self, lines, slot, z_s, s_prior, n):
+        z, mean = self._seasonal("s", lines, slot, z_s, s_prior[0][:n], n)
+        return z, (mean, s_prior[1], s_prior[2])
 
     def _join_incidents(self, anomalies: list[Anomaly], start: float, scores) -> None:
         """Anomalies of one service in adjacent windows share one incident id."""

@@ -1,0 +1,30 @@
+"""The quality bar on scenarios the detector was not tuned on: generate, run, eval."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed,hours,services", [(90210, 8, 5), (314159, 6, 3)])
+def test_every_incident_found_within_two_windows_with_few_critical_false_alarms(
+        tmp_path, seed, hours, services):
+    def logml(*args):
+        p = subprocess.run([sys.executable, "-m", "logml.cli", *map(str, args)],
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return p.stdout
+
+    logml("generate", "--seed", seed, "--hours", hours, "--services", services,
+          "--rate", 6, "--out", tmp_path / "gen")
+    logml("run", "--input", tmp_path / "gen" / "events.jsonl", "--output", tmp_path / "out")
+    result = json.loads(logml("eval", tmp_path / "out" / "anomalies.jsonl",
+                              tmp_path / "gen" / "labels.json", "--json"))
+    report = logml("eval", tmp_path / "out" / "anomalies.jsonl", tmp_path / "gen" / "labels.json")
+    print(report)
+    assert result["totals"]["incidents"] >= 4
+    assert {r["type"] for r in result["incidents"]} == {"spike", "drop", "new_template",
+                                                         "error_rate"}
+    assert result["recall"] == 1.0, report
+    assert result["false_alarms_per_service_day"]["critical"] <= 1.0, report
