@@ -33,6 +33,7 @@ class ErrorRecord:
     source: str = ""
     offset: int = -1
     kept: bool = False  # processed anyway (truncated), dead-lettered for the full bytes
+    key: bytes | None = None  # the source record's key (Kafka), kept on the dead letter
 
     def doc(self) -> dict:
         """The dead-letter document: raw bytes as text when they are valid UTF-8, else base64."""

@@ -64,6 +64,8 @@ class Stats:
 
     def set_top_templates(self, z: np.ndarray, template_service: np.ndarray, names: list[str],
                           template_ids: list[str], k: int) -> None:
+        """Replace the top-K rows of the services these templates belong to (pipelines of
+        other partitions keep theirs)."""
         top = {}
         order = np.argsort(-np.abs(z), kind="stable")
         for t in order.tolist():
@@ -71,7 +73,7 @@ class Stats:
             bucket = top.setdefault(svc, [])
             if len(bucket) < k:
                 bucket.append((template_ids[t], float(z[t])))
-        self.top_templates = top
+        self.top_templates = {**self.top_templates, **top}
 
 
 class LogmlCollector:

@@ -15,7 +15,7 @@ from . import snapshot
 from .config import Config
 from .decode import Decoder, EventBatch
 from .detect import Detection, Detector
-from .docs import anomaly_doc, dlq_doc, log_doc, window_doc
+from .docs import anomaly_doc, log_doc, window_doc
 from .errors import ErrorRecord, Reason
 from .metrics import Stats
 from .plaintext import _LEVEL_OF
@@ -48,9 +48,16 @@ class Pipeline:
         self.process(events, errors, source)
         self.positions[source] = end_offset
 
-    def process_records(self, records: list[bytes], offsets: list[int], source: str) -> None:
+    def process_records(self, records: list[bytes], offsets: list[int], source: str,
+                        keys: list | None = None) -> None:
         events, errors = self.decoder.decode(records, offsets, source)
+        if errors and keys is not None:
+            key_of = dict(zip(offsets, keys))
+            for e in errors:
+                e.key = key_of.get(e.offset)
         self.process(events, errors, source)
+        if offsets:
+            self.positions[source] = offsets[-1] + 1
 
     def process(self, events: EventBatch, errors: list[ErrorRecord], source: str) -> None:
         t0 = time.perf_counter()
@@ -93,7 +100,7 @@ class Pipeline:
             for e in errors:
                 self.stats.invalid[e.reason.value] += 1
             self.stats.dead_lettered += len(errors)
-        self.sink.write("dlq", [dlq_doc(e) for e in errors])
+        self.sink.dead_letter(errors)
 
     def _new_templates(self, before: int) -> None:
         templates = self.engine.templates

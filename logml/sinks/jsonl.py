@@ -5,6 +5,8 @@ from pathlib import Path
 
 import orjson
 
+from ..docs import dlq_doc
+
 FILES = {"windows": "windows.jsonl", "anomalies": "anomalies.jsonl", "dlq": "dlq.jsonl",
          "logs": "logs.jsonl"}
 
@@ -22,6 +24,9 @@ class JsonlSink:
         """docs are (id, document); the id is implied by the fields, files keep the doc."""
         if docs and kind in self.files:
             self.files[kind].write(b"".join(orjson.dumps(d) + b"\n" for _, d in docs))
+
+    def dead_letter(self, errors) -> None:
+        self.write("dlq", [dlq_doc(e) for e in errors])
 
     def flush(self) -> None:
         for f in self.files.values():

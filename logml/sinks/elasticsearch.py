@@ -1,0 +1,274 @@
+"""Elasticsearch sink: buffered bulk writes with deterministic ids (DESIGN.md, "sink").
+
+``write`` only buffers; ``flush`` returns once every buffered document is acknowledged by
+Elasticsearch or dead-lettered, so the caller may commit its input offsets after it:
+
+* every document goes to ``<prefix>-<kind>-YYYY.MM.DD`` (the UTC day of its ``@timestamp``)
+  with op ``index`` and its deterministic ``_id``: a replay overwrites, never duplicates;
+* items rejected for load (429, 503, ``es_rejected_execution_exception``), for the state of
+  the cluster (read-only block, missing/closed index) or by a server error (5xx) are retried
+  with capped, jittered exponential backoff, up to ``max_retries`` rounds in a row, then
+  ``SinkUnavailable`` (buffer kept, as below);
+* items Elasticsearch refuses for what they are (4xx: mapping or parse errors) become
+  ``ErrorRecord(Reason.SINK_REJECTED)`` handed to ``dead_letter``;
+* when Elasticsearch cannot be reached (connection refused, timeouts, whole-request 429/5xx)
+  the sink keeps trying with backoff for ``unavailable_timeout_s`` and then raises
+  ``SinkUnavailable``. Nothing is dropped: the documents not yet acknowledged stay
+  buffered and the next ``flush()`` sends them (the caller pauses and commits nothing).
+
+Counters in ``stats.bulk_errors``: ``rejected`` (dead-lettered items), ``retried`` (items
+sent again), ``unavailable`` (failed bulk requests). ``stats.bulk_latency`` observes every
+bulk request.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+from typing import Callable
+
+import orjson
+
+from ..config import ElasticsearchConfig
+from ..errors import ErrorRecord, Reason
+from ..metrics import Stats
+
+KINDS = ("logs", "windows", "anomalies")
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+# refused for load or for the state of the cluster/index, not for what the document is
+RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_exception",
+                         "unavailable_shards_exception", "cluster_block_exception",
+                         "index_not_found_exception", "index_closed_exception"})
+
+
+class SinkUnavailable(Exception):
+    """Elasticsearch did not take the documents in time; they are still buffered."""
+
+    def __init__(self, message: str, pending: int):
+        super().__init__(message)
+        self.pending = pending
+
+
+def index_name(prefix: str, kind: str, timestamp) -> str:
+    """``<prefix>-<kind>-YYYY.MM.DD`` from the UTC day of an ECS ``@timestamp``."""
+    return f"{prefix}-{kind}-{_utc_day(timestamp)}"
+
+
+def _utc_day(ts) -> str:
+    if isinstance(ts, str):
+        # logml writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (docs.iso): the date is the first 10 chars
+        if len(ts) >= 10 and (ts.endswith("Z") or len(ts) == 10) and ts[4] == "-" \
+                and ts[7] == "-":
+            return f"{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
+        try:
+            d = _dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"@timestamp {ts!r} is not ISO 8601") from None
+        if d.tzinfo is not None:
+            d = d.astimezone(_dt.timezone.utc)
+        return d.strftime("%Y.%m.%d")
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        secs = ts / 1000.0 if ts > 1e11 else float(ts)  # epoch millis or seconds
+        return time.strftime("%Y.%m.%d", time.gmtime(secs))
+    raise ValueError(f"no usable @timestamp ({ts!r})")
+
+
+def _reason(error) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+    cause = error.get("caused_by")
+    if isinstance(cause, dict):
+        text += f" (caused by {cause.get('type')}: {cause.get('reason', '')})"
+    return text
+
+
+class ElasticsearchSink:
+    def __init__(self, config: ElasticsearchConfig, stats: Stats,
+                 dead_letter: Callable[[list[ErrorRecord]], None], client=None, *,
+                 unavailable_timeout_s: float = 60.0, request_timeout_s: float = 30.0,
+                 backoff_base_s: float = 0.1, backoff_max_s: float = 5.0):
+        self.config = config
+        self.prefix = config.index_prefix
+        self.write_logs = config.write_logs
+        self.stats = stats
+        self.dead_letter = dead_letter
+        self.chunk_docs = max(1, int(config.bulk_max_docs))
+        self.max_retries = max(0, int(config.max_retries))
+        self.unavailable_timeout_s = unavailable_timeout_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self._owns_client = client is None
+        if client is None:
+            from elasticsearch import Elasticsearch
+            # The sink does its own retries with backoff and a time budget, so the
+            # transport does not retry on its own (max_retries=0): one attempt, one count.
+            client = Elasticsearch(config.url, request_timeout=request_timeout_s,
+                                   retry_on_timeout=True, max_retries=0)
+        self.client = client
+        # (index, _id, source as JSON bytes), in write order; acknowledged entries leave it
+        self._buffer: list[tuple[str, str, bytes]] = []
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def pending(self) -> int:
+        """Documents buffered and not yet acknowledged by Elasticsearch."""
+        return len(self._buffer)
+
+    def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
+        """Buffer (id, document) pairs; ``dlq`` is not ours (the caller routes it)."""
+        if kind not in KINDS or not docs:
+            return
+        if kind == "logs" and not self.write_logs:
+            return
+        bad: list[ErrorRecord] = []
+        buf = self._buffer
+        for doc_id, doc in docs:
+            try:
+                index = index_name(self.prefix, kind, doc.get("@timestamp"))
+                src = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+            except (ValueError, TypeError) as e:  # orjson.JSONEncodeError is a TypeError
+                bad.append(ErrorRecord(Reason.SINK_REJECTED, f"not indexable: {e}",
+                                       _raw(doc), f"{self.prefix}-{kind}", -1))
+                continue
+            buf.append((index, str(doc_id), src))
+        if bad:
+            self._reject(bad)
+
+    def flush(self) -> None:
+        """Send everything buffered; return when all of it is acknowledged or dead-lettered.
+
+        Raises SinkUnavailable (buffer kept) when Elasticsearch stays unreachable for
+        ``unavailable_timeout_s`` or keeps refusing items for load ``max_retries`` times.
+        """
+        down_since: float | None = None
+        down_attempt = 0
+        item_round = 0
+        chunk_docs = self.chunk_docs
+        while self._buffer:
+            chunk = self._buffer[:chunk_docs]
+            try:
+                resp = self._bulk(chunk)
+            except _RequestTooLarge:
+                if chunk_docs > 1:
+                    chunk_docs = max(1, chunk_docs // 2)
+                    continue
+                index, doc_id, src = chunk[0]
+                self._reject([ErrorRecord(Reason.SINK_REJECTED, "document larger than "
+                                          "http.max_content_length", src, index, -1)])
+                del self._buffer[:1]
+                continue
+            except _Unavailable as e:
+                self._count("unavailable", 1)
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                waited = now - down_since
+                if waited >= self.unavailable_timeout_s:
+                    raise SinkUnavailable(
+                        f"Elasticsearch at {self.config.url} unavailable for {waited:.0f} s "
+                        f"({e}); {len(self._buffer)} documents kept for the next flush",
+                        len(self._buffer)) from e.__cause__
+                time.sleep(min(self._backoff(down_attempt),
+                               max(0.0, self.unavailable_timeout_s - waited)))
+                down_attempt += 1
+                continue
+            down_since, down_attempt = None, 0
+
+            retry, rejected = self._classify(resp, chunk)
+            if rejected:
+                self._reject(rejected)  # if this raises, the chunk stays buffered
+            self._buffer[:len(chunk)] = retry
+            if retry:
+                item_round += 1
+                self._count("retried", len(retry))
+                if item_round > self.max_retries:
+                    raise SinkUnavailable(
+                        f"Elasticsearch still refused {len(retry)} documents for load after "
+                        f"{self.max_retries} retries; {len(self._buffer)} documents kept for "
+                        f"the next flush", len(self._buffer))
+                time.sleep(self._backoff(item_round - 1))
+            else:
+                item_round = 0
+
+    def close(self) -> None:
+        """Close the client (if the sink made it). Unflushed documents are not sent:
+        call flush() first."""
+        if self._owns_client:
+            self.client.close()
+
+    # ------------------------------------------------------------------ internals
+    def _bulk(self, chunk):
+        from elasticsearch import ApiError, TransportError
+        body = bytearray()
+        for index, doc_id, src in chunk:
+            body += orjson.dumps({"index": {"_index": index, "_id": doc_id}})
+            body += b"\n"
+            body += src
+            body += b"\n"
+        t0 = time.perf_counter()
+        try:
+            resp = self.client.bulk(operations=bytes(body),
+                                    filter_path="errors,items.*.status,items.*.error")
+        except ApiError as e:
+            status = getattr(e, "status_code", None) or getattr(e.meta, "status", None)
+            if status == 413:
+                raise _RequestTooLarge() from e
+            raise _Unavailable(f"bulk request failed with HTTP {status}: {e}") from e
+        except TransportError as e:
+            raise _Unavailable(f"{type(e).__name__}: {e}") from e
+        finally:
+            with self.stats.lock:
+                self.stats.bulk_latency.observe(time.perf_counter() - t0)
+        return resp
+
+    def _classify(self, resp, chunk):
+        """(entries to retry, error records to dead-letter) of one bulk response."""
+        if not resp.get("errors"):
+            return [], []
+        items = resp.get("items") or []
+        if len(items) != len(chunk):  # cannot tell which failed: send the chunk again
+            return list(chunk), []
+        retry, rejected = [], []
+        for item, entry in zip(items, chunk):
+            r = next(iter(item.values()))
+            status = int(r.get("status", 0))
+            if status < 300:
+                continue
+            error = r.get("error")
+            etype = error.get("type") if isinstance(error, dict) else None
+            if status in RETRY_STATUS or status >= 500 or etype in RETRY_TYPES:
+                retry.append(entry)
+            else:
+                index, _id, src = entry
+                rejected.append(ErrorRecord(Reason.SINK_REJECTED, _reason(error), src,
+                                            index, -1))
+        return retry, rejected
+
+    def _reject(self, records: list[ErrorRecord]) -> None:
+        self.dead_letter(records)
+        self._count("rejected", len(records))
+
+    def _count(self, kind: str, n: int) -> None:
+        with self.stats.lock:
+            self.stats.bulk_errors[kind] += n
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff, capped, with jitter (a random point in its upper half)."""
+        cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt))
+        return random.uniform(cap / 2, cap)
+
+
+class _Unavailable(Exception):
+    pass
+
+
+class _RequestTooLarge(Exception):
+    pass
+
+
+def _raw(doc) -> bytes:
+    try:
+        return orjson.dumps(doc, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return repr(doc).encode("utf-8", "replace")
