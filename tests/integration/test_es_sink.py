@@ -1,0 +1,240 @@
+"""ElasticsearchSink against the real Elasticsearch 8 node of tests/services/up (no mocks).
+
+Counts after a flush, idempotent replays (deterministic _id), dead-lettering of documents
+the mapping refuses, retries of items refused for the index state (a write block, what a
+full disk does), and Elasticsearch being unreachable: SinkUnavailable with the buffer kept,
+then everything flushed once Elasticsearch is back.
+"""
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+from elasticsearch import Elasticsearch
+
+from logml import setup as S
+from logml.config import ElasticsearchConfig
+from logml.decode import Decoder
+from logml.detect import Anomaly, ServiceWindow
+from logml.docs import anomaly_doc, log_doc, window_doc
+from logml.errors import Reason
+from logml.metrics import Stats
+from logml.sinks.elasticsearch import ElasticsearchSink, SinkUnavailable, index_name
+
+pytestmark = pytest.mark.integration
+
+DAY0 = 1767225600.0  # 2026-01-01T00:00:00Z
+SERVICES = ["api", "worker", "db", "auth"]
+
+
+@pytest.fixture(scope="module")
+def es_url(es_env) -> str:
+    return es_env["ES_URL"]
+
+
+@pytest.fixture(scope="module")
+def es(es_url):
+    client = Elasticsearch(es_url, request_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(es, es_url):
+    """A unique prefix with logml's templates installed; all removed afterwards."""
+    p = f"logmlsink{uuid.uuid4().hex[:8]}"
+    report = S.setup(es_url, prefix=p)
+    assert report.ok, report.format()
+    yield p
+    es.indices.delete(index=f"{p}-*", ignore_unavailable=True, allow_no_indices=True)
+    for kind in S.KINDS:
+        es.options(ignore_status=404).indices.delete_index_template(name=f"{p}-{kind}")
+
+
+class DeadLetters(list):
+    def __call__(self, records):
+        self.extend(records)
+
+
+def make_sink(url, prefix, **kw):
+    cfg_kw = {k: kw.pop(k) for k in ("bulk_max_docs", "max_retries") if k in kw}
+    config = ElasticsearchConfig(url=url, index_prefix=prefix, **cfg_kw)
+    stats, dlq = Stats(), DeadLetters()
+    return ElasticsearchSink(config, stats, dlq, **kw), stats, dlq
+
+
+def window_docs(n):
+    out = []
+    for k in range(n):
+        svc, w = SERVICES[k % len(SERVICES)], k // len(SERVICES)
+        start = DAY0 + 480.0 * w  # 800 windows span 2026-01-01 and 2026-01-02
+        win = ServiceWindow(service=0, start=start, end=start + 60, lines=100 + k, errors=k % 7,
+                            error_ratio=(k % 7) / (100 + k), error_ratio_z=0.5, anomaly_score=k % 100,
+                            outage_probability=(k % 100) / 100, expected_lines=100.0,
+                            expected_error_ratio=0.01)
+        out.append(window_doc(win, svc))
+    return out
+
+
+def anomaly_docs(n):
+    out = []
+    for k in range(n):
+        start = DAY0 + 43200.0 + 120.0 * k  # both days
+        a = Anomaly(service=0, type=("spike", "drop", "new_template", "error_rate")[k % 4],
+                    start=start, end=start + 60, template=k, actual=float(k), expected=2.5,
+                    lower=0.0, upper=6.0, zscore=4.5, score=70.0,
+                    severity=("warning", "critical")[k % 2], samples=[f"line {k}"],
+                    incident_id="2026-01-01T00:00Z")
+        out.append(anomaly_doc(a, SERVICES[k % len(SERVICES)], f"t{k:05d}", f"tmpl <NUM> {k}"))
+    return out
+
+
+def log_docs(n):
+    records = [orjson.dumps({
+        "@timestamp": DAY0 + 86400 * (k % 2) + k, "message": f"request {k} served in {k % 97} ms",
+        "service": {"name": SERVICES[k % len(SERVICES)]}, "host": {"name": f"web-{k % 3}"},
+        "log": {"level": "ERROR" if k % 10 == 0 else "INFO", "offset": k * 80,
+                "file": {"path": "/var/log/app.log"}},
+        "agent": {"type": "filebeat", "version": "8.19.0"}}) for k in range(n)]
+    events, errors = Decoder().decode(records, list(range(n)), "kafka:logs.raw:0",
+                                      now=DAY0 + 3 * 86400)
+    assert not errors and len(events) == n
+    return [log_doc(events, i, "t00001", "request <NUM> served in <NUM> ms",
+                    [str(i), str(i % 97)], "kafka:logs.raw:0") for i in range(n)]
+
+
+def counts(es, prefix):
+    es.indices.refresh(index=f"{prefix}-*")
+    return {kind: es.count(index=f"{prefix}-{kind}-*")["count"] for kind in S.KINDS}
+
+
+def test_index_name_is_the_utc_day_of_the_timestamp():
+    assert index_name("logml", "windows", "2026-01-01T23:59:59.999Z") == \
+        "logml-windows-2026.01.01"
+    assert index_name("logml", "logs", "2026-01-02T00:30:00+02:00") == "logml-logs-2026.01.01"
+    assert index_name("logml", "logs", DAY0 + 86400) == "logml-logs-2026.01.02"
+
+
+def test_write_flush_counts_and_replay_is_idempotent(es, es_url, prefix):
+    sink, stats, dlq = make_sink(es_url, prefix, bulk_max_docs=300)
+    docs = {"windows": window_docs(800), "anomalies": anomaly_docs(400), "logs": log_docs(800)}
+    for kind, batch in docs.items():
+        sink.write(kind, batch)
+    sink.write("dlq", [("x", {"@timestamp": "2026-01-01T00:00:00.000Z"})])  # not ours
+    assert sink.pending == 2000
+    sink.flush()
+    assert sink.pending == 0 and not dlq
+    assert counts(es, prefix) == {"logs": 800, "windows": 800, "anomalies": 400}
+    assert dict(stats.bulk_errors) == {}
+    assert sum(stats.bulk_latency.counts) == 7  # 2000 docs in chunks of 300
+    # one index per kind and UTC day
+    names = sorted(es.indices.get(index=f"{prefix}-*"))
+    assert names == sorted(f"{prefix}-{k}-2026.01.0{d}" for k in S.KINDS for d in (1, 2))
+    # the documents are stored as written, under their deterministic ids
+    wid, wdoc = docs["windows"][5]
+    got = es.get(index=index_name(prefix, "windows", wdoc["@timestamp"]), id=wid)["_source"]
+    assert got == wdoc
+
+    # a replay (same documents again) overwrites: counts unchanged
+    for kind, batch in docs.items():
+        sink.write(kind, batch)
+    sink.flush()
+    assert counts(es, prefix) == {"logs": 800, "windows": 800, "anomalies": 400}
+    sink.flush()  # nothing buffered: a no-op
+    sink.close()
+
+
+def test_write_logs_off_drops_log_documents(es, es_url, prefix):
+    config = ElasticsearchConfig(url=es_url, index_prefix=prefix, write_logs=False)
+    sink = ElasticsearchSink(config, Stats(), DeadLetters())
+    assert sink.write_logs is False
+    sink.write("logs", log_docs(10))
+    sink.write("windows", window_docs(10))
+    sink.flush()
+    assert counts(es, prefix) == {"logs": 0, "windows": 10, "anomalies": 0}
+    sink.close()
+
+
+def test_mapping_violation_is_dead_lettered_and_the_rest_indexed(es, es_url, prefix):
+    sink, stats, dlq = make_sink(es_url, prefix)
+    docs = window_docs(50)
+    bad_id, bad = docs[17]
+    bad["logml"]["lines"] = "not a number"
+    sink.write("windows", docs)
+    sink.flush()
+    assert sink.pending == 0
+    assert counts(es, prefix)["windows"] == 49
+    (rec,) = dlq
+    assert rec.reason == Reason.SINK_REJECTED and rec.doc()["reason"] == "sink_rejected"
+    assert "parsing_exception" in rec.detail and "logml.lines" in rec.detail
+    assert rec.raw == orjson.dumps(bad)
+    assert rec.source == index_name(prefix, "windows", bad["@timestamp"])
+    assert rec.offset == -1
+    assert stats.bulk_errors["rejected"] == 1
+    assert not es.exists(index=rec.source, id=bad_id)
+
+
+def test_items_refused_for_index_state_are_retried_until_accepted(es, es_url, prefix):
+    docs = window_docs(40)
+    index = index_name(prefix, "windows", docs[0][1]["@timestamp"])
+    es.indices.create(index=index)
+    es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    sink, stats, dlq = make_sink(es_url, prefix, max_retries=20, backoff_base_s=0.05,
+                                 backoff_max_s=0.2)
+    sink.write("windows", docs)
+    lift = threading.Timer(1.0, lambda: es.indices.put_settings(
+        index=index, settings={"index.blocks.write": False}))
+    lift.start()
+    try:
+        sink.flush()  # cluster_block_exception (403) per item: retried, not dead-lettered
+    finally:
+        lift.join()
+    assert not dlq and sink.pending == 0
+    assert stats.bulk_errors["retried"] > 0 and stats.bulk_errors["rejected"] == 0
+    assert counts(es, prefix)["windows"] == 40
+
+
+def test_items_refused_too_long_raise_and_keep_the_buffer(es, es_url, prefix):
+    docs = window_docs(12)
+    index = index_name(prefix, "windows", docs[0][1]["@timestamp"])
+    es.indices.create(index=index)
+    es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    sink, stats, dlq = make_sink(es_url, prefix, max_retries=2, backoff_base_s=0.01,
+                                 backoff_max_s=0.02)
+    sink.write("windows", docs)
+    with pytest.raises(SinkUnavailable) as excinfo:
+        sink.flush()
+    n_blocked = sum(1 for _, d in docs if index_name(prefix, "windows", d["@timestamp"]) == index)
+    assert excinfo.value.pending == sink.pending == n_blocked and not dlq
+    es.indices.put_settings(index=index, settings={"index.blocks.write": False})
+    sink.flush()
+    assert sink.pending == 0 and counts(es, prefix)["windows"] == 12
+
+
+def test_unreachable_elasticsearch_raises_and_keeps_the_buffer(es, es_url, prefix):
+    # the sink builds its own client from the config; nothing listens on port 1
+    sink, stats, dlq = make_sink("http://127.0.0.1:1", prefix, unavailable_timeout_s=1.5,
+                                 backoff_base_s=0.1, backoff_max_s=0.5)
+    sink.write("windows", window_docs(200))
+    sink.write("anomalies", anomaly_docs(100))
+    t0 = time.monotonic()
+    with pytest.raises(SinkUnavailable) as excinfo:
+        sink.flush()
+    elapsed = time.monotonic() - t0
+    assert 1.5 <= elapsed < 10, elapsed
+    assert "unavailable" in str(excinfo.value) and excinfo.value.pending == 300
+    assert sink.pending == 300 and not dlq
+    assert stats.bulk_errors["unavailable"] >= 2
+    # a second flush while still down also raises, still without losing anything
+    with pytest.raises(SinkUnavailable):
+        sink.flush()
+    assert sink.pending == 300
+
+    # Elasticsearch is back (here: the client now points at the real node)
+    sink.client.close()
+    sink.client = Elasticsearch(es_url, request_timeout=30)
+    sink.flush()
+    assert sink.pending == 0 and not dlq
+    assert counts(es, prefix) == {"logs": 0, "windows": 200, "anomalies": 100}
+    sink.client.close()
