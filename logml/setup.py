@@ -3,8 +3,8 @@
 Like ``filebeat setup``, run once per cluster (and again after an upgrade; it is
 idempotent). What the server cannot do is skipped and said so, never faked:
 
-* GET / gives the version; ``GET _ilm/status`` tells whether ILM exists (a server without
-  X-Pack answers 400/404/405 there);
+* GET / gives the version; ``GET _xpack`` tells whether ILM exists (a server without
+  X-Pack answers 400 there);
 * composable index templates for ``<prefix>-logs-*``, ``<prefix>-windows-*`` and
   ``<prefix>-anomalies-*`` with explicit mappings (ECS names, ``logml.*``); replicas 0 on
   a one-data-node cluster unless told otherwise;
@@ -312,14 +312,22 @@ class SetupReport:
 
 
 def _ilm_supported(client) -> tuple[bool, str]:
+    """Ask the X-Pack info API (GET /_xpack) whether ILM is there. A server without X-Pack
+    answers 400 ("_xpack" read as an index name); probing _ilm/* instead answers 405 there,
+    which the transport takes for a dead node and warns about."""
     from elasticsearch import ApiError, TransportError
     try:
-        status = client.ilm.get_status()
-    except ApiError as e:  # 400/404/405 "no handler" on a server without X-Pack
-        return False, f"GET _ilm/status answered {e.status_code}"
+        info = client.xpack.info(categories="features")
+    except ApiError as e:
+        return False, f"GET _xpack answered {e.status_code}"
     except TransportError as e:
-        return False, f"GET _ilm/status failed: {e}"
-    return True, f"ILM operation mode {status.get('operation_mode', '?')}"
+        return False, f"GET _xpack failed: {e}"
+    ilm = (info.get("features") or {}).get("ilm") or {}
+    if not ilm.get("available"):
+        return False, "X-Pack reports ILM unavailable"
+    if not ilm.get("enabled", True):
+        return False, "X-Pack reports ILM disabled"
+    return True, "ILM available"
 
 
 def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,

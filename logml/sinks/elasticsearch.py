@@ -10,7 +10,8 @@ Elasticsearch or dead-lettered, so the caller may commit its input offsets after
   with capped, jittered exponential backoff, up to ``max_retries`` rounds in a row, then
   ``SinkUnavailable`` (buffer kept, as below);
 * items Elasticsearch refuses for what they are (4xx: mapping or parse errors) become
-  ``ErrorRecord(Reason.SINK_REJECTED)`` handed to ``dead_letter``;
+  ``ErrorRecord(Reason.SINK_REJECTED)`` (raw = the document, source = the index, key = its
+  service.name) handed to ``dead_letter``;
 * when Elasticsearch cannot be reached (connection refused, timeouts, whole-request 429/5xx)
   the sink keeps trying with backoff for ``unavailable_timeout_s`` and then raises
   ``SinkUnavailable``. Nothing is dropped: the documents not yet acknowledged stay
@@ -32,6 +33,7 @@ import orjson
 from ..config import ElasticsearchConfig
 from ..errors import ErrorRecord, Reason
 from ..metrics import Stats
+from .kafka_dlq import SinkUnavailable as _SinkUnavailableBase
 
 KINDS = ("logs", "windows", "anomalies")
 RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -41,8 +43,11 @@ RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_ex
                          "index_not_found_exception", "index_closed_exception"})
 
 
-class SinkUnavailable(Exception):
-    """Elasticsearch did not take the documents in time; they are still buffered."""
+class SinkUnavailable(_SinkUnavailableBase):
+    """Elasticsearch did not take the documents in time; they are still buffered.
+
+    A subclass of the streaming consumer's ``SinkUnavailable`` (logml.sinks.kafka_dlq), so
+    the consumer's pause-and-retry handles it like the other sinks' outages."""
 
     def __init__(self, message: str, pending: int):
         super().__init__(message)
@@ -128,8 +133,11 @@ class ElasticsearchSink:
                 index = index_name(self.prefix, kind, doc.get("@timestamp"))
                 src = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
             except (ValueError, TypeError) as e:  # orjson.JSONEncodeError is a TypeError
+                svc = doc.get("service") if isinstance(doc, dict) else None
+                name = svc.get("name") if isinstance(svc, dict) else None
                 bad.append(ErrorRecord(Reason.SINK_REJECTED, f"not indexable: {e}",
-                                       _raw(doc), f"{self.prefix}-{kind}", -1))
+                                       _raw(doc), f"{self.prefix}-{kind}", -1,
+                                       key=name.encode() if isinstance(name, str) else None))
                 continue
             buf.append((index, str(doc_id), src))
         if bad:
@@ -139,7 +147,8 @@ class ElasticsearchSink:
         """Send everything buffered; return when all of it is acknowledged or dead-lettered.
 
         Raises SinkUnavailable (buffer kept) when Elasticsearch stays unreachable for
-        ``unavailable_timeout_s`` or keeps refusing items for load ``max_retries`` times.
+        ``unavailable_timeout_s`` or refuses items for load or index state more than
+        ``max_retries`` rounds in a row.
         """
         down_since: float | None = None
         down_attempt = 0
@@ -155,7 +164,8 @@ class ElasticsearchSink:
                     continue
                 index, doc_id, src = chunk[0]
                 self._reject([ErrorRecord(Reason.SINK_REJECTED, "document larger than "
-                                          "http.max_content_length", src, index, -1)])
+                                          "http.max_content_length", src, index, -1,
+                                          key=_service_key(src))])
                 del self._buffer[:1]
                 continue
             except _Unavailable as e:
@@ -175,18 +185,18 @@ class ElasticsearchSink:
                 continue
             down_since, down_attempt = None, 0
 
-            retry, rejected = self._classify(resp, chunk)
+            retry, rejected, why = self._classify(resp, chunk)
             if rejected:
                 self._reject(rejected)  # if this raises, the chunk stays buffered
             self._buffer[:len(chunk)] = retry
             if retry:
                 item_round += 1
-                self._count("retried", len(retry))
                 if item_round > self.max_retries:
                     raise SinkUnavailable(
-                        f"Elasticsearch still refused {len(retry)} documents for load after "
-                        f"{self.max_retries} retries; {len(self._buffer)} documents kept for "
-                        f"the next flush", len(self._buffer))
+                        f"Elasticsearch still refused {len(retry)} documents after "
+                        f"{self.max_retries} retries ({why}); {len(self._buffer)} documents "
+                        f"kept for the next flush", len(self._buffer))
+                self._count("retried", len(retry))
                 time.sleep(self._backoff(item_round - 1))
             else:
                 item_round = 0
@@ -223,13 +233,13 @@ class ElasticsearchSink:
         return resp
 
     def _classify(self, resp, chunk):
-        """(entries to retry, error records to dead-letter) of one bulk response."""
+        """(entries to retry, error records to dead-letter, a retry reason) of a response."""
         if not resp.get("errors"):
-            return [], []
+            return [], [], ""
         items = resp.get("items") or []
         if len(items) != len(chunk):  # cannot tell which failed: send the chunk again
-            return list(chunk), []
-        retry, rejected = [], []
+            return list(chunk), [], "bulk response items do not match the request"
+        retry, rejected, why = [], [], ""
         for item, entry in zip(items, chunk):
             r = next(iter(item.values()))
             status = int(r.get("status", 0))
@@ -239,11 +249,12 @@ class ElasticsearchSink:
             etype = error.get("type") if isinstance(error, dict) else None
             if status in RETRY_STATUS or status >= 500 or etype in RETRY_TYPES:
                 retry.append(entry)
+                why = why or f"HTTP {status} {_reason(error)}"
             else:
                 index, _id, src = entry
                 rejected.append(ErrorRecord(Reason.SINK_REJECTED, _reason(error), src,
-                                            index, -1))
-        return retry, rejected
+                                            index, -1, key=_service_key(src)))
+        return retry, rejected, why
 
     def _reject(self, records: list[ErrorRecord]) -> None:
         self.dead_letter(records)
@@ -272,3 +283,12 @@ def _raw(doc) -> bytes:
         return orjson.dumps(doc, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:
         return repr(doc).encode("utf-8", "replace")
+
+
+def _service_key(src: bytes) -> bytes | None:
+    """The document's service.name as the dead letter's key (the input topic's key)."""
+    try:
+        name = orjson.loads(src).get("service", {}).get("name")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return name.encode() if isinstance(name, str) else None

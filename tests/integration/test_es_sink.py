@@ -70,8 +70,9 @@ def window_docs(n):
         svc, w = SERVICES[k % len(SERVICES)], k // len(SERVICES)
         start = DAY0 + 480.0 * w  # 800 windows span 2026-01-01 and 2026-01-02
         win = ServiceWindow(service=0, start=start, end=start + 60, lines=100 + k, errors=k % 7,
-                            error_ratio=(k % 7) / (100 + k), error_ratio_z=0.5, anomaly_score=k % 100,
-                            outage_probability=(k % 100) / 100, expected_lines=100.0,
+                            error_ratio=(k % 7) / (100 + k), error_ratio_z=0.5,
+                            anomaly_score=k % 100, outage_probability=(k % 100) / 100,
+                            expected_lines=100.0,
                             expected_error_ratio=0.01)
         out.append(window_doc(win, svc))
     return out
@@ -170,7 +171,7 @@ def test_mapping_violation_is_dead_lettered_and_the_rest_indexed(es, es_url, pre
     assert "parsing_exception" in rec.detail and "logml.lines" in rec.detail
     assert rec.raw == orjson.dumps(bad)
     assert rec.source == index_name(prefix, "windows", bad["@timestamp"])
-    assert rec.offset == -1
+    assert rec.offset == -1 and rec.key == bad["service"]["name"].encode()
     assert stats.bulk_errors["rejected"] == 1
     assert not es.exists(index=rec.source, id=bad_id)
 
@@ -207,6 +208,7 @@ def test_items_refused_too_long_raise_and_keep_the_buffer(es, es_url, prefix):
         sink.flush()
     n_blocked = sum(1 for _, d in docs if index_name(prefix, "windows", d["@timestamp"]) == index)
     assert excinfo.value.pending == sink.pending == n_blocked and not dlq
+    assert "cluster_block_exception" in str(excinfo.value)
     es.indices.put_settings(index=index, settings={"index.blocks.write": False})
     sink.flush()
     assert sink.pending == 0 and counts(es, prefix)["windows"] == 12
@@ -238,3 +240,8 @@ def test_unreachable_elasticsearch_raises_and_keeps_the_buffer(es, es_url, prefi
     assert sink.pending == 0 and not dlq
     assert counts(es, prefix) == {"logs": 0, "windows": 200, "anomalies": 100}
     sink.client.close()
+
+
+def test_sink_unavailable_is_what_the_streaming_consumer_catches():
+    from logml.sinks import kafka_dlq
+    assert issubclass(SinkUnavailable, kafka_dlq.SinkUnavailable)
