@@ -21,7 +21,9 @@ import orjson
 from .config import DecodeConfig
 from .errors import ErrorRecord, Reason
 from .masking import pack_lines
-from .plaintext import BAD_UTF8, EMPTY, NUL, scan_iso, scan_lines, split_lines
+from . import jsonscan
+from .plaintext import (BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_TABLE, NUL, scan_iso, scan_lines,
+                        split_lines)
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
@@ -148,6 +150,38 @@ class EventBatch:
     def service_name(self, i: int) -> str:
         return self.services[self.service[i]]
 
+    def select(self, idx: np.ndarray) -> "EventBatch":
+        """The events at positions idx, in that order (the buffer is shared)."""
+        pick = lambda xs: None if xs is None else [xs[i] for i in idx.tolist()]  # noqa: E731
+        return EventBatch(self.buf, self.msg_start[idx], self.text_start[idx], self.end[idx],
+                          self.ts[idx], self.level[idx], self.service[idx], self.services,
+                          self.offset[idx], self.truncated[idx], pick(self.host),
+                          pick(self.event))
+
+    @staticmethod
+    def merge(a: "EventBatch", b: "EventBatch") -> "EventBatch":
+        """Both batches in one, ordered by offset (input order)."""
+        if len(a) == 0:
+            return b
+        if len(b) == 0:
+            return a
+        shift = len(a.buf)
+        names = sorted(set(a.services) | set(b.services))
+        index = {n: i for i, n in enumerate(names)}
+        remap = lambda batch: np.array([index[n] for n in batch.services],  # noqa: E731
+                                       dtype=np.int32)[batch.service]
+        cat = np.concatenate
+        hosts = None if a.host is None and b.host is None else \
+            (a.host or [None] * len(a)) + (b.host or [None] * len(b))
+        events = None if a.event is None and b.event is None else \
+            (a.event or [None] * len(a)) + (b.event or [None] * len(b))
+        both = EventBatch(
+            cat((a.buf, b.buf)), cat((a.msg_start, b.msg_start + shift)),
+            cat((a.text_start, b.text_start + shift)), cat((a.end, b.end + shift)),
+            cat((a.ts, b.ts)), cat((a.level, b.level)), cat((remap(a), remap(b))), names,
+            cat((a.offset, b.offset)), cat((a.truncated, b.truncated)), hosts, events)
+        return both.select(np.argsort(both.offset, kind="stable"))
+
     @classmethod
     def empty(cls) -> "EventBatch":
         z = np.zeros(0, dtype=np.int64)
@@ -252,9 +286,12 @@ _NOT_JSON = (Reason.INVALID_JSON,)
 class Decoder:
     """Turns raw records into an EventBatch plus error records; holds no state."""
 
-    def __init__(self, config: DecodeConfig | None = None, service: str | None = None):
+    def __init__(self, config: DecodeConfig | None = None, service: str | None = None,
+                 keep_events: bool = False):
         self.config = config or DecodeConfig()
         self.service = service or self.config.default_service
+        # the original JSON events (and hosts) are kept only when documents need them
+        self.keep_events = keep_events
 
     def decode(self, records: list[bytes], offsets=None, source: str = "",
                now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
@@ -310,8 +347,11 @@ class Decoder:
         firsts = buf[starts[ends > starts]] if self.config.format != "plain" else None
         if self.config.format == "json" or (
                 firsts is not None and ((firsts == 123) | (firsts == 91)).any()):
-            records = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
-            return self.decode(records, np.arange(first_offset, first_offset + n), source, now)
+            if self.keep_events:
+                records = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+                return self.decode(records, np.arange(first_offset, first_offset + n), source,
+                                   now)
+            return self._json_block(data, buf, starts, ends, first_offset, source, now)
         limit = self.config.max_line_bytes
         long_ = (ends - starts) > limit
         scan_ends = np.where(long_, starts + limit, ends)
@@ -346,6 +386,49 @@ class Decoder:
             buf, starts[idx], starts[idx] + cut[idx], scan_ends[idx], ts, level[idx],
             np.zeros(len(idx), dtype=np.int32), [self.service], first_offset + idx,
             long_[idx], None, None), errors
+
+    def _json_block(self, data, buf, starts, ends, first_offset, source, now):
+        """JSON events by the numba scanner; what it leaves goes record by record."""
+        cfg = self.config
+        status, _, _, _ = scan_lines(buf, starts, ends, now)
+        ok = (status == 0) & ((ends - starts) <= cfg.max_line_bytes)
+        fast = np.flatnonzero(ok)
+        jstatus, spans, mbuf, msg = jsonscan.scan(buf, starts[fast], ends[fast],
+                                                  cfg.max_json_depth)
+        take = jstatus == jsonscan.FAST
+        spans, msg, fast = spans[take], msg[take], fast[take]
+        # timestamps: plain ISO 8601 here; anything else, or absurd, takes the general path
+        ts_s, ts_e = spans[:, jsonscan.F_TS, 0], spans[:, jsonscan.F_TS, 1]
+        has_ts = ts_s >= 0
+        ts = scan_iso(buf, np.where(has_ts, ts_s, 0), np.where(has_ts, ts_e, 0))
+        latest = now + cfg.max_future_skew_s
+        good = ~has_ts | ((ts >= MIN_EPOCH) & (ts <= latest))
+        _, hts, hlevel, cut = scan_lines(mbuf, msg[:, 0], msg[:, 1], now)
+        ts = np.where(has_ts, ts, np.where(np.isnan(hts), now, hts))
+        level = jsonscan.span_levels(buf, spans, LEVEL_TABLE, LEVEL_CODE)
+        level = np.where(level < 0, hlevel, level).astype(np.int8)
+        # services by the hash of their bytes: one string per distinct name
+        svc_span = np.where((spans[:, jsonscan.F_SVC, 0] == -1)[:, None],
+                            spans[:, jsonscan.F_SVCNAME], spans[:, jsonscan.F_SVC])
+        h = jsonscan.span_hashes(buf, svc_span[:, None, :], 0)
+        h[svc_span[:, 1] <= svc_span[:, 0]] = 0  # absent or empty: the default service
+        uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        names = [self.service if u == 0 else
+                 data[svc_span[f, 0]:svc_span[f, 1]].decode("utf-8", "replace")
+                 for u, f in zip(uniq.tolist(), first.tolist())]
+        keep = np.flatnonzero(good)
+        fast_batch = EventBatch(
+            mbuf, msg[:, 0], msg[:, 0] + cut, msg[:, 1], ts, level,
+            inverse.astype(np.int32).reshape(-1), names, first_offset + fast,
+            np.zeros(len(fast), dtype=bool), None, None).select(keep)
+        rest = np.ones(len(starts), dtype=bool)
+        rest[fast[keep]] = False
+        slow = np.flatnonzero(rest)
+        if len(slow) == 0:
+            return fast_batch, []
+        records = [data[starts[i]:ends[i]] for i in slow.tolist()]
+        slow_batch, errors = self.decode(records, first_offset + slow, source, now)
+        return EventBatch.merge(fast_batch, slow_batch), errors
 
     def _plain(self, raw, body, off, source, out, truncated):
         try:

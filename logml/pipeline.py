@@ -31,7 +31,7 @@ class Pipeline:
         self.cfg = config
         self.sink = sink
         self.stats = stats or Stats()
-        self.decoder = Decoder(config.decode, service)
+        self.decoder = Decoder(config.decode, service, keep_events=sink.write_logs)
         self.engine = TemplateEngine(config.template)
         self.windower = Windower(config.window.seconds, config.window.allowed_lateness_windows,
                                  config.score.sample_lines)
