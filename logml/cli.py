@@ -69,6 +69,12 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_setup(args) -> int:
+    from .config import interpolate
+    from .setup import run_setup
+    return run_setup(interpolate(args.es), args.kibana, args.out, args.prefix, args.replicas)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args.out, seed=args.seed)
@@ -136,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rate", type=float, default=10.0, help="mean lines/s per service")
     sp.add_argument("--out", default="logml-generated")
     sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("setup", help="index templates, ILM policy, Kibana saved objects",
+                        description="Install index templates (and an ILM policy where the "
+                        "server supports it) in Elasticsearch, write the Kibana saved objects "
+                        "as ndjson and, with --kibana, import them. Reports what it skipped.")
+    sp.add_argument("--es", default="${ES_URL:-http://127.0.0.1:19200}",
+                    help="Elasticsearch URL (default $ES_URL or http://127.0.0.1:19200)")
+    sp.add_argument("--kibana", metavar="URL", help="Kibana URL to import the saved objects")
+    sp.add_argument("--out", default=".", metavar="DIR",
+                    help="where to write kibana-objects.ndjson (default .)")
+    sp.add_argument("--prefix", default="logml", help="index prefix (default logml)")
+    sp.add_argument("--replicas", type=int, help="replicas per index (default: 0 on a "
+                    "one-node cluster, else 1)")
+    sp.set_defaults(func=cmd_setup)
 
     sp = sub.add_parser("eval", help="recall, false alarms and delay against labels",
                         description="Compare ANOMALIES (anomalies.jsonl of logml run) with "

@@ -87,6 +87,7 @@ class ElasticsearchConfig:
     write_logs: bool = True
     bulk_max_docs: int = 5000
     max_retries: int = 8
+    unavailable_timeout_s: float = 30.0  # then the consumer pauses and retries, losing nothing
 
 
 @dataclass

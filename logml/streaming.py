@@ -21,7 +21,8 @@ from . import snapshot
 from .config import Config
 from .metrics import Stats, serve
 from .pipeline import STATE_KIND, Pipeline
-from .sinks.kafka_dlq import DeadLetterProducer, SinkUnavailable
+from .sinks import SinkUnavailable
+from .sinks.kafka_dlq import DeadLetterProducer
 
 log = logging.getLogger("logml.streaming")
 CHECKPOINT_EVERY_S = 5.0
@@ -135,7 +136,8 @@ class GroupMember:
         if self.cfg.sink == "elasticsearch":
             from .sinks.elasticsearch import ElasticsearchSink
             return ElasticsearchSink(self.cfg.elasticsearch, self.stats,
-                                     dead_letter=lambda errors: self.sink.dead_letter(errors))
+                                     dead_letter=lambda errors: self.sink.dead_letter(errors),
+                                     unavailable_timeout_s=self.cfg.elasticsearch.unavailable_timeout_s)
         from .sinks.jsonl import JsonlSink
         return JsonlSink(self.cfg.output.dir, self.cfg.output.write_logs, append=True)
 

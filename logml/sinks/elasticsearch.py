@@ -33,7 +33,7 @@ import orjson
 from ..config import ElasticsearchConfig
 from ..errors import ErrorRecord, Reason
 from ..metrics import Stats
-from .kafka_dlq import SinkUnavailable as _SinkUnavailableBase
+from . import SinkUnavailable as _SinkUnavailableBase
 
 KINDS = ("logs", "windows", "anomalies")
 RETRY_STATUS = frozenset({429, 502, 503, 504})
@@ -46,8 +46,8 @@ RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_ex
 class SinkUnavailable(_SinkUnavailableBase):
     """Elasticsearch did not take the documents in time; they are still buffered.
 
-    A subclass of the streaming consumer's ``SinkUnavailable`` (logml.sinks.kafka_dlq), so
-    the consumer's pause-and-retry handles it like the other sinks' outages."""
+    A ``logml.sinks.SinkUnavailable``, so the consumer's pause-and-retry handles it like
+    the other sinks' outages."""
 
     def __init__(self, message: str, pending: int):
         super().__init__(message)

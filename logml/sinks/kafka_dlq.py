@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
-
-class SinkUnavailable(Exception):
-    """A sink could not acknowledge; the caller keeps its offsets and retries later."""
+from . import SinkUnavailable
 
 
 class DeadLetterProducer:
