@@ -93,6 +93,7 @@ class ElasticsearchConfig:
 @dataclass
 class MetricsConfig:
     port: int = 0  # 0 = no /metrics endpoint
+    address: str = "127.0.0.1"  # where /metrics listens
     top_templates: int = 10
 
 

@@ -191,7 +191,11 @@ class EventBatch:
 
 class _Rows:
     """Per-record accumulator; ``batch`` then resolves headers and timestamps for all rows
-    at once (numba scans) and turns them into an EventBatch."""
+    at once (numba scans) and turns them into an EventBatch.
+
+    Event time: the timestamp at the head of the message when there is one (the
+    application's own clock; a shipper's @timestamp is when it read a plain line), else
+    the event's @timestamp, else arrival time. A bad @timestamp is an error either way."""
 
     def __init__(self):
         self.message, self.ts_raw, self.level, self.raw = [], [], [], []
@@ -234,7 +238,7 @@ class _Rows:
                                               f"{str(v)[:64]!r} is before 1990 or in the "
                                               "future", self.raw[k], source, self.offset[k]))
                     bad[k] = True
-                else:
+                elif np.isnan(hts[k]):
                     ts[k] = t
         level = np.asarray(self.level, dtype=np.int8)
         level = np.where(level < 0, hlevel, level).astype(np.int8)
@@ -404,7 +408,7 @@ class Decoder:
         latest = now + cfg.max_future_skew_s
         good = ~has_ts | ((ts >= MIN_EPOCH) & (ts <= latest))
         _, hts, hlevel, cut = scan_lines(mbuf, msg[:, 0], msg[:, 1], now)
-        ts = np.where(has_ts, ts, np.where(np.isnan(hts), now, hts))
+        ts = np.where(~np.isnan(hts), hts, np.where(has_ts, ts, now))
         level = jsonscan.span_levels(buf, spans, LEVEL_TABLE, LEVEL_CODE)
         level = np.where(level < 0, hlevel, level).astype(np.int8)
         # services by the hash of their bytes: one string per distinct name

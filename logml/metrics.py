@@ -62,6 +62,15 @@ class Stats:
     batch_latency: Histogram = field(default_factory=Histogram)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def forget(self, services) -> None:
+        """Stop exporting gauges of services this process no longer owns (a partition moved
+        to another consumer), so an alert does not fire once per consumer."""
+        with self.lock:
+            for svc in services:
+                self.scores.pop(svc, None)
+                self.top_templates.pop(svc, None)
+                self.templates.pop(svc, None)
+
     def set_top_templates(self, z: np.ndarray, template_service: np.ndarray, names: list[str],
                           template_ids: list[str], k: int) -> None:
         """Replace the top-K rows of the services these templates belong to (pipelines of

@@ -20,7 +20,7 @@ def run_file(config: Config, path: str, state: str | None = None, keep_open: boo
     resuming = bool(state) and Path(state).exists()
     sink = JsonlSink(out, config.output.write_logs, append=resuming)
     stats = Stats()
-    server = serve(stats, config.metrics.port) if config.metrics.port else None
+    server = serve(stats, config.metrics.port, config.metrics.address) if config.metrics.port else None
     pipe = Pipeline(config, sink, stats, service)
     if resuming:
         pipe.load(state)

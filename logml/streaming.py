@@ -165,6 +165,7 @@ class GroupMember:
             self._flush_and_commit()
             self._checkpoint(revoked)
         for p in revoked:
+            self.stats.forget([s.name for s in self.pipelines[p].engine.services])
             del self.pipelines[p]
         consumer.unassign()
 
@@ -271,7 +272,7 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stats = Stats()
-    server = serve(stats, config.metrics.port) if config.metrics.port else None
+    server = serve(stats, config.metrics.port, config.metrics.address) if config.metrics.port else None
     member = GroupMember(config, stats)
 
     def stop(signum, frame):
