@@ -45,6 +45,8 @@ class TemplateConfig:
 class WindowConfig:
     seconds: int = 60
     allowed_lateness_windows: int = 2
+    # a service this far behind the others (silent or stuck) no longer holds windows open
+    idle_windows: int = 3
     error_levels: list[str] = field(default_factory=lambda: ["ERROR", "FATAL", "CRITICAL"])
 
 

@@ -71,18 +71,16 @@ class Stats:
                 self.top_templates.pop(svc, None)
                 self.templates.pop(svc, None)
 
-    def set_top_templates(self, z: np.ndarray, template_service: np.ndarray, names: list[str],
-                          template_ids: list[str], k: int) -> None:
-        """Replace the top-K rows of the services these templates belong to (pipelines of
-        other partitions keep theirs)."""
-        top = {}
-        order = np.argsort(-np.abs(z), kind="stable")
-        for t in order.tolist():
-            svc = names[int(template_service[t])]
-            bucket = top.setdefault(svc, [])
-            if len(bucket) < k:
-                bucket.append((template_ids[t], float(z[t])))
-        self.top_templates = {**self.top_templates, **top}
+
+def top_templates(z: np.ndarray, template_service: np.ndarray, names: list[str],
+                  template_ids: list[str], k: int) -> dict[str, list[tuple[str, float]]]:
+    """The K templates of each service with the largest |z| this window."""
+    top: dict[str, list] = {}
+    for t in np.argsort(-np.abs(z), kind="stable").tolist():
+        bucket = top.setdefault(names[int(template_service[t])], [])
+        if len(bucket) < k:
+            bucket.append((template_ids[t], float(z[t])))
+    return top
 
 
 class LogmlCollector:

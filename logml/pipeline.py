@@ -17,7 +17,7 @@ from .decode import Decoder, EventBatch
 from .detect import Detection, Detector
 from .docs import anomaly_doc, log_doc, window_doc
 from .errors import ErrorRecord, Reason
-from .metrics import Stats
+from .metrics import Stats, top_templates
 from .plaintext import _LEVEL_OF
 from .template import TemplateEngine
 from .window import Windower
@@ -34,10 +34,12 @@ class Pipeline:
         self.decoder = Decoder(config.decode, service, keep_events=sink.write_logs)
         self.engine = TemplateEngine(config.template)
         self.windower = Windower(config.window.seconds, config.window.allowed_lateness_windows,
-                                 config.score.sample_lines)
+                                 config.score.sample_lines, config.window.idle_windows)
         self.detector = Detector(config.score, config.window.seconds)
         self.template_service = np.zeros(0, dtype=np.int32)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
+        # last closed window's gauges per service, kept in the state
+        self.gauges: dict = {"scores": {}, "top": {}, "last_window_end": 0.0}
         self.error_codes = np.array(sorted({_LEVEL_OF[x.upper()] for x in
                                             config.window.error_levels if x.upper() in _LEVEL_OF}),
                                     dtype=np.int8)
@@ -129,20 +131,31 @@ class Pipeline:
             with self.stats.lock:
                 for a in det.anomalies:
                     self.stats.anomalies[(names[a.service], a.type, a.severity)] += 1
-                for w in det.windows:
-                    self.stats.scores[names[w.service]] = (
-                        w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
-                        w.expected_error_ratio, w.lines, w.expected_lines)
-                self.stats.set_top_templates(det.template_z, self.template_service, names,
-                                             [t.template_id for t in engine.templates],
-                                             self.cfg.metrics.top_templates)
-                self.stats.last_window_end = frame.end
+            for w in det.windows:
+                self.gauges["scores"][names[w.service]] = (
+                    w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
+                    w.expected_error_ratio, w.lines, w.expected_lines)
+            self.gauges["top"].update(top_templates(
+                det.template_z, self.template_service, names,
+                [t.template_id for t in engine.templates], self.cfg.metrics.top_templates))
+            self.gauges["last_window_end"] = frame.end
+        if frames:
+            self._publish()
+
+    def _publish(self) -> None:
+        """The gauges of this pipeline's services, as of its last closed window, to /metrics
+        (also after a restore, so a partition handed over keeps its gauges)."""
+        g = self.gauges
+        with self.stats.lock:
+            self.stats.scores.update(g["scores"])
+            self.stats.top_templates.update(g["top"])
+            self.stats.last_window_end = max(self.stats.last_window_end, g["last_window_end"])
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict:
         return {"templates": self.engine.state(), "windows": self.windower.state(),
                 "detector": self.detector.state(), "template_service": self.template_service,
-                "positions": dict(self.positions)}
+                "positions": dict(self.positions), "gauges": self.gauges}
 
     def restore(self, state: dict) -> None:
         self.engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
@@ -150,6 +163,8 @@ class Pipeline:
         self.detector = Detector.from_state(state["detector"], self.cfg.score)
         self.template_service = state["template_service"]
         self.positions = dict(state["positions"])
+        self.gauges = state["gauges"]
+        self._publish()
 
     def save(self, path) -> None:
         snapshot.write(path, STATE_KIND, self.state())

@@ -1,16 +1,51 @@
-"""Window stage: event-time tumbling windows with allowed lateness and a watermark.
+"""Window stage: event-time tumbling windows with allowed lateness and watermarks.
 
 Windows are aligned to multiples of the window length; every service shares their bounds
-so that a silent service shows as zeros. The watermark is the latest event time seen minus
-the allowed lateness, tracked record by record (a running maximum), so the result does
-not depend on how the input was cut into batches. A record whose window had closed before
-it arrived is late: it is counted and returned, never silently dropped.
+so that a silent service shows as zeros. Each service has its own watermark (its latest
+event time): a window closes when every service has passed its end by the allowed
+lateness, except services that lag the others by more than ``idle`` (silent, or stuck) -
+they no longer hold windows open and count zero. The close limit is tracked record by
+record, so the result does not depend on how the input was cut into batches. A record
+whose window had closed before it arrived is late: it is counted and returned, never
+silently dropped.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba as nb
 import numpy as np
+
+
+@nb.njit(cache=True)
+def close_limits(ts, service, marks, latest, limit, w, lateness, idle):
+    """Per record: the start of the first window still open after it arrived.
+
+    marks[s] (each service's latest event time, -inf before its first record) is updated
+    in place; returns (limits, latest, limit) with the overall latest time and the limit,
+    which never moves back."""
+    n = ts.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        s = service[i]
+        if ts[i] > marks[s]:
+            marks[s] = ts[i]
+        if ts[i] > latest:
+            latest = ts[i]
+        floor = latest - lateness - idle
+        low = np.inf
+        for k in range(marks.shape[0]):
+            if marks[k] > -np.inf:
+                m = marks[k] - lateness
+                if m < floor:
+                    m = floor
+                if m < low:
+                    low = m
+        cand = np.floor(low / w) * w
+        if cand > limit:
+            limit = cand
+        out[i] = limit
+    return out, latest, limit
 
 
 @dataclass
@@ -50,11 +85,15 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
 class Windower:
     """Accumulates batches into open windows and hands back the windows that closed."""
 
-    def __init__(self, seconds: int = 60, lateness_windows: int = 2, sample_lines: int = 3):
+    def __init__(self, seconds: int = 60, lateness_windows: int = 2, sample_lines: int = 3,
+                 idle_windows: int = 3):
         self.w = float(seconds)
         self.lateness = lateness_windows * self.w
+        self.idle = idle_windows * self.w
         self.sample_lines = sample_lines
-        self.watermark = -np.inf  # latest event time seen
+        self.watermark = -np.inf  # latest event time seen (any service)
+        self.marks = np.full(0, -np.inf)  # latest event time per service
+        self.limit = -np.inf  # windows starting before this are closed (or closable)
         self.next_start: float | None = None  # start of the earliest window not yet closed
         self.open: dict[float, _Open] = {}
         self.late = 0
@@ -70,11 +109,15 @@ class Windower:
         if len(ts) == 0:
             return np.empty(0, dtype=np.int64)
         starts = np.floor(ts / self.w) * self.w
-        running = np.maximum.accumulate(np.concatenate(([self.watermark], ts)))[1:]
-        late = starts + self.w <= running - self.lateness
+        if len(self.marks) < n_services:
+            self.marks = np.concatenate((self.marks, np.full(n_services - len(self.marks),
+                                                             -np.inf)))
+        limits, self.watermark, self.limit = close_limits(
+            ts, service, self.marks, self.watermark, self.limit, self.w, self.lateness,
+            self.idle)
+        late = starts < limits
         if self.next_start is not None:
             late |= starts < self.next_start
-        self.watermark = float(running[-1])
         late_pos = np.flatnonzero(late)
         self.late += len(late_pos)
         ok = ~late
@@ -120,7 +163,7 @@ class Windower:
                 return []
             limit = max(self.open) + self.w
         else:
-            limit = np.floor((self.watermark - self.lateness) / self.w) * self.w
+            limit = self.limit
         frames = []
         s = self.next_start if self.next_start is not None else min(self.open)
         while s + self.w <= limit:
@@ -139,14 +182,16 @@ class Windower:
 
     # state is plain data: the pipeline snapshots it with everything else
     def state(self) -> dict:
-        return {"w": self.w, "lateness": self.lateness, "watermark": self.watermark,
+        return {"w": self.w, "lateness": self.lateness, "idle": self.idle,
+                "watermark": self.watermark, "marks": self.marks, "limit": self.limit,
                 "next_start": self.next_start, "open": self.open, "late": self.late,
                 "sample_lines": self.sample_lines}
 
     @classmethod
     def from_state(cls, state: dict) -> "Windower":
         win = cls(1, 0, state["sample_lines"])
-        win.w, win.lateness = state["w"], state["lateness"]
+        win.w, win.lateness, win.idle = state["w"], state["lateness"], state["idle"]
         win.watermark, win.next_start = state["watermark"], state["next_start"]
+        win.marks, win.limit = state["marks"], state["limit"]
         win.open, win.late = state["open"], state["late"]
         return win

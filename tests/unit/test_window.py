@@ -43,7 +43,7 @@ def test_late_records_are_returned_not_dropped_silently():
 
 
 def test_counts_per_template_service_and_errors():
-    win = Windower(60, lateness_windows=0)
+    win = Windower(60, lateness_windows=0, idle_windows=0)
     feed(win, [1, 2, 3, 4, 70], tmpl=[0, 1, 1, 2, 0], svc=[0, 0, 0, 1, 0],
          err=[False, True, True, False, False])
     (f,) = win.close()
@@ -54,6 +54,27 @@ def test_counts_per_template_service_and_errors():
     assert f.samples[1] == ["line 1", "line 2"]
 
 
+def test_each_service_has_its_own_watermark():
+    """A service shipped behind another (within the idle allowance) loses nothing."""
+    win = Windower(60, lateness_windows=1, idle_windows=3)
+    assert len(feed(win, [0, 1, 100, 200, 230], svc=[0, 1, 0, 0, 0])) == 0
+    assert [f.start for f in win.close()] == []  # service 1 (at 1 s) holds [0, 60) open
+    assert len(feed(win, [5, 70, 150], svc=[1, 1, 1])) == 0  # 80 s behind: not late
+    assert [f.start for f in win.close()] == [0]
+    (f,) = [f for f in win.close(final=True) if f.start == 60]
+    assert f.lines.tolist() == [1, 1]
+
+
+def test_a_silent_service_stops_holding_windows_open():
+    win = Windower(60, lateness_windows=0, idle_windows=2)
+    feed(win, [0, 10], svc=[0, 1])
+    feed(win, [65, 130, 190, 250, 310], svc=[0, 0, 0, 0, 0])
+    frames = win.close()
+    assert [f.start for f in frames] == [0, 60, 120]
+    assert [f.lines.tolist() for f in frames] == [[1, 1], [1, 0], [1, 0]]
+    assert feed(win, [20], svc=[1]).tolist() == [0]  # too late now: counted as late
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(0, 2000, allow_nan=False), min_size=1, max_size=200),
        st.lists(st.integers(1, 199), max_size=5))
@@ -61,12 +82,13 @@ def test_result_does_not_depend_on_batching(ts, cuts):
     """Windows, counts and late records are the same however the input is split."""
     rng = np.random.default_rng(len(ts))
     tmpl = rng.integers(0, 3, len(ts))
+    svc = rng.integers(0, 2, len(ts))
 
     def run(bounds):
-        win = Windower(60, lateness_windows=1)
+        win = Windower(60, lateness_windows=1, idle_windows=2)
         frames, late = [], []
         for a, b in zip(bounds[:-1], bounds[1:]):
-            late += (feed(win, ts[a:b], tmpl[a:b]) + a).tolist()
+            late += (feed(win, ts[a:b], tmpl[a:b], svc[a:b]) + a).tolist()
             frames += win.close()
         frames += win.close(final=True)
         return [(f.start, f.template_counts[:3].tolist() if len(f.template_counts) else [])
