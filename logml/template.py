@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,10 @@ class MaskAwareDrain(Drain):
     """drain3's Drain, told what the masks mean: a token holding a placeholder is a
     variable, so it takes the tree's wildcard branch, and two variables at the same
     position count as alike whatever their mask class."""
+
+    def get_content_as_tokens(self, content):
+        # templates share their words: one string object per distinct token, not per cluster
+        return [sys.intern(t) for t in super().get_content_as_tokens(content)]
 
     @staticmethod
     def has_numbers(s):
@@ -75,7 +80,7 @@ def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-@dataclass
+@dataclass(slots=True)
 class Template:
     service: int
     template_id: str
