@@ -52,7 +52,17 @@ class Pipeline:
 
     def process_records(self, records: list[bytes], offsets: list[int], source: str,
                         keys: list | None = None) -> None:
-        events, errors = self.decoder.decode(records, offsets, source)
+        """Records with their source offsets (Kafka). Joined into one block for the array
+        decoders when no record holds a newline; else record by record."""
+        block = b"\n".join(records)
+        if not self.decoder.keep_events and block.count(b"\n") == len(records) - 1:
+            events, errors = self.decoder.decode_block(block + b"\n", 0, source)
+            at = np.asarray(offsets, dtype=np.int64)
+            events.offset = at[events.offset]
+            for e in errors:
+                e.offset = int(at[e.offset])
+        else:
+            events, errors = self.decoder.decode(records, offsets, source)
         if errors and keys is not None:
             key_of = dict(zip(offsets, keys))
             for e in errors:

@@ -131,6 +131,9 @@ class GroupMember:
         self.running = True
         self.last_checkpoint = time.time()
         self.last_lag = 0.0
+        # where the time goes (logged at exit): consume, process, flush, commit, checkpoint
+        self.timings = dict.fromkeys(("consume", "process", "flush", "commit", "checkpoint"), 0.0)
+        self.records = 0
 
     def _docs_sink(self):
         if self.cfg.sink == "elasticsearch":
@@ -175,8 +178,10 @@ class GroupMember:
         self.consumer.subscribe([k.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         last_data = time.time()
+        started = time.perf_counter()
         try:
             while self.running:
+                t0 = time.perf_counter()
                 msgs = self.consumer.consume(k.batch_size, k.poll_timeout_s)
                 data = [m for m in msgs if not m.error()]
                 for m in msgs:
@@ -184,10 +189,13 @@ class GroupMember:
                         log.warning("consume error: %s", m.error())
                 if data:
                     last_data = time.time()
-                    t0 = time.perf_counter()
+                    t1 = time.perf_counter()
+                    self.timings["consume"] += t1 - t0
                     self._process(data)
+                    self.timings["process"] += time.perf_counter() - t1
+                    self.records += len(data)
                     self._flush_and_commit()
-                    self.stats.batch_latency.observe(time.perf_counter() - t0)
+                    self.stats.batch_latency.observe(time.perf_counter() - t1)
                 now = time.time()
                 if now - self.last_checkpoint > CHECKPOINT_EVERY_S:
                     self._checkpoint(list(self.pipelines))
@@ -201,6 +209,11 @@ class GroupMember:
                 pipe.finish()
             self._flush_and_commit()
             self._checkpoint(list(self.pipelines))
+            busy = sum(self.timings.values())
+            log.info("done: %d records in %.1f s (%.0f records/s while busy); seconds in "
+                     "%s", self.records, time.perf_counter() - started,
+                     self.records / busy if busy else 0.0,
+                     ", ".join(f"{k} {v:.2f}" for k, v in self.timings.items()))
         finally:
             self.consumer.close()
             self.sink.close()
@@ -221,6 +234,7 @@ class GroupMember:
     def _flush_and_commit(self) -> None:
         """Flush every sink (pausing intake while a sink is down), then commit offsets."""
         delay = 1.0
+        t0 = time.perf_counter()
         while True:
             try:
                 self.sink.flush()
@@ -236,19 +250,24 @@ class GroupMember:
                     self.consumer.poll(0.2)  # stay in the group while paused
                 self.consumer.resume(assignment)
                 delay = min(delay * 2, 30.0)
+        t1 = time.perf_counter()
+        self.timings["flush"] += t1 - t0
         topic = self.cfg.kafka.topic
         offsets = [TopicPartition(topic, p, pipe.positions[StateStore.key(topic, p)])
                    for p, pipe in self.pipelines.items()
                    if StateStore.key(topic, p) in pipe.positions]
         if offsets:
             self.consumer.commit(offsets=offsets, asynchronous=False)
+        self.timings["commit"] += time.perf_counter() - t1
 
     def _checkpoint(self, partitions) -> None:
+        t0 = time.perf_counter()
         topic = self.cfg.kafka.topic
         for p in partitions:
             self.state.save(StateStore.key(topic, p), self.pipelines[p].state())
         self.state.flush()
         self.last_checkpoint = time.time()
+        self.timings["checkpoint"] += time.perf_counter() - t0
 
     def _update_lag(self) -> bool:
         """Refresh the lag gauge; True when every assigned partition is caught up."""
