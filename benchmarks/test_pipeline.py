@@ -1,6 +1,5 @@
 """`logml run` end to end (embedded), the cost of a window close from 10k to 1M series,
 and memory per series. drain3 templating the same messages is the yardstick."""
-import os
 import subprocess
 import sys
 import time

@@ -16,18 +16,11 @@ from logml.generate import write
 from logml.run import run_file
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration")]
 from kafka_helpers import produce, unique_topics  # noqa: E402
+from servicekit import services  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-def services(*names):
-    p = subprocess.run([str(REPO / "tests/services/up"), *names], capture_output=True,
-                       text=True, timeout=3000)
-    if p.returncode:
-        pytest.fail(f"could not provision {names}: {p.stderr[-3000:]}")
-    return dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
 
 
 @pytest.mark.parametrize("write_logs", [False, True])

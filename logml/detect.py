@@ -164,23 +164,10 @@ class Detector:
         young = t_idx[(self.t_seen[t_idx] < NEW_TEMPLATE_WINDOWS) & ~self.t_reported[t_idx]
                       & (counts[t_idx] > 0)]
         t_prior_mean = self.t_mean.copy()
-        z_t = np.zeros(T)
-        zt_live = np.zeros(len(t_idx))
-        m, v, s = self.t_mean[t_idx], self.t_var[t_idx], self.t_seen[t_idx]
-        ewma_step(counts[t_idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
-                  cfg.warmup_windows, cfg.warning_z, zt_live)
-        self.t_mean[t_idx], self.t_var[t_idx], self.t_seen[t_idx] = m, v, s
-        z_t[t_idx] = zt_live
-
-        s_idx = np.flatnonzero(self.alive)
+        z_t = self._count_step(self.t_mean, self.t_var, self.t_seen, counts, t_idx)
         s_prior = (self.s_mean.copy(), self.s_var.copy(), self.s_seen.copy())
-        z_s = np.zeros(n_services)
-        zs_live = np.zeros(len(s_idx))
-        m, v, s = self.s_mean[s_idx], self.s_var[s_idx], self.s_seen[s_idx]
-        ewma_step(lines[s_idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
-                  cfg.warmup_windows, cfg.warning_z, zs_live)
-        self.s_mean[s_idx], self.s_var[s_idx], self.s_seen[s_idx] = m, v, s
-        z_s[s_idx] = zs_live
+        z_s = self._count_step(self.s_mean, self.s_var, self.s_seen, lines,
+                               np.flatnonzero(self.alive))
         if cfg.seasonal:
             slot = hour_of_week(frame.start)
             z_t, t_prior_mean = self._seasonal("t", counts, slot, z_t, t_prior_mean, T)
@@ -281,6 +268,18 @@ class Detector:
                                  float(s_prior[0][s]), float(r_prior[s]))
                    for s in np.flatnonzero(self.alive).tolist()]
         return Detection(windows, anomalies, z_t)
+
+    def _count_step(self, mean, var, seen, x, idx) -> np.ndarray:
+        """One window of the live count series idx (baselines updated in place); z of all."""
+        cfg = self.cfg
+        z = np.zeros(len(x))
+        z_live = np.zeros(len(idx))
+        m, v, s = mean[idx], var[idx], seen[idx]
+        ewma_step(x[idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
+                  cfg.warmup_windows, cfg.warning_z, z_live)
+        mean[idx], var[idx], seen[idx] = m, v, s
+        z[idx] = z_live
+        return z
 
     def _seasonal(self, name: str, x: np.ndarray, slot: int, z: np.ndarray,
                   prior: np.ndarray, n: int):

@@ -315,14 +315,12 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                 if q < 0:
                     slow = True
                     break
-                if field == F_MSG:
-                    if buf[v] != 34:
-                        slow = True
-                        break
-                    spans[i, F_MSG, 0] = v + 1
-                    spans[i, F_MSG, 1] = q - 1
-                elif field == F_LOGLEVEL or field == F_SVC or field == F_HOST:
-                    if buf[v] == 123:
+                if field == F_FIELDS:
+                    spans[i, field, 0] = v
+                    spans[i, field, 1] = q
+                elif field >= 0:
+                    nested = field == F_LOGLEVEL or field == F_SVC or field == F_HOST
+                    if buf[v] == 123 and nested:
                         st, s0, s1 = _sub_string(buf, v, q, sub_level if field == F_LOGLEVEL
                                                  else sub_name, max_depth)
                         if st < 0:
@@ -331,28 +329,15 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                         spans[i, field, 0] = s0 if st == 1 else -2  # -2: object, no member
                         spans[i, field, 1] = s1
                     elif buf[v] == 34 and field != F_LOGLEVEL:
-                        _, esc = _string_end(buf, v, q)
-                        if esc:
+                        # only message is unescaped; other escaped text takes the general path
+                        if field != F_MSG and _string_end(buf, v, q)[1]:
                             slow = True
                             break
                         spans[i, field, 0] = v + 1
                         spans[i, field, 1] = q - 1
                     else:
-                        slow = True
-                        break
-                elif field == F_FIELDS:
-                    spans[i, field, 0] = v
-                    spans[i, field, 1] = q
-                elif field >= 0:
-                    if buf[v] != 34:
                         slow = True  # numbers, nulls and objects where text is expected
                         break
-                    _, esc = _string_end(buf, v, q)
-                    if esc:
-                        slow = True
-                        break
-                    spans[i, field, 0] = v + 1
-                    spans[i, field, 1] = q - 1
                 q = _skip_ws(buf, q, e)
                 if q < e and buf[q] == 44:
                     q = _skip_ws(buf, q + 1, e)

@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servicekit import services
 
 REPO = Path(__file__).resolve().parents[1]
 PROM = REPO / "prometheus"
@@ -39,21 +39,6 @@ ALERTS = {
     "LogmlDeadLetters": "warning",
 }
 
-_env: dict[str, dict[str, str]] = {}
-
-
-def services(*names: str) -> dict[str, str]:
-    """Start NAMES with tests/services/up (idempotent) and return the KEY=value lines it printed.
-    (A copy of the helper in tests/integration/conftest.py, which is not importable from here.)"""
-    key = " ".join(names)
-    if key not in _env:
-        proc = subprocess.run([str(REPO / "tests/services/up"), *names], capture_output=True,
-                              text=True, timeout=3000)
-        if proc.returncode != 0:
-            pytest.fail(f"could not provision {key} (tests/services/up exit {proc.returncode}):"
-                        f"\n{proc.stderr[-4000:]}", pytrace=False)
-        _env[key] = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
-    return _env[key]
 
 
 def run(*cmd, timeout=120, stdout_only=False) -> str:

@@ -9,21 +9,9 @@ import urllib.request
 import uuid
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import helpers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def es_url(es_env) -> str:
-    return es_env["ES_URL"]
-
-
-@pytest.fixture(scope="module")
-def es(es_url):
-    client = Elasticsearch(es_url, request_timeout=30)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -28,18 +28,6 @@ DAY0 = 1767225600.0  # 2026-01-01T00:00:00Z
 SERVICES = ["api", "worker", "db", "auth"]
 
 
-@pytest.fixture(scope="module")
-def es_url(es_env) -> str:
-    return es_env["ES_URL"]
-
-
-@pytest.fixture(scope="module")
-def es(es_url):
-    client = Elasticsearch(es_url, request_timeout=30)
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def prefix(es, es_url):
     """A unique prefix with logml's templates installed; all removed afterwards."""

@@ -7,25 +7,12 @@ import json
 import uuid
 
 import pytest
-from elasticsearch import Elasticsearch
 
 from logml import setup as S
 from logml.detect import Anomaly, ServiceWindow
 from logml.docs import anomaly_doc, window_doc
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def es_url(es_env) -> str:
-    return es_env["ES_URL"]
-
-
-@pytest.fixture(scope="module")
-def es(es_url):
-    client = Elasticsearch(es_url, request_timeout=30)
-    yield client
-    client.close()
 
 
 @pytest.fixture
