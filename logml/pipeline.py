@@ -53,7 +53,9 @@ class Pipeline:
     def process_records(self, records: list[bytes], offsets: list[int], source: str,
                         keys: list | None = None) -> None:
         """Records with their source offsets (Kafka). Joined into one block for the array
-        decoders when no record holds a newline; else record by record."""
+        decoders when no record holds a newline; else record by record. ``keys`` (a list, or
+        a callable giving it, only called when a record is dead-lettered) are kept on dead
+        letters."""
         block = b"\n".join(records)
         if not self.decoder.keep_events and block.count(b"\n") == len(records) - 1:
             events, errors = self.decoder.decode_block(block + b"\n", 0, source)
@@ -64,7 +66,7 @@ class Pipeline:
         else:
             events, errors = self.decoder.decode(records, offsets, source)
         if errors and keys is not None:
-            key_of = dict(zip(offsets, keys))
+            key_of = dict(zip(offsets, keys() if callable(keys) else keys))
             for e in errors:
                 e.key = key_of.get(e.offset)
         self.process(events, errors, source)

@@ -229,7 +229,7 @@ class GroupMember:
             if pipe is None:  # not (or no longer) ours
                 continue
             pipe.process_records([m.value() or b"" for m in ms], [m.offset() for m in ms],
-                                 StateStore.key(topic, part), [m.key() for m in ms])
+                                 StateStore.key(topic, part), lambda: [m.key() for m in ms])
 
     def _flush_and_commit(self) -> None:
         """Flush every sink (pausing intake while a sink is down), then commit offsets."""
