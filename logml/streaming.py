@@ -15,7 +15,8 @@ import signal
 import sys
 import time
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 
 from . import snapshot
 from .config import Config
@@ -27,6 +28,10 @@ from .sinks.kafka_dlq import DeadLetterProducer
 log = logging.getLogger("logml.streaming")
 CHECKPOINT_EVERY_S = 5.0
 LAG_EVERY_S = 5.0
+
+
+class StreamingError(Exception):
+    """The consumer cannot start; the message says what to do."""
 
 
 class StateStore:
@@ -175,6 +180,7 @@ class GroupMember:
     # ---------------------------------------------------------------- the loop
     def run(self, exit_when_idle: float | None = None) -> int:
         k = self.cfg.kafka
+        self._check_topics()
         self.consumer.subscribe([k.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
         last_data = time.time()
@@ -218,6 +224,19 @@ class GroupMember:
             self.consumer.close()
             self.sink.close()
         return 0
+
+    def _check_topics(self) -> None:
+        """Fail early, with what to do, when Kafka or a topic is missing."""
+        k = self.cfg.kafka
+        try:
+            meta = self.consumer.list_topics(timeout=15)
+        except KafkaException as e:
+            raise StreamingError(f"cannot reach Kafka at {k.bootstrap} ({e}); start it "
+                                 "(tests/services/up kafka) or set KAFKA_BOOTSTRAP") from None
+        missing = [t for t in (k.topic, k.dlq_topic, k.state_topic) if t not in meta.topics]
+        if missing:
+            raise StreamingError(f"topics {missing} do not exist on {k.bootstrap}; create them "
+                                 "as kafka/topics.conf describes (logml.state compacted)")
 
     def _process(self, msgs) -> None:
         topic = self.cfg.kafka.topic
@@ -300,6 +319,9 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         return member.run(exit_when_idle)
+    except StreamingError as e:
+        print(f"logml run: {e}", file=sys.stderr)
+        return 2
     finally:
         if server:
             server.shutdown()
