@@ -17,7 +17,7 @@ from logml.run import run_file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration")]
-from kafka_helpers import produce, unique_topics  # noqa: E402
+from kafka_helpers import pipeline_toml, produce, unique_topics  # noqa: E402
 from servicekit import services  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -37,21 +37,13 @@ def test_consumer_throughput_vs_embedded(tmp_path, record, write_logs):
     embedded_s = time.perf_counter() - t0
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cfg = tmp_path / "k.toml"
-    cfg.write_text(f"""
-source = "kafka"
-sink = "elasticsearch"
-[kafka]
-bootstrap = "{env['KAFKA_BOOTSTRAP']}"
-topic = "{names['topic']}"
-dlq_topic = "{names['dlq_topic']}"
-state_topic = "{names['state_topic']}"
-group = "{names['group']}"
+    cfg.write_text(pipeline_toml(names, env["KAFKA_BOOTSTRAP"], "elasticsearch", f"""
 batch_size = 20000
 [elasticsearch]
 url = "{env['ES_URL']}"
 index_prefix = "{prefix}"
 write_logs = {str(write_logs).lower()}
-""")
+"""))
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg),
                         "--exit-when-idle", "2"], capture_output=True, text=True, timeout=1800,

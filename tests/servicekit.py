@@ -3,6 +3,7 @@
 A service that cannot be provisioned fails the test with the reason; it is never skipped.
 """
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -25,3 +26,15 @@ def services(*names: str) -> dict[str, str]:
         os.environ.update(env)
         _started[key] = env
     return _started[key]
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a process started with start_new_session=True and its children: TERM, then KILL."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

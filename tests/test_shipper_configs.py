@@ -11,7 +11,6 @@ or as text.
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import uuid
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from servicekit import services
+from servicekit import services, stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 FILEBEAT_YML = REPO / "filebeat" / "filebeat.yml"
@@ -410,13 +409,7 @@ def test_filebeat_config_ships_per_service_logs_to_kafka(tmp_path):
                 got.append((msg.key(), json.loads(msg.value())))
     finally:
         consumer.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         fb_log.close()
     said = (tmp_path / "filebeat.out").read_text()[-3000:]
     assert len(got) == want, f"{len(got)} of {want} events; filebeat said:\n{said}"

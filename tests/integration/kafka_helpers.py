@@ -23,6 +23,21 @@ def unique_topics(bootstrap: str, raw_partitions: int = 6) -> dict[str, str]:
     return names
 
 
+def pipeline_toml(names: dict[str, str], bootstrap: str, sink: str = "jsonl",
+                  extra: str = "") -> str:
+    """A Kafka-mode pipeline file for the topics and group of ``unique_topics``."""
+    return f"""
+source = "kafka"
+sink = "{sink}"
+[kafka]
+bootstrap = "{bootstrap}"
+topic = "{names['topic']}"
+dlq_topic = "{names['dlq_topic']}"
+state_topic = "{names['state_topic']}"
+group = "{names['group']}"
+{extra}"""
+
+
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
     for key, value in records:

@@ -1,6 +1,5 @@
 """Elasticsearch down while the consumer runs: it pauses, commits nothing, loses nothing,
 and catches up once Elasticsearch is back. Stops and restarts the real Elasticsearch."""
-import os
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import orjson
 import pytest
 from elasticsearch import Elasticsearch
 
-from kafka_helpers import committed, produce, unique_topics
+from kafka_helpers import committed, pipeline_toml, produce, unique_topics
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -29,20 +28,11 @@ def test_consumer_pauses_while_elasticsearch_is_down_and_loses_nothing(kafka_env
         for k in range(3000)]
     produce(bootstrap, names["topic"], records)
     cfg = tmp_path / "k.toml"
-    cfg.write_text(f"""
-source = "kafka"
-sink = "elasticsearch"
-[kafka]
-bootstrap = "{bootstrap}"
-topic = "{names['topic']}"
-dlq_topic = "{names['dlq_topic']}"
-state_topic = "{names['state_topic']}"
-group = "{names['group']}"
-[elasticsearch]
+    cfg.write_text(pipeline_toml(names, bootstrap, "elasticsearch", f"""[elasticsearch]
 url = "{es_url}"
 index_prefix = "{prefix}"
 unavailable_timeout_s = 3.0
-""")
+"""))
     down = subprocess.run([str(REPO / "tests/services/down"), "elasticsearch"],
                           capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr

@@ -6,14 +6,13 @@ back: every line must arrive as an ECS event (message, @timestamp, log.file.path
 agent). Filebeat is stopped at the end.
 """
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from servicekit import stop_group
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -121,13 +120,7 @@ def test_filebeat_ships_log_lines_to_kafka(kafka_env, filebeat_env, tmp_path, fm
         _poll(consumer, events, want=len(lines) + 1, timeout=2)  # nothing extra (no duplicates)
     finally:
         consumer.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
         fb_log.close()
     stderr = (tmp_path / "filebeat.stderr").read_text()[-3000:]
     assert seen_before_append == 3, (

@@ -8,25 +8,14 @@ import pytest
 
 from logml.generate import write
 
-from kafka_helpers import committed, produce, read_all, unique_topics
+from kafka_helpers import committed, pipeline_toml, produce, read_all, unique_topics
 
 pytestmark = pytest.mark.integration
 
 
-def pipeline_file(path, names, out_dir, sink="jsonl"):
-    path.write_text(f"""
-source = "kafka"
-sink = "{sink}"
-[kafka]
-bootstrap = "${{KAFKA_BOOTSTRAP}}"
-topic = "{names['topic']}"
-dlq_topic = "{names['dlq_topic']}"
-state_topic = "{names['state_topic']}"
-group = "{names['group']}"
-batch_size = 2000
-[output]
-dir = "{out_dir}"
-""")
+def pipeline_file(path, names, out_dir):
+    path.write_text(pipeline_toml(names, "${KAFKA_BOOTSTRAP}", "jsonl",
+                                  f'batch_size = 2000\n[output]\ndir = "{out_dir}"\n'))
     return path
 
 
