@@ -22,16 +22,11 @@ from .config import DecodeConfig
 from .errors import ErrorRecord, Reason
 from .masking import pack_lines
 from . import jsonscan
-from .plaintext import (BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_TABLE, NUL, scan_iso, scan_lines,
-                        split_lines)
+from .plaintext import (BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_OF, LEVEL_TABLE, NUL, scan_iso,
+                        scan_lines, split_lines)
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
-_LEVEL_CODE = {
-    "TRACE": 1, "DEBUG": 2, "FINE": 2, "INFO": 3, "NOTICE": 3, "WARN": 4, "WARNING": 4,
-    "ERROR": 5, "ERR": 5, "SEVERE": 5, "FATAL": 6, "CRITICAL": 6, "CRIT": 6, "ALERT": 6,
-    "EMERG": 6, "PANIC": 6,
-}
 MIN_EPOCH = 631152000.0  # 1990-01-01
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -70,7 +65,7 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     if m is None or m.lastindex is None:
         m2 = _LEVEL_ONLY.match(text)
         if m2:
-            return None, _LEVEL_CODE[m2.group("lvl").upper()], m2.end()
+            return None, LEVEL_OF[m2.group("lvl").upper()], m2.end()
         return None, 0, 0
     g = m.groupdict()
     try:
@@ -95,7 +90,7 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     except (ValueError, OverflowError):
         return None, 0, 0
     lvl = g["lvl"]
-    level = _LEVEL_CODE[lvl.strip("[]:").upper()] if lvl else 0
+    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else 0
     return ts, level, m.end()
 
 
@@ -471,7 +466,7 @@ class Decoder:
         lvl = log.get("level") if isinstance(log, dict) else event.get("log.level")
         if lvl is None:
             lvl = event.get("level", event.get("loglevel", event.get("severity")))
-        level = _LEVEL_CODE.get(str(lvl).upper(), 0) if lvl is not None else -1
+        level = LEVEL_OF.get(str(lvl).upper(), 0) if lvl is not None else -1
         svc = event.get("service")
         if isinstance(svc, dict):
             svc = svc.get("name")

@@ -18,7 +18,7 @@ from .detect import Detection, Detector
 from .docs import anomaly_doc, log_doc, window_doc
 from .errors import ErrorRecord, Reason
 from .metrics import Stats, top_templates
-from .plaintext import _LEVEL_OF
+from .plaintext import LEVEL_OF
 from .template import TemplateEngine
 from .window import Windower
 
@@ -40,8 +40,8 @@ class Pipeline:
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
         self.gauges: dict = {"scores": {}, "top": {}, "last_window_end": 0.0}
-        self.error_codes = np.array(sorted({_LEVEL_OF[x.upper()] for x in
-                                            config.window.error_levels if x.upper() in _LEVEL_OF}),
+        levels = {x.upper() for x in config.window.error_levels}
+        self.error_codes = np.array(sorted({LEVEL_OF[x] for x in levels if x in LEVEL_OF}),
                                     dtype=np.int8)
 
     # ---------------------------------------------------------------- input

@@ -16,7 +16,7 @@ _LEVEL_WORDS = ["TRACE", "DEBUG", "FINE", "INFO", "NOTICE", "WARN", "WARNING", "
                 "SEVERE", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC"]
 _LEVEL_ONLY_WORDS = {"TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "SEVERE",
                      "FATAL", "CRITICAL"}
-_LEVEL_OF = {"TRACE": 1, "DEBUG": 2, "FINE": 2, "INFO": 3, "NOTICE": 3, "WARN": 4,
+LEVEL_OF = {"TRACE": 1, "DEBUG": 2, "FINE": 2, "INFO": 3, "NOTICE": 3, "WARN": 4,
              "WARNING": 4, "ERROR": 5, "ERR": 5, "SEVERE": 5, "FATAL": 6, "CRITICAL": 6,
              "CRIT": 6, "ALERT": 6, "EMERG": 6, "PANIC": 6}
 LEVEL_TABLE = np.zeros((len(_LEVEL_WORDS), 8), dtype=np.uint8)
@@ -24,7 +24,7 @@ LEVEL_CODE = np.zeros(len(_LEVEL_WORDS), dtype=np.int8)
 LEVEL_ONLY = np.zeros(len(_LEVEL_WORDS), dtype=np.bool_)
 for _k, _w in enumerate(_LEVEL_WORDS):
     LEVEL_TABLE[_k, : len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
-    LEVEL_CODE[_k] = _LEVEL_OF[_w]
+    LEVEL_CODE[_k] = LEVEL_OF[_w]
     LEVEL_ONLY[_k] = _w in _LEVEL_ONLY_WORDS
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 _WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
