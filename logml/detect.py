@@ -185,8 +185,8 @@ class Detector:
         anomalies: list[Anomaly] = []
         evidence = np.zeros(n_services)  # max |z_adj| per service
         outage_ev = np.zeros(n_services)
-        warm_templates = np.bincount(template_service[t_idx][self.t_seen[t_idx] > cfg.warmup_windows],
-                                     minlength=n_services) if len(t_idx) else np.zeros(n_services)
+        warm = t_idx[self.t_seen[t_idx] > cfg.warmup_windows]
+        warm_templates = np.bincount(template_service[warm], minlength=n_services)
         penalty = 2.0 * np.log(np.maximum(warm_templates, 1))
 
         def adj(z, svc):

@@ -606,7 +606,8 @@ class Masker:
         return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
-        return masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES).tobytes().decode(
+        out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
+        return out.tobytes().decode(
             "utf-8", "replace")
 
     def mask(self, text: str) -> str:
@@ -643,7 +644,7 @@ _AL = "A-Za-z\x80-\U0010ffff"
 _ALNUM = "0-9" + _AL
 _REF_URL = re.compile(f"[{_AL}]+://.+", re.S)
 _REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
-_REF_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_REF_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
 _REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
 _REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")

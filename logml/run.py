@@ -20,7 +20,8 @@ def run_file(config: Config, path: str, state: str | None = None, keep_open: boo
     resuming = bool(state) and Path(state).exists()
     sink = JsonlSink(out, config.output.write_logs, append=resuming)
     stats = Stats()
-    server = serve(stats, config.metrics.port, config.metrics.address) if config.metrics.port else None
+    m = config.metrics
+    server = serve(stats, m.port, m.address) if m.port else None
     pipe = Pipeline(config, sink, stats, service)
     if resuming:
         pipe.load(state)

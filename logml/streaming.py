@@ -143,9 +143,10 @@ class GroupMember:
     def _docs_sink(self):
         if self.cfg.sink == "elasticsearch":
             from .sinks.elasticsearch import ElasticsearchSink
-            return ElasticsearchSink(self.cfg.elasticsearch, self.stats,
+            es = self.cfg.elasticsearch
+            return ElasticsearchSink(es, self.stats,
                                      dead_letter=lambda errors: self.sink.dead_letter(errors),
-                                     unavailable_timeout_s=self.cfg.elasticsearch.unavailable_timeout_s)
+                                     unavailable_timeout_s=es.unavailable_timeout_s)
         from .sinks.jsonl import JsonlSink
         return JsonlSink(self.cfg.output.dir, self.cfg.output.write_logs, append=True)
 
@@ -310,7 +311,8 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stats = Stats()
-    server = serve(stats, config.metrics.port, config.metrics.address) if config.metrics.port else None
+    m = config.metrics
+    server = serve(stats, m.port, m.address) if m.port else None
     member = GroupMember(config, stats)
 
     def stop(signum, frame):

@@ -67,7 +67,8 @@ class MaskAwareDrain(Drain):
                     continue
                 same += 1
                 constants += 1
-            elif "<" in token1 and "<" in token2 and _variable_shape(token1) == _variable_shape(token2):
+            elif ("<" in token1 and "<" in token2
+                  and _variable_shape(token1) == _variable_shape(token2)):
                 pass
             else:
                 constants += 1
