@@ -74,12 +74,16 @@ class Stats:
 
 def top_templates(z: np.ndarray, template_service: np.ndarray, names: list[str],
                   template_ids: list[str], k: int) -> dict[str, list[tuple[str, float]]]:
-    """The K templates of each service with the largest |z| this window."""
+    """The K templates of each service with the largest |z| this window; the rest of a
+    service's templates are aggregated into one series, template_id "other" (their
+    largest |z|, with its sign)."""
     top: dict[str, list] = {}
     for t in np.argsort(-np.abs(z), kind="stable").tolist():
         bucket = top.setdefault(names[int(template_service[t])], [])
         if len(bucket) < k:
             bucket.append((template_ids[t], float(z[t])))
+        elif len(bucket) == k:
+            bucket.append(("other", float(z[t])))
     return top
 
 
