@@ -164,11 +164,17 @@ def test_mapping_violation_is_dead_lettered_and_the_rest_indexed(es, es_url, pre
     assert not es.exists(index=rec.source, id=bad_id)
 
 
-def test_items_refused_for_index_state_are_retried_until_accepted(es, es_url, prefix):
-    docs = window_docs(40)
+def write_blocked_index(es, prefix, docs) -> str:
+    """The windows index of the first doc, created with writes blocked."""
     index = index_name(prefix, "windows", docs[0][1]["@timestamp"])
     es.indices.create(index=index)
     es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    return index
+
+
+def test_items_refused_for_index_state_are_retried_until_accepted(es, es_url, prefix):
+    docs = window_docs(40)
+    index = write_blocked_index(es, prefix, docs)
     sink, stats, dlq = make_sink(es_url, prefix, max_retries=20, backoff_base_s=0.05,
                                  backoff_max_s=0.2)
     sink.write("windows", docs)
@@ -186,9 +192,7 @@ def test_items_refused_for_index_state_are_retried_until_accepted(es, es_url, pr
 
 def test_items_refused_too_long_raise_and_keep_the_buffer(es, es_url, prefix):
     docs = window_docs(12)
-    index = index_name(prefix, "windows", docs[0][1]["@timestamp"])
-    es.indices.create(index=index)
-    es.indices.put_settings(index=index, settings={"index.blocks.write": True})
+    index = write_blocked_index(es, prefix, docs)
     sink, stats, dlq = make_sink(es_url, prefix, max_retries=2, backoff_base_s=0.01,
                                  backoff_max_s=0.02)
     sink.write("windows", docs)
