@@ -69,6 +69,8 @@ class OutputConfig:
     dir: str = "logml-out"
     write_logs: bool = False
     snapshot: str = ""  # state snapshot of embedded runs (as --state); empty = none
+    # with a state file: outputs synced and state saved this often (wall time) and at the end
+    checkpoint_every_s: float = 5.0
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Config:
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
         need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
              "must be positive and at most score.critical_z")
+        need(self.output.checkpoint_every_s >= 0, "output.checkpoint_every_s",
+             "must be 0 (every block) or more")
         need(0 <= self.metrics.port < 65536, "metrics.port", "must be a port number")
         return self
 
