@@ -42,8 +42,10 @@ def read_state(path: str) -> tuple[dict, dict]:
         if not isinstance(tree, dict):
             raise TypeError(f"a {type(tree).__name__}, not a tree")
         emb = tree.pop(EMBEDDED, None) or {}
-        if not isinstance(emb, dict) or not isinstance(emb.get("inputs", {}), dict) \
-                or not isinstance(emb.get("outputs", {}), dict):
+        inputs, outputs = emb.get("inputs", {}), emb.get("outputs", {})
+        if not isinstance(inputs, dict) or not isinstance(outputs, dict) or not all(
+                isinstance(v, dict) for v in inputs.values()) or not isinstance(
+                outputs.get("files", {}), dict):
             raise TypeError("malformed embedded section")
     except snapshot.SnapshotError as e:
         raise snapshot.SnapshotError(f"state file {path}: {e}") from e
@@ -112,7 +114,7 @@ class Runner:
                 raise snapshot.SnapshotError(
                     f"state file {self.state} does not fit this logml ({type(e).__name__}: "
                     f"{e}); move it away to start afresh") from e
-        source = self.path if inp.live or self.path == "-" else str(Path(self.path).resolve())
+        source = str(Path(self.path).resolve()) if inp.seekable else self.path
         self.inputs = dict(emb.get("inputs", {}))
         saved = self.inputs.get(source)
         offset = int(pipe.positions.get(source, 0))
@@ -130,7 +132,7 @@ class Runner:
             if self.progress else None
         restore = self._catch_signals()
         blocks = inp.blocks(cfg.decode.max_line_bytes, offset, line,
-                            keep_partial=self.keep_open)
+                            keep_partial=self.keep_open and inp.seekable)
         try:
             last_tick = last_ck = time.monotonic()
             every = cfg.output.checkpoint_every_s
@@ -175,7 +177,7 @@ class Runner:
         before the rename leaves the previous state, whose lengths the rerun cuts back to."""
         lengths = self.pipe.sink.sync()
         entry = {"line": self.line, "offset": self.offset, "partial": self.partial}
-        if inp.regular:
+        if inp.seekable:
             entry.update(inp.identity())
         self.inputs[self.source] = entry
         tree = self.pipe.state()

@@ -163,8 +163,9 @@ def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES, start_offset: int = 0
 
 
 class Input:
-    """An opened input. Regular files are seekable and have an identity; anything else
-    (stdin from a pipe or a terminal, a FIFO, a device) is live."""
+    """An opened input. A regular file named by its path is seekable and has an identity;
+    stdin is a stream (its positions count on from the previous run's); anything that is
+    not a regular file (a pipe, a terminal, a FIFO, a device) is also live."""
 
     def __init__(self, path: str):
         self.path = path
@@ -186,10 +187,11 @@ class Input:
                 self.close()
                 raise InputError(f"{path} is a directory: give a log file (or - for stdin)")
         self.regular = stat.S_ISREG(st.st_mode)
+        self.seekable = self.regular and path != "-"
         self.live = not self.regular
 
     def size(self) -> int | None:
-        return os.fstat(self.fd).st_size if self.regular else None
+        return os.fstat(self.fd).st_size if self.seekable else None
 
     def identity(self) -> dict:
         """Device, inode, size and a hash of the first bytes: enough to tell the same file
@@ -201,7 +203,7 @@ class Input:
 
     def changed(self, saved: dict | None, position: int) -> str | None:
         """Why reading cannot continue at position (a changed file), or None."""
-        if not self.regular or position == 0:
+        if not self.seekable or position == 0:
             return None
         st = os.fstat(self.fd)
         if saved and (saved.get("dev"), saved.get("ino")) != (st.st_dev, st.st_ino):
@@ -224,9 +226,10 @@ class Input:
         With keep_partial, an unterminated last line is left for the next run (the writer
         may still be writing it)."""
         cut = LineCutter(max_line_bytes, offset, line, self.name)
-        if self.regular:
+        if not self.live:
             while True:
-                chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos)
+                chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
+                    else os.read(self.fd, BLOCK_BYTES)
                 if not chunk:
                     break
                 for piece in _pieces(chunk):

@@ -82,9 +82,8 @@ def test_lines_dense_blocks_are_cut_in_pieces(tmp_path, monkeypatch):
 def test_a_pipe_is_live_and_yields_what_it_has(tmp_path):
     r, w = os.pipe()
     os.write(w, b"one\ntwo\npart")
-    inp = Input.__new__(Input)
-    inp.path, inp.name, inp.fd, inp.owned, inp.regular, inp.live = "-", "stdin", r, True, \
-        False, True
+    inp = Input(f"/proc/self/fd/{r}")
+    assert inp.live and not inp.seekable
     it = inp.blocks(65536)
     block = next(it)  # before end of input: the whole lines that came
     assert block.data == b"one\ntwo\n" and block.end_offset == 8
@@ -93,6 +92,7 @@ def test_a_pipe_is_live_and_yields_what_it_has(tmp_path):
     rest = [b for b in it if b]
     assert b"".join(b.data for b in rest) == b"partial\n" and rest[-1].end_offset == 16
     inp.close()
+    os.close(r)
 
 
 def test_identity_tells_grown_from_replaced(tmp_path):
