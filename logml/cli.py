@@ -36,7 +36,11 @@ def cmd_run(args) -> int:
                          "source = \"kafka\"")
     from .run import Runner
     state = args.state or config.output.snapshot or None
-    runner = Runner(config, args.input, state, args.keep_open, args.service)
+    if args.follow and args.input == "-":
+        raise UsageError("--follow reads a file as it grows; stdin is read as it comes "
+                         "anyway: drop --follow")
+    runner = Runner(config, args.input, state, args.keep_open, args.service,
+                    follow=args.follow)
     pipe = runner.run()
     s = pipe.stats
     total = sum(s.lines.values())
@@ -128,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep-open", action="store_true",
                     help="leave the last windows open at end of input (resume later with "
                     "--state)")
+    sp.add_argument("--follow", action="store_true",
+                    help="keep reading FILE as it grows and across rotation, like tail -F "
+                    "(stop with SIGTERM or Ctrl-C; windows stay open in --state)")
     sp.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                     help="Kafka mode: stop cleanly after SECONDS without new records")
     sp.set_defaults(func=cmd_run)

@@ -68,8 +68,9 @@ class Runner:
     """One embedded run. ``stopped_by`` names the signal that stopped it, if any."""
 
     def __init__(self, config: Config, path: str, state: str | None = None,
-                 keep_open: bool = False, service: str | None = None, progress: bool = True):
-        self.cfg, self.path, self.state = config, path, state
+                 keep_open: bool = False, service: str | None = None, progress: bool = True,
+                 follow: bool = False):
+        self.cfg, self.path, self.state, self.follow = config, path, state, follow
         self.keep_open, self.service, self.progress = keep_open, service, progress
         self.stopped_by: str | None = None
         self.checkpoints = 0
@@ -124,19 +125,21 @@ class Runner:
             _say(f"logml run: {self.path}: {why}: reading it from the start")
             offset = line = 0
         self.source, self.offset, self.line, self.partial = source, offset, line, False
-        if inp.live and hasattr(pipe, "live"):
-            pipe.live = True
         tick = getattr(pipe, "tick", None)
         size = inp.size()
         bar = Progress(size - offset if size else None, "logml run", unit="bytes") \
             if self.progress else None
         restore = self._catch_signals()
+        follow = self.follow and inp.seekable
         blocks = inp.blocks(cfg.decode.max_line_bytes, offset, line,
-                            keep_partial=self.keep_open and inp.seekable)
+                            keep_partial=(self.keep_open or follow) and inp.seekable,
+                            follow=follow, say=lambda m: _say(f"logml run: {m}"))
         try:
             last_tick = last_ck = time.monotonic()
-            every = cfg.output.checkpoint_every_s
+            every, dirty = cfg.output.checkpoint_every_s, False
             for block in blocks:
+                if inp.live and hasattr(pipe, "live"):
+                    pipe.live = True  # a pipe, or a followed file caught up
                 if block is not None:
                     if block.long_lines:
                         sink.line_lengths = {(source, k): v for k, v in
@@ -147,16 +150,17 @@ class Runner:
                     self.partial = not block.data.endswith(b"\n")
                     self.line = block.first_line + nl + self.partial
                     self.offset = block.end_offset
+                    dirty = True
                     if bar:
                         bar.update(len(block.data))
                 now = time.monotonic()
                 if tick and inp.live and (block is None or now - last_tick >= POLL_S):
                     tick(time.time())
-                    last_tick = now
-                if self.state and now - last_ck >= every:
+                    last_tick, dirty = now, True
+                if self.state and dirty and now - last_ck >= every:
                     self.checkpoint(inp)
-                    last_ck = time.monotonic()
-                else:
+                    last_ck, dirty = time.monotonic(), False
+                elif dirty:
                     sink.flush()
                 if self.stopped_by:
                     break

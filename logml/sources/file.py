@@ -18,6 +18,7 @@ import hashlib
 import os
 import select
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -52,7 +53,7 @@ class LineCutter:
     def __init__(self, max_line_bytes: int, offset: int = 0, line: int = 0, name: str = ""):
         self.limit = max_line_bytes
         self.name = name
-        self.out = bytearray()
+        self.out: list = []  # pieces of whole lines (joined once per block)
         self.out_lines = 0
         self.long: dict[int, int] = {}
         self.part = b""  # kept bytes of the line being read (at most limit + 1)
@@ -99,14 +100,13 @@ class LineCutter:
 
     def _copy(self, data: bytes, a: int, b: int, base: int) -> None:
         if b > a:
-            self.out += memoryview(data)[a:b]
+            self.out.append(memoryview(data)[a:b])
             self.out_lines += data.count(b"\n", a, b)
             self.offset = base + b
 
     def _whole(self, kept: bytes, length: int, end_offset: int) -> None:
         self.long[self.line + self.out_lines] = length
-        self.out += kept
-        self.out += b"\n"
+        self.out += (kept, b"\n")
         self.out_lines += 1
         self.offset = end_offset
 
@@ -123,15 +123,15 @@ class LineCutter:
         if final and self.part_len:
             if self.part_len > self.limit:
                 self.long[self.line + self.out_lines] = self.part_len
-            self.out += self.part
+            self.out.append(self.part)
             self.offset = self.pos
             self.out_lines += 1
             self.part, self.part_len = b"", 0
         if not self.out:
             return None
-        block = Block(bytes(self.out), self.line, self.offset, self.long)
+        block = Block(b"".join(self.out), self.line, self.offset, self.long)
         self.line += self.out_lines
-        self.out, self.out_lines, self.long = bytearray(), 0, {}
+        self.out, self.out_lines, self.long = [], 0, {}
         return block
 
 
@@ -220,23 +220,44 @@ class Input:
         return None
 
     def blocks(self, max_line_bytes: int, offset: int = 0, line: int = 0,
-               keep_partial: bool = False) -> Iterator[Block | None]:
+               keep_partial: bool = False, follow: bool = False,
+               say=None) -> Iterator[Block | None]:
         """Blocks of whole lines from offset. Live inputs also yield None when nothing came
         for a second (or only part of a line), so the caller can tick and check for a stop.
         With keep_partial, an unterminated last line is left for the next run (the writer
-        may still be writing it)."""
+        may still be writing it). With follow, a file is read on as it grows and, when
+        rotated or truncated, from the start of the new one (``say`` is told); it becomes
+        live once caught up."""
         cut = LineCutter(max_line_bytes, offset, line, self.name)
         if not self.live:
             while True:
                 chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
                     else os.read(self.fd, BLOCK_BYTES)
-                if not chunk:
+                if chunk:
+                    for piece in _pieces(chunk):
+                        cut.feed(piece)
+                        if block := cut.take():
+                            yield block
+                    continue
+                if not (follow and self.seekable):
                     break
-                for piece in _pieces(chunk):
-                    cut.feed(piece)
-                    block = cut.take()
-                    if block:
+                self.live = True  # caught up
+                yield None
+                time.sleep(POLL_S)
+                why = self._moved(cut.pos)
+                if why:
+                    while chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos):  # the old rest
+                        for piece in _pieces(chunk):
+                            cut.feed(piece)
+                            if block := cut.take():
+                                yield block
+                    if block := cut.take(final=True):
                         yield block
+                    if "rotated" in why:
+                        self._reopen()
+                    cut = LineCutter(max_line_bytes, 0, 0, self.name)
+                    if say:
+                        say(f"{self.name}: {why}: reading it from the start")
         else:
             eof = False
             while not eof:
@@ -255,9 +276,26 @@ class Input:
                     ready, _, _ = select.select([self.fd], [], [], 0)
                 if not eof:
                     yield cut.take()
-        block = cut.take(final=not keep_partial)
-        if block:
+        if block := cut.take(final=not keep_partial):
             yield block
+
+    def _moved(self, position: int) -> str | None:
+        """Followed file: rotated (another file at the path) or truncated, or None."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None  # between the rename and the new file: wait for it
+        own = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
+            return f"rotated (inode {own.st_ino} -> {st.st_ino})"
+        if own.st_size < position:
+            return f"truncated ({own.st_size:,} < {position:,} bytes)"
+        return None
+
+    def _reopen(self) -> None:
+        new = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        os.close(self.fd)
+        self.fd = new
 
     def close(self) -> None:
         if self.owned:

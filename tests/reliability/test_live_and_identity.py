@@ -166,3 +166,33 @@ def test_a_changed_file_is_read_from_its_start_and_said_so(tmp_path, change, why
     assert len(notes) == 1 and why in notes[0], err
     assert counted(tmp_path / "out") == 1000 + n_new  # nothing skipped
     assert not [d for d in docs(tmp_path / "out" / "dlq.jsonl") if d["reason"] == "late"]
+
+
+def test_follow_reads_on_across_rotation_and_truncation(tmp_path):
+    log, out = tmp_path / "app.log", tmp_path / "out"
+    log.write_bytes(plain(0, 500))
+    with open(tmp_path / "err", "w+b") as err:
+        p = start("run", "--input", log, "--follow", "--output", out, "--write-logs",
+                  "--state", tmp_path / "state", stderr=err)
+        try:
+            _wait_lines(out / "logs.jsonl", 500)
+            with open(log, "ab") as f:
+                f.write(plain(500, 300))
+            _wait_lines(out / "logs.jsonl", 800)
+            _rotate(log)  # the new file holds 400 lines
+            _wait_lines(out / "logs.jsonl", 1200)
+            with open(log, "r+b") as f:  # copytruncate
+                f.truncate(0)
+                f.write(plain(1400, 100))
+            _wait_lines(out / "logs.jsonl", 1300)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            rc, _, _ = wait(p, 30)
+        err.seek(0)
+        text = err.read().decode()
+    assert rc == 0, text
+    notes = text.strip().splitlines()
+    assert len(notes) == 3 and "rotated" in notes[0] and "truncated" in notes[1] \
+        and "stopped by SIGTERM" in notes[2], text
+    assert (out / "logs.jsonl").read_bytes().count(b"\n") == 1300  # nothing twice
+    assert not docs(out / "dlq.jsonl")
