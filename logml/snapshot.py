@@ -1,61 +1,374 @@
-"""Versioned, atomic snapshot files: magic, JSON header, pickled body.
+"""State files: a versioned, documented format that holds data and never code.
 
-The header names the format version and what the snapshot holds, so a reader refuses a
-file it does not understand with a clear error instead of loading garbage. Writes go to a
-temporary file that is fsynced and renamed, so a crash leaves the old snapshot intact.
-Snapshots are trusted input (pickle): load only files logml wrote.
+    LOGMLSNAP\\n                 magic (unchanged since format 1)
+    {header JSON}\\n             format, kind, created, logml version, body layout, arrays
+    body                        zlib stream (or raw): the tree as JSON, then array bytes
+    \\ncrc32:xxxxxxxx\\n          CRC-32 of everything before it
+
+The tree is plain data (PLAN contract 1): dicts with str keys, lists, str, int, float
+(nan and inf too), bool, None and numpy arrays of bool, integer or float dtype. Arrays are
+stored as raw little-endian bytes and referenced from the tree as {"__nd__": i}. Every
+size, offset and dtype is checked against the bytes present before anything is allocated,
+so a corrupt, truncated or hostile file is refused with one line (SnapshotError) and
+cannot run code or claim gigabytes. docs/state-format.md is the specification.
+``python -m logml.snapshot FILE`` prints a file's header (``--tree`` its outline).
 """
 from __future__ import annotations
 
+import json
+import math
 import os
-import pickle
+import re
+import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import orjson
 
+from . import __version__
+
 MAGIC = b"LOGMLSNAP\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PICKLE_FORMAT = 1  # before format 2 the body was a pickle: never read, only refused
+MAX_HEADER_BYTES = 16 << 20
+MAX_BODY_BYTES = 4 << 30  # a decompressed body above this is refused, not allocated
+MAX_DEPTH = 64
+MAX_NDIM = 32
+ALIGN = 8
+_TRAILER = re.compile(rb"\ncrc32:([0-9a-f]{8})\n\Z")
+_TRAILER_LEN = 16
+
+# the only dtypes a state may hold, stored little-endian whatever the machine
+DTYPES = {name: np.dtype(name).newbyteorder("<") for name in (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float32", "float64")}
+_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_TAGS = ("__nd__", "__float__", "__dict__")
 
 
 class SnapshotError(Exception):
-    pass
+    """A state that cannot be written or read; the message is one line for the operator."""
 
 
-def dumps(kind: str, state: dict) -> bytes:
-    header = orjson.dumps({"format": FORMAT_VERSION, "kind": kind})
-    body = zlib.compress(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL), 1)
-    return MAGIC + header + b"\n" + body
+class StateMismatch(SnapshotError):
+    """A saved state that does not fit the current pipeline file (a data-bearing key such as
+    window.seconds changed); the message names the key."""
 
 
-def loads(data: bytes, kind: str) -> dict:
-    if not data.startswith(MAGIC):
-        raise SnapshotError("not a logml snapshot (bad magic)")
-    header_end = data.index(b"\n", len(MAGIC))
-    header = orjson.loads(data[len(MAGIC):header_end])
-    if header.get("format") != FORMAT_VERSION:
-        raise SnapshotError(f"snapshot format {header.get('format')} is not supported "
-                            f"(this logml reads format {FORMAT_VERSION})")
-    if header.get("kind") != kind:
-        raise SnapshotError(f"snapshot holds {header.get('kind')!r}, expected {kind!r}")
-    return pickle.loads(zlib.decompress(data[header_end + 1:]))
-
-
-def write(path: str | Path, kind: str, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+# ---------------------------------------------------------------- encoding
+def dumps(kind: str, tree, compress: bool = True) -> bytes:
+    """The state file bytes of a plain-data tree."""
+    arrays: list[np.ndarray] = []
+    table: list[dict] = []
+    encoded = _encode(tree, arrays, table, (), 0)
     try:
+        tree_json = orjson.dumps(encoded)
+    except orjson.JSONEncodeError:
+        # strings holding lone surrogates (file names): stdlib JSON escapes them
+        try:
+            tree_json = json.dumps(encoded, ensure_ascii=True, allow_nan=False,
+                                   separators=(",", ":")).encode()
+        except (ValueError, TypeError) as e:
+            raise SnapshotError(f"state cannot be encoded: {e}") from None
+    parts = [tree_json]
+    pos = len(tree_json)
+    for entry, a in zip(table, arrays):
+        pad = -pos % ALIGN
+        parts.append(b"\0" * pad)
+        pos += pad
+        entry["offset"] = pos
+        parts.append(memoryview(a).cast("B") if a.size else b"")
+        pos += a.nbytes
+    raw = b"".join(parts)
+    stored = zlib.compress(raw, 1) if compress else raw
+    header = {"format": FORMAT_VERSION, "kind": kind,
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "logml": __version__, "compression": "zlib" if compress else "none",
+              "stored_bytes": len(stored), "raw_bytes": len(raw),
+              "tree_bytes": len(tree_json), "arrays": table}
+    head = MAGIC + orjson.dumps(header) + b"\n"
+    crc = zlib.crc32(stored, zlib.crc32(head))
+    return b"".join((head, stored, b"\ncrc32:%08x\n" % crc))
+
+
+def _path(path: tuple) -> str:
+    return "/" + "/".join(map(str, path))
+
+
+def _encode(node, arrays: list, table: list, path: tuple, depth: int):
+    if depth > MAX_DEPTH:
+        raise SnapshotError(f"state tree deeper than {MAX_DEPTH} at {_path(path)}")
+    t = type(node)
+    if node is None or t is str or t is bool or t is int:
+        return node
+    if isinstance(node, float):
+        return float(node) if math.isfinite(node) else {"__float__": repr(float(node))}
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if type(k) is not str:
+                raise SnapshotError(f"state key {k!r} at {_path(path)} is not a str")
+            out[k] = _encode(v, arrays, table, path + (k,), depth + 1)
+        if len(out) == 1 and next(iter(out)) in _TAGS:
+            return {"__dict__": out}  # a dict that would read as a tag
+        return out
+    if isinstance(node, (list, tuple)):
+        return [_encode(v, arrays, table, path + (i,), depth + 1) for i, v in enumerate(node)]
+    if isinstance(node, np.ndarray):
+        dtype = DTYPES.get(node.dtype.name) if node.dtype.kind in "biuf" else None
+        if dtype is None:
+            raise SnapshotError(f"state array at {_path(path)} has dtype {node.dtype}; "
+                                f"only {', '.join(DTYPES)} can be saved")
+        a = np.asarray(node, dtype=dtype, order="C")
+        table.append({"path": _path(path), "dtype": node.dtype.name, "shape": list(a.shape),
+                      "offset": 0, "nbytes": a.nbytes})
+        arrays.append(a)
+        return {"__nd__": len(arrays) - 1}
+    if isinstance(node, (np.bool_, np.integer, np.floating)):
+        return _encode(node.item(), arrays, table, path, depth)
+    raise SnapshotError(f"state holds a {t.__name__} at {_path(path)}: only plain data "
+                        f"(dict, list, str, int, float, bool, None, numeric arrays) is saved")
+
+
+# ---------------------------------------------------------------- decoding
+def loads(data: bytes, kind: str, name: str = "state"):
+    """The tree of a state file's bytes; ``name`` (e.g. "state file X") opens errors."""
+    data = bytes(data)
+    header, body_start = _header(data, name)
+    fmt = header.get("format")
+    if type(fmt) is not int:
+        raise SnapshotError(f"{name} has no format number in its header")
+    if fmt == PICKLE_FORMAT:
+        raise SnapshotError(f"{name} was written by format 1 (a pickle) by an older logml; it "
+                            f"cannot be read safely: delete it (logml then starts afresh)")
+    if fmt > FORMAT_VERSION:
+        raise SnapshotError(f"{name} was written by format {fmt}; this logml reads up to "
+                            f"{FORMAT_VERSION}: upgrade logml or delete the state")
+    reader = _READERS.get(fmt)
+    if reader is None:
+        raise SnapshotError(f"{name} has unknown format {fmt}")
+    if header.get("kind") != kind:
+        raise SnapshotError(f"{name} holds {header.get('kind')!r}, expected {kind!r}")
+    try:
+        return reader(data, header, body_start, name)
+    except SnapshotError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, zlib.error,
+            RecursionError) as e:
+        raise SnapshotError(f"{name} is corrupt: {_line(e)}") from None
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _header(data: bytes, name: str) -> tuple[dict, int]:
+    if not data.startswith(MAGIC):
+        if data[:1] == b"\x80":
+            raise SnapshotError(f"{name} is a pickle, not a logml state file; it cannot be "
+                                f"read safely: delete it")
+        raise SnapshotError(f"{name} is not a logml state file (bad magic)")
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER_BYTES)
+    if end < 0:
+        raise SnapshotError(f"{name} is truncated or corrupt: no header line")
+    try:
+        header = orjson.loads(data[len(MAGIC):end])
+    except orjson.JSONDecodeError as e:
+        raise SnapshotError(f"{name} has a corrupt header: {_line(e)}") from None
+    if not isinstance(header, dict):
+        raise SnapshotError(f"{name} has a corrupt header: not a JSON object")
+    return header, end + 1
+
+
+def _field(header: dict, key: str, name: str, lo: int, hi: int) -> int:
+    v = header.get(key)
+    if type(v) is not int or not lo <= v <= hi:
+        raise SnapshotError(f"{name} has a corrupt header: {key} = {str(v)[:40]}")
+    return v
+
+
+def _read_v2(data: bytes, header: dict, start: int, name: str):
+    compression = header.get("compression")
+    if compression not in ("zlib", "none"):
+        raise SnapshotError(f"{name} has unknown compression {str(compression)[:40]!r}")
+    stored_bytes = _field(header, "stored_bytes", name, 0, MAX_BODY_BYTES)
+    expected = start + stored_bytes + _TRAILER_LEN
+    if len(data) < expected:
+        raise SnapshotError(f"{name} is truncated ({len(data)} of {expected} bytes)")
+    if len(data) > expected:
+        raise SnapshotError(f"{name} has {len(data) - expected} unexpected bytes at its end")
+    m = _TRAILER.match(data, start + stored_bytes)
+    if m is None:
+        raise SnapshotError(f"{name} is corrupt: no checksum at its end")
+    view = memoryview(data)
+    if zlib.crc32(view[:start + stored_bytes]) != int(m.group(1), 16):
+        raise SnapshotError(f"{name} is corrupt: checksum mismatch")
+    raw_bytes = _field(header, "raw_bytes", name, 1, MAX_BODY_BYTES)
+    stored = view[start:start + stored_bytes]
+    if compression == "none":
+        if raw_bytes != stored_bytes:
+            raise SnapshotError(f"{name} is corrupt: raw_bytes != stored_bytes")
+        raw = stored
+    else:
+        z = zlib.decompressobj()
+        raw = z.decompress(stored, raw_bytes)  # never more than the header claims
+        if len(raw) != raw_bytes or not z.eof or z.unused_data:
+            raise SnapshotError(f"{name} is corrupt: its body does not match its recorded size")
+        raw = memoryview(raw)
+    tree_bytes = _field(header, "tree_bytes", name, 1, raw_bytes)
+    table = header.get("arrays")
+    if not isinstance(table, list):
+        raise SnapshotError(f"{name} has a corrupt header: arrays")
+    specs = [_array_spec(e, tree_bytes, raw_bytes, name) for e in table]
+    tree_json = raw[:tree_bytes]
+    try:
+        tree = orjson.loads(tree_json)
+    except orjson.JSONDecodeError:
+        # written by the stdlib fallback (lone surrogates), or corrupt
+        tree = json.loads(bytes(tree_json), parse_constant=_no_constant)
+    return _decode(tree, raw, specs, 0, name)
+
+
+def _no_constant(word: str):
+    raise ValueError(f"{word} is not allowed in a state")
+
+
+def _array_spec(entry, tree_bytes: int, raw_bytes: int, name: str):
+    def bad(why):
+        return SnapshotError(f"{name} has a corrupt array table: {why}")
+    if not isinstance(entry, dict):
+        raise bad("entry is not an object")
+    dtype = DTYPES.get(entry.get("dtype")) if isinstance(entry.get("dtype"), str) else None
+    if dtype is None:
+        raise bad(f"dtype {str(entry.get('dtype'))[:40]!r} is not allowed")
+    shape = entry.get("shape")
+    if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+            or any(type(d) is not int or not 0 <= d <= MAX_BODY_BYTES for d in shape)):
+        raise bad(f"shape {str(shape)[:60]}")
+    offset, nbytes = entry.get("offset"), entry.get("nbytes")
+    if type(offset) is not int or type(nbytes) is not int:
+        raise bad("offset and nbytes must be integers")
+    count = math.prod(shape)
+    if count * dtype.itemsize != nbytes:
+        raise bad(f"shape {shape} of {entry['dtype']} is not {nbytes} bytes")
+    if not tree_bytes <= offset <= raw_bytes - nbytes:
+        raise bad(f"bytes {offset}..{offset + nbytes} are outside the body")
+    return dtype, tuple(shape), offset, count
+
+
+def _decode(node, raw, specs: list, depth: int, name: str):
+    if depth > MAX_DEPTH:
+        raise SnapshotError(f"{name} is corrupt: tree deeper than {MAX_DEPTH}")
+    if isinstance(node, list):
+        return [v if v is None or type(v) in (str, int, float, bool)
+                else _decode(v, raw, specs, depth + 1, name) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        tag, v = next(iter(node.items()))
+        if tag == "__nd__":
+            if type(v) is not int or not 0 <= v < len(specs):
+                raise SnapshotError(f"{name} is corrupt: array reference {str(v)[:20]}")
+            dtype, shape, offset, count = specs[v]
+            return np.frombuffer(raw, dtype, count, offset).reshape(shape).copy()
+        if tag == "__float__":
+            if type(v) is not str or v not in _FLOATS:
+                raise SnapshotError(f"{name} is corrupt: float {str(v)[:20]!r}")
+            return _FLOATS[v]
+        if tag == "__dict__":
+            if not isinstance(v, dict):
+                raise SnapshotError(f"{name} is corrupt: __dict__ is not an object")
+            return {k: _decode(x, raw, specs, depth + 1, name) for k, x in v.items()}
+    return {k: _decode(v, raw, specs, depth + 1, name) for k, v in node.items()}
+
+
+_READERS = {FORMAT_VERSION: _read_v2}  # older formats that can be migrated join here
+
+
+# ---------------------------------------------------------------- files
+def write(path: str | Path, kind: str, tree, compress: bool = True) -> None:
+    """Atomically replace path: a crash leaves the old file or the new one, never a mix."""
+    data = dumps(kind, tree, compress)
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(dumps(kind, state))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        raise SnapshotError(f"cannot write state file {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
-def read(path: str | Path, kind: str) -> dict:
-    return loads(Path(path).read_bytes(), kind)
+def read(path: str | Path, kind: str):
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SnapshotError(f"state file {path} not found") from None
+    except OSError as e:
+        raise SnapshotError(f"cannot read state file {path}: {e.strerror or e}") from None
+    return loads(data, kind, f"state file {path}")
+
+
+# ---------------------------------------------------------------- inspection
+def _outline(node, indent: str = "") -> list[str]:
+    out = []
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for k, v in items:
+        if isinstance(v, np.ndarray):
+            out.append(f"{indent}{k}: {v.dtype}{list(v.shape)}")
+        elif isinstance(v, dict) or (isinstance(v, list) and v and not
+                                     all(isinstance(x, (str, int, float)) for x in v)):
+            out.append(f"{indent}{k}: {'dict' if isinstance(v, dict) else 'list'} ({len(v)})")
+            out.extend(_outline(v, indent + "  ") if len(v) <= 50 else [f"{indent}  ..."])
+        elif isinstance(v, list):
+            out.append(f"{indent}{k}: list of {len(v)} values")
+        else:
+            out.append(f"{indent}{k}: {v!r}"[:120])
+    return out
+
+
+def main(argv=None) -> int:
+    """``python -m logml.snapshot FILE [--tree]``: the header, checked; --tree the outline."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_tree = "--tree" in args
+    args = [a for a in args if a != "--tree"]
+    if len(args) != 1:
+        print("usage: python -m logml.snapshot FILE [--tree]", file=sys.stderr)
+        return 2
+    path = args[0]
+    try:
+        data = Path(path).read_bytes()
+        header, _ = _header(data, f"state file {path}")
+        print(json.dumps(header, indent=2))
+        tree = loads(data, str(header.get("kind")), f"state file {path}")
+    except OSError as e:
+        print(f"logml: error: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except SnapshotError as e:
+        print(f"logml: error: {e}", file=sys.stderr)
+        return 2
+    print(f"{path}: format {header['format']}, checksum ok, {len(data)} bytes")
+    if show_tree:
+        print("\n".join(_outline(tree) if isinstance(tree, (dict, list)) else [repr(tree)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
