@@ -32,7 +32,7 @@ from . import __version__
 
 MAGIC = b"LOGMLSNAP\n"
 FORMAT_VERSION = 2
-PICKLE_FORMAT = 1  # before format 2 the body was a pickle: never read, only refused
+UNSAFE_FORMAT = 1  # format 1 held serialised Python objects: refused, never read
 MAX_HEADER_BYTES = 16 << 20
 MAX_BODY_BYTES = 4 << 30  # a decompressed body above this is refused, not allocated
 MAX_DEPTH = 64
@@ -141,9 +141,10 @@ def loads(data: bytes, kind: str, name: str = "state"):
     fmt = header.get("format")
     if type(fmt) is not int:
         raise SnapshotError(f"{name} has no format number in its header")
-    if fmt == PICKLE_FORMAT:
-        raise SnapshotError(f"{name} was written by format 1 (a pickle) by an older logml; it "
-                            f"cannot be read safely: delete it (logml then starts afresh)")
+    if fmt == UNSAFE_FORMAT:
+        raise SnapshotError(f"{name} was written by format 1 (serialised Python objects) of an "
+                            f"older logml; it cannot be read safely: delete it (logml then "
+                            f"starts afresh)")
     if fmt > FORMAT_VERSION:
         raise SnapshotError(f"{name} was written by format {fmt}; this logml reads up to "
                             f"{FORMAT_VERSION}: upgrade logml or delete the state")
@@ -169,8 +170,8 @@ def _line(e: BaseException) -> str:
 def _header(data: bytes, name: str) -> tuple[dict, int]:
     if not data.startswith(MAGIC):
         if data[:1] == b"\x80":
-            raise SnapshotError(f"{name} is a pickle, not a logml state file; it cannot be "
-                                f"read safely: delete it")
+            raise SnapshotError(f"{name} holds serialised Python objects, not a logml state; "
+                                f"it cannot be read safely: delete it")
         raise SnapshotError(f"{name} is not a logml state file (bad magic)")
     end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER_BYTES)
     if end < 0:
