@@ -1,16 +1,18 @@
 """State files: a versioned, documented format that holds data and never code.
 
     LOGMLSNAP\\n                 magic (unchanged since format 1)
-    {header JSON}\\n             format, kind, created, logml version, body layout, arrays
-    body                        zlib stream (or raw): the tree as JSON, then array bytes
+    {header JSON}\\n             format, kind, created, logml version, the segments' table
+    body                        segments: the tree as JSON, then each array's bytes, each
+                                zlib-compressed or raw, whichever is smaller
     \\ncrc32:xxxxxxxx\\n          CRC-32 of everything before it
 
 The tree is plain data (PLAN contract 1): dicts with str keys, lists, str, int, float
 (nan and inf too), bool, None and numpy arrays of bool, integer or float dtype. Arrays are
-stored as raw little-endian bytes and referenced from the tree as {"__nd__": i}. Every
-size, offset and dtype is checked against the bytes present before anything is allocated,
-so a corrupt, truncated or hostile file is refused with one line (SnapshotError) and
-cannot run code or claim gigabytes. docs/state-format.md is the specification.
+stored as little-endian bytes, each referenced once from the tree as {"__nd__": i}. Every
+size and dtype is checked against the bytes present and a limit before anything is
+allocated, so a corrupt, truncated or hostile file is refused with one line
+(SnapshotError): it cannot run code nor make the reader allocate more than the data it
+claims (at most ``limit``). docs/state-format.md is the specification.
 ``python -m logml.snapshot FILE`` prints a file's header (``--tree`` its outline).
 """
 from __future__ import annotations
@@ -34,10 +36,9 @@ MAGIC = b"LOGMLSNAP\n"
 FORMAT_VERSION = 2
 UNSAFE_FORMAT = 1  # format 1 held serialised Python objects: refused, never read
 MAX_HEADER_BYTES = 16 << 20
-MAX_BODY_BYTES = 4 << 30  # a decompressed body above this is refused, not allocated
+MAX_BODY_BYTES = 4 << 30  # a state claiming more data than this is refused unread
 MAX_DEPTH = 64
 MAX_NDIM = 32
-ALIGN = 8
 _TRAILER = re.compile(rb"\ncrc32:([0-9a-f]{8})\n\Z")
 _TRAILER_LEN = 16
 
@@ -60,7 +61,9 @@ class StateMismatch(SnapshotError):
 
 # ---------------------------------------------------------------- encoding
 def dumps(kind: str, tree, compress: bool = True) -> bytes:
-    """The state file bytes of a plain-data tree."""
+    """The state file bytes of a plain-data tree. With compress, each segment is stored
+    zlib-compressed when that saves a tenth (judged on its first 64 KiB): baselines of
+    noisy floats are stored raw, where zlib would cost ~50 ms a MB for a few percent."""
     arrays: list[np.ndarray] = []
     table: list[dict] = []
     encoded = _encode(tree, arrays, table, (), 0)
@@ -73,25 +76,35 @@ def dumps(kind: str, tree, compress: bool = True) -> bytes:
                                    separators=(",", ":")).encode()
         except (ValueError, TypeError) as e:
             raise SnapshotError(f"state cannot be encoded: {e}") from None
-    parts = [tree_json]
-    pos = len(tree_json)
+    tree_entry = {"nbytes": len(tree_json)}
+    parts = [_segment(tree_entry, tree_json, compress)]
     for entry, a in zip(table, arrays):
-        pad = -pos % ALIGN
-        parts.append(b"\0" * pad)
-        pos += pad
-        entry["offset"] = pos
-        parts.append(memoryview(a).cast("B") if a.size else b"")
-        pos += a.nbytes
-    raw = b"".join(parts)
-    stored = zlib.compress(raw, 1) if compress else raw
+        parts.append(_segment(entry, memoryview(a).cast("B") if a.size else b"", compress))
     header = {"format": FORMAT_VERSION, "kind": kind,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "logml": __version__, "compression": "zlib" if compress else "none",
-              "stored_bytes": len(stored), "raw_bytes": len(raw),
-              "tree_bytes": len(tree_json), "arrays": table}
+              "logml": __version__, "body_bytes": sum(len(x) for x in parts),
+              "tree": tree_entry, "arrays": table}
     head = MAGIC + orjson.dumps(header) + b"\n"
-    crc = zlib.crc32(stored, zlib.crc32(head))
-    return b"".join((head, stored, b"\ncrc32:%08x\n" % crc))
+    crc = zlib.crc32(head)
+    for x in parts:
+        crc = zlib.crc32(x, crc)
+    return b"".join((head, *parts, b"\ncrc32:%08x\n" % crc))
+
+
+_PROBE = 64 << 10
+
+
+def _segment(entry: dict, raw, compress: bool):
+    """raw or its zlib stream, whichever the probe favours; notes which in entry."""
+    stored = raw
+    if compress and len(raw) >= 64 and (
+            len(raw) <= _PROBE or len(zlib.compress(raw[:_PROBE], 1)) < 0.9 * _PROBE):
+        packed = zlib.compress(raw, 1)
+        if len(packed) < 0.9 * len(raw):
+            stored = packed
+    entry["compression"] = "zlib" if stored is not raw else "none"
+    entry["stored_bytes"] = len(stored)
+    return stored
 
 
 def _path(path: tuple) -> str:
@@ -124,7 +137,7 @@ def _encode(node, arrays: list, table: list, path: tuple, depth: int):
                                 f"only {', '.join(DTYPES)} can be saved")
         a = np.asarray(node, dtype=dtype, order="C")
         table.append({"path": _path(path), "dtype": node.dtype.name, "shape": list(a.shape),
-                      "offset": 0, "nbytes": a.nbytes})
+                      "nbytes": a.nbytes})
         arrays.append(a)
         return {"__nd__": len(arrays) - 1}
     if isinstance(node, (np.bool_, np.integer, np.floating)):
@@ -134,8 +147,9 @@ def _encode(node, arrays: list, table: list, path: tuple, depth: int):
 
 
 # ---------------------------------------------------------------- decoding
-def loads(data: bytes, kind: str, name: str = "state"):
-    """The tree of a state file's bytes; ``name`` (e.g. "state file X") opens errors."""
+def loads(data: bytes, kind: str, name: str = "state", limit: int = MAX_BODY_BYTES):
+    """The tree of a state file's bytes; ``name`` (e.g. "state file X") opens errors;
+    a file whose segments claim more than ``limit`` bytes of data is refused unread."""
     data = bytes(data)
     header, body_start = _header(data, name)
     fmt = header.get("format")
@@ -154,7 +168,7 @@ def loads(data: bytes, kind: str, name: str = "state"):
     if header.get("kind") != kind:
         raise SnapshotError(f"{name} holds {header.get('kind')!r}, expected {kind!r}")
     try:
-        return reader(data, header, body_start, name)
+        return reader(data, header, body_start, name, limit)
     except SnapshotError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, zlib.error,
@@ -192,53 +206,84 @@ def _field(header: dict, key: str, name: str, lo: int, hi: int) -> int:
     return v
 
 
-def _read_v2(data: bytes, header: dict, start: int, name: str):
-    compression = header.get("compression")
-    if compression not in ("zlib", "none"):
-        raise SnapshotError(f"{name} has unknown compression {str(compression)[:40]!r}")
-    stored_bytes = _field(header, "stored_bytes", name, 0, MAX_BODY_BYTES)
-    expected = start + stored_bytes + _TRAILER_LEN
+def _read_v2(data: bytes, header: dict, start: int, name: str, limit: int):
+    body_bytes = _field(header, "body_bytes", name, 0, 1 << 62)
+    expected = start + body_bytes + _TRAILER_LEN
     if len(data) < expected:
         raise SnapshotError(f"{name} is truncated ({len(data)} of {expected} bytes)")
     if len(data) > expected:
         raise SnapshotError(f"{name} has {len(data) - expected} unexpected bytes at its end")
-    m = _TRAILER.match(data, start + stored_bytes)
+    m = _TRAILER.match(data, start + body_bytes)
     if m is None:
         raise SnapshotError(f"{name} is corrupt: no checksum at its end")
     view = memoryview(data)
-    if zlib.crc32(view[:start + stored_bytes]) != int(m.group(1), 16):
+    if zlib.crc32(view[:start + body_bytes]) != int(m.group(1), 16):
         raise SnapshotError(f"{name} is corrupt: checksum mismatch")
-    raw_bytes = _field(header, "raw_bytes", name, 1, MAX_BODY_BYTES)
-    stored = view[start:start + stored_bytes]
-    if compression == "none":
-        if raw_bytes != stored_bytes:
-            raise SnapshotError(f"{name} is corrupt: raw_bytes != stored_bytes")
-        raw = stored
-    else:
-        z = zlib.decompressobj()
-        raw = z.decompress(stored, raw_bytes)  # never more than the header claims
-        if len(raw) != raw_bytes or not z.eof or z.unused_data:
-            raise SnapshotError(f"{name} is corrupt: its body does not match its recorded size")
-        raw = memoryview(raw)
-    tree_bytes = _field(header, "tree_bytes", name, 1, raw_bytes)
     table = header.get("arrays")
     if not isinstance(table, list):
         raise SnapshotError(f"{name} has a corrupt header: arrays")
-    specs = [_array_spec(e, tree_bytes, raw_bytes, name) for e in table]
-    tree_json = raw[:tree_bytes]
+    # every size checked against the bytes present and the limit before any is allocated
+    tree_spec = _segment_spec(header.get("tree"), name, "tree")
+    specs = [_array_spec(e, name) for e in table]
+    segments = [tree_spec[:3]] + [s[:3] for s in specs]
+    if sum(s[1] for s in segments) != body_bytes:
+        raise SnapshotError(f"{name} is corrupt: its segments do not add up to body_bytes")
+    if sum(s[2] for s in segments) > limit:
+        raise SnapshotError(f"{name} claims more than {limit} bytes of data")
+    pos = start
+    raws = []
+    for compression, stored, nbytes in segments:
+        raws.append((pos, compression, stored, nbytes))
+        pos += stored
+    tree_json = _unpack(view, *raws[0], name)
     try:
         tree = orjson.loads(tree_json)
     except orjson.JSONDecodeError:
         # written by the stdlib fallback (lone surrogates), or corrupt
         tree = json.loads(bytes(tree_json), parse_constant=_no_constant)
-    return _decode(tree, raw, specs, 0, name)
+    arrays = [(raws[i + 1], dtype, shape) for i, (_, _, _, dtype, shape) in enumerate(specs)]
+    return _decode(tree, arrays, view, 0, name)
+
+
+def _unpack(view: memoryview, pos: int, compression: str, stored: int, nbytes: int,
+            name: str):
+    """A segment's bytes: never more than its recorded size is inflated."""
+    seg = view[pos:pos + stored]
+    if compression == "none":
+        return seg
+    z = zlib.decompressobj()
+    try:
+        raw = z.decompress(seg, nbytes) if nbytes else b""
+    except zlib.error:
+        raise SnapshotError(f"{name} is corrupt: a segment is not a valid zlib stream") \
+            from None
+    if len(raw) != nbytes or not z.eof or z.unused_data or z.unconsumed_tail:
+        raise SnapshotError(f"{name} is corrupt: a segment does not match its recorded size")
+    return raw
 
 
 def _no_constant(word: str):
     raise ValueError(f"{word} is not allowed in a state")
 
 
-def _array_spec(entry, tree_bytes: int, raw_bytes: int, name: str):
+def _segment_spec(entry, name: str, what: str) -> tuple[str, int, int]:
+    if not isinstance(entry, dict):
+        raise SnapshotError(f"{name} has a corrupt header: {what} is not an object")
+    compression = entry.get("compression")
+    stored, nbytes = entry.get("stored_bytes"), entry.get("nbytes")
+    if compression not in ("zlib", "none"):
+        raise SnapshotError(f"{name} has unknown compression {str(compression)[:40]!r}")
+    if type(stored) is not int or type(nbytes) is not int or not (
+            0 <= stored <= MAX_BODY_BYTES and 0 <= nbytes <= MAX_BODY_BYTES):
+        raise SnapshotError(f"{name} has a corrupt header: {what} sizes")
+    if compression == "none" and stored != nbytes:
+        raise SnapshotError(f"{name} is corrupt: {what} is stored raw but its sizes differ")
+    if compression == "zlib" and stored == 0:
+        raise SnapshotError(f"{name} is corrupt: {what} is an empty zlib stream")
+    return compression, stored, nbytes
+
+
+def _array_spec(entry, name: str):
     def bad(why):
         return SnapshotError(f"{name} has a corrupt array table: {why}")
     if not isinstance(entry, dict):
@@ -250,32 +295,29 @@ def _array_spec(entry, tree_bytes: int, raw_bytes: int, name: str):
     if (not isinstance(shape, list) or len(shape) > MAX_NDIM
             or any(type(d) is not int or not 0 <= d <= MAX_BODY_BYTES for d in shape)):
         raise bad(f"shape {str(shape)[:60]}")
-    offset, nbytes = entry.get("offset"), entry.get("nbytes")
-    if type(offset) is not int or type(nbytes) is not int:
-        raise bad("offset and nbytes must be integers")
-    count = math.prod(shape)
-    if count * dtype.itemsize != nbytes:
+    compression, stored, nbytes = _segment_spec(entry, name, f"array {entry.get('path')!s:.60}")
+    if math.prod(shape) * dtype.itemsize != nbytes:
         raise bad(f"shape {shape} of {entry['dtype']} is not {nbytes} bytes")
-    if not tree_bytes <= offset <= raw_bytes - nbytes:
-        raise bad(f"bytes {offset}..{offset + nbytes} are outside the body")
-    return dtype, tuple(shape), offset, count
+    return compression, stored, nbytes, dtype, tuple(shape)
 
 
-def _decode(node, raw, specs: list, depth: int, name: str):
+def _decode(node, arrays: list, view, depth: int, name: str):
     if depth > MAX_DEPTH:
         raise SnapshotError(f"{name} is corrupt: tree deeper than {MAX_DEPTH}")
     if isinstance(node, list):
         return [v if v is None or type(v) in (str, int, float, bool)
-                else _decode(v, raw, specs, depth + 1, name) for v in node]
+                else _decode(v, arrays, view, depth + 1, name) for v in node]
     if not isinstance(node, dict):
         return node
     if len(node) == 1:
         tag, v = next(iter(node.items()))
         if tag == "__nd__":
-            if type(v) is not int or not 0 <= v < len(specs):
+            if type(v) is not int or not 0 <= v < len(arrays) or arrays[v] is None:
                 raise SnapshotError(f"{name} is corrupt: array reference {str(v)[:20]}")
-            dtype, shape, offset, count = specs[v]
-            return np.frombuffer(raw, dtype, count, offset).reshape(shape).copy()
+            segment, dtype, shape = arrays[v]
+            arrays[v] = None  # referenced once: a tree cannot multiply the data
+            raw = _unpack(view, *segment, name)
+            return np.frombuffer(raw, dtype, math.prod(shape)).reshape(shape).copy()
         if tag == "__float__":
             if type(v) is not str or v not in _FLOATS:
                 raise SnapshotError(f"{name} is corrupt: float {str(v)[:20]!r}")
@@ -283,8 +325,8 @@ def _decode(node, raw, specs: list, depth: int, name: str):
         if tag == "__dict__":
             if not isinstance(v, dict):
                 raise SnapshotError(f"{name} is corrupt: __dict__ is not an object")
-            return {k: _decode(x, raw, specs, depth + 1, name) for k, x in v.items()}
-    return {k: _decode(v, raw, specs, depth + 1, name) for k, v in node.items()}
+            return {k: _decode(x, arrays, view, depth + 1, name) for k, x in v.items()}
+    return {k: _decode(v, arrays, view, depth + 1, name) for k, v in node.items()}
 
 
 _READERS = {FORMAT_VERSION: _read_v2}  # older formats that can be migrated join here

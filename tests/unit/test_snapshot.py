@@ -186,21 +186,31 @@ def test_deep_trees_are_refused_on_write():
         snapshot.dumps("k", tree)
 
 
-def test_layout_is_magic_header_body_and_checksum():
-    data = snapshot.dumps("pipeline", {"a": np.arange(3, dtype=np.int32)}, compress=False)
+def test_layout_is_magic_header_segments_and_checksum():
+    noise = np.random.default_rng(0).random(20_000)  # does not compress: stored raw
+    data = snapshot.dumps("pipeline", {"a": np.arange(3, dtype=np.int32), "z": np.zeros(10**4),
+                                       "noise": noise, "names": ["x"] * 1000})
     assert data.startswith(snapshot.MAGIC)
     end = data.index(b"\n", len(snapshot.MAGIC))
     header = json.loads(data[len(snapshot.MAGIC):end])
-    assert header["format"] == snapshot.FORMAT_VERSION == 2
-    assert header["kind"] == "pipeline" and header["compression"] == "none"
-    (arr,) = header["arrays"]
-    assert arr == {"path": "/a", "dtype": "int32", "shape": [3], "offset": arr["offset"],
-                   "nbytes": 12}
-    body = data[end + 1:end + 1 + header["stored_bytes"]]
-    assert json.loads(body[:header["tree_bytes"]]) == {"a": {"__nd__": 0}}
-    assert body[arr["offset"]:arr["offset"] + 12] == np.arange(3, dtype="<i4").tobytes()
-    assert arr["offset"] % snapshot.ALIGN == 0
+    assert header["format"] == snapshot.FORMAT_VERSION == 2 and header["kind"] == "pipeline"
+    a, z, n = header["arrays"]
+    assert a == {"path": "/a", "dtype": "int32", "shape": [3], "nbytes": 12,
+                 "compression": "none", "stored_bytes": 12}
+    assert z["compression"] == "zlib" and z["stored_bytes"] < z["nbytes"] / 100
+    assert n["compression"] == "none" and header["tree"]["compression"] == "zlib"
+    body = data[end + 1:-16]
+    assert len(body) == header["body_bytes"] == sum(
+        e["stored_bytes"] for e in [header["tree"], a, z, n])
+    tree = json.loads(zlib.decompress(body[:header["tree"]["stored_bytes"]]))
+    assert tree == {"a": {"__nd__": 0}, "z": {"__nd__": 1}, "noise": {"__nd__": 2},
+                    "names": ["x"] * 1000}
+    at = header["tree"]["stored_bytes"]
+    assert body[at:at + 12] == np.arange(3, dtype="<i4").tobytes()
+    assert body[-n["nbytes"]:] == noise.astype("<f8").tobytes()
     assert data[-16:] == b"\ncrc32:%08x\n" % zlib.crc32(data[:-16])
+    raw = snapshot.dumps("pipeline", {"z": np.zeros(10**4)}, compress=False)
+    assert header_of(raw)[0]["arrays"][0]["compression"] == "none"
 
 
 # ---------------------------------------------------------------- refusals
@@ -218,14 +228,15 @@ def assemble(header: dict, body: bytes) -> bytes:
 
 def craft(tree_json: bytes, arrays=(), array_bytes=b"", **header) -> bytes:
     body = tree_json + array_bytes
-    h = {"format": 2, "kind": "k", "compression": "none", "stored_bytes": len(body),
-         "raw_bytes": len(body), "tree_bytes": len(tree_json), "arrays": list(arrays)}
+    h = {"format": 2, "kind": "k", "body_bytes": len(body),
+         "tree": {"nbytes": len(tree_json), "compression": "none",
+                  "stored_bytes": len(tree_json)}, "arrays": list(arrays)}
     return assemble({**h, **header}, body)
 
 
-def refused(data: bytes, kind: str = "k", match: str | None = None) -> str:
+def refused(data: bytes, kind: str = "k", match: str | None = None, **kw) -> str:
     with pytest.raises(snapshot.SnapshotError, match=match) as e:
-        snapshot.loads(data, kind)
+        snapshot.loads(data, kind, **kw)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("state")
     return msg
@@ -285,25 +296,43 @@ def test_truncation_trailing_bytes_and_bit_flips_are_caught():
     ({"shape": [-3]}, "shape"),
     ({"shape": [1] * 40}, "shape"),
     ({"shape": "3"}, "shape"),
-    ({"nbytes": 2**33, "shape": [2**30]}, "outside the body"),
-    ({"offset": 10**12}, "outside the body"),
-    ({"offset": 0}, "outside the body"),
-    ({"offset": -8}, "outside the body"),
-    ({"offset": 1.5}, "integers"),
+    ({"nbytes": 2**31, "shape": [2**28], "stored_bytes": 2**31}, "add up"),
+    ({"nbytes": 2**32, "shape": [2**29], "compression": "zlib"}, "claims more than"),
+    ({"nbytes": 2**40, "shape": [2**30, 2**7], "compression": "zlib"}, "sizes"),
+    ({"stored_bytes": 25}, "stored raw but its sizes differ"),
+    ({"stored_bytes": 10**12}, "sizes"),
+    ({"stored_bytes": -8}, "sizes"),
+    ({"nbytes": 24.0}, "sizes"),
+    ({"compression": "lzma"}, "unknown compression 'lzma'"),
+    ({"compression": "zlib"}, "not a valid zlib stream"),
+    ({"compression": "zlib", "stored_bytes": 0}, "empty zlib"),
 ])
 def test_hostile_array_tables_are_refused_before_allocating(entry, words):
     tree = b'{"a":{"__nd__":0}}'
-    good = {"path": "/a", "dtype": "float64", "shape": [3], "offset": 24, "nbytes": 24}
-    pad = b" " * (24 - len(tree))
-    data = craft(tree + pad, [good], np.arange(3.0).tobytes())
+    good = {"path": "/a", "dtype": "float64", "shape": [3], "nbytes": 24,
+            "compression": "none", "stored_bytes": 24}
+    data = craft(tree, [good], np.arange(3.0).tobytes())
     assert snapshot.loads(data, "k")["a"].tolist() == [0.0, 1.0, 2.0]
     tracemalloc.start()
     try:
-        refused(craft(tree + pad, [{**good, **entry}], np.arange(3.0).tobytes()),
+        refused(craft(tree, [{**good, **entry}], np.arange(3.0).tobytes()),
                 match=words.replace("[", r"\[").replace("(", r"\("))
         assert tracemalloc.get_traced_memory()[1] < 1 << 20
     finally:
         tracemalloc.stop()
+
+
+def test_an_array_is_referenced_once_so_a_tree_cannot_multiply_it():
+    entry = {"path": "/a", "dtype": "float64", "shape": [3], "nbytes": 24,
+             "compression": "none", "stored_bytes": 24}
+    refused(craft(b'[{"__nd__":0},{"__nd__":0}]', [entry], np.arange(3.0).tobytes()),
+            match="array reference 0")
+
+
+def test_a_smaller_limit_refuses_larger_states_unread():
+    data = snapshot.dumps("k", {"a": np.zeros(10**6)})
+    assert snapshot.loads(data, "k", limit=9 * 10**6)["a"].shape == (10**6,)
+    refused(data, limit=10**6, match="claims more than 1000000 bytes")
 
 
 @pytest.mark.parametrize("tree_json,words", [
@@ -325,16 +354,22 @@ def test_hostile_trees_are_refused(tree_json, words):
 
 
 def test_hostile_sizes_and_compression_claims_are_refused():
-    data = snapshot.dumps("k", {"a": np.zeros(10**6)})  # compresses ~1000:1
+    data = snapshot.dumps("k", {"a": np.zeros(10**6), "names": ["x"] * 1000})  # ~1000:1
     h, body = header_of(data)
-    refused(assemble({**h, "raw_bytes": h["raw_bytes"] - 1}, body), match="recorded size")
-    refused(assemble({**h, "raw_bytes": h["raw_bytes"] + 1}, body), match="recorded size")
-    refused(assemble({**h, "raw_bytes": 2**62}, body), match="raw_bytes")
-    refused(assemble({**h, "raw_bytes": 0}, body), match="raw_bytes")
-    refused(assemble({**h, "stored_bytes": 2**62}, body), match="stored_bytes")
-    refused(assemble({**h, "compression": "lzma"}, body), match="compression")
-    refused(assemble({**h, "compression": "none"}, body), match="raw_bytes != stored_bytes")
-    refused(assemble({**h, "tree_bytes": h["raw_bytes"] + 1}, body), match="tree_bytes")
+    a = h["arrays"][0]
+    assert a["compression"] == h["tree"]["compression"] == "zlib"
+
+    def with_array(**edit):
+        return assemble({**h, "arrays": [{**a, **edit}]}, body)
+    refused(with_array(nbytes=a["nbytes"] - 8, shape=[10**6 - 1]), match="recorded size")
+    refused(with_array(nbytes=a["nbytes"] + 8, shape=[10**6 + 1]), match="recorded size")
+    refused(with_array(compression="none"), match="stored raw but its sizes differ")
+    refused(assemble({**h, "body_bytes": h["body_bytes"] + 1}, body), match="truncated")
+    refused(assemble({**h, "body_bytes": 2**63}, body), match="body_bytes")
+    refused(assemble({**h, "body_bytes": -1}, body), match="body_bytes")
+    refused(assemble({**h, "tree": {**h["tree"], "nbytes": 10**9}}, body),
+            match="recorded size")
+    refused(assemble({**h, "tree": None}, body), match="tree is not an object")
     refused(assemble({**h, "arrays": {"a": 1}}, body), match="arrays")
     refused(assemble([h], body), match="not a JSON object")
 
@@ -351,15 +386,18 @@ class Evil:
 def evil_files(marker: Path) -> dict[str, bytes]:
     payload = pickle.dumps({"templates": Evil(marker)})
     h, _ = header_of(snapshot.dumps("pipeline", {}))
+    packed = zlib.compress(payload)
     return {
         "raw pickle": payload,
-        "format 1": snapshot.MAGIC + b'{"format":1,"kind":"pipeline"}\n' + zlib.compress(payload),
-        "format 2 header, pickle body": assemble(
-            {**h, "stored_bytes": len(payload), "raw_bytes": len(payload),
-             "tree_bytes": len(payload), "compression": "none"}, payload),
-        "format 2 header, zlib pickle body": assemble(
-            {**h, "stored_bytes": len(zlib.compress(payload)), "raw_bytes": len(payload),
-             "tree_bytes": len(payload)}, zlib.compress(payload)),
+        "format 1": snapshot.MAGIC + b'{"format":1,"kind":"pipeline"}\n' + packed,
+        "format 2 header, pickle tree": assemble(
+            {**h, "body_bytes": len(payload), "tree": {
+                "nbytes": len(payload), "compression": "none", "stored_bytes": len(payload)}},
+            payload),
+        "format 2 header, zlib pickle tree": assemble(
+            {**h, "body_bytes": len(packed), "tree": {
+                "nbytes": len(payload), "compression": "zlib", "stored_bytes": len(packed)}},
+            packed),
     }
 
 
@@ -465,21 +503,25 @@ def test_fuzz_mutations_behind_a_valid_checksum(which, data):
     h, body = header_of(original)
     draw = data.draw
     hostile = st.one_of(st.integers(-2**70, 2**70), st.sampled_from(
-        [0, 1, -1, 2**31, 2**63, 2**64, None, "", "float64", "object", "[]", "{}"]),
+        [0, 1, -1, 2**31, 2**63, 2**64, None, "", "float64", "object", "zlib", "none"]),
         st.lists(st.integers(-1, 2**40), max_size=40))
     for _ in range(draw(st.integers(0, 3))):
         arrays = h["arrays"]
         if isinstance(arrays, list) and arrays and isinstance(arrays[0], dict) \
                 and draw(st.booleans()):
             entry = arrays[draw(st.integers(0, len(arrays) - 1))]
-            entry[draw(st.sampled_from(["dtype", "shape", "offset", "nbytes"]))] = draw(hostile)
+            entry[draw(st.sampled_from(["dtype", "shape", "nbytes", "compression",
+                                        "stored_bytes"]))] = draw(hostile)
+        elif isinstance(h.get("tree"), dict) and draw(st.booleans()):
+            h["tree"][draw(st.sampled_from(["nbytes", "compression", "stored_bytes"]))] = \
+                draw(hostile)
         else:
-            h[draw(st.sampled_from(["stored_bytes", "raw_bytes", "tree_bytes", "compression",
-                                    "arrays", "format"]))] = draw(hostile)
-    if h.get("compression") == "none" and draw(st.booleans()):
+            h[draw(st.sampled_from(["body_bytes", "tree", "arrays", "format", "kind"]))] = \
+                draw(hostile)
+    if draw(st.booleans()):
         body = mutate(body, draw)  # edits inside the tree JSON and the array bytes
-        h["stored_bytes"] = h["raw_bytes"] = len(body) if draw(st.booleans()) else \
-            h.get("raw_bytes")
+        if draw(st.booleans()):
+            h["body_bytes"] = len(body)
     only_snapshot_errors(assemble(h, body), 8 * len(original) + (8 << 20))
 
 
