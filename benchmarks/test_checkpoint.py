@@ -72,8 +72,7 @@ def v1_template_restore(state: dict, config: TemplateConfig) -> TemplateEngine:
 CONFIG = TemplateConfig(max_templates_per_service=TEMPLATES)
 
 
-@pytest.fixture(scope="module")
-def engine() -> TemplateEngine:
+def make_engine() -> TemplateEngine:
     """10k templates over 4 services, each seen three times with other values: random
     word sequences, so each is its own template."""
     rng = np.random.default_rng(3)
@@ -93,13 +92,22 @@ def engine() -> TemplateEngine:
     return e
 
 
-@pytest.fixture(scope="module")
-def series() -> dict:
+def make_series() -> dict:
     """A detector-like state: eight float64 baselines of 100k series, values as EWMAs
     leave them (no two alike, so they compress as real ones do)."""
     rng = np.random.default_rng(5)
     return {name: rng.gamma(2.0, 10.0, SERIES) for name in
             ("t_mean", "t_var", "t_seen", "s_mean", "s_var", "r_mean", "r_var", "r_level")}
+
+
+@pytest.fixture(scope="module")
+def engine() -> TemplateEngine:
+    return make_engine()
+
+
+@pytest.fixture(scope="module")
+def series() -> dict:
+    return make_series()
 
 
 def _save(kind, fmt, engine, series):

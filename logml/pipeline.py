@@ -178,24 +178,31 @@ class Pipeline:
         """Continue from a saved state under the current config. Raises StateMismatch
         naming the key when a data-bearing key (DATA_KEYS) changed, SnapshotError when the
         tree is not a pipeline state this logml reads; the pipeline is unchanged then."""
+        def unreadable(e: Exception):
+            return snapshot.SnapshotError(
+                f"{name} does not hold a pipeline state this logml reads "
+                f"({type(e).__name__}: {e}); delete it to start afresh")
         try:
             changed = _config_changes(state["config"], self.cfg)
-            for key in DATA_KEYS:
-                if key in changed:
-                    old, new = changed[key]
-                    raise snapshot.StateMismatch(
-                        f"{name} was saved with {key} = {old!r} but the pipeline now has "
-                        f"{new!r}; saved data cannot be carried over: restore {key} = "
-                        f"{old!r} or delete the state")
+        except (KeyError, TypeError, AttributeError) as e:
+            raise unreadable(e) from None
+        for key in DATA_KEYS:
+            if key in changed:
+                old, new = changed[key]
+                raise snapshot.StateMismatch(
+                    f"{name} was saved with {key} = {old!r} but the pipeline now has {new!r}; "
+                    f"saved data cannot be carried over: restore {key} = {old!r} or delete "
+                    f"the state")
+        try:
             engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
             windower = Windower.from_state(state["windows"])
             detector = Detector.from_state(state["detector"], self.cfg.score)
             positions = dict(state["positions"])
             gauges = state["gauges"]
+        except snapshot.SnapshotError as e:
+            raise snapshot.SnapshotError(f"{name}: {e}") from None
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-            raise snapshot.SnapshotError(
-                f"{name} does not hold a pipeline state this logml reads "
-                f"({type(e).__name__}: {e}); delete it to start afresh") from None
+            raise unreadable(e) from None
         if changed:
             log.info("%s: applying config changed since it was saved: %s", name, ", ".join(
                 f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))

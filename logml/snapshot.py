@@ -359,14 +359,19 @@ def write(path: str | Path, kind: str, tree, compress: bool = True) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
-def read(path: str | Path, kind: str):
+def read(path: str | Path, kind: str, limit: int = MAX_BODY_BYTES):
+    name = f"state file {path}"
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit + MAX_HEADER_BYTES + 64:
+                raise SnapshotError(f"{name} is larger ({size} bytes) than any state it reads")
+            data = f.read()
     except FileNotFoundError:
-        raise SnapshotError(f"state file {path} not found") from None
+        raise SnapshotError(f"{name} not found") from None
     except OSError as e:
-        raise SnapshotError(f"cannot read state file {path}: {e.strerror or e}") from None
-    return loads(data, kind, f"state file {path}")
+        raise SnapshotError(f"cannot read {name}: {e.strerror or e}") from None
+    return loads(data, kind, name, limit)
 
 
 # ---------------------------------------------------------------- inspection

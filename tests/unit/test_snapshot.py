@@ -329,10 +329,15 @@ def test_an_array_is_referenced_once_so_a_tree_cannot_multiply_it():
             match="array reference 0")
 
 
-def test_a_smaller_limit_refuses_larger_states_unread():
+def test_a_smaller_limit_refuses_larger_states_unread(tmp_path):
     data = snapshot.dumps("k", {"a": np.zeros(10**6)})
     assert snapshot.loads(data, "k", limit=9 * 10**6)["a"].shape == (10**6,)
     refused(data, limit=10**6, match="claims more than 1000000 bytes")
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(snapshot.MAX_HEADER_BYTES + 2000)  # sparse: no disk used
+    with pytest.raises(snapshot.SnapshotError, match="larger .* than any state it reads"):
+        snapshot.read(big, "k", limit=1000)
 
 
 @pytest.mark.parametrize("tree_json,words", [
@@ -778,6 +783,14 @@ def test_a_tree_that_is_no_pipeline_state_is_refused(events, tmp_path, edit):
     edit(state)
     with pytest.raises(snapshot.SnapshotError, match="state does not hold a pipeline state"):
         Pipeline(Config(), JsonlSink(tmp_path / "b")).restore(state)
+
+
+def test_a_stage_refusal_names_the_file(events, tmp_path):
+    state = pipeline_after(events, Config(), tmp_path / "a").state()
+    state["templates"]["lines_seen"] = -5
+    with pytest.raises(snapshot.SnapshotError) as e:
+        Pipeline(Config(), JsonlSink(tmp_path / "b")).restore(state, "state file s")
+    assert str(e.value) == "state file s: templates state is malformed: lines_seen"
 
 
 def test_pipeline_state_of_the_template_stage_is_plain_data(events, tmp_path):
