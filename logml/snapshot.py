@@ -254,6 +254,9 @@ def _unpack(view: memoryview, pos: int, compression: str, stored: int, nbytes: i
     z = zlib.decompressobj()
     try:
         raw = z.decompress(seg, nbytes) if nbytes else b""
+        if len(raw) == nbytes and not z.eof and z.decompress(
+                z.unconsumed_tail if nbytes else seg, 1):  # the stream's end, or more data
+            raise SnapshotError(f"{name} is corrupt: a segment inflates beyond its size")
     except zlib.error:
         raise SnapshotError(f"{name} is corrupt: a segment is not a valid zlib stream") \
             from None
