@@ -179,9 +179,11 @@ class Pipeline:
                 self.gauges["scores"][names[w.service]] = (
                     w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
                     w.expected_error_ratio, w.lines, w.expected_lines)
+            labelled = {svc: [tid for tid, _ in rows if tid != "other"]
+                        for svc, rows in self.gauges["top"].items()}
             top = top_templates(det.template_z, self.template_service, names,
                                 [t.template_id for t in engine.templates],
-                                self.cfg.metrics.top_templates)
+                                self.cfg.metrics.top_templates, labelled)
             scored = (range(len(names)) if frame.services is None
                       else frame.services.tolist())
             self.gauges["top"].update({names[s]: top[names[s]] for s in scored
