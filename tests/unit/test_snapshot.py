@@ -720,6 +720,37 @@ def test_the_format_2_fixture_still_loads_and_continues():
     assert len(engine.templates) == n and set(ids) <= {t.template_id for t in engine.templates}
 
 
+def test_the_format_2_pipeline_fixture_restores_and_continues(tmp_path):
+    """tests/fixtures/state-v2-pipeline.logmlstate: a whole pipeline's state (default
+    config, windows open) after state-v2-pipeline.input.jsonl (see make_state_v2.py)."""
+    path = FIXTURES / "state-v2-pipeline.logmlstate"
+    data = (FIXTURES / "state-v2-pipeline.input.jsonl").read_bytes()
+    events = [orjson.loads(line) for line in data.splitlines()]
+    header, _ = header_of(path.read_bytes())
+    assert header["format"] == 2 and header["kind"] == STATE_KIND
+    state = snapshot.read(path, STATE_KIND)
+    assert state["config"]["window"]["seconds"] == 60
+    p = Pipeline(Config(), JsonlSink(tmp_path))
+    p.load(path)
+    services = list(dict.fromkeys(e["service"]["name"] for e in events))
+    assert sorted(s.name for s in p.engine.services) == sorted(services)
+    assert p.positions == {"input": len(data)}
+    assert p.engine.lines_seen == len(events)
+    assert len(p.template_service) == len(p.engine.templates) > 0
+    # the open windows are there to be closed: every service has one to score
+    p.finish()
+    p.sink.close()
+    windows = [orjson.loads(x) for x in (tmp_path / "windows.jsonl").read_bytes().splitlines()]
+    assert {w["service"]["name"] for w in windows} == set(services)
+    assert sum(w["logml"]["lines"] for w in windows) > 0
+    # and a state saved again reads back the same
+    p2 = Pipeline(Config(), JsonlSink(tmp_path / "again"))
+    p2.load(path)
+    p2.save(tmp_path / "again.state")
+    again = snapshot.read(tmp_path / "again.state", STATE_KIND)
+    assert normal(again) == normal(state)
+
+
 # ---------------------------------------------------------------- pipeline state
 @pytest.fixture(scope="module")
 def events(tmp_path_factory):
