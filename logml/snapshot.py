@@ -62,7 +62,7 @@ class StateMismatch(SnapshotError):
 # ---------------------------------------------------------------- encoding
 def dumps(kind: str, tree, compress: bool = True) -> bytes:
     """The state file bytes of a plain-data tree. With compress, each segment is stored
-    zlib-compressed when that saves a tenth (judged on its first 64 KiB): baselines of
+    zlib-compressed when that saves a tenth (judged on its first 16 KiB): baselines of
     noisy floats are stored raw, where zlib would cost ~50 ms a MB for a few percent."""
     arrays: list[np.ndarray] = []
     table: list[dict] = []
@@ -91,7 +91,7 @@ def dumps(kind: str, tree, compress: bool = True) -> bytes:
     return b"".join((head, *parts, b"\ncrc32:%08x\n" % crc))
 
 
-_PROBE = 64 << 10
+_PROBE = 16 << 10
 
 
 def _segment(entry: dict, raw, compress: bool):

@@ -314,16 +314,20 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
 
     for name in names:
         engine.service(name)
-    for k in np.lexsort((c_id, c_svc)).tolist():  # creation order within each tree
-        drain = engine.services[int(c_svc[k])].drain
-        cluster = LogCluster(drain.get_content_as_tokens(c_text[k]), int(c_id[k]))
-        cluster.size = int(c_size[k])
-        drain.id_to_cluster[cluster.cluster_id] = cluster
+    order = np.lexsort((c_id, c_svc))  # creation order within each tree
+    trees = [s.drain for s in engine.services]
+    for svc, cid, size, k in zip(c_svc[order].tolist(), c_id[order].tolist(),
+                                 c_size[order].tolist(), order.tolist()):
+        drain = trees[svc]
+        cluster = LogCluster(drain.get_content_as_tokens(c_text[k]), cid)
+        cluster.size = size
+        drain.id_to_cluster[cid] = cluster
         drain.add_seq_to_prefix_tree(drain.root_node, cluster)
-        drain.clusters_counter = max(drain.clusters_counter, cluster.cluster_id)
-    for k, (service, cluster_id) in enumerate(template_keys):
-        tid = f"{int(t_id[k]):016x}"
-        engine.templates.append(Template(service, tid, cluster_id, int(t_line[k])))
+        drain.clusters_counter = max(drain.clusters_counter, cid)
+    for k, ((service, cluster_id), tid, line) in enumerate(zip(
+            template_keys, t_id.tolist(), t_line.tolist())):
+        tid = f"{tid:016x}"
+        engine.templates.append(Template(service, tid, cluster_id, line))
         engine.template_index[tid] = k
         tree = engine.services[service]
         if cluster_id < 0:
