@@ -753,7 +753,7 @@ def test_the_format_2_pipeline_fixture_restores_and_continues(tmp_path):
 
 # ---------------------------------------------------------------- pipeline state
 @pytest.fixture(scope="module")
-def events(tmp_path_factory):
+def events():
     lines, _ = generate(21, hours=0.5, services=2, start=1_764_000_000.0, rate=4.0)
     return b"\n".join(lines) + b"\n"
 
