@@ -29,6 +29,7 @@ from .sinks.jsonl import JsonlSink
 from .sources.file import POLL_S, Input
 
 EMBEDDED = "embedded"  # this runner's part of the state tree: inputs and outputs
+_INTS = ("line", "offset", "dev", "ino", "size", "head_len")
 
 
 def _say(msg: str) -> None:
@@ -37,23 +38,18 @@ def _say(msg: str) -> None:
 
 def read_state(path: str) -> tuple[dict, dict]:
     """(pipeline state, embedded part) of a state file; SnapshotError if it is not one."""
-    try:
-        tree = snapshot.read(path, STATE_KIND)
-        if not isinstance(tree, dict):
-            raise TypeError(f"a {type(tree).__name__}, not a tree")
-        emb = tree.pop(EMBEDDED, None) or {}
-        inputs, outputs = emb.get("inputs", {}), emb.get("outputs", {})
-        if not isinstance(inputs, dict) or not isinstance(outputs, dict) or not all(
-                isinstance(v, dict) for v in inputs.values()) or not isinstance(
-                outputs.get("files", {}), dict):
-            raise TypeError("malformed embedded section")
-    except snapshot.SnapshotError as e:
-        raise snapshot.SnapshotError(f"state file {path}: {e}") from e
-    except OSError:
-        raise
-    except Exception as e:  # a damaged file: whatever the decoder tripped on
-        raise snapshot.SnapshotError(f"state file {path} is damaged ({type(e).__name__}: "
-                                     f"{e}); move it away to start afresh") from e
+    tree = snapshot.read(path, STATE_KIND)
+    emb = tree.pop(EMBEDDED, None) if isinstance(tree, dict) else None
+    emb = {} if emb is None else emb
+    inputs = emb.get("inputs", {}) if isinstance(emb, dict) else None
+    outputs = emb.get("outputs", {}) if isinstance(emb, dict) else None
+    if not (isinstance(inputs, dict) and isinstance(outputs, dict)
+            and all(isinstance(v, dict) and all(isinstance(v.get(k, 0), int) for k in _INTS)
+                    for v in inputs.values())
+            and isinstance(outputs.get("files", {}), dict)
+            and all(isinstance(n, int) for n in outputs.get("files", {}).values())):
+        raise snapshot.SnapshotError(f"state file {path} has a malformed {EMBEDDED!r} part; "
+                                     "delete it to start afresh")
     return tree, emb
 
 
@@ -109,12 +105,7 @@ class Runner:
         cfg = self.cfg
         pipe = self.pipe = Pipeline(cfg, sink, stats, self.service)
         if tree is not None:
-            try:
-                pipe.restore(tree)
-            except Exception as e:
-                raise snapshot.SnapshotError(
-                    f"state file {self.state} does not fit this logml ({type(e).__name__}: "
-                    f"{e}); move it away to start afresh") from e
+            pipe.restore(tree, f"state file {self.state}")
         source = str(Path(self.path).resolve()) if inp.seekable else self.path
         self.inputs = dict(emb.get("inputs", {}))
         saved = self.inputs.get(source)
@@ -125,7 +116,6 @@ class Runner:
             _say(f"logml run: {self.path}: {why}: reading it from the start")
             offset = line = 0
         self.source, self.offset, self.line, self.partial = source, offset, line, False
-        tick = getattr(pipe, "tick", None)
         size = inp.size()
         bar = Progress(size - offset if size else None, "logml run", unit="bytes") \
             if self.progress else None
@@ -138,7 +128,7 @@ class Runner:
             last_tick = last_ck = time.monotonic()
             every, dirty = cfg.output.checkpoint_every_s, False
             for block in blocks:
-                if inp.live and hasattr(pipe, "live"):
+                if inp.live:
                     pipe.live = True  # a pipe, or a followed file caught up
                 if block is not None:
                     if block.long_lines:
@@ -154,8 +144,8 @@ class Runner:
                     if bar:
                         bar.update(len(block.data))
                 now = time.monotonic()
-                if tick and inp.live and (block is None or now - last_tick >= POLL_S):
-                    tick(time.time())
+                if inp.live and (block is None or now - last_tick >= POLL_S):
+                    pipe.tick(time.time())
                     last_tick, dirty = now, True
                 if self.state and dirty and now - last_ck >= every:
                     self.checkpoint(inp)
