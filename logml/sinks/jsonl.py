@@ -12,7 +12,6 @@ from pathlib import Path
 import orjson
 
 from ..docs import dlq_doc
-from ..errors import Reason
 
 FILES = {"windows": "windows.jsonl", "anomalies": "anomalies.jsonl", "dlq": "dlq.jsonl",
          "logs": "logs.jsonl"}
@@ -57,8 +56,9 @@ class JsonlSink:
                 real = self.line_lengths.pop((e.source, e.offset), None)
                 if real is not None:  # the reader kept only the first bytes of this line
                     d["line_bytes"] = real
-                    if e.reason == Reason.TOO_LONG:
-                        d["detail"] = f"{real} bytes, truncated to {len(e.raw) - 1}"
+                    kept = f"{len(e.raw)} bytes"
+                    if d["detail"].startswith(kept):
+                        d["detail"] = f"{real} bytes" + d["detail"][len(kept):]
         self.write("dlq", docs)
 
     def flush(self) -> None:

@@ -19,6 +19,8 @@ from typing import Callable, Iterable
 
 import orjson
 
+from logml.errors import Reason
+
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z: in the past, after 1990
 STEP = 0.5  # seconds between base lines
 SERVICES = ("api", "db")
@@ -57,6 +59,7 @@ class Case:
     hostile: frozenset[int] = frozenset()  # lines (0-based) that may be dead-lettered
     reasons: dict[int, set[str]] = field(default_factory=dict)  # required dead-letter reasons
     counted: frozenset[int] = frozenset()  # hostile lines that must be counted in a window
+    services: frozenset[str] | None = None  # the services windows may name, when known
     args: tuple[str, ...] = ()
     max_windows: int | None = None  # bound on window documents (gaps must not fill in)
     rss_mb: int = 1536
@@ -80,8 +83,10 @@ def _case(name: str, data: list[bytes], hostile: frozenset[int] = frozenset(), *
 
 
 # ------------------------------------------------------------------- the cases
-WATERMARK = "needs the lead's robust per-service event clock (issue 9 items 1-3)"
 DECODE = "needs the decode helper's strict timestamps and JSON handling (issue 9 item 4)"
+NOT_LATE = {r.value for r in Reason} - {"late"}  # dead-lettered, and not for its time
+NO_TIME = ("needs the decode helper's NaN for events without a time (PLAN contract 2): "
+           "a null @timestamp gets arrival time and is dead-lettered absurd_timestamp")
 
 
 
@@ -91,21 +96,21 @@ def cases() -> list[Case]:
 
     # the issue's table ---------------------------------------------------------------
     out.append(_case("gap_2000_then_plain", [b"2000-01-01T00:00:00Z x", b"hello"],
-                     frozenset({0, 1}), max_windows=200, needs=WATERMARK))
+                     frozenset({0, 1}), max_windows=200))
     data, h = _splice(base, 0, event(662_688_000.0, "boot"))  # 1991
-    out.append(_case("ts_1991_then_current", data, h, max_windows=400, needs=WATERMARK))
+    out.append(_case("ts_1991_then_current", data, h, max_windows=400))
     data, h = _splice(base, 1200, b"2100-01-01T00:00:00Z INFO from the future")
-    out.append(_case("plain_year_2100_in_json", data, h, max_windows=400, needs=WATERMARK))
+    out.append(_case("plain_year_2100_in_json", data, h, max_windows=400))
     data, h = _splice(base, 1200, b"plain line without any time")
-    out.append(_case("plain_line_without_time_in_json", data, h, needs=WATERMARK))
+    out.append(_case("plain_line_without_time_in_json", data, h))
     data, h = _splice(base, 1200, event(T0 + 600 + 23 * 3600, "clock jumped", "api"))
-    out.append(_case("one_event_23h_ahead", data, h, max_windows=400, needs=WATERMARK))
+    out.append(_case("one_event_23h_ahead", data, h, max_windows=400))
     two = [event(T0 + i * STEP + (3600 if i % 2 else 0), f"tick {i % 13}", SERVICES[i % 2])
            for i in range(4000)]
-    out.append(_case("services_clocks_1h_apart", two, needs=WATERMARK))
+    out.append(_case("services_clocks_1h_apart", two))
     bom = list(base)
     bom[0] = b"\xef\xbb\xbf" + bom[0]
-    out.append(_case("utf8_bom_first_line", bom, needs=DECODE))
+    out.append(_case("utf8_bom_first_line", bom, services=frozenset(SERVICES), needs=DECODE))
     data, h = _splice(base, 1200, b'{"@timestamp": "%s", "message": "bad \\ud800 here", '
                       b'"service": {"name": "api"}}' % iso(T0 + 600).encode())
     out.append(_case("lone_surrogate_escape", data, h, reasons={1200: {"invalid_utf8"}},
@@ -114,17 +119,21 @@ def cases() -> list[Case]:
                       % iso(T0 + 600).encode(),
                       b'{"@timestamp": "%s", "message": "y", "v": -Infinity}'
                       % iso(T0 + 600).encode())
-    out.append(_case("nan_and_infinity", data, h, needs=DECODE))
-    long_json = event(T0 + 600, "big payload " + "x" * (MAX_LINE_BYTES + 100), "db")
+    out.append(_case("nan_and_infinity", data, h, reasons={k: NOT_LATE for k in h},
+                     needs=DECODE))
+    # fields before the message, as the reader keeps only the first max_line_bytes + 1
+    long_json = orjson.dumps({"@timestamp": iso(T0 + 600), "service": {"name": "db"},
+                              "message": "big payload " + "x" * (MAX_LINE_BYTES + 100)})
     data, h = _splice(base, 1200, long_json)
     out.append(_case("json_line_over_max_line_bytes", data, h, reasons={1200: {"too_long"}},
-                     counted=h, needs=DECODE))
+                     counted=h, services=frozenset(SERVICES), needs=DECODE))
     bad_dates = [b"2026-11-30T25:61:61Z ERROR hour 25", b"2026-02-30T10:00:00Z ERROR feb 30",
                  b"2025-11-24T16:10:00+99:99 ERROR offset +99:99",
                  event(T0 + 600, "json hour 25", "api", ts="2025-11-24T25:00:00Z"),
                  event(T0 + 600, "json feb 30", "api", ts="2025-02-30T10:00:00Z")]
     data, h = _splice(base, 1200, *bad_dates)
-    out.append(_case("invalid_calendar_dates", data, h, needs=DECODE))
+    out.append(_case("invalid_calendar_dates", data, h,
+                     reasons={1203: {"bad_timestamp"}, 1204: {"bad_timestamp"}}, needs=DECODE))
     out.append(Case("one_million_empty_lines", _empty_lines(1_000_000, base[:200]),
                     (1_000_200,), frozenset(range(100, 1_000_100)), wall_s=180))
     out.append(Case("four_mb_of_newlines", _empty_lines(4 << 20, []), (4 << 20,),
@@ -150,7 +159,7 @@ def cases() -> list[Case]:
     out.append(Case("crlf_line_endings", _crlf(base), (len(base),)))
     out.append(Case("no_newline_at_end", _lines(base, b""), (len(base),)))
     gap = base[:1200] + base_json(1200, T0 + 30 * 86400)
-    out.append(_case("thirty_day_gap", gap, max_windows=2000, needs=WATERMARK))
+    out.append(_case("thirty_day_gap", gap, max_windows=2000))
     epoch = [event(0, f"epoch ms {i}", SERVICES[i % 2], ts=int((T0 + i * STEP) * 1000))
              for i in range(2400)]
     out.append(_case("epoch_millisecond_timestamps", epoch))
@@ -163,10 +172,9 @@ def cases() -> list[Case]:
     data, h = _splice(base, 1200, event(T0 + 600, "missing time", "api", ts=None),
                       event(T0 + 600, "unparsable time", "api", ts="yesterday at noon"))
     out.append(_case("json_missing_and_unparsable_timestamp", data, frozenset({1201}),
-                     needs=WATERMARK))
+                     needs=NO_TIME))
     data, h = _splice(base, 1200, b"   \t  ", b"\x1b[31mred\x1b[0m terminal colours")
-    out.append(_case("whitespace_and_escape_sequences", data, frozenset({1200}),
-                     needs=WATERMARK))
+    out.append(_case("whitespace_and_escape_sequences", data, frozenset({1200})))
     return out
 
 

@@ -43,6 +43,8 @@ def test_hostile_input_is_accounted_for_in_bounded_memory_and_time(case, tmp_pat
     assert not covered & case.counted, "a kept line was dead-lettered instead"
     for line, reasons in case.reasons.items():
         assert {d["reason"] for d in dlq if d["offset"] == line} & reasons, (line, reasons)
+    if case.services is not None:
+        assert {w["service"]["name"] for w in windows} <= case.services
     if case.max_windows is not None:
         assert len(windows) <= case.max_windows
     assert r.rss_mb < case.rss_mb
