@@ -339,7 +339,7 @@ class GroupMember:
                 if self.waiting:
                     self._retry_waiting()
                 if not n or time.time() - self.last_lag > LAG_EVERY_S:
-                    caught_up = self._update_lag(fresh=not n)
+                    caught_up = self._update_lag()
                     idle_since = max(last_data, self.last_change)
                     if (exit_when_idle is not None and not n and caught_up and self.joined
                             and now - idle_since >= exit_when_idle):
@@ -351,6 +351,9 @@ class GroupMember:
                      "%s", self.records, time.perf_counter() - started,
                      self.records / busy if busy else 0.0,
                      ", ".join(f"{k} {v:.2f}" for k, v in self.timings.items()))
+            if self.stats.dead_letters_replayed:
+                log.info("replay: %d dead letters already in %s were not written again",
+                         self.stats.dead_letters_replayed, k.dlq_topic)
         finally:
             # after an error the pipelines may hold half a batch: never checkpoint them
             self._drop(list(self.pipelines))
@@ -445,7 +448,7 @@ class GroupMember:
         self._drop(mine)
         return ok
 
-    def _update_lag(self, fresh: bool) -> bool:
+    def _update_lag(self) -> bool:
         """Refresh the lag gauge and each pipeline's ``live`` flag; True when every owned
         partition is caught up and none waits for its state."""
         self.last_lag = time.time()
@@ -454,7 +457,7 @@ class GroupMember:
             pos = pipe.positions.get(self.source.name(p))
             positions[p] = pos if pos is not None else 0
         try:
-            lag = self.source.lag(positions, fresh)
+            lag = self.source.lag(positions)
         except KafkaException as e:
             log.warning("lag unknown: %s", e.args[0])
             return False
@@ -470,6 +473,7 @@ class GroupMember:
 def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # a line per bulk
     stats = Stats()
     m = config.metrics
     try:

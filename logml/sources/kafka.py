@@ -181,14 +181,14 @@ class KafkaSource:
         lo, _ = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
         return (lo if lo >= 0 else OFFSET_BEGINNING), False
 
-    def lag(self, positions: dict[int, int], fresh: bool) -> dict[int, int]:
-        """Records behind the partition end, per partition (cached ends unless ``fresh``)."""
+    def lag(self, positions: dict[int, int]) -> dict[int, int]:
+        """Records behind the partition end, per partition. The ends are those the last
+        fetch responses carried (fetching goes on while idle, so they are at most a fetch
+        wait old); a partition not fetched yet is asked for."""
         out = {}
         for p, pos in positions.items():
             tp = TopicPartition(self.topic, p)
-            hi = -1
-            if not fresh:
-                _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+            _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
             if hi is None or hi < 0:
                 _, hi = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
             out[p] = max(hi - pos, 0)

@@ -1,0 +1,142 @@
+"""Streaming hand-over on the real Kafka and Elasticsearch: a consumer killed (kill -9, by
+the LOGML_FAULT hook) at each crash point and started again, or made to replay offsets
+from an older checkpoint, ends with exactly what an uninterrupted run wrote: the same
+Elasticsearch documents (ids and contents), the same anomalies, each dead letter once."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from elasticsearch import Elasticsearch
+
+from handover_kit import (create_input, dead_letters, delete_indices, ends, es_documents,
+                          new_run, pipeline_file, produce, run, scenario_records,
+                          wait_committed)
+from kafka_helpers import read_all
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Baseline:
+    topic: str
+    ends: dict
+    docs: dict
+    dead_letters: list
+
+
+@pytest.fixture(scope="module")
+def es(es_env):
+    client = Elasticsearch(es_env["ES_URL"], request_timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def baseline(kafka_env, es_env, es, tmp_path_factory):
+    """The scenario in Kafka and an uninterrupted run over it."""
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    tmp = tmp_path_factory.mktemp("handover")
+    topic = create_input(bootstrap)
+    records = scenario_records(tmp, start=1_764_000_000.0)
+    produce(bootstrap, topic, records)
+    names = new_run(bootstrap, topic)
+    cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_env["ES_URL"])
+    assert run(cfg, tmp / "base.log") == 0, (tmp / "base.log").read_text()[-3000:]
+    wait_committed(bootstrap, names, ends(records), timeout=10)
+    base = Baseline(topic, ends(records), es_documents(es, names["prefix"]),
+                    dead_letters(bootstrap, names["dlq_topic"]))
+    delete_indices(es, names["prefix"])
+    kinds = {kind for kind, _ in base.docs}
+    assert kinds == {"logs", "windows", "anomalies"}, kinds
+    reasons = {r for _, _, r in base.dead_letters}
+    assert {"late", "empty", "invalid_utf8", "not_an_object", "missing_message"} <= reasons
+    return base
+
+
+def anomalies(docs: dict) -> set:
+    return {v for (kind, _), v in docs.items() if kind == "anomalies"}
+
+
+def assert_same_as_baseline(base: Baseline, bootstrap: str, es, names: dict) -> None:
+    docs = es_documents(es, names["prefix"])
+    missing, extra = base.docs.keys() - docs.keys(), docs.keys() - base.docs.keys()
+    assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra: " \
+        f"{sorted(missing)[:3]} {sorted(extra)[:3]}"
+    changed = [k for k in docs if docs[k] != base.docs[k]]
+    assert not changed, [(k, docs[k], base.docs[k]) for k in changed[:2]]
+    assert anomalies(docs) == anomalies(base.docs) and anomalies(docs)
+    got = dead_letters(bootstrap, names["dlq_topic"])
+    doubled = sorted({d for d in got if got.count(d) > 1})
+    assert not doubled, f"{len(got) - len(set(got))} duplicate dead letters, e.g. {doubled[:3]}"
+    assert got == base.dead_letters
+    wait_committed(bootstrap, names, base.ends, timeout=10)
+
+
+def restored(log_text: str) -> int:
+    return sum(int(n) for n in re.findall(r"opened \[[\d, ]*\] in [\d.]+ s: (\d+) restored",
+                                          log_text))
+
+
+def skipped(log_text: str) -> int:
+    return sum(int(n) for n in re.findall(r"replay: (\d+) dead letters", log_text))
+
+
+@pytest.mark.parametrize("fault,interval", [
+    ("mid_batch:20", 1.0),    # records processed, nothing flushed
+    ("after_bulk:20", 1.0),   # Elasticsearch and dead letters acknowledged, no commit
+    ("checkpoint:12", 0.001),  # one partition's checkpoint written, the others not
+])
+def test_kill_at_a_crash_point_then_takeover_writes_what_an_uninterrupted_run_does(
+        baseline, kafka_env, es_env, es, tmp_path, fault, interval):
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    names = new_run(bootstrap, baseline.topic)
+    cfg = pipeline_file(tmp_path / "k.toml", names, bootstrap, es_env["ES_URL"],
+                        checkpoint_interval_s=interval)
+    log = tmp_path / "consumer.log"
+    try:
+        rc = run(cfg, log, fault=fault)
+        first = log.read_text()
+        assert rc == 137 and "fault injected" in first, first[-3000:]  # died mid-stream
+        assert run(cfg, log) == 0, log.read_text()[-3000:]
+        second = log.read_text()[len(first):]
+        assert restored(second) >= 1, second[-3000:]  # took over from checkpoints
+        if fault.startswith("after_bulk"):  # acknowledged dead letters were replayed
+            assert skipped(second) >= 1, second[-3000:]
+        assert_same_as_baseline(baseline, bootstrap, es, names)
+    finally:
+        delete_indices(es, names["prefix"])
+
+
+def test_replay_from_older_checkpoints_rewrites_nothing_twice(baseline, kafka_env, es_env, es,
+                                                              tmp_path):
+    """After a whole run, every partition's checkpoint is set back to an early one (as an
+    operator restoring an older state would): the consumer replays those offsets."""
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    names = new_run(bootstrap, baseline.topic)
+    cfg = pipeline_file(tmp_path / "k.toml", names, bootstrap, es_env["ES_URL"])
+    log = tmp_path / "consumer.log"
+    try:
+        assert run(cfg, log) == 0, log.read_text()[-3000:]
+        versions: dict[bytes, list] = {}
+        for m in read_all(bootstrap, names["state_topic"]):
+            versions.setdefault(m.key(), []).append(m)
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        rewound = 0
+        for key, ms in versions.items():
+            old = ms[min(1, len(ms) - 1)]  # the first after the initial one
+            pos = int(dict(old.headers())["logml.position"])
+            rewound += baseline.ends[int(key.decode().rsplit("/", 1)[1])] - pos
+            p.produce(names["state_topic"], key=key, value=old.value(), headers=old.headers())
+        assert p.flush(30) == 0
+        assert rewound > 1000, rewound  # a real replay, not a no-op
+        first = log.read_text()
+        assert run(cfg, log) == 0, log.read_text()[-3000:]
+        second = log.read_text()[len(first):]
+        assert restored(second) == len(versions) and skipped(second) >= 1, second[-3000:]
+        assert_same_as_baseline(baseline, bootstrap, es, names)
+    finally:
+        delete_indices(es, names["prefix"])
