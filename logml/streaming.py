@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,35 +40,79 @@ REFRESH_S = 60.0  # an unchanged partition is checkpointed again this often (fre
 LAG_EVERY_S = 5.0
 RETRY_MAX_S = 60.0  # longest wait between two attempts to read a partition's state
 FAULT_POINTS = ("mid_batch", "after_bulk", "checkpoint")
+SUSPECT_WAIT_S = 3.0  # after a freeze, time for the group to say which partitions are lost
 
 
 class Faults:
     """Test-only crash points. ``LOGML_FAULT="after_bulk:3"`` ends the process with exit
     code 137, as kill -9 would (no cleanup, nothing flushed), the 3rd time it passes
-    ``after_bulk``: mid_batch (records processed, nothing flushed), after_bulk (sinks
-    acknowledged, offsets not committed), checkpoint (one partition's checkpoint written,
-    the others not)."""
+    ``after_bulk``; ``after_bulk:3:stop`` freezes it there instead (SIGSTOP, as a stalled
+    machine would) until it gets SIGCONT. Points: mid_batch (records processed, nothing
+    flushed), after_bulk (sinks acknowledged, offsets not committed), checkpoint (one
+    partition's checkpoint written, the others not)."""
 
     def __init__(self, spec: str = ""):
-        self.at: dict[str, int] = {}
+        self.at: dict[str, tuple[int, str]] = {}
         self.seen: dict[str, int] = defaultdict(int)
         for part in filter(None, (x.strip() for x in spec.split(","))):
-            point, _, n = part.partition(":")
-            if point not in FAULT_POINTS or not (n or "1").isdigit():
-                raise StreamingError(f"LOGML_FAULT {part!r}: expected POINT[:N], POINT one "
-                                     f"of {list(FAULT_POINTS)}")
-            self.at[point] = int(n or 1)
+            point, n, action = (part.split(":") + ["1", "exit"])[:3]
+            if point not in FAULT_POINTS or not n.isdigit() or action not in ("exit", "stop"):
+                raise StreamingError(f"LOGML_FAULT {part!r}: expected POINT[:N[:stop]], "
+                                     f"POINT one of {list(FAULT_POINTS)}")
+            self.at[point] = (int(n), action)
 
     def hit(self, point: str, before=None) -> None:
         if point not in self.at:
             return
         self.seen[point] += 1
-        if self.seen[point] == self.at[point]:
-            if before is not None:
-                before()
-            sys.stderr.write(f"logml: fault injected at {point} #{self.at[point]}\n")
-            sys.stderr.flush()
+        n, action = self.at[point]
+        if self.seen[point] != n:
+            return
+        if before is not None:
+            before()
+        sys.stderr.write(f"logml: fault injected at {point} #{n}: {action}\n")
+        sys.stderr.flush()
+        if action == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        else:
             os._exit(137)
+
+
+class Watchdog:
+    """Notices that the whole process did not run (SIGSTOP, a starved machine) for longer
+    than the session timeout: by then the group has given its partitions to other members,
+    and the consumer may hand out records it fetched before it learns so."""
+
+    def __init__(self, limit_s: float):
+        self.limit = limit_s
+        self.tripped = False
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="logml-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            if now - self._last > self.limit:
+                self.tripped = True
+            self._last = now
+
+    def frozen(self) -> bool:
+        """Frozen since the last ``take`` (also when this thread has not run since)."""
+        return self.tripped or time.monotonic() - self._last > self.limit
+
+    def take(self) -> bool:
+        frozen = self.frozen()
+        self.tripped = False
+        self._last = time.monotonic()
+        return frozen
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class StreamSink:
@@ -121,6 +166,7 @@ class GroupMember:
                                       k.state_read_stall_s, self.stats)
         self.sink = StreamSink(self._docs_sink(), self.dlq)
         self.source = KafkaSource(k, self)
+        self.watchdog = Watchdog(k.session_timeout_s)
         self.pipelines: dict[int, Pipeline] = {}
         self.waiting: dict[int, Waiting] = {}
         self.saved: dict[int, int | None] = {}  # position at the last checkpoint written
@@ -287,6 +333,21 @@ class GroupMember:
                 w.next_try = now + 0.5
         self._publish_waiting()
 
+    def _suspect(self) -> None:
+        """After a freeze longer than the session timeout: drop every partition without
+        flush, commit or checkpoint (another member may own it and have written newer
+        state), and read back from its checkpoint whichever is still ours."""
+        mine = list(self.pipelines)
+        log.warning("this process did not run for more than the session timeout: %s "
+                    "dropped without commit or checkpoint; read back from their checkpoints "
+                    "if still ours", mine)
+        self._drop(mine)
+        self.source.pause(mine)
+        retry = time.monotonic() + SUSPECT_WAIT_S
+        for p in mine:
+            self.waiting[p] = Waiting("suspended", next_try=retry)
+        self._publish_waiting()
+
     def _drop(self, partitions: list[int]) -> None:
         for p in partitions:
             pipe = self.pipelines.pop(p)
@@ -303,6 +364,7 @@ class GroupMember:
         k = self.cfg.kafka
         self.source.check_topics(k.dlq_topic, k.state_topic)
         self.source.subscribe()
+        self.watchdog.start()
         last_data = 0.0
         started = time.perf_counter()
         clean = True
@@ -311,6 +373,9 @@ class GroupMember:
                 t0 = time.perf_counter()
                 batches = self.source.poll(k.poll_timeout_s)
                 t1 = time.perf_counter()
+                if self.watchdog.take():
+                    self._suspect()
+                    continue
                 n = 0
                 for r in batches:
                     pipe = self.pipelines.get(r.partition)
@@ -334,7 +399,8 @@ class GroupMember:
                     self.faults.hit("after_bulk")
                     self.stats.batch_latency.observe(time.perf_counter() - t1)
                 self._commit()
-                if time.monotonic() - self.last_checkpoint >= k.checkpoint_interval_s:
+                if (time.monotonic() - self.last_checkpoint >= k.checkpoint_interval_s
+                        and not self.watchdog.frozen()):
                     self._checkpoint(self._dirty())
                 if self.waiting:
                     self._retry_waiting()
@@ -355,6 +421,7 @@ class GroupMember:
                 log.info("replay: %d dead letters already in %s were not written again",
                          self.stats.dead_letters_replayed, k.dlq_topic)
         finally:
+            self.watchdog.stop()
             # after an error the pipelines may hold half a batch: never checkpoint them
             self._drop(list(self.pipelines))
             self.source.close()

@@ -168,7 +168,12 @@ class KafkaSource:
             self.consumer.commit(offsets=offsets, asynchronous=False)
             return True
         except KafkaException as e:
-            log.warning("commit of %s refused: %s", sorted(positions), e.args[0])
+            err = e.args[0]
+            if err.code() in (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS,
+                              KafkaError.UNKNOWN_MEMBER_ID):  # retried after the rebalance
+                log.info("commit of %s deferred: %s", sorted(positions), err.name())
+            else:
+                log.warning("commit of %s refused: %s", sorted(positions), err)
             return False
 
     def fresh_start(self, partition: int) -> tuple[int, bool]:
@@ -193,6 +198,10 @@ class KafkaSource:
                 _, hi = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
             out[p] = max(hi - pos, 0)
         return out
+
+    def pause(self, partitions: list[int]) -> None:
+        self.consumer.pause([TopicPartition(self.topic, p) for p in partitions])
+        self.paused.update(partitions)
 
     def keep_alive(self, seconds: float) -> None:
         """Stay in the group without taking records (a sink is down): pause, poll, resume."""

@@ -4,7 +4,10 @@ from an older checkpoint, ends with exactly what an uninterrupted run wrote: the
 Elasticsearch documents (ids and contents), the same anomalies, each dead letter once."""
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -13,9 +16,10 @@ from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
 
 from handover_kit import (create_input, dead_letters, delete_indices, ends, es_documents,
-                          new_run, pipeline_file, produce, run, scenario_records,
+                          new_run, pipeline_file, produce, run, scenario_records, start,
                           wait_committed)
 from kafka_helpers import read_all
+from servicekit import stop_group
 
 pytestmark = pytest.mark.integration
 
@@ -139,4 +143,58 @@ def test_replay_from_older_checkpoints_rewrites_nothing_twice(baseline, kafka_en
         assert restored(second) == len(versions) and skipped(second) >= 1, second[-3000:]
         assert_same_as_baseline(baseline, bootstrap, es, names)
     finally:
+        delete_indices(es, names["prefix"])
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_for(what: str, cond, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_member_frozen_past_its_session_drops_its_lost_partitions(baseline, kafka_env,
+                                                                    es_env, es, tmp_path):
+    """A consumer freezes (SIGSTOP) after a bulk, its session expires and another member
+    takes every partition over and finishes them. When it runs again it must not commit or
+    checkpoint what it lost (it would put the state back in time): it drops them, rejoins,
+    and takes some partitions over properly."""
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    names = new_run(bootstrap, baseline.topic)
+    cfg = pipeline_file(tmp_path / "k.toml", names, bootstrap, es_env["ES_URL"])
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    a = start(cfg, logs[0], fault="after_bulk:15:stop")
+    b = None
+    try:
+        wait_for("the first consumer to freeze", lambda: _state(a.pid) == "T")
+        b = start(cfg, logs[1])
+        wait_committed(bootstrap, names, baseline.ends, timeout=120)
+        resumed = time.time()
+        os.kill(a.pid, signal.SIGCONT)
+        wait_for("the first consumer to take partitions over again", lambda: re.search(
+            r"did not run for more than the session timeout(.|\n)*opened \[\d",
+            logs[0].read_text()))
+        wait_committed(bootstrap, names, baseline.ends, timeout=60)
+        for proc, log in ((a, logs[0]), (b, logs[1])):
+            stop_group(proc)
+            assert proc.returncode == 0, log.read_text()[-3000:]
+        # every checkpoint written since it ran again is of finished partitions
+        for m in read_all(bootstrap, names["state_topic"]):
+            if m.timestamp()[1] >= resumed * 1000:
+                part = int(m.key().decode().rsplit("/", 1)[1])
+                assert int(dict(m.headers())["logml.position"]) == baseline.ends[part]
+        assert_same_as_baseline(baseline, bootstrap, es, names)
+    finally:
+        for proc in (a, b):
+            if proc is not None:
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGCONT)
+                stop_group(proc)
         delete_indices(es, names["prefix"])
