@@ -31,7 +31,7 @@ from .checkpoint import Checkpoint, CheckpointStore, CheckpointUnavailable
 from .config import Config
 from .metrics import MetricsPortError, Stats, serve
 from .pipeline import Pipeline
-from .sinks import SinkUnavailable
+from .sinks import Sink, SinkUnavailable
 from .sinks.kafka_dlq import DeadLetterProducer
 from .sources.kafka import KafkaSource, ReadError, StreamingError
 
@@ -118,7 +118,7 @@ class Watchdog:
 class StreamSink:
     """Documents to one sink (Elasticsearch or JSONL), dead letters to Kafka."""
 
-    def __init__(self, docs, dlq: DeadLetterProducer):
+    def __init__(self, docs: Sink, dlq: DeadLetterProducer):
         self.docs, self.dlq = docs, dlq
         self.write_logs = docs.write_logs
 
@@ -164,7 +164,7 @@ class GroupMember:
                                      k.state_read_stall_s)
         self.dlq = DeadLetterProducer(self.producer, k.dlq_topic, k.bootstrap,
                                       k.state_read_stall_s, self.stats)
-        self.sink = StreamSink(self._docs_sink(), self.dlq)
+        self.sink: Sink = StreamSink(self._docs_sink(), self.dlq)
         self.source = KafkaSource(k, self)
         self.watchdog = Watchdog(k.session_timeout_s)
         self.pipelines: dict[int, Pipeline] = {}

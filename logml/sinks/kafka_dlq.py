@@ -17,7 +17,7 @@ import hashlib
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from ..sources.kafka import ReadError, read_to_end
+from ..sources.kafka import read_to_end
 from . import SinkUnavailable
 
 

@@ -13,8 +13,9 @@ class Source(Protocol):
     def poll(self, timeout: float) -> list:
         """The next batches (possibly none within ``timeout`` seconds)."""
 
-    def commit(self, positions: dict[str, int]) -> None:
-        """Positions whose outputs were acknowledged: the source may forget what precedes."""
+    def commit(self, positions: dict[str, int]) -> bool:
+        """Positions whose outputs were acknowledged: the source may forget what precedes.
+        False when it could not take them now (they are offered again later)."""
 
     def close(self) -> None:
         """Release the input (a Kafka consumer leaves its group)."""

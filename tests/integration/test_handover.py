@@ -10,7 +10,6 @@ import signal
 import time
 from dataclasses import dataclass
 
-import orjson
 import pytest
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
