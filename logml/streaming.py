@@ -55,8 +55,10 @@ class Faults:
         self.at: dict[str, tuple[int, str]] = {}
         self.seen: dict[str, int] = defaultdict(int)
         for part in filter(None, (x.strip() for x in spec.split(","))):
-            point, n, action = (part.split(":") + ["1", "exit"])[:3]
-            if point not in FAULT_POINTS or not n.isdigit() or action not in ("exit", "stop"):
+            fields = part.split(":")
+            point, n, action = (fields + ["1", "exit"][len(fields) - 1:])[:3]
+            if (len(fields) > 3 or point not in FAULT_POINTS or not n.isdigit()
+                    or action not in ("exit", "stop")):
                 raise StreamingError(f"LOGML_FAULT {part!r}: expected POINT[:N[:stop]], "
                                      f"POINT one of {list(FAULT_POINTS)}")
             self.at[point] = (int(n), action)

@@ -28,10 +28,12 @@ def test_fault_hook_ends_the_process_at_the_nth_pass_as_kill_9_would():
     assert p.returncode == 137
     assert p.stdout == "first\n"
     assert "fault injected at after_bulk #2" in p.stderr
-    for bad in ("after_flush:1", "mid_batch:x"):
+    for bad in ("after_flush:1", "mid_batch:x", "mid_batch:1:pause", "mid_batch:1:stop:2"):
         with pytest.raises(StreamingError, match="LOGML_FAULT"):
             Faults(bad)
     assert Faults("").at == {}
+    assert Faults("checkpoint:3:stop, mid_batch").at == {"checkpoint": (3, "stop"),
+                                                        "mid_batch": (1, "exit")}
 
 
 def test_dead_letter_ids_are_deterministic_and_distinct():
