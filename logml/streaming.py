@@ -543,6 +543,18 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # a line per bulk
+    member: GroupMember | None = None
+    stop_asked = False
+
+    def stop(signum, frame):
+        nonlocal stop_asked
+        stop_asked = True
+        if member is not None:
+            member.running = False
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends it now
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     stats = Stats()
     m = config.metrics
     try:
@@ -555,13 +567,7 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
         log.info("metrics on http://%s:%d/metrics", m.address, server.server_port)
     try:
         member = GroupMember(config, stats, faults)
-
-        def stop(signum, frame):
-            member.running = False
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends it now
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        member.running = not stop_asked
         return member.run(exit_when_idle)
     except StreamingError as e:
         print(f"logml: error: {e}", file=sys.stderr)

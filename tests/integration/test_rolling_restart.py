@@ -22,6 +22,15 @@ pytestmark = pytest.mark.integration
 RESTART_EVERY_S = 3.0
 
 
+def up(log, n: int, timeout: float = 60) -> None:
+    """Wait for the n-th start of a consumer logging to ``log`` to be up (serving metrics,
+    so it stops gracefully on SIGTERM)."""
+    deadline = time.time() + timeout
+    while log.read_text().count("metrics on http") < n:
+        assert time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
 def test_rolling_restart_of_three_consumers_matches_an_uninterrupted_run(kafka_env, es_env,
                                                                           tmp_path):
     bootstrap, es_url = kafka_env["KAFKA_BOOTSTRAP"], es_env["ES_URL"]
@@ -39,16 +48,20 @@ def test_rolling_restart_of_three_consumers_matches_an_uninterrupted_run(kafka_e
     try:
         producer.start()
         procs = [start(cfg, log) for log in logs]
+        started = [1, 1, 1]
         restarts, k = 0, 0
         while producer.is_alive() or restarts < 6:
             time.sleep(RESTART_EVERY_S)
+            up(logs[k], started[k])
             stop_group(procs[k])
             assert procs[k].returncode == 0, logs[k].read_text()[-3000:]
             procs[k] = start(cfg, logs[k])
+            started[k] += 1
             restarts, k = restarts + 1, (k + 1) % 3
         producer.join()
         wait_committed(bootstrap, rolling, ends(records), timeout=180)
-        for proc, log in zip(procs, logs):
+        for proc, log, n in zip(procs, logs, started):
+            up(log, n)
             stop_group(proc)
             assert proc.returncode == 0, log.read_text()[-3000:]
         texts = [log.read_text() for log in logs]
