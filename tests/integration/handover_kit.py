@@ -179,13 +179,17 @@ def wait_committed(bootstrap: str, names: dict, want: dict[int, int], timeout: f
     raise AssertionError(f"offsets committed {got}, expected {want}")
 
 
-def es_documents(es: Elasticsearch, prefix: str, kinds=("logs", "windows", "anomalies")):
-    """{(kind, id): source as canonical JSON} of one run.
+# Template text in documents is Drain's text of the template at the end of the batch that
+# wrote them (a template is refined as lines arrive), so it depends on where batches were
+# cut, which differs between any two runs, interrupted or not. These fields are left out
+# of comparisons; ids, template ids, counts and scores are compared. (Reported: the
+# pipeline could write each document with the text as of its own line or window.)
+BATCH_DEPENDENT = {"logs": (("logml", "template"), ("logml", "params")),
+                   "anomalies": (("logml", "template"), ("message",))}
 
-    A line document's ``logml.template`` and ``logml.params`` are the template's text as
-    of the end of the batch the line came in (Drain refines a template as lines arrive), so
-    they depend on where batches were cut, which differs between any two runs, interrupted
-    or not; they are left out. Everything else, ``logml.template_id`` included, is kept."""
+
+def es_documents(es: Elasticsearch, prefix: str, kinds=("logs", "windows", "anomalies")):
+    """{(kind, id): source as canonical JSON, without the BATCH_DEPENDENT fields}."""
     es.indices.refresh(index=f"{prefix}-*")
     out = {}
     for kind in kinds:
@@ -194,10 +198,26 @@ def es_documents(es: Elasticsearch, prefix: str, kinds=("logs", "windows", "anom
             key = (kind, hit["_id"])
             assert key not in out, f"{key} in two indices"
             src = hit["_source"]
-            if kind == "logs":
-                src["logml"].pop("template", None)
-                src["logml"].pop("params", None)
+            for *parents, leaf in BATCH_DEPENDENT.get(kind, ()):
+                node = src
+                for part in parents:
+                    node = node.get(part, {})
+                node.pop(leaf, None)
             out[key] = orjson.dumps(src, option=orjson.OPT_SORT_KEYS)
+    return out
+
+
+def differences(got: dict, want: dict, limit: int = 3) -> list:
+    """The first documents whose sources differ, each with the fields that differ."""
+    def flat(doc, at=""):
+        if isinstance(doc, dict):
+            return {k: v for key, sub in doc.items() for k, v in flat(sub, f"{at}.{key}").items()}
+        return {at: doc}
+    out = []
+    for key in [k for k in got if got[k] != want.get(k)][:limit]:
+        a, b = flat(orjson.loads(got[key])), flat(orjson.loads(want[key]))
+        out.append((key, {f: (a.get(f), b.get(f)) for f in a.keys() | b.keys()
+                          if a.get(f) != b.get(f)}))
     return out
 
 

@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
 
-from handover_kit import (create_input, dead_letters, delete_indices, ends, es_documents,
-                          new_run, pipeline_file, produce, run, scenario_records, start,
-                          wait_committed)
+from handover_kit import (create_input, dead_letters, delete_indices, differences, ends,
+                          es_documents, new_run, pipeline_file, produce, run,
+                          scenario_records, start, wait_committed)
 from kafka_helpers import read_all
 from servicekit import stop_group
 
@@ -69,8 +69,7 @@ def assert_same_as_baseline(base: Baseline, bootstrap: str, es, names: dict) -> 
     missing, extra = base.docs.keys() - docs.keys(), docs.keys() - base.docs.keys()
     assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra: " \
         f"{sorted(missing)[:3]} {sorted(extra)[:3]}"
-    changed = [k for k in docs if docs[k] != base.docs[k]]
-    assert not changed, [(k, docs[k], base.docs[k]) for k in changed[:2]]
+    assert docs == base.docs, differences(docs, base.docs)
     assert anomalies(docs) == anomalies(base.docs) and anomalies(docs)
     got = dead_letters(bootstrap, names["dlq_topic"])
     doubled = sorted({d for d in got if got.count(d) > 1})

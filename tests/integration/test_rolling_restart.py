@@ -13,9 +13,9 @@ import time
 import pytest
 from elasticsearch import Elasticsearch
 
-from handover_kit import (create_input, dead_letters, delete_indices, ends, es_documents,
-                          new_run, produce, run, scenario_records, shipped_config, start,
-                          wait_committed)
+from handover_kit import (create_input, dead_letters, delete_indices, differences, ends,
+                          es_documents, new_run, produce, run, scenario_records,
+                          shipped_config, start, wait_committed)
 from servicekit import stop_group
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def test_rolling_restart_of_three_consumers_matches_an_uninterrupted_run(kafka_e
         got, want = es_documents(es, rolling["prefix"]), es_documents(es, single["prefix"])
         assert got.keys() == want.keys(), (len(got.keys() - want.keys()),
                                            len(want.keys() - got.keys()))
-        assert [k for k in got if got[k] != want[k]] == []
+        assert got == want, differences(got, want)
         assert {k for k in got if k[0] == "anomalies"}, "the scenario has incidents"
         dl = dead_letters(bootstrap, rolling["dlq_topic"])
         assert len(set(dl)) == len(dl) and dl == dead_letters(bootstrap, single["dlq_topic"])
