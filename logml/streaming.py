@@ -388,8 +388,7 @@ class GroupMember:
                     self.faults.hit("mid_batch")
                 now = time.time()
                 for pipe in self.pipelines.values():
-                    if hasattr(pipe, "tick"):  # live windows close as wall time passes
-                        pipe.tick(now)
+                    pipe.tick(now)  # a caught-up partition's windows close as time passes
                 if n:
                     last_data = now
                     self.records += n
@@ -531,9 +530,7 @@ class GroupMember:
             log.warning("lag unknown: %s", e.args[0])
             return False
         for p, n in lag.items():
-            pipe = self.pipelines[p]
-            if hasattr(pipe, "live"):
-                pipe.live = n == 0
+            self.pipelines[p].live = n == 0
         with self.stats.lock:
             self.stats.consumer_lag = lag
         return not self.waiting and all(v == 0 for v in lag.values())
