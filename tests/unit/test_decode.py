@@ -1,5 +1,6 @@
 import time
 
+import numpy as np
 import orjson
 import pytest
 
@@ -56,11 +57,13 @@ def test_plain_headers(line, level, text):
         assert events.message(0) == line
 
 
-def test_plain_timestamp_or_arrival_time():
-    events, _ = decode([b"2025-11-24T10:00:00Z x", b"no time"])
-    assert events.ts.tolist() == [pytest.approx(1763978400.0), NOW]
-    events, _ = Decoder().decode_block(b"2025-11-24T10:00:00Z x\nno time", now=NOW)
-    assert events.ts.tolist() == [pytest.approx(1763978400.0), NOW]
+def test_no_usable_time_is_nan_not_arrival_time():
+    """The decoder never invents a time: the pipeline fills NaN from the event clock."""
+    lines = [b"2025-11-24T10:00:00Z x", b"no time", b'{"message": "json without time"}']
+    for events, _ in (decode(lines), Decoder().decode_block(b"\n".join(lines), now=NOW),
+                      Decoder(keep_events=True).decode_block(b"\n".join(lines), now=NOW)):
+        assert events.ts[0] == pytest.approx(1763978400.0)
+        assert np.isnan(events.ts[1]) and np.isnan(events.ts[2])
 
 
 HOSTILE = [

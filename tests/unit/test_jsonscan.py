@@ -1,4 +1,6 @@
 """The numba JSON field scanner against the general path (orjson, record by record)."""
+import math
+
 import orjson
 from hypothesis import given, settings, strategies as st
 
@@ -33,8 +35,12 @@ def both(data: bytes):
     return fast, slow
 
 
+def _ts(t):
+    return None if math.isnan(t) else float(t)  # NaN != NaN
+
+
 def rows(batch):
-    return [(batch.message(i), batch.text(i), float(batch.ts[i]), int(batch.level[i]),
+    return [(batch.message(i), batch.text(i), _ts(batch.ts[i]), int(batch.level[i]),
              batch.service_name(i), int(batch.offset[i])) for i in range(len(batch))]
 
 
