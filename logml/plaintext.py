@@ -21,6 +21,7 @@ import numpy as np
 OK, EMPTY, NUL, BAD_UTF8, BAD_TIME = 0, 1, 2, 3, 4
 NO_TS, BAD_TS = -1e18, -2e18  # no timestamp here; a timestamp-shaped impossible time
 MAX_OFFSET_MIN = 14 * 60  # UTC offsets run from -12:00 to +14:00
+PARALLEL_LINES = 4096
 
 _LEVEL_WORDS = ["TRACE", "DEBUG", "FINE", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR",
                 "SEVERE", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC"]
@@ -314,108 +315,115 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
+@nb.njit(cache=True)
+def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+               status, ts, level, cut, end):
+    """Line i of ``scan_lines``, written into its output arrays."""
+    s = starts[i]
+    e = min(ends[i], s + limit)
+    cropped = e < ends[i]
+    # validation: whitespace only, NUL, UTF-8
+    blank = True
+    k = s
+    while k < e:
+        c = buf[k]
+        if c == 0:
+            status[i] = NUL
+            break
+        if not _space(c):
+            blank = False
+        if c < 128:
+            k += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+        else:
+            status[i] = BAD_UTF8
+            break
+        have = min(need, e - k - 1)  # continuation bytes before the end
+        bad = False
+        if have >= 1:
+            c1 = buf[k + 1]
+            bad = c1 < 0x80 or c1 > 0xBF
+            if c == 0xE0 and c1 < 0xA0:
+                bad = True
+            elif c == 0xED and c1 > 0x9F:
+                bad = True
+            elif c == 0xF0 and c1 < 0x90:
+                bad = True
+            elif c == 0xF4 and c1 > 0x8F:
+                bad = True
+        for m in range(2, have + 1):
+            if buf[k + m] < 0x80 or buf[k + m] > 0xBF:
+                bad = True
+        if bad or (have < need and not cropped):
+            status[i] = BAD_UTF8
+            break
+        if have < need:  # a character cut by the limit: the text ends before it
+            e = k
+            break
+        k += need + 1
+    end[i] = e
+    if status[i] != OK:
+        return
+    if blank and not cropped:
+        status[i] = EMPTY
+        return
+    # header: [timestamp] [level]
+    p = s
+    while p < e and _space(buf[p]):
+        p += 1
+    q = p + 1 if p < e and buf[p] == 91 else p
+    t, r = _iso(buf, q, e)
+    if t == NO_TS:
+        t, r = _syslog(buf, q, e, year, now, months, weekdays)
+    if t == NO_TS:
+        t, r = _logcat(buf, q, e, year, now)
+    if t == BAD_TS:
+        status[i] = BAD_TIME
+        return
+    if t == NO_TS:
+        code, r = _level(buf, p, e, levels, codes, only, True, False)
+        if code > 0:
+            level[i] = code
+            while r < e and _space(buf[r]):
+                r += 1
+            cut[i] = r - s
+        return
+    ts[i] = t
+    if r < e and buf[r] == 93:
+        r += 1
+    r2 = r
+    while r2 < e and _space(buf[r2]):
+        r2 += 1
+    if r2 > r:
+        code, r3 = _level(buf, r2, e, levels, codes, only, False, True)
+        if code > 0:
+            level[i] = code
+            r = r3
+    while r < e and _space(buf[r]):
+        r += 1
+    cut[i] = r - s
+
+
 @nb.njit(cache=True, parallel=True)
-def scan(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays):
-    """Per line: status, epoch (NaN when none), level code, header length and the end of
-    the text kept. A line longer than ``limit`` is read up to its limit only, cut back to a
-    character boundary when the limit falls inside one."""
-    n = starts.shape[0]
-    status = np.zeros(n, dtype=np.int8)
-    ts = np.full(n, np.nan)
-    level = np.zeros(n, dtype=np.int8)
-    cut = np.zeros(n, dtype=np.int64)
-    end = np.empty(n, dtype=np.int64)
-    for i in nb.prange(n):
-        s = starts[i]
-        e = min(ends[i], s + limit)
-        cropped = e < ends[i]
-        # validation: whitespace only, NUL, UTF-8
-        blank = True
-        k = s
-        while k < e:
-            c = buf[k]
-            if c == 0:
-                status[i] = NUL
-                break
-            if not _space(c):
-                blank = False
-            if c < 128:
-                k += 1
-                continue
-            if 0xC2 <= c <= 0xDF:
-                need = 1
-            elif 0xE0 <= c <= 0xEF:
-                need = 2
-            elif 0xF0 <= c <= 0xF4:
-                need = 3
-            else:
-                status[i] = BAD_UTF8
-                break
-            have = min(need, e - k - 1)  # continuation bytes before the end
-            bad = False
-            if have >= 1:
-                c1 = buf[k + 1]
-                bad = c1 < 0x80 or c1 > 0xBF
-                if c == 0xE0 and c1 < 0xA0:
-                    bad = True
-                elif c == 0xED and c1 > 0x9F:
-                    bad = True
-                elif c == 0xF0 and c1 < 0x90:
-                    bad = True
-                elif c == 0xF4 and c1 > 0x8F:
-                    bad = True
-            for m in range(2, have + 1):
-                if buf[k + m] < 0x80 or buf[k + m] > 0xBF:
-                    bad = True
-            if bad or (have < need and not cropped):
-                status[i] = BAD_UTF8
-                break
-            if have < need:  # a character cut by the limit: the text ends before it
-                e = k
-                break
-            k += need + 1
-        end[i] = e
-        if status[i] != OK:
-            continue
-        if blank and not cropped:
-            status[i] = EMPTY
-            continue
-        # header: [timestamp] [level]
-        p = s
-        while p < e and _space(buf[p]):
-            p += 1
-        q = p + 1 if p < e and buf[p] == 91 else p
-        t, r = _iso(buf, q, e)
-        if t == NO_TS:
-            t, r = _syslog(buf, q, e, year, now, months, weekdays)
-        if t == NO_TS:
-            t, r = _logcat(buf, q, e, year, now)
-        if t == BAD_TS:
-            status[i] = BAD_TIME
-            continue
-        if t == NO_TS:
-            code, r = _level(buf, p, e, levels, codes, only, True, False)
-            if code > 0:
-                level[i] = code
-                while r < e and _space(buf[r]):
-                    r += 1
-                cut[i] = r - s
-            continue
-        ts[i] = t
-        if r < e and buf[r] == 93:
-            r += 1
-        r2 = r
-        while r2 < e and _space(buf[r2]):
-            r2 += 1
-        if r2 > r:
-            code, r3 = _level(buf, r2, e, levels, codes, only, False, True)
-            if code > 0:
-                level[i] = code
-                r = r3
-        while r < e and _space(buf[r]):
-            r += 1
-        cut[i] = r - s
-    return status, ts, level, cut, end
+def _scan_par(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+              status, ts, level, cut, end):
+    for i in nb.prange(starts.shape[0]):
+        _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
+                   weekdays, status, ts, level, cut, end)
+
+
+@nb.njit(cache=True)
+def _scan_ser(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+              status, ts, level, cut, end):
+    for i in range(starts.shape[0]):
+        _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
+                   weekdays, status, ts, level, cut, end)
 
 
 @nb.njit(cache=True)
@@ -433,11 +441,18 @@ def scan_iso(buf, starts, ends):
 
 def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float,
                limit: int = 1 << 62):
-    """(status, ts, level, cut, end) per line; see ``scan``. ``now`` gives the year of
-    dates that have none."""
-    year = time.gmtime(now).tm_year
-    return scan(buf, starts, ends, limit, year, now, LEVEL_TABLE, LEVEL_CODE, LEVEL_ONLY,
-                MONTH_TABLE, WEEKDAY_TABLE)
+    """Per line: status, epoch (NaN when none), level code, header length and the end of
+    the text kept. A line longer than ``limit`` is read up to its limit only, cut back to a
+    character boundary when the limit falls inside one. ``now`` gives the year of dates
+    that have none."""
+    n = starts.shape[0]
+    out = (np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.zeros(n, dtype=np.int8),
+           np.zeros(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+    # threads pay off on big blocks only; waking them costs milliseconds on a busy machine
+    run = _scan_par if n >= PARALLEL_LINES else _scan_ser
+    run(buf, starts, ends, limit, time.gmtime(now).tm_year, now, LEVEL_TABLE, LEVEL_CODE,
+        LEVEL_ONLY, MONTH_TABLE, WEEKDAY_TABLE, *out)
+    return out
 
 
 @nb.njit(cache=True)
