@@ -212,6 +212,8 @@ def _scalar_end(b, p, e, exact):
             return CUT if q >= e else BAD
         if lead != -(1 << 40):
             lead += sign * x
+    if q >= e:
+        return CUT  # the record ends inside the number, or right after it: malformed either way
     if lead != -(1 << 40) and lead >= 308:
         if lead >= 309:
             return NON_FINITE
@@ -434,6 +436,14 @@ def _unescape_capped(b, p, e, out, cap):
                 out[o] = c
                 o += 1
         q += 1
+    # the record ended inside the string: drop a character it cut
+    k = o
+    while k > 0 and 0x80 <= out[k - 1] <= 0xBF and o - k < 3:
+        k -= 1
+    if k > 0 and out[k - 1] >= 0xC0:
+        lead = out[k - 1]
+        if o - k + 1 < (2 if lead < 0xE0 else (3 if lead < 0xF0 else 4)):
+            o = k - 1
     return CUT, o, True
 
 

@@ -1,6 +1,7 @@
 """The numba JSON field scanner against the general path (orjson, record by record)."""
 import math
 
+import numpy as np
 import orjson
 from hypothesis import given, settings, strategies as st
 
@@ -74,3 +75,176 @@ def test_random_events_agree_with_the_general_path(events):
     (a, ea), (b, eb) = both(data)
     assert rows(a) == rows(b)
     assert errs(ea) == errs(eb)
+
+
+# ---------------------------------------------------------------- strict JSON, raw text
+STRINGS = st.sampled_from([
+    '"plain"', '"esc \\" \\\\ \\/ \\b \\f \\n \\r \\t"', '"\\u00e9 \\ud83d\\ude00"', '"\\ud800"',
+    '"\\udc00"', '"\\ud83d\\u0041"', '"\\q"', '"\\u12"', '"raw \x01 control"', '"caf\u00e9"',
+    '""', '"2025-11-24T10:00:00Z"', '"\\u0000"'])
+NUMBERS = st.sampled_from([
+    "0", "-0", "12", "-3.5", "1e5", "1E+5", "2.5e-3", "01", "1.", ".5", "-", "1e", "+1",
+    "NaN", "Infinity", "-Infinity", "nan", "inf", "1e400", "-1e309", "1e308", "9e308",
+    "1.7976931348623157e308", "0.0001e310", "123456789012345678901234567890", "0x1f"])
+LITERALS = st.sampled_from(["true", "false", "null", "tru", "nul", "True", "falsey"])
+WS = st.sampled_from(["", "", " ", "\t", "\x0b", "\r"])
+SCALAR = STRINGS | NUMBERS | LITERALS
+VALUE = st.recursive(
+    SCALAR,
+    lambda inner: st.builds(lambda xs, trail: "[" + ",".join(xs) + ("," if trail else "") + "]",
+                            st.lists(inner, max_size=3), st.booleans())
+    | st.builds(lambda kv: "{" + ",".join(f'"{k}":{v}' for k, v in kv) + "}",
+                st.lists(st.tuples(st.sampled_from(["a", "name", "level"]), inner),
+                         max_size=3)),
+    max_leaves=6)
+KEY = st.sampled_from(['"message"', '"@timestamp"', '"service"', '"level"', '"log"', '"host"',
+                       '"x"', '"mess\\u0061ge"', "message"])
+
+
+@st.composite
+def raw_events(draw):
+    members = draw(st.lists(st.tuples(KEY, VALUE, WS), max_size=5))
+    if draw(st.booleans()):
+        members.insert(draw(st.integers(0, len(members))),
+                       ('"message"', draw(STRINGS), draw(WS)))
+    body = ",".join(f"{ws}{k}{ws}:{ws}{v}{ws}" for k, v, ws in members)
+    return ("{" + body + "}" + draw(st.sampled_from(["", "", " ", " x", ","]))).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(raw_events(), min_size=1, max_size=10))
+def test_raw_json_lines_agree_with_the_general_path(lines):
+    """Whatever the scanner accepts, orjson accepts with the same fields; whatever it
+    refuses gets the general path's precise error."""
+    (a, ea), (b, eb) = both(b"\n".join(lines) + b"\n")
+    assert rows(a) == rows(b)
+    assert errs(ea) == errs(eb)
+
+
+# ---------------------------------------------------------------- splitting, detection
+def reference_split(data: bytes):
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    kept, runs = [], []
+    for k, line in enumerate(lines):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if line.strip(b" \t\n\r\x0b\x0c"):
+            kept.append((k, line))
+        elif runs and runs[-1][0] + runs[-1][1] == k:
+            runs[-1][1] += 1
+        else:
+            runs.append([k, 1, line])
+    return kept, runs, len(lines)
+
+
+BYTES = st.lists(st.sampled_from([b"a", b"{", b" ", b"\t", b"\r", b"\n", b"\n", b"\xef\xbb\xbf",
+                                  b"\xef", b"\x0b", b"xyz"]), max_size=40).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(BYTES)
+def test_split_lines_against_reference(data):
+    from logml.plaintext import split_lines
+    buf, starts, ends, line, runs, n = split_lines(data)
+    kept, ref_runs, ref_n = reference_split(data)
+    assert n == ref_n
+    assert [(int(k), data[s:e]) for k, s, e in zip(line, starts, ends)] == kept
+    assert [[f, c, data[s:e]] for f, c, s, e in runs.tolist()] == ref_runs
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"{", b"}", b'"', b" ", b"\t", b"\r", b"\x0b", b"[", b"a"]),
+                max_size=6).map(b"".join))
+def test_json_shaped_against_reference(line):
+    from logml.decode import _JSON_SHAPED
+    from logml.jsonscan import json_shaped
+    buf = np.frombuffer(line, dtype=np.uint8)
+    got = json_shaped(buf, np.array([0]), np.array([len(line)]))[0]
+    assert bool(got) == bool(_JSON_SHAPED.match(line))
+
+
+# ---------------------------------------------------------------- over-long events
+LIMIT = 64
+FIELD = st.sampled_from(["@timestamp", "service", "level", "log", "host", "pad", "fields"])
+FIELD_VALUE = {
+    "@timestamp": st.sampled_from(["2025-11-24T10:00:00Z", "2025-11-24T10:00:00.25+01:00",
+                                   1764000000]),
+    "service": st.one_of(TEXT, st.fixed_dictionaries({"name": TEXT})),
+    "level": LEVEL, "log": st.fixed_dictionaries({"level": LEVEL}),
+    "host": st.fixed_dictionaries({"name": TEXT}),
+    "pad": st.text(min_size=0, max_size=300), "fields": st.fixed_dictionaries({"service": TEXT}),
+}
+
+
+@st.composite
+def long_events(draw):
+    keys = draw(st.lists(FIELD, unique=True, max_size=6))
+    items = [(k, draw(FIELD_VALUE[k])) for k in keys]
+    items.insert(draw(st.integers(0, len(items))),
+                 ("message", draw(st.text(st.characters(blacklist_categories=("Cs",)),
+                                          min_size=0, max_size=200))))
+    return items
+
+
+def _serialise(items):
+    """The line, and the end of each member's value in it."""
+    out, ends = b"{", []
+    for k, v in items:
+        if len(out) > 1:
+            out += b","
+        out += orjson.dumps(k) + b":"
+        start = len(out)
+        out += orjson.dumps(v)
+        ends.append((start, len(out)))
+    return out + b"}", ends
+
+
+def _prefix_text(raw: bytes) -> str:
+    """The longest prefix of a JSON string body that decodes."""
+    for j in range(len(raw), -1, -1):
+        try:
+            return orjson.loads(b'"' + raw[:j] + b'"')
+        except orjson.JSONDecodeError:
+            continue
+    return ""
+
+
+@settings(max_examples=300, deadline=None)
+@given(long_events(), st.integers(0, 10_000))
+def test_over_long_events_against_the_general_path(items, cut_at):
+    """An over-long event, whole or cut anywhere: the fields that lie wholly before the cut
+    are read as the general path reads a small event made of them, the message is cut to
+    max_line_bytes on a character boundary."""
+    line, spans = _serialise(items)
+    if len(line) <= LIMIT:
+        return
+    n = LIMIT + 1 + cut_at % (len(line) - LIMIT)  # the reader keeps at least LIMIT + 1
+    known = {}
+    for (k, v), (s, e) in zip(items, spans):
+        if e <= n:
+            known[k] = v
+        elif k == "message" and s < n:
+            known[k] = _prefix_text(line[s + 1:n])
+        if e > n:
+            break
+    config = DecodeConfig(max_line_bytes=LIMIT)
+    got_events, got_errors = Decoder(config).decode([line[:n]], now=NOW)
+    if "message" not in known:
+        assert len(got_events) == 0
+        assert [e.reason for e in got_errors] == ["too_long" if n < len(line) else
+                                                  "missing_message"]
+        return
+    known["message"] = known["message"].encode()[:LIMIT].decode("utf-8", "ignore")
+    for k in ("service", "host", "log", "fields"):
+        if k in known and len(orjson.dumps(known[k])) > 4096:
+            del known[k]
+    want_events, want_errors = Decoder(config).decode([orjson.dumps(known)], now=NOW)
+    assert [(e.reason, e.kept) for e in got_errors] == (
+        [("too_long", True)] if len(want_events) else [(e.reason, e.kept) for e in want_errors])
+    got, want = rows(got_events), rows(want_events)
+    assert [r[:5] for r in got] == [r[:5] for r in want]
+    assert got_events.truncated.all()
