@@ -48,7 +48,7 @@ def test_decode_block_throughput(benchmark, inputs, kind, record):
         return n
 
     run()  # numba caches loaded
-    n = benchmark.pedantic(run, rounds=5, iterations=1)
+    n = benchmark.pedantic(run, rounds=9, iterations=1)
     assert n >= N
     tag = os.environ.get("LOGML_BENCH_TAG", "")
     record(f"decode_block_{kind}{tag}", lines=N, bytes=sum(map(len, blocks)),

@@ -210,18 +210,15 @@ def _syslog(b, p, e, year, now, months, weekdays):
     """[Www ]Mmm D HH:MM:SS[.f][ YYYY] at p (syslog, Apache) -> (epoch | NO_TS | BAD_TS, end).
     A word that is not a month name is no timestamp."""
     # optional weekday then whitespace, then the month; the regex tries both readings
-    starts = np.empty(2, dtype=np.int64)
-    n = 0
+    after_weekday = -1
     if _three(b, p, e, weekdays) >= 0 and p + 3 < e and _space(b[p + 3]):
-        q = p + 3
-        while q < e and _space(b[q]):
-            q += 1
-        starts[n] = q
-        n += 1
-    starts[n] = p
-    n += 1
-    for k in range(n):
-        q = starts[k]
+        after_weekday = p + 3
+        while after_weekday < e and _space(b[after_weekday]):
+            after_weekday += 1
+    for k in range(2):
+        q = after_weekday if k == 0 else p
+        if q < 0:
+            continue
         if q + 3 >= e or not (_alpha(b[q]) and _alpha(b[q + 1]) and _alpha(b[q + 2])):
             continue
         if not _space(b[q + 3]):
