@@ -54,3 +54,40 @@ def test_decode_block_throughput(benchmark, inputs, kind, record):
     record(f"decode_block_{kind}{tag}", lines=N, bytes=sum(map(len, blocks)),
            lines_per_s=round(N / benchmark.stats.stats.min),
            mb_per_s=round(sum(map(len, blocks)) / benchmark.stats.stats.min / 1e6, 1))
+
+
+_RSS_SCRIPT = """
+import sys
+from logml.decode import Decoder
+
+
+def kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+
+dec = Decoder()
+dec.decode_block(b"x\\n\\n\\ny\\n", now=1.764e9)
+data = b"\\n" * int(sys.argv[1])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) starts again from the current RSS
+before = kib("VmHWM")
+events, errors = dec.decode_block(data, now=1.764e9)
+after = kib("VmHWM")
+print(before, after, len(errors))
+"""
+
+
+@pytest.mark.parametrize("n", [1_000_000, 4 << 20])
+def test_blank_lines_memory(n, record):
+    """Peak RSS growth while decoding one block of n empty lines (the block itself is
+    already held)."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(n)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    before, after, records = (int(x) for x in out)
+    tag = os.environ.get("LOGML_BENCH_TAG", "")
+    record(f"decode_blank_lines_{n}{tag}", lines=n, block_bytes=n, error_records=records,
+           rss_before_mb=round(before / 1024, 1), rss_growth_mb=round((after - before) / 1024, 1))
