@@ -16,8 +16,9 @@ bytes, or an event plus a kept ``too_long`` record.
   a JSON event. When it is not valid JSON it is dead-lettered (``invalid_json``,
   ``invalid_utf8`` for a lone surrogate escape, ``non_finite_number`` for NaN/Infinity,
   ``too_deep``), never read as plain text: its service and time would be guesses, and a
-  broken object is not a log line. Any other line, ``[main] ...`` and ``{x=1}`` included,
-  is plain text. ``json``: every line is a JSON event; ``plain``: every line is text.
+  broken object is not a log line. A line that is one whole JSON array is
+  ``not_an_object``. Any other line, ``[main] ...`` and ``{x=1}`` included, is plain
+  text. ``json``: every line is a JSON event; ``plain``: every line is text.
 - Event time: the timestamp at the head of the message (the application's own clock; a
   shipper's @timestamp is when it read the line), else @timestamp (or ``timestamp``),
   else NaN: the decoder never invents a time, the pipeline fills NaN from the service's
@@ -85,7 +86,7 @@ _LEVEL_ONLY = re.compile(
     rf"{_S}*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)"
     rf"{_WORD_END}\]?:?{_S}*", re.ASCII)
 _ISO = re.compile(_ISO_RE, re.ASCII)
-_JSON_SHAPED = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*["}]')  # as jsonscan.json_shaped
+_JSON_OBJECT = re.compile(rb'[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\[)')  # maybe JSON: ask jsonscan
 
 
 def _valid(y, mo, d, h, mi, s) -> bool:
@@ -467,7 +468,7 @@ class Decoder:
         elif cfg.format == "json":
             js = np.ones(len(starts), dtype=bool)
         else:
-            js = jsonscan.json_shaped(buf, starts, ends)
+            js = jsonscan.json_shaped(buf, starts, ends, cfg.max_json_depth)
             js = js if js.any() else None
         batches = []
         if js is None:
@@ -581,7 +582,7 @@ class Decoder:
                 errors.append(ErrorRecord(Reason.NUL_BYTES, "line holds NUL bytes", raw,
                                           source, off))
                 continue
-            if cfg.format == "plain" or (auto and not _JSON_SHAPED.match(raw)):
+            if cfg.format == "plain" or (auto and not self._is_json(raw)):
                 err = self._plain(raw, off, source, out)
             elif len(raw) > limit:
                 err = self._long_json(raw, off, source, out)
@@ -592,6 +593,17 @@ class Decoder:
         events, more = out.batch(now, now + cfg.max_future_skew_s, source)
         errors.extend(more)
         return events, errors
+
+    def _is_json(self, raw: bytes) -> bool:
+        """As ``jsonscan.json_shaped`` reads a line for format auto."""
+        m = _JSON_OBJECT.match(raw)
+        if m is None:
+            return False
+        if raw[m.end() - 1] != 91:  # [
+            return True
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        return bool(jsonscan.json_shaped(buf, _ZERO, np.array([len(raw)]),
+                                         self.config.max_json_depth)[0])
 
     def _too_long(self, raw: bytes) -> str:
         limit = self.config.max_line_bytes
@@ -691,6 +703,7 @@ class Decoder:
 
 
 _SMALL_FIELD = 4096  # an over-long event's fields other than message are read up to this
+_ZERO = np.zeros(1, dtype=np.int64)
 
 
 def _utf8_ok(b: bytes) -> bool:

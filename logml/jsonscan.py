@@ -448,17 +448,23 @@ def _unescape_capped(b, p, e, out, cap):
 
 
 @nb.njit(cache=True)
-def json_shaped(buf, starts, ends):
-    """Per line: does it open a JSON object (``{`` then a key or ``}``, JSON whitespace
-    allowed)? Such a line can only be a JSON event; anything else can only be plain text."""
+def json_shaped(buf, starts, ends, max_depth):
+    """Per line: is it JSON, for format ``auto``? A line that opens an object (``{`` then
+    a key or ``}``) can only be a JSON event, valid or not. A line that is one whole JSON
+    array (or nests deeper than max_depth) is JSON that is no event. Anything else, like
+    ``[main] started`` or ``{x=1}``, can only be plain text."""
     n = starts.shape[0]
     out = np.zeros(n, dtype=np.bool_)
+    stack = np.zeros(max_depth + 2, dtype=np.uint8)
     for i in range(n):
         e = ends[i]
         p = _skip_ws(buf, starts[i], e)
         if p < e and buf[p] == 123:
             q = _skip_ws(buf, p + 1, e)
             out[i] = q < e and (buf[q] == 34 or buf[q] == 125)
+        elif p < e and buf[p] == 91:
+            q = _value_end(buf, p, e, max_depth, stack, False)
+            out[i] = q == DEEP or (q >= 0 and _skip_ws(buf, q, e) == e)
     return out
 
 

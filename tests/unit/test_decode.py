@@ -205,6 +205,8 @@ def test_large_finite_numbers_are_numbers():
     (b'{"message": "x", "a": [1,,2]}', Reason.INVALID_JSON),
     (b'{"message": "x", "a": "\\q"}', Reason.INVALID_JSON),
     (b'{}', Reason.MISSING_MESSAGE),
+    (b'[1, 2, {"message": "in an array"}]', Reason.NOT_AN_OBJECT),
+    (b"[" * 100 + b"]" * 100, Reason.NOT_AN_OBJECT),
 ])
 def test_auto_format_dead_letters_broken_json_objects(line, reason):
     """A line that opens a JSON object is an event or an error, never plain text."""
@@ -214,12 +216,13 @@ def test_auto_format_dead_letters_broken_json_objects(line, reason):
 
 
 @pytest.mark.parametrize("line", [b"{not json", b"{'a': 1} python dict", b"{x=1, y=2} java",
-                                  b"[1, 2, 3]", b"[main] started", b"{", b'"quoted"'])
+                                  b"[1, 2, 3] numbers", b"[main] started", b"{", b'"quoted"',
+                                  b"[NaN]", b"42", b"[Sun Dec 04 04:47:44 2005] [notice] x"])
 def test_auto_format_reads_lines_that_cannot_be_json_objects_as_text(line):
     for events, errors in paths(line + b'\n{"message": "json"}\n'):
         assert not errors
-        assert [events.text(i) for i in range(2)] == [line.decode(), "json"]
-        assert np.isnan(events.ts).all()
+        assert [events.message(i) for i in range(2)] == [line.decode(), "json"]
+        assert events.service.tolist() == [0, 0]
 
 
 # ---------------------------------------------------------------- over-long lines
