@@ -314,47 +314,48 @@ def _which_key(b, k0, k1, table, lens):
 
 @nb.njit(cache=True)
 def _sub_string(b, p, e, sub, max_depth, stack):
-    """p at '{': (status, start, end) of the string member ``sub`` of this object.
-    status 0 absent, 1 found, -1 the general path must decide."""
+    """p at '{': (status, start, end, object end) of the string member ``sub`` of this
+    object, its other members validated (nested up to max_depth). status 0 absent,
+    1 found, -1 the general path must decide."""
     found = 0
     s0 = 0
     s1 = 0
     q = _skip_ws(b, p + 1, e)
     if q < e and b[q] == 125:
-        return 0, 0, 0
+        return 0, 0, 0, q + 1
     while q < e:
         if b[q] != 34:
-            return -1, 0, 0
+            return -1, 0, 0, 0
         k1, esc = _string_end(b, q, e)
         if k1 < 0 or esc:
-            return -1, 0, 0
+            return -1, 0, 0, 0
         is_sub = _key_is(b, q + 1, k1 - 1, sub)
         q = _skip_ws(b, k1, e)
         if q >= e or b[q] != 58:
-            return -1, 0, 0
+            return -1, 0, 0, 0
         q = _skip_ws(b, q + 1, e)
         if q >= e:
-            return -1, 0, 0
+            return -1, 0, 0, 0
         if is_sub:
             if b[q] != 34:
-                return -1, 0, 0
+                return -1, 0, 0, 0
             v1, esc = _string_end(b, q, e)
             if v1 < 0 or esc:
-                return -1, 0, 0
+                return -1, 0, 0, 0
             found, s0, s1 = 1, q + 1, v1 - 1
             q = v1
         else:
             q = _value_end(b, q, e, max_depth, stack, True)
             if q < 0:
-                return -1, 0, 0
+                return -1, 0, 0, 0
         q = _skip_ws(b, q, e)
         if q < e and b[q] == 44:
             q = _skip_ws(b, q + 1, e)
             continue
         if q < e and b[q] == 125:
-            return found, s0, s1
-        return -1, 0, 0
-    return -1, 0, 0
+            return found, s0, s1, q + 1
+        return -1, 0, 0, 0
+    return -1, 0, 0, 0
 
 
 @nb.njit(cache=True)
@@ -508,27 +509,35 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                     slow = True
                     break
                 v = q
-                # the event itself is one level
-                q = _value_end(buf, v, e, max_depth - 1, stack, True)
-                if q < 0:
-                    slow = True
-                    break
+                nested = field == F_LOGLEVEL or field == F_SVC or field == F_HOST
+                esc = False
+                if buf[v] == 34:
+                    q, esc = _string_end(buf, v, e)
+                    if q < 0:
+                        slow = True
+                        break
+                elif nested and buf[v] == 123:  # validated and read in one walk
+                    # the event and this object are two levels
+                    st, s0, s1, q = _sub_string(buf, v, e, sub_level if field == F_LOGLEVEL
+                                                else sub_name, max_depth - 2, stack)
+                    if st < 0:
+                        slow = True
+                        break
+                    spans[i, field, 0] = s0 if st == 1 else -2  # -2: object, no member
+                    spans[i, field, 1] = s1
+                else:
+                    # the event itself is one level
+                    q = _value_end(buf, v, e, max_depth - 1, stack, True)
+                    if q < 0:
+                        slow = True
+                        break
                 if field == F_FIELDS:
                     spans[i, field, 0] = v
                     spans[i, field, 1] = q
-                elif field >= 0:
-                    nested = field == F_LOGLEVEL or field == F_SVC or field == F_HOST
-                    if buf[v] == 123 and nested:
-                        st, s0, s1 = _sub_string(buf, v, q, sub_level if field == F_LOGLEVEL
-                                                 else sub_name, max_depth, stack)
-                        if st < 0:
-                            slow = True
-                            break
-                        spans[i, field, 0] = s0 if st == 1 else -2  # -2: object, no member
-                        spans[i, field, 1] = s1
-                    elif buf[v] == 34 and field != F_LOGLEVEL:
+                elif field >= 0 and not (nested and buf[v] == 123):
+                    if buf[v] == 34 and field != F_LOGLEVEL:
                         # only message is unescaped; other escaped text takes the general path
-                        if field != F_MSG and _string_end(buf, v, q)[1]:
+                        if field != F_MSG and esc:
                             slow = True
                             break
                         spans[i, field, 0] = v + 1

@@ -312,7 +312,7 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
                status, ts, level, cut, end):
     """Line i of ``scan_lines``, written into its output arrays."""
@@ -454,7 +454,7 @@ def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float
 
 @nb.njit(cache=True)
 def _split(buf):
-    starts = np.empty(buf.shape[0] // 32 + 16, dtype=np.int64)
+    starts = np.empty(buf.shape[0] // 128 + 16, dtype=np.int64)  # grows when lines are short
     ends = np.empty_like(starts)
     lines = np.empty_like(starts)
     runs = np.empty((16, 4), dtype=np.int64)
@@ -506,7 +506,7 @@ def _split(buf):
             m += 1
         ln += 1
         p = q + 1
-    return starts[:m].copy(), ends[:m].copy(), lines[:m].copy(), runs[:r].copy(), ln
+    return starts[:m], ends[:m], lines[:m], runs[:r], ln
 
 
 def split_lines(data: bytes):
