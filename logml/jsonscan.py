@@ -2,11 +2,15 @@
 
 Filebeat and Logstash events are flat-ish objects; logml needs only ``message``,
 ``@timestamp``, the level, the service and the host. This scanner walks each record once,
-skipping everything else, unescapes ``message`` into a shared buffer and reports the spans
-of the other fields. A record it is not sure about (not an object, a non-string field it
-needs, escapes outside ``message``, nesting deeper than the limit, anything malformed) is
-marked for the general path (orjson, record by record), which is the reference the tests
-compare against and which produces the precise error for a bad record.
+validating all of it as strict JSON the way orjson does (so a NaN, a lone surrogate escape
+or a trailing comma anywhere sends the record to the general path, never into an event),
+unescapes ``message`` into a shared buffer and reports the spans of the other fields. A
+record it is not sure about (not an object, a non-string field it needs, escapes outside
+``message``, nesting deeper than the limit, anything malformed) is marked for the general
+path (orjson, record by record), which is the reference the tests compare against and
+which produces the precise error for a bad record.
+
+``scan_long`` reads an over-long record (maybe cut by the reader) in bounded memory.
 """
 from __future__ import annotations
 
