@@ -24,7 +24,7 @@ class ConfigError(Exception):
 
 @dataclass
 class DecodeConfig:
-    format: str = "auto"  # auto | json | plain
+    format: str = "auto"  # auto (a line opening a JSON object is JSON) | json | plain
     default_service: str = "default"
     max_line_bytes: int = 65536
     max_json_depth: int = 64
