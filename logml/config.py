@@ -45,8 +45,15 @@ class TemplateConfig:
 class WindowConfig:
     seconds: int = 60
     allowed_lateness_windows: int = 2
-    # a service this far behind the others (silent or stuck) no longer holds windows open
+    # a service lagging the stream's progress by this much is silent: its windows close
     idle_windows: int = 3
+    # empty windows emitted in a row before a service's windows jump to its next data
+    max_gap_windows: int = 10
+    # a service's clock is the quorum-th largest of its last 32 event times
+    clock_quorum: int = 5
+    # events further than this from their service's clock are held until confirmed
+    # (ahead) or dead-lettered absurd_timestamp (behind)
+    max_ahead_windows: int = 60
     error_levels: list[str] = field(default_factory=lambda: ["ERROR", "FATAL", "CRITICAL"])
 
 
@@ -130,6 +137,11 @@ class Config:
         need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
         need(self.window.allowed_lateness_windows >= 0, "window.allowed_lateness_windows",
              "must be 0 or more")
+        need(self.window.idle_windows >= 0, "window.idle_windows", "must be 0 or more")
+        need(self.window.max_gap_windows >= 1, "window.max_gap_windows", "must be at least 1")
+        need(1 <= self.window.clock_quorum <= 16, "window.clock_quorum", "must be in 1..16")
+        need(self.window.max_ahead_windows > self.window.allowed_lateness_windows,
+             "window.max_ahead_windows", "must be more than window.allowed_lateness_windows")
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
         need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
              "must be positive and at most score.critical_z")

@@ -157,8 +157,15 @@ class Detector:
         lines = _pad(frame.lines, n_services).astype(np.float64)
         errors = _pad(frame.errors, n_services).astype(np.float64)
         self.alive |= lines > 0
+        # only the services closing this window are scored (each has its own clock)
+        if frame.services is None:
+            in_s = np.ones(n_services, dtype=bool)
+        else:
+            in_s = np.zeros(n_services, dtype=bool)
+            in_s[frame.services] = True
+        in_t = in_s[template_service]
         # a template series exists from its first line; a service from its first line
-        t_live = (self.t_seen > 0) | (counts > 0)
+        t_live = ((self.t_seen > 0) | (counts > 0)) & in_t
         t_idx = np.flatnonzero(t_live)
         # a template is young for its first few windows: then it may raise new_template once
         young = t_idx[(self.t_seen[t_idx] < NEW_TEMPLATE_WINDOWS) & ~self.t_reported[t_idx]
@@ -167,11 +174,12 @@ class Detector:
         z_t = self._count_step(self.t_mean, self.t_var, self.t_seen, counts, t_idx)
         s_prior = (self.s_mean.copy(), self.s_var.copy(), self.s_seen.copy())
         z_s = self._count_step(self.s_mean, self.s_var, self.s_seen, lines,
-                               np.flatnonzero(self.alive))
+                               np.flatnonzero(self.alive & in_s))
         if cfg.seasonal:
             slot = hour_of_week(frame.start)
-            z_t, t_prior_mean = self._seasonal("t", counts, slot, z_t, t_prior_mean, T)
-            z_s, s_prior = self._seasonal_services(lines, slot, z_s, s_prior, n_services)
+            z_t, t_prior_mean = self._seasonal("t", counts, slot, z_t, t_prior_mean, T, in_t)
+            z_s, s_prior = self._seasonal_services(lines, slot, z_s, s_prior, n_services,
+                                                   in_s)
 
         r_prior = self.r_mean.copy()
         z_r = np.zeros(n_services)
@@ -266,7 +274,7 @@ class Detector:
                                  0.0 if np.isnan(ratio[s]) else float(ratio[s]),
                                  float(z_r[s]), float(scores[s]), float(p_out[s]),
                                  float(s_prior[0][s]), float(r_prior[s]))
-                   for s in np.flatnonzero(self.alive).tolist()]
+                   for s in np.flatnonzero(self.alive & in_s).tolist()]
         return Detection(windows, anomalies, z_t)
 
     def _count_step(self, mean, var, seen, x, idx) -> np.ndarray:
@@ -282,7 +290,7 @@ class Detector:
         return z
 
     def _seasonal(self, name: str, x: np.ndarray, slot: int, z: np.ndarray,
-                  prior: np.ndarray, n: int):
+                  prior: np.ndarray, n: int, in_frame: np.ndarray):
         """Hour-of-week baselines: where this hour of the week has its own warm baseline,
         its z and mean replace the plain ones (so Monday 9:00 is compared with Mondays)."""
         key = f"seasonal_{name}"
@@ -298,15 +306,21 @@ class Detector:
         mean, var, seen = state
         before = mean[:n, slot].copy()
         z_season = np.zeros(n)
-        live = (x[:n] > 0) | (seen[:n].sum(axis=1) > 0)
-        seasonal_step(np.where(live, x[:n], 0.0), slot, mean, var, seen, self.alpha,
+        # rows of the services in this frame only (others keep their baselines)
+        rows = np.flatnonzero(in_frame[:n])
+        m, v, sn = (np.asfortranarray(a[rows]) for a in state)
+        live = (x[rows] > 0) | (sn.sum(axis=1) > 0)
+        z_rows = np.zeros(len(rows))
+        seasonal_step(np.where(live, x[rows], 0.0), slot, m, v, sn, self.alpha,
                       self.alpha_anomalous, self.cfg.count_floor, self.cfg.warmup_windows,
-                      self.cfg.warning_z, z_season)
+                      self.cfg.warning_z, z_rows)
+        mean[rows], var[rows], seen[rows] = m, v, sn
+        z_season[rows] = z_rows
         warm = seen[:n, slot] > self.cfg.warmup_windows
         return np.where(warm, z_season, z), np.where(warm, before, prior)
 
-    def _seasonal_services(self, lines, slot, z_s, s_prior, n):
-        z, mean = self._seasonal("s", lines, slot, z_s, s_prior[0][:n], n)
+    def _seasonal_services(self, lines, slot, z_s, s_prior, n, in_frame):
+        z, mean = self._seasonal("s", lines, slot, z_s, s_prior[0][:n], n, in_frame)
         return z, (mean, s_prior[1], s_prior[2])
 
     def _join_incidents(self, anomalies: list[Anomaly], start: float, scores) -> None:
@@ -320,11 +334,27 @@ class Detector:
             self.incident[a.service] = (known[0], start)
             a.incident_id = known[0]
 
+    # baselines are data; alpha, thresholds and the window length come from the config
+    _ARRAYS = ("t_mean", "t_var", "t_seen", "t_reported", "s_mean", "s_var", "s_seen",
+               "r_mean", "r_var", "r_seen", "r_level", "r_slope", "alive")
+
     def state(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "cfg"}
+        state = {k: getattr(self, k) for k in self._ARRAYS}
+        state["incident"] = {str(s): [stamp, start] for s, (stamp, start)
+                             in self.incident.items()}
+        for name in ("seasonal_t", "seasonal_s"):
+            if getattr(self, name, None) is not None:
+                state[name] = list(getattr(self, name))
+        return state
 
     @classmethod
-    def from_state(cls, state: dict, config: ScoreConfig | None = None) -> "Detector":
-        d = cls(config, state["w"])
-        d.__dict__.update(state)
+    def from_state(cls, state: dict, config: ScoreConfig | None = None,
+                   window_seconds: float = 60.0) -> "Detector":
+        d = cls(config, window_seconds)
+        for k in cls._ARRAYS:
+            setattr(d, k, np.array(state[k]))
+        d.incident = {int(s): (v[0], float(v[1])) for s, v in state["incident"].items()}
+        for name in ("seasonal_t", "seasonal_s"):
+            if name in state:
+                setattr(d, name, tuple(np.asfortranarray(a) for a in state[name]))
         return d

@@ -73,17 +73,43 @@ class Stats:
 
 
 def top_templates(z: np.ndarray, template_service: np.ndarray, names: list[str],
-                  template_ids: list[str], k: int) -> dict[str, list[tuple[str, float]]]:
-    """The K templates of each service with the largest |z| this window; the rest of a
-    service's templates are aggregated into one series, template_id "other" (their
-    largest |z|, with its sign)."""
-    top: dict[str, list] = {}
+                  template_ids: list[str], k: int, previous: dict | None = None,
+                  margin: float = 1.0, entry_z: float = 3.0
+                  ) -> dict[str, list[tuple[str, float]]]:
+    """The K templates of each service to label this window; the rest of a service's
+    templates are aggregated into one series, template_id "other" (their largest |z|, with
+    its sign).
+
+    The set is sticky, so Prometheus does not get a new series every window: a labelled
+    template (``previous[service]``) keeps its label until an outsider displaces the
+    weakest one, which takes |z| above ``entry_z`` and ``margin`` above the weakest's."""
+    previous = previous or {}
+    ranked: dict[str, list[int]] = {}
     for t in np.argsort(-np.abs(z), kind="stable").tolist():
-        bucket = top.setdefault(names[int(template_service[t])], [])
-        if len(bucket) < k:
-            bucket.append((template_ids[t], float(z[t])))
-        elif len(bucket) == k:
-            bucket.append(("other", float(z[t])))
+        ranked.setdefault(names[int(template_service[t])], []).append(t)
+    top: dict[str, list] = {}
+    for svc, order in ranked.items():
+        index = {template_ids[t]: t for t in order}
+        keep = [index[tid] for tid in previous.get(svc, ()) if tid in index][:k]
+        members = set(keep)
+        for t in order:
+            if t in members:
+                continue
+            if len(keep) < k:
+                keep.append(t)
+                members.add(t)
+                continue
+            weakest = min(keep, key=lambda m: abs(z[m]))
+            if abs(z[t]) <= max(abs(z[weakest]) + margin, entry_z):
+                break
+            keep[keep.index(weakest)] = t
+            members = set(keep)
+        keep.sort(key=lambda m: -abs(z[m]))
+        rows = [(template_ids[t], float(z[t])) for t in keep]
+        rest = [t for t in order if t not in members]
+        if rest:
+            rows.append(("other", float(z[rest[0]])))
+        top[svc] = rows
     return top
 
 

@@ -33,9 +33,11 @@ class Pipeline:
         self.stats = stats or Stats()
         self.decoder = Decoder(config.decode, service, keep_events=sink.write_logs)
         self.engine = TemplateEngine(config.template)
-        self.windower = Windower(config.window.seconds, config.window.allowed_lateness_windows,
-                                 config.score.sample_lines, config.window.idle_windows)
+        self.windower = Windower(**self._window_params())
         self.detector = Detector(config.score, config.window.seconds)
+        # live source (stdin, a caught-up partition): lines without a time take arrival
+        # time and wall time moves the clocks on (``tick``); else the stream is replayed
+        self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
@@ -43,6 +45,13 @@ class Pipeline:
         levels = {x.upper() for x in config.window.error_levels}
         self.error_codes = np.array(sorted({LEVEL_OF[x] for x in levels if x in LEVEL_OF}),
                                     dtype=np.int8)
+
+    def _window_params(self) -> dict:
+        w = self.cfg.window
+        return dict(seconds=w.seconds, lateness_windows=w.allowed_lateness_windows,
+                    sample_lines=self.cfg.score.sample_lines, idle_windows=w.idle_windows,
+                    max_gap_windows=w.max_gap_windows, quorum=w.clock_quorum,
+                    max_ahead_windows=w.max_ahead_windows)
 
     # ---------------------------------------------------------------- input
     def process_block(self, data: bytes, first_line: int, source: str, end_offset: int) -> None:
@@ -87,24 +96,47 @@ class Pipeline:
             with self.stats.lock:
                 for s in np.flatnonzero(counts).tolist():
                     self.stats.lines[engine.services[s].name] += int(counts[s])
+        is_error = np.isin(events.level, self.error_codes)
+        out = self.windower.add(
+            events.ts, idx, svc, is_error, self.template_service, len(engine.services),
+            events.message, lambda i: [events.message(i), int(events.offset[i]), source],
+            self.live, time.time())
+        events.ts = out.ts  # lines without a time now carry the one they were given
         if self.sink.write_logs and len(events):
             self.sink.write("logs", [
                 log_doc(events, i, engine.template_id(t), engine.template_text(t),
                         engine.params(events.text(i), t), source)
                 for i, t in enumerate(idx.tolist())])
-        is_error = np.isin(events.level, self.error_codes)
-        late = self.windower.add(events.ts, idx, svc, is_error, len(engine.templates),
-                                 len(engine.services), events.message)
-        if len(late):
-            self._dead_letter([ErrorRecord(Reason.LATE, "event time before the watermark "
-                                           "allowed", events.message(i).encode(), source,
-                                           int(events.offset[i])) for i in late.tolist()])
+        self._dead_letter(
+            [self._window_error(Reason.LATE, [events.message(i), int(events.offset[i]),
+                                              source]) for i in out.late.tolist()]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.message(i),
+                                                            int(events.offset[i]), source])
+               for i in out.absurd.tolist()]
+            + [self._window_error(Reason.LATE, p) for p in out.resolved_late]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in out.resolved_absurd])
         self._score(self.windower.close())
         self.stats.batch_latency.observe(time.perf_counter() - t0)
 
+    @staticmethod
+    def _window_error(reason: Reason, payload) -> ErrorRecord:
+        message, offset, source = payload
+        detail = ("event time before its window closed" if reason is Reason.LATE else
+                  "event time too far from its service's clock (window.max_ahead_windows)")
+        return ErrorRecord(reason, detail, message.encode(), source, offset)
+
+    def tick(self, now: float | None = None) -> None:
+        """Live sources: wall time passes, so windows close even when no line comes."""
+        if self.live:
+            self.windower.tick(time.time() if now is None else now)
+            self._score(self.windower.close())
+
     def finish(self) -> None:
-        """End of input: close and score every open window."""
-        self._score(self.windower.close(final=True))
+        """End of input: close and score every open window; records still held as
+        possible clock jumps were never confirmed and are dead-lettered."""
+        frames, absurd = self.windower.finish()
+        self._dead_letter([self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in absurd])
+        self._score(frames)
 
     # ---------------------------------------------------------------- stages' outputs
     def _dead_letter(self, errors: list[ErrorRecord]) -> None:
@@ -147,9 +179,15 @@ class Pipeline:
                 self.gauges["scores"][names[w.service]] = (
                     w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
                     w.expected_error_ratio, w.lines, w.expected_lines)
-            self.gauges["top"].update(top_templates(
-                det.template_z, self.template_service, names,
-                [t.template_id for t in engine.templates], self.cfg.metrics.top_templates))
+            labelled = {svc: [tid for tid, _ in rows if tid != "other"]
+                        for svc, rows in self.gauges["top"].items()}
+            top = top_templates(det.template_z, self.template_service, names,
+                                [t.template_id for t in engine.templates],
+                                self.cfg.metrics.top_templates, labelled)
+            scored = (range(len(names)) if frame.services is None
+                      else frame.services.tolist())
+            self.gauges["top"].update({names[s]: top[names[s]] for s in scored
+                                       if names[s] in top})
             self.gauges["last_window_end"] = frame.end
         if frames:
             self._publish()
@@ -171,8 +209,9 @@ class Pipeline:
 
     def restore(self, state: dict) -> None:
         self.engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
-        self.windower = Windower.from_state(state["windows"])
-        self.detector = Detector.from_state(state["detector"], self.cfg.score)
+        self.windower = Windower.from_state(state["windows"], **self._window_params())
+        self.detector = Detector.from_state(state["detector"], self.cfg.score,
+                                            self.cfg.window.seconds)
         self.template_service = state["template_service"]
         self.positions = dict(state["positions"])
         self.gauges = state["gauges"]
