@@ -255,30 +255,52 @@ def surprise_reference(x, mu, k):
 
 # ---------------------------------------------------------------- the model, one window
 # rows of the float32 state matrix [N_FIELDS, n_series]
-F, LD, LW, KF, KD, KW, BASE, EF, ED, EW, HSUM, DSUM, PREV, MODE = range(14)
-N_FIELDS = 14
-N_PROFILE = 31        # 24 hour-of-day factors, then 7 day-of-week factors
+(F, TF, LD, LW, KF, KD, KW, EF, ED, EW, HSUM, DSUM, MODE, PI, BM, BV, RS, RN) = range(18)
+N_FIELDS = 18
+N_PROFILE = 31        # 24 hour-of-day means, then 7 day-of-week means
 FLAT, DAILY, WEEKLY = 0, 1, 2
 
-HUBER_C = 3.0         # level updates see a count clipped to mu +- 3 sd
-U_SCREEN = 1.5        # |x - mu| under 1.5 sd: surprise 0 (tail prob > ~0.07; score 0)
-RUN_S = 2.0           # two same-direction windows past p = 0.01 are a run, not a burst
-DISP_CAP_REL = 50.0   # a window moves k by at most max(50 k, 25) x the gain:
-DISP_CAP_ABS = 25.0   # bursts rarer than 1 in 50 windows stay in the tail, incidents bounded
+HUBER_C = 3.0         # levels learn from the count clipped to mu +- 3 sd
+U_SCREEN = 1.5        # |x - mu| under 1.5 sd: surprise 0 (tail prob > ~0.07, score 0)
+RUN_MIN = 1.3         # windows past p = 0.05 the same way form a run ...
+RUN_MAX = 64          # ... combined by Fisher's method over at most this many windows
+BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
+PI_NULL = 0.003       # burst rate a calibrated NB shows by chance (with margin)
+PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
+BURST_SD_MIN = 0.25   # spread of log burst sizes at least this
+BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
+DISP_CAP_REL = 50.0   # a window moves k by at most max(50 k, 25) x the gain
+DISP_CAP_ABS = 25.0
+TREND_BETA = 0.1      # flat baseline: damped additive trend (Holt), follows ramps
+TREND_PHI = 0.98
+TREND_MAX = 0.03      # ... of at most 3 % of the level a window (x6 an hour)
 SWITCH_MARGIN = 0.9   # a baseline replaces the one in use when its error is 10 % lower
 FACTOR_MIN = 0.02     # a rhythm factor never predicts less than 2 % of the level
 WEEKLY_DAYS = 14      # day-of-week factors are used after two weeks
-PROFILE_DAYS = 7      # hour-of-day factors average about a week of days
-PROFILE_WEEKS = 4     # day-of-week factors about four weeks
+PROFILE_DAYS = 7      # hour-of-day means average about a week of days
+PROFILE_WEEKS = 4     # day-of-week means about four weeks
 
 
 def new_state(n: int) -> dict:
     """Fresh state arrays for n series (the detector grows them as series appear)."""
-    st = np.zeros((N_FIELDS, n), np.float32)
-    st[HSUM] = 24.0
-    st[DSUM] = 7.0
-    return {"st": st, "prof": np.ones((N_PROFILE, n), np.float32),
+    return {"st": np.zeros((N_FIELDS, n), np.float32),
+            "prof": np.zeros((N_PROFILE, n), np.float32),
             "pcnt": np.zeros((N_PROFILE, n), np.uint16), "seen": np.zeros(n, np.int32)}
+
+
+def grow_state(state: dict, n: int) -> dict:
+    """The same state with room for n series (new columns fresh); capacity doubles."""
+    have = state["seen"].shape[0]
+    if have >= n:
+        return state
+    cap = max(n, 2 * have)
+    fresh = new_state(cap)
+    for key, arr in state.items():
+        if arr.ndim == 1:
+            fresh[key][:have] = arr
+        else:
+            fresh[key][:, :have] = arr
+    return fresh
 
 
 def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool) -> tuple:
@@ -286,23 +308,24 @@ def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: boo
     wpd = max(86400.0 / window_seconds, 1.0)
     wph = max(3600.0 / window_seconds, 1.0)
     a_k = alpha / 8.0                      # dispersion: 8x the level's half-life
-    a_b = 1.0 - 0.5 ** (1.0 / wpd)         # slow base of the profiles: a day
     a_e = 1.0 - 0.5 ** (4.0 / wpd)         # baseline comparison: 6 hours
+    a_pi = 1.0 - 0.5 ** (1.0 / wpd)        # burst rate: a day
     hcap = float(min(PROFILE_DAYS * wph, 65535))
     dcap = float(min(PROFILE_WEEKS * wpd, 65535))
-    return (float(alpha), a_k, a_b, a_e, wpd, hcap, dcap, int(warmup), bool(seasonal))
+    return (float(alpha), a_k, a_e, a_pi, wpd, hcap, dcap, int(warmup), bool(seasonal))
 
 
-def slots(start: float) -> tuple[int, int]:
-    """(hour of day, day of week Monday = 0) in UTC of a window start (epoch seconds).
-    Floor division: 1970-01-01 was a Thursday (day 3)."""
-    hours = int(start // 3600)
-    return hours % 24, (hours // 24 + 3) % 7
+def slots(start: float, end: float) -> tuple[float, int]:
+    """(hour of day as a float at the window's middle, day of week Monday = 0), UTC, of a
+    window [start, end) in epoch seconds. 1970-01-01 was a Thursday (day 3)."""
+    mid = 0.5 * (start + end)
+    day = int(mid // 86400)
+    return (mid - day * 86400.0) / 3600.0, (day + 3) % 7
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _sd(mu, k):
-    return math.sqrt(mu + k * mu * mu)
+def _var(mu, k):
+    return mu + k * mu * mu
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
@@ -318,129 +341,292 @@ def _disp(k, x, mu, gain):
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _clip(x, mu, sd):
-    lo = mu - HUBER_C * sd
-    hi = mu + HUBER_C * sd
-    return lo if x < lo else (hi if x > hi else x)
+def _clip(x, mu, var):
+    """x clipped to mu +- HUBER_C sd (var = sd^2; the root only when it clips)."""
+    dx = x - mu
+    if dx * dx <= HUBER_C * HUBER_C * var:
+        return x
+    return mu + math.copysign(HUBER_C * math.sqrt(var), dx)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def window_surprise(x, mu, k, prev):
-    """Surprise of count x under NB(mu, k), with the persistence test: when the previous
-    window was already past p = 0.01 the same way, the two windows' probabilities are
-    combined (Fisher, doubled for looking twice). Returns (combined, single-window)."""
-    sd = _sd(mu, k)
-    if abs(x - mu) < U_SCREEN * sd:
-        return 0.0, 0.0
-    s1 = surprise(x, mu, k)
-    s = s1
-    if prev * s1 > 0.0 and abs(prev) >= RUN_S:
-        lq = -(abs(prev) + abs(s1)) / LOG10E        # ln of the product of the two p
-        lp = lq + math.log(1.0 - lq) + math.log(2.0)
-        s2 = min(-lp * LOG10E, S_MAX)
-        if s2 > abs(s1):
-            s = s2 if s1 > 0 else -s2
-    return s, s1
+def fisher_surprise(total, n):
+    """-log10 P(chi2 with 2n df >= 2 ln(10) total): n windows whose surprises sum to
+    ``total`` (Fisher's method), i.e. -log10 of e^-y sum_{j<n} y^j / j!, y = total ln 10."""
+    y = total / LOG10E
+    n = min(n, RUN_MAX)
+    term = 1.0
+    acc = 1.0
+    for j in range(1, n):
+        term *= y / j
+        acc += term
+    return min((y - math.log(acc)) * LOG10E, S_MAX)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def model_step(idx, x, st, prof, pcnt, seen, h, d, a_lvl, a_k, a_b, a_e, wpd, hcap, dcap,
+def burst_surprise(s_nb, x, mu, pi, bm, bv):
+    """Upward surprise under the mixture (1 - pe) NB + pe Burst, pe = pi - PI_NULL: a
+    burst multiplies the mean by M, log M ~ Normal(bm, bv) learnt from the series' own
+    lone bursts. Without excess bursts (pe <= 0) it is the NB surprise."""
+    pe = pi - PI_NULL
+    if pe <= 0.0 or s_nb <= 0.0:
+        return s_nb
+    zb = (math.log(x / mu) - bm) / max(math.sqrt(bv), BURST_SD_MIN)
+    a = math.log1p(-pe) - s_nb / LOG10E
+    b = math.log(pe) + _ln_norm_sf(zb)
+    hi = max(a, b)
+    return -(hi + math.log1p(math.exp(min(a, b) - hi))) * LOG10E
+
+
+@nb.njit(cache=True, error_model="numpy")
+def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap,
                warmup, seasonal, s_out, mu_out, sd_out):
     """Score one window of the series ``idx`` (counts ``x``, aligned) and update them.
 
-    Three baselines per series, all learnt all the time: flat (level F), daily (level LD
-    times the hour-of-day factor) and weekly (LW times hour-of-day and day-of-week
-    factors). The one in use is the one whose recent squared error is lowest, switching
-    only for a 10 % gain; daily needs a day of history, weekly two weeks, and
-    ``seasonal`` false keeps flat. Each baseline has its own overdispersion k.
+    ``hpos`` is the hour of day (float) at the window's middle, ``d`` the day of week.
 
-    Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so one window
-    moves a level by at most 3 sd x gain; k learns from a capped moment and not at all
-    in the second and later windows of a run (sustained deviations are incidents, single
-    windows are the series' burstiness). Profiles are running means of count / slow base
-    per slot (exact averages over the first days, then about a week of memory).
+    Baselines: three per series, all learnt all the time: flat (level F with a damped
+    trend TF), daily (level LD x the hour-of-day factor) and weekly (LW x hour-of-day x
+    day-of-week factors). The one in use has the lowest recent squared error and changes
+    only for a 10 % gain; daily needs a day of history, weekly two weeks; ``seasonal``
+    false keeps flat. Each baseline has its own overdispersion k. Factors are running
+    means per hour (of the count / its day factor) and per day of week (count / its hour
+    factor), normalised to mean 1: exact averages over the first days, then about a week
+    (four weeks for days) of memory.
 
-    Writes s_out (signed surprise, 0 during warm-up), mu_out and sd_out (the prediction
+    Evidence: the signed surprise of the count under NB(mu, k) (screened: within 1.5 sd
+    it is 0). Upward, it is softened by the series' own bursts (``burst_surprise``); a
+    run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice).
+
+    Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
+    moves them by at most 3 sd x gain; k learns from a capped moment and not inside a run
+    (a sustained deviation is an incident; lone windows are the series' burstiness).
+
+    Writes s_out (signed surprise; 0 during warm-up), mu_out and sd_out (the prediction
     in use, before the update) at the positions of ``idx``.
     """
-    n_days_weekly = WEEKLY_DAYS * wpd
+    n_weekly = WEEKLY_DAYS * wpd
+    h = min(int(hpos), 23)  # the hour slot this window updates
+    # the factor at hpos: linear between the slots' middles (hour h holds h + 1/2)
+    p = hpos - 0.5
+    h0 = int(math.floor(p))
+    wgt = p - h0
+    h1 = (h0 + 1) % 24
+    h0 = h0 % 24
     for j in range(idx.shape[0]):
         i = idx[j]
         xi = x[j]
         n = seen[i]
+        full = n >= wpd  # every hour of the day has been seen
+        hsum = st[HSUM, i]
+        hf = 1.0
+        if full and hsum > 0.0:
+            hf = ((1.0 - wgt) * prof[h0, i] + wgt * prof[h1, i]) * 24.0 / hsum
+        hf = max(hf, FACTOR_MIN)
+        dsum = st[DSUM, i]
+        df = prof[24 + d, i] * 7.0 / dsum if (n >= 7 * wpd and dsum > 0.0) else 1.0
+        df = max(df, FACTOR_MIN)
         if n == 0:
-            for f in (F, LD, LW, BASE):
-                st[f, i] = xi
-            for f in (KF, KD, KW, EF, ED, EW, PREV, MODE):
-                st[f, i] = 0.0
-            seen[i] = 1
+            st[F, i] = xi
+            st[LD, i] = xi
+            st[LW, i] = xi
             s_out[j] = 0.0
             mu_out[j] = xi
             sd_out[j] = math.sqrt(xi)
-            continue
-        hf = max(prof[h, i] * 24.0 / st[HSUM, i], FACTOR_MIN)
-        df = max(prof[24 + d, i] * 7.0 / st[DSUM, i], FACTOR_MIN)
-        mus = (max(float(st[F, i]), MU_MIN), max(st[LD, i] * hf, MU_MIN),
-               max(st[LW, i] * hf * df, MU_MIN))
-        ks = (float(st[KF, i]), float(st[KD, i]), float(st[KW, i]))
-        errs = (float(st[EF, i]), float(st[ED, i]), float(st[EW, i]))
-        # which baseline: the current one unless another is clearly better
-        mode = int(st[MODE, i])
-        allowed = 1 if not seasonal else (3 if n >= n_days_weekly else (2 if n >= wpd else 1))
-        if mode >= allowed:
             mode = 0
-        best = mode
-        for m in range(allowed):
-            if errs[m] < errs[best]:
-                best = m
-        if best != mode and errs[best] < SWITCH_MARGIN * errs[mode]:
-            mode = best
-        st[MODE, i] = mode
-        mu = mus[mode]
-        k = ks[mode]
-        sd = _sd(mu, k)
-        mu_out[j] = mu
-        sd_out[j] = sd
-        prev = float(st[PREV, i])
-        if n >= warmup:
-            s, s1 = window_surprise(xi, mu, k, prev)
+            mu = max(xi, MU_MIN)
+            var = mu
         else:
-            s, s1 = 0.0, 0.0
-        s_out[j] = s
-        st[PREV, i] = s1
-        in_run = prev * s1 > 0.0 and abs(prev) >= RUN_S and abs(s1) >= RUN_S
-        # updates
-        g = max(a_lvl, 1.0 / (n + 1.0))
-        gk = 0.0 if in_run else max(a_k, 1.0 / (n + 1.0))
-        ge = max(a_e, 1.0 / (n + 1.0))
-        xc = _clip(xi, mu, sd)  # the count the shared parts learn from
-        for m in range(3):
-            mm = mus[m]
-            xm = _clip(xi, mm, _sd(mm, ks[m]))
-            err = (xc - mm) * (xc - mm)
-            st[EF + m, i] = errs[m] + ge * (err - errs[m])
-            if gk > 0.0:
-                st[KF + m, i] = _disp(ks[m], xi, mm, gk)
-            if m == 0:
-                st[F, i] = st[F, i] + g * (xm - st[F, i])
-            elif m == 1:
-                st[LD, i] = st[LD, i] + g * (xm / hf - st[LD, i])
-            else:
-                st[LW, i] = st[LW, i] + g * (xm / (hf * df) - st[LW, i])
-        base = float(st[BASE, i])
-        base = base + max(a_b, 1.0 / (n + 1.0)) * (xc / (hf * df) - base)
-        st[BASE, i] = base
-        if base > MU_MIN:
-            c = min(pcnt[h, i] + 1.0, hcap)
-            pcnt[h, i] = c
-            old = prof[h, i]
-            new = old + (xc / (base * df) - old) / c
-            prof[h, i] = new
-            st[HSUM, i] = st[HSUM, i] + (new - old)
+            mus = (max(st[F, i] + TREND_PHI * st[TF, i], MU_MIN), max(st[LD, i] * hf, MU_MIN),
+                   max(st[LW, i] * hf * df, MU_MIN))
+            ks = (float(st[KF, i]), float(st[KD, i]), float(st[KW, i]))
+            errs = (float(st[EF, i]), float(st[ED, i]), float(st[EW, i]))
+            mode = int(st[MODE, i])
+            allowed = 1
+            if seasonal:
+                allowed = 3 if n >= n_weekly else (2 if full else 1)
+            if mode >= allowed:
+                mode = 0
+            best = mode
+            for m in range(allowed):
+                if errs[m] < errs[best]:
+                    best = m
+            if best != mode and errs[best] < SWITCH_MARGIN * errs[mode]:
+                mode = best
+            st[MODE, i] = mode
+            mu = mus[mode]
+            k = ks[mode]
+            var = _var(mu, k)
+            mu_out[j] = mu
+            sd_out[j] = math.sqrt(var)
+            # evidence
+            s = 0.0
+            s_nb = 0.0
+            rs = 0.0
+            rn = 0.0
+            if n >= warmup and (xi - mu) * (xi - mu) >= U_SCREEN * U_SCREEN * var:
+                s_nb = surprise(xi, mu, k)
+                s1 = burst_surprise(s_nb, xi, mu, st[PI, i], st[BM, i], st[BV, i])
+                s = s1
+                if abs(s1) >= RUN_MIN:
+                    prs = float(st[RS, i])
+                    if prs * s1 > 0.0:
+                        rs = prs + s1
+                        rn = st[RN, i] + 1.0
+                    else:
+                        rs = s1
+                        rn = 1.0
+                    if rn >= 2.0:
+                        sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
+                        if sr > abs(s1):
+                            s = sr if s1 > 0.0 else -sr
+            s_out[j] = s
+            st[RS, i] = rs
+            st[RN, i] = rn
+            in_run = rn >= 2.0
+            # burst statistics: lone upward windows past p = 0.001 under the NB
+            if n >= warmup:
+                burst = s_nb >= BURST_S and not in_run
+                gp = max(a_pi, 1.0 / (n - warmup + PI_PRIOR_WINDOWS))
+                st[PI, i] = st[PI, i] + gp * ((1.0 if burst else 0.0) - st[PI, i])
+                if burst:
+                    lm = math.log(xi / mu)
+                    if st[BV, i] <= 0.0:
+                        st[BM, i] = lm
+                        st[BV, i] = BURST_SD_MIN * BURST_SD_MIN
+                    else:
+                        dm = lm - st[BM, i]
+                        st[BM, i] = st[BM, i] + BURST_GAIN * dm
+                        st[BV, i] = st[BV, i] + BURST_GAIN * (dm * dm - st[BV, i])
+            # baselines
+            g = max(a_lvl, 1.0 / (n + 1.0))
+            gk = 0.0 if in_run else max(a_k, 1.0 / (n + 1.0))
+            ge = max(a_e, 1.0 / (n + 1.0))
+            xc = _clip(xi, mu, var)
+            for m in range(3):
+                mm = mus[m]
+                st[EF + m, i] = errs[m] + ge * ((xc - mm) * (xc - mm) - errs[m])
+                if gk > 0.0:
+                    st[KF + m, i] = _disp(ks[m], xi, mm, gk)
+            xm = _clip(xi, mus[0], _var(mus[0], ks[0]))
+            e0 = xm - mus[0]
+            st[F, i] = st[F, i] + TREND_PHI * st[TF, i] + g * e0
+            tf = TREND_PHI * st[TF, i] + g * TREND_BETA * e0
+            lim = TREND_MAX * max(st[F, i], 0.0)
+            st[TF, i] = max(min(tf, lim), -lim)
+            xm = _clip(xi, mus[1], _var(mus[1], ks[1]))
+            st[LD, i] = st[LD, i] + g * (xm / hf - st[LD, i])
+            xm = _clip(xi, mus[2], _var(mus[2], ks[2]))
+            st[LW, i] = st[LW, i] + g * (xm / (hf * df) - st[LW, i])
+        # rhythm profiles learn from the clipped count
+        xc = _clip(xi, mu, var) if n > 0 else xi
+        c = min(pcnt[h, i] + 1.0, hcap)
+        pcnt[h, i] = c
+        old = prof[h, i]
+        new = old + (xc / df - old) / c
+        prof[h, i] = new
+        st[HSUM, i] = st[HSUM, i] + (new - old)
+        if full:
             c = min(pcnt[24 + d, i] + 1.0, dcap)
             pcnt[24 + d, i] = c
             old = prof[24 + d, i]
-            new = old + (xc / (base * hf) - old) / c
+            new = old + (xc / hf - old) / c
             prof[24 + d, i] = new
             st[DSUM, i] = st[DSUM, i] + (new - old)
         seen[i] = n + 1
+
+
+# ---------------------------------------------------------------- from surprise to score
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _sidak1(s, m):
+    if m <= 1.0 or s <= 0.0:
+        return s
+    if s > 10.0:  # 1 - (1 - p)^m = m p to double precision
+        return max(s - math.log10(m), 0.0)
+    return -math.log10(-math.expm1(m * math.log1p(-(10.0 ** -s))))
+
+
+@nb.njit(cache=True, error_model="numpy")
+def sidak(s, m, out):
+    """Surprise of the most surprising of m tests: s_c = -log10(1 - (1 - 10^-s)^m), so a
+    service with m series is not m times as likely to alarm. s, m arrays; into out."""
+    for i in range(s.shape[0]):
+        out[i] = _sidak1(s[i], m[i])
+
+
+def sidak_reference(s, m):
+    s, m = np.asarray(s, np.float64), np.asarray(m, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        exact = -np.log10(-np.expm1(m * np.log1p(-(10.0 ** -np.minimum(s, 10.0)))))
+    out = np.where(s > 10.0, np.maximum(s - np.log10(np.maximum(m, 1.0)), 0.0), exact)
+    return np.where((m <= 1.0) | (s <= 0.0), s, out)
+
+
+SCORE_PER_DECADE = 25.0   # score = 25 (s - 1) up to 75 at s = 4 ...
+SCORE_SOFT = 4.0          # ... then 75 + 25 (1 - exp(-(s - 4) / 4)): still ranks, never 100
+
+
+@nb.njit(cache=True, error_model="numpy")
+def score_of(s, out):
+    """0-100 score of a corrected surprise s = -log10 p (sign ignored): 0 up to p = 0.1,
+    25 at 1e-2, 50 at 1e-3, 75 at 1e-4 (Elastic ML's bands), then slowly towards 100
+    (86 at 1e-6, 94 at 1e-10), so strong evidence still ranks above weak."""
+    for i in range(s.shape[0]):
+        a = abs(s[i])
+        if a <= 1.0:
+            out[i] = 0.0
+        elif a <= 4.0:
+            out[i] = SCORE_PER_DECADE * (a - 1.0)
+        else:
+            out[i] = 75.0 + 25.0 * (1.0 - math.exp(-(a - 4.0) / SCORE_SOFT))
+
+
+def score_reference(s):
+    a = np.abs(np.asarray(s, np.float64))
+    return np.where(a <= 1.0, 0.0, np.where(a <= 4.0, SCORE_PER_DECADE * (a - 1.0),
+                                            75.0 + 25.0 * (1.0 - np.exp(-(a - 4.0) / SCORE_SOFT))))
+
+
+def surprise_for_score(score: float) -> float:
+    """Inverse of ``score_of`` (for thresholds given as scores)."""
+    if score <= 0.0:
+        return 0.0
+    if score <= 75.0:
+        return 1.0 + score / SCORE_PER_DECADE
+    if score >= 100.0:
+        return math.inf
+    return 4.0 - SCORE_SOFT * math.log1p(-(score - 75.0) / 25.0)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def group_extreme(group, s, n_groups):
+    """Per group: the position of its most surprising member (largest |s|; -1 if none)
+    and how many members it has. group[j] is the group of s[j]."""
+    best = np.full(n_groups, -1, np.int64)
+    count = np.zeros(n_groups, np.int64)
+    for j in range(s.shape[0]):
+        g = group[j]
+        count[g] += 1
+        b = best[g]
+        if b < 0 or abs(s[j]) > abs(s[b]):
+            best[g] = j
+    return best, count
+
+
+@nb.njit(cache=True, error_model="numpy")
+def z_equivalent(s, out):
+    """The z of a standard normal with the same one-sided tail as surprise s (signed),
+    for tables and gauges that think in z: Newton on ln P(Z > z) = -s ln 10."""
+    for i in range(s.shape[0]):
+        a = abs(s[i])
+        if a <= 0.0:
+            out[i] = 0.0
+            continue
+        target = -a / LOG10E
+        z = math.sqrt(max(-2.0 * target - math.log(max(-4.0 * math.pi * target, 1e-300)), 0.0))
+        for _ in range(8):
+            f = _ln_norm_sf(z) - target
+            # d/dz ln P(Z > z) = -phi(z) / P(Z > z)
+            slope = -math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - _ln_norm_sf(z))
+            z = z - f / slope
+        out[i] = z if s[i] > 0.0 else -z

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from logml.config import ScoreConfig
-from logml.detect import Detector, poisson_z
+from logml.detect import Detector
 from logml.window import WindowFrame
 
 W = 60.0
@@ -97,9 +97,3 @@ def test_adjacent_windows_join_one_incident():
                frame(43, [50, 20, 5]), frame(44, [50, 20, 5]), frame(45, [50, 400, 5])]
     ids = [a.incident_id for d in run(frames, 3)[40:] for a in d.anomalies]
     assert len(ids) >= 3 and ids[0] == ids[1] and ids[-1] != ids[0]
-
-
-@pytest.mark.parametrize("x,lam,lo,hi", [(7, 2, 2.0, 3.0), (20, 2, 5, 9), (0, 100, -20, -8),
-                                         (100, 100, -0.5, 0.5)])
-def test_poisson_z(x, lam, lo, hi):
-    assert lo < poisson_z(x, lam) < hi
