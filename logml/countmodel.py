@@ -263,6 +263,7 @@ FLAT, DAILY, WEEKLY = 0, 1, 2
 HUBER_C = 3.0         # levels learn from the count clipped to mu +- 3 sd
 U_SCREEN = 1.5        # |x - mu| under 1.5 sd: surprise 0 (tail prob > ~0.07, score 0)
 RUN_MIN = 1.3         # windows past p = 0.05 the same way form a run ...
+RUN_DAMP = 0.25       # inside a run, levels learn at a quarter of their rate
 RUN_MAX = 64          # ... combined by Fisher's method over at most this many windows
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
 PI_NULL = 0.003       # burst rate a calibrated NB shows by chance (with margin)
@@ -399,8 +400,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
     run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice).
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
-    moves them by at most 3 sd x gain; k learns from a capped moment and not inside a run
-    (a sustained deviation is an incident; lone windows are the series' burstiness).
+    moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
+    at a quarter of that, and k, trend and the baselines' errors not at all; k learns
+    from a capped moment, so lone bursts teach it the series' burstiness.
 
     Writes s_out (signed surprise; 0 during warm-up), mu_out and sd_out (the prediction
     in use, before the update) at the positions of ``idx``.
@@ -500,8 +502,14 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         st[BV, i] = st[BV, i] + BURST_GAIN * (dm * dm - st[BV, i])
             # baselines
             g = max(a_lvl, 1.0 / (n + 1.0))
-            gk = 0.0 if in_run else max(a_k, 1.0 / (n + 1.0))
+            gk = max(a_k, 1.0 / (n + 1.0))
             ge = max(a_e, 1.0 / (n + 1.0))
+            gt = g * TREND_BETA
+            if in_run:  # an incident: levels learn slowly, k, trend and errors not at all
+                g *= RUN_DAMP
+                gk = 0.0
+                ge = 0.0
+                gt = 0.0
             xc = _clip(xi, mu, var)
             for m in range(3):
                 mm = mus[m]
@@ -511,7 +519,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             xm = _clip(xi, mus[0], _var(mus[0], ks[0]))
             e0 = xm - mus[0]
             st[F, i] = st[F, i] + TREND_PHI * st[TF, i] + g * e0
-            tf = TREND_PHI * st[TF, i] + g * TREND_BETA * e0
+            tf = TREND_PHI * st[TF, i] + gt * e0
             lim = TREND_MAX * max(st[F, i], 0.0)
             st[TF, i] = max(min(tf, lim), -lim)
             xm = _clip(xi, mus[1], _var(mus[1], ks[1]))
