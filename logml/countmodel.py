@@ -255,18 +255,22 @@ def surprise_reference(x, mu, k):
 
 # ---------------------------------------------------------------- the model, one window
 # rows of the float32 state matrix [N_FIELDS, n_series]
-(F, TF, LD, LW, KF, KD, KW, EF, ED, EW, HSUM, DSUM, MODE, PI, BM, BV, RS, RN) = range(18)
-N_FIELDS = 18
+(F, TF, LD, LL, LW, KF, KD, KL, KW, EF, ED, EL, EW, HSUM, DSUM, MODE, PI, BM, BV, LB, RS,
+ RN) = range(22)
+N_FIELDS = 22
+N_MODELS = 4          # flat, daily-step, daily-linear, weekly (levels F, LD, LL, LW)
 N_PROFILE = 31        # 24 hour-of-day means, then 7 day-of-week means
-FLAT, DAILY, WEEKLY = 0, 1, 2
+FLAT, DAILY_STEP, DAILY_LINEAR, WEEKLY = 0, 1, 2, 3
 
 HUBER_C = 3.0         # levels learn from the count clipped to mu +- 3 sd
 U_SCREEN = 1.5        # |x - mu| under 1.5 sd: surprise 0 (tail prob > ~0.07, score 0)
 RUN_MIN = 1.3         # windows past p = 0.05 the same way form a run ...
 RUN_DAMP = 0.25       # inside a run, levels learn at a quarter of their rate
+RUN_ADAPT = 15.0      # ... for its first 15 windows; a longer one is a new normal
 RUN_MAX = 64          # ... combined by Fisher's method over at most this many windows
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
 PI_NULL = 0.003       # burst rate a calibrated NB shows by chance (with margin)
+BURST_WINDOWS = 2.0   # a burst lasts at most two windows
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
 BURST_SD_MIN = 0.25   # spread of log burst sizes at least this
 BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
@@ -275,6 +279,8 @@ DISP_CAP_ABS = 25.0
 TREND_BETA = 0.1      # flat baseline: damped additive trend (Holt), follows ramps
 TREND_PHI = 0.98
 TREND_MAX = 0.03      # ... of at most 3 % of the level a window (x6 an hour)
+EXPLAIN_S = 2.0       # past p = 0.01 the other baselines are asked too ...
+CREDIBLE = 1.25       # ... those whose recent error is at most 1.25x the one in use's
 SWITCH_MARGIN = 0.9   # a baseline replaces the one in use when its error is 10 % lower
 FACTOR_MIN = 0.02     # a rhythm factor never predicts less than 2 % of the level
 WEEKLY_DAYS = 14      # day-of-week factors are used after two weeks
@@ -309,7 +315,7 @@ def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: boo
     wpd = max(86400.0 / window_seconds, 1.0)
     wph = max(3600.0 / window_seconds, 1.0)
     a_k = alpha / 8.0                      # dispersion: 8x the level's half-life
-    a_e = 1.0 - 0.5 ** (4.0 / wpd)         # baseline comparison: 6 hours
+    a_e = 1.0 - 0.5 ** (2.0 / wpd)         # baseline comparison: 12 hours
     a_pi = 1.0 - 0.5 ** (1.0 / wpd)        # burst rate: a day
     hcap = float(min(PROFILE_DAYS * wph, 65535))
     dcap = float(min(PROFILE_WEEKS * wpd, 65535))
@@ -367,14 +373,15 @@ def fisher_surprise(total, n):
 @nb.njit(cache=True, error_model="numpy")
 def burst_surprise(s_nb, x, mu, pi, bm, bv):
     """Upward surprise under the mixture (1 - pe) NB + pe Burst, pe = pi - PI_NULL: a
-    burst multiplies the mean by M, log M ~ Normal(bm, bv) learnt from the series' own
-    lone bursts. Without excess bursts (pe <= 0) it is the NB surprise."""
+    burst multiplies the mean by M, log M exponential with mean bm and spread sqrt(bv)
+    (a Pareto tail: bursts are heavy-tailed) learnt from the series' own lone bursts.
+    Without excess bursts (pe <= 0) it is the NB surprise."""
     pe = pi - PI_NULL
     if pe <= 0.0 or s_nb <= 0.0:
         return s_nb
-    zb = (math.log(x / mu) - bm) / max(math.sqrt(bv), BURST_SD_MIN)
+    lam = max(math.sqrt(bv), BURST_SD_MIN)
     a = math.log1p(-pe) - s_nb / LOG10E
-    b = math.log(pe) + _ln_norm_sf(zb)
+    b = math.log(pe) + min(0.0, -(math.log(x / mu) - (bm - lam)) / lam)
     hi = max(a, b)
     return -(hi + math.log1p(math.exp(min(a, b) - hi))) * LOG10E
 
@@ -386,67 +393,105 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
 
     ``hpos`` is the hour of day (float) at the window's middle, ``d`` the day of week.
 
-    Baselines: three per series, all learnt all the time: flat (level F with a damped
-    trend TF), daily (level LD x the hour-of-day factor) and weekly (LW x hour-of-day x
-    day-of-week factors). The one in use has the lowest recent squared error and changes
-    only for a 10 % gain; daily needs a day of history, weekly two weeks; ``seasonal``
-    false keeps flat. Each baseline has its own overdispersion k. Factors are running
-    means per hour (of the count / its day factor) and per day of week (count / its hour
-    factor), normalised to mean 1: exact averages over the first days, then about a week
-    (four weeks for days) of memory.
+    Baselines: four per series, all learnt all the time: flat (level F with a damped
+    trend TF), daily-step (LD x the mean of this hour), daily-linear (LL x the hourly
+    means joined by lines through the hours' middles: smooth rhythms) and weekly (LW x
+    daily-linear x the day-of-week factor). Step suits jobs that run at set hours, linear
+    business-day ramps. The one in use has the lowest recent squared error and changes
+    only for a 10 % gain; daily ones need a day of history, weekly two weeks; ``seasonal``
+    false keeps flat. Each baseline has its own overdispersion k. Hour means are of the
+    count / its day factor, day means of count / its hour factor; both normalised to mean
+    1: exact averages over the first days, then about a week (four weeks) of memory.
 
     Evidence: the signed surprise of the count under NB(mu, k) (screened: within 1.5 sd
-    it is 0). Upward, it is softened by the series' own bursts (``burst_surprise``); a
+    it is 0); past p = 0.01, the least surprise under any credible rhythm baseline (recent
+    error at most 1.25x the one in use's), so a rhythm not yet in use still explains. Upward, it is softened by the series' own bursts (``burst_surprise``); a
     run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice).
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
     moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
-    at a quarter of that, and k, trend and the baselines' errors not at all; k learns
-    from a capped moment, so lone bursts teach it the series' burstiness.
+    at a quarter of that for its first 15 windows, and k and trend not at all; k learns from a capped moment, so lone bursts teach it the series'
+    burstiness. A rhythm level learns in proportion to the traffic its factor expects.
 
     Writes s_out (signed surprise; 0 during warm-up), mu_out and sd_out (the prediction
     in use, before the update) at the positions of ``idx``.
     """
     n_weekly = WEEKLY_DAYS * wpd
+    n_day = max(int(wpd), 1)
     h = min(int(hpos), 23)  # the hour slot this window updates
-    # the factor at hpos: linear between the slots' middles (hour h holds h + 1/2)
+    # the linear factor at hpos: between the slots' middles (hour h holds h + 1/2)
     p = hpos - 0.5
     h0 = int(math.floor(p))
     wgt = p - h0
     h1 = (h0 + 1) % 24
     h0 = h0 % 24
+    mus = np.empty(N_MODELS)
+    ks = np.empty(N_MODELS)
+    errs = np.empty(N_MODELS)
+    fac = np.empty(N_MODELS)  # what the level is multiplied by
+    wl = np.empty(N_MODELS)   # how much the level may learn from this window
     for j in range(idx.shape[0]):
         i = idx[j]
         xi = x[j]
         n = seen[i]
-        full = n >= wpd  # every hour of the day has been seen
+        full = n >= n_day  # every hour of the day has been seen
         hsum = st[HSUM, i]
-        hf = 1.0
+        hs_raw = 1.0
+        hl_raw = 1.0
+        h_low = 1.0
         if full and hsum > 0.0:
-            hf = ((1.0 - wgt) * prof[h0, i] + wgt * prof[h1, i]) * 24.0 / hsum
-        hf = max(hf, FACTOR_MIN)
+            scale = 24.0 / hsum
+            hs_raw = prof[h, i] * scale
+            hl_raw = ((1.0 - wgt) * prof[h0, i] + wgt * prof[h1, i]) * scale
+            h_low = min(prof[h0, i], prof[h1, i]) * scale
         dsum = st[DSUM, i]
-        df = prof[24 + d, i] * 7.0 / dsum if (n >= 7 * wpd and dsum > 0.0) else 1.0
-        df = max(df, FACTOR_MIN)
+        df_raw = prof[24 + d, i] * 7.0 / dsum if (n >= 7 * n_day and dsum > 0.0) else 1.0
+        hs = max(hs_raw, FACTOR_MIN)
+        hl = max(hl_raw, FACTOR_MIN)
+        df = max(df_raw, FACTOR_MIN)
+        fac[0] = 1.0
+        fac[1] = hs
+        fac[2] = hl
+        fac[3] = hl * df
+        wl[0] = 1.0
+        wl[1] = min(hs_raw, 1.0)
+        wl[2] = min(h_low, 1.0)
+        wl[3] = min(h_low * df_raw, 1.0)
+        if n == n_day:
+            # the day profile is complete: the rhythm's levels start at its mean (learnt
+            # so far against a flat profile, they would start far off)
+            lvl = max(hsum / 24.0, 0.0)
+            st[LD, i] = lvl
+            st[LL, i] = lvl
+            st[LW, i] = lvl
+            # ... and their errors start from the flat one's (on day one they could only
+            # be a flat baseline without a trend)
+            st[ED, i] = st[EF, i]
+            st[EL, i] = st[EF, i]
+            st[EW, i] = st[EF, i]
+        elif n == 7 * n_day:  # so is the week's: the weekly level starts at the daily one
+            st[LW, i] = st[LL, i]
         if n == 0:
             st[F, i] = xi
             st[LD, i] = xi
+            st[LL, i] = xi
             st[LW, i] = xi
             s_out[j] = 0.0
             mu_out[j] = xi
             sd_out[j] = math.sqrt(xi)
-            mode = 0
             mu = max(xi, MU_MIN)
             var = mu
         else:
-            mus = (max(st[F, i] + TREND_PHI * st[TF, i], MU_MIN), max(st[LD, i] * hf, MU_MIN),
-                   max(st[LW, i] * hf * df, MU_MIN))
-            ks = (float(st[KF, i]), float(st[KD, i]), float(st[KW, i]))
-            errs = (float(st[EF, i]), float(st[ED, i]), float(st[EW, i]))
+            mus[0] = max(st[F, i] + TREND_PHI * st[TF, i], MU_MIN)
+            for m in range(1, N_MODELS):
+                mus[m] = max(st[LD + m - 1, i] * fac[m], MU_MIN)
+            for m in range(N_MODELS):
+                ks[m] = st[KF + m, i]
+                errs[m] = st[EF + m, i]
             mode = int(st[MODE, i])
             allowed = 1
             if seasonal:
-                allowed = 3 if n >= n_weekly else (2 if full else 1)
+                allowed = 4 if n >= n_weekly else (3 if full else 1)
             if mode >= allowed:
                 mode = 0
             best = mode
@@ -468,6 +513,14 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             rn = 0.0
             if n >= warmup and (xi - mu) * (xi - mu) >= U_SCREEN * U_SCREEN * var:
                 s_nb = surprise(xi, mu, k)
+                if abs(s_nb) >= EXPLAIN_S:
+                    # a window another credible rhythm explains is not surprising (flat
+                    # never explains away what a rhythm in use finds)
+                    for m in range(1, allowed):
+                        if m != mode and errs[m] <= CREDIBLE * errs[mode]:
+                            sm = surprise(xi, mus[m], ks[m])
+                            if abs(sm) < abs(s_nb):
+                                s_nb = sm
                 s1 = burst_surprise(s_nb, xi, mu, st[PI, i], st[BM, i], st[BV, i])
                 s = s1
                 if abs(s1) >= RUN_MIN:
@@ -486,18 +539,30 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             st[RS, i] = rs
             st[RN, i] = rn
             in_run = rn >= 2.0
-            # burst statistics: lone upward windows past p = 0.001 under the NB
+            # burst statistics: an upward episode past p = 0.001 under the NB is a burst
+            # once it is over within BURST_WINDOWS windows (longer, it is an incident)
             if n >= warmup:
-                burst = s_nb >= BURST_S and not in_run
+                lb = float(st[LB, i])
+                up_run = rn >= 2.0 and rs > 0.0
+                burst = False
+                if lb > 0.0:
+                    if not up_run:
+                        burst = True
+                        st[LB, i] = 0.0
+                    elif rn > BURST_WINDOWS:
+                        st[LB, i] = 0.0
+                    elif s_nb > 0.0:
+                        st[LB, i] = max(lb, math.log(xi / mu))
+                elif s_nb >= BURST_S and rn <= 1.0:
+                    st[LB, i] = math.log(xi / mu)
                 gp = max(a_pi, 1.0 / (n - warmup + PI_PRIOR_WINDOWS))
                 st[PI, i] = st[PI, i] + gp * ((1.0 if burst else 0.0) - st[PI, i])
                 if burst:
-                    lm = math.log(xi / mu)
                     if st[BV, i] <= 0.0:
-                        st[BM, i] = lm
+                        st[BM, i] = lb
                         st[BV, i] = BURST_SD_MIN * BURST_SD_MIN
                     else:
-                        dm = lm - st[BM, i]
+                        dm = lb - st[BM, i]
                         st[BM, i] = st[BM, i] + BURST_GAIN * dm
                         st[BV, i] = st[BV, i] + BURST_GAIN * (dm * dm - st[BV, i])
             # baselines
@@ -505,29 +570,32 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             gk = max(a_k, 1.0 / (n + 1.0))
             ge = max(a_e, 1.0 / (n + 1.0))
             gt = g * TREND_BETA
-            if in_run:  # an incident: levels learn slowly, k, trend and errors not at all
-                g *= RUN_DAMP
+            if in_run:  # an incident: levels learn slowly, k and trend not at all (the
+                # baselines' errors still learn: a run is how a missing rhythm shows)
+                if rn <= RUN_ADAPT:  # ... until it lasts long enough to be the new normal
+                    g *= RUN_DAMP
                 gk = 0.0
-                ge = 0.0
                 gt = 0.0
             xc = _clip(xi, mu, var)
-            for m in range(3):
+            for m in range(N_MODELS):
                 mm = mus[m]
-                st[EF + m, i] = errs[m] + ge * ((xc - mm) * (xc - mm) - errs[m])
+                vm = _var(mm, ks[m])
+                # the raw count: clipped around the baseline in use it would favour it
+                st[EF + m, i] = errs[m] + ge * ((xi - mm) * (xi - mm) - errs[m])
                 if gk > 0.0:
                     st[KF + m, i] = _disp(ks[m], xi, mm, gk)
-            xm = _clip(xi, mus[0], _var(mus[0], ks[0]))
-            e0 = xm - mus[0]
-            st[F, i] = st[F, i] + TREND_PHI * st[TF, i] + g * e0
-            tf = TREND_PHI * st[TF, i] + gt * e0
-            lim = TREND_MAX * max(st[F, i], 0.0)
-            st[TF, i] = max(min(tf, lim), -lim)
-            xm = _clip(xi, mus[1], _var(mus[1], ks[1]))
-            st[LD, i] = st[LD, i] + g * (xm / hf - st[LD, i])
-            xm = _clip(xi, mus[2], _var(mus[2], ks[2]))
-            st[LW, i] = st[LW, i] + g * (xm / (hf * df) - st[LW, i])
-        # rhythm profiles learn from the clipped count
-        xc = _clip(xi, mu, var) if n > 0 else xi
+                xm = _clip(xi, mm, vm)
+                if m == 0:
+                    e0 = xm - mm
+                    st[F, i] = st[F, i] + TREND_PHI * st[TF, i] + g * e0
+                    tf = TREND_PHI * st[TF, i] + gt * e0
+                    lim = TREND_MAX * max(st[F, i], 0.0)
+                    st[TF, i] = max(min(tf, lim), -lim)
+                else:
+                    lv = st[LD + m - 1, i]
+                    st[LD + m - 1, i] = lv + g * wl[m] * (xm / fac[m] - lv)
+        # rhythm profiles learn from the clipped count (the first day as it comes)
+        xc = _clip(xi, mu, var) if full else xi
         c = min(pcnt[h, i] + 1.0, hcap)
         pcnt[h, i] = c
         old = prof[h, i]
@@ -538,38 +606,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             c = min(pcnt[24 + d, i] + 1.0, dcap)
             pcnt[24 + d, i] = c
             old = prof[24 + d, i]
-            new = old + (xc / hf - old) / c
+            new = old + (xc / hs - old) / c
             prof[24 + d, i] = new
             st[DSUM, i] = st[DSUM, i] + (new - old)
         seen[i] = n + 1
 
 
 # ---------------------------------------------------------------- from surprise to score
-@nb.njit(cache=True, error_model="numpy", inline="always")
-def _sidak1(s, m):
-    if m <= 1.0 or s <= 0.0:
-        return s
-    if s > 10.0:  # 1 - (1 - p)^m = m p to double precision
-        return max(s - math.log10(m), 0.0)
-    return -math.log10(-math.expm1(m * math.log1p(-(10.0 ** -s))))
-
-
-@nb.njit(cache=True, error_model="numpy")
-def sidak(s, m, out):
-    """Surprise of the most surprising of m tests: s_c = -log10(1 - (1 - 10^-s)^m), so a
-    service with m series is not m times as likely to alarm. s, m arrays; into out."""
-    for i in range(s.shape[0]):
-        out[i] = _sidak1(s[i], m[i])
-
-
-def sidak_reference(s, m):
-    s, m = np.asarray(s, np.float64), np.asarray(m, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        exact = -np.log10(-np.expm1(m * np.log1p(-(10.0 ** -np.minimum(s, 10.0)))))
-    out = np.where(s > 10.0, np.maximum(s - np.log10(np.maximum(m, 1.0)), 0.0), exact)
-    return np.where((m <= 1.0) | (s <= 0.0), s, out)
-
-
 SCORE_PER_DECADE = 25.0   # score = 25 (s - 1) up to 75 at s = 4 ...
 SCORE_SOFT = 4.0          # ... then 75 + 25 (1 - exp(-(s - 4) / 4)): still ranks, never 100
 

@@ -7,13 +7,13 @@ count at least as extreme, as a surprise s = -log10 p. One call per closed windo
 kernel over every series of the services in the frame; Python then only looks at the few
 series past a threshold.
 
-Per service, its series (the total and every warm template) and its error count form one
-family of m tests: the family's surprise is the most surprising member corrected for m
-(Sidak), so a service with 200 templates is not 200 times as likely to page. That
-corrected surprise is the window's ``anomaly_score`` (0-100, written for every window) and
+Per service, its series (every warm template and the total) form one family of tests,
+corrected by weighted Bonferroni (weights sqrt(expected count)), so a service with 200
+templates is not 200 times as likely to page and its busy series keep most of the
+sensitivity. The family's surprise, its most surprising member after the correction, is the window's ``anomaly_score`` (0-100, written for every window) and
 gives each anomaly its score and severity (``score.warning_score``/``critical_score``).
-Spikes and drops must also be large in relative terms (x2, /2), so a noisy but harmless
-series does not page anyone.
+Spikes and drops must also be large in relative terms (templates x2 and /2, a service's
+lines -30 %), so a noisy but harmless series does not page anyone.
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ OUTAGE_BIAS, OUTAGE_W_SCORE, OUTAGE_W_TREND = -3.5, 0.9, 1.5
 NEW_TEMPLATE_S = 3.75  # surprise of new_template_min_lines weighted lines of a new template
 ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
 RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
+DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
+V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
 
 
 @dataclass
@@ -211,16 +213,26 @@ class Detector:
         slope = np.zeros(n_services)
         trend_step(ratio, self.r_level, self.r_slope, 0.5, 0.3, slope)
 
-        # families: per service, its warm templates and (with more than one) its total;
-        # the error-rate test is gated by size (x2 and + error_ratio_floor) and not counted
+        # families: per service, its warm templates and (with more than one) its total,
+        # tested together with weighted Bonferroni: p_i is compared with alpha v_i / W,
+        # v_i = sqrt(expected count), W their sum, so busy series (where incidents show)
+        # get more of the family's alpha than its many tiny templates. The error-rate
+        # test is gated by size (x2 and + error_ratio_floor) and shares the total's weight.
         warm_t = t_seen_before >= cfg.warmup_windows
-        n_warm = np.bincount(template_service[t_idx[warm_t]], minlength=n_services)[svcs]
-        m = np.where(n_warm > 1, n_warm + 1, 1).astype(np.float64)
         pos_of = np.full(n_services, -1, np.int64)
         pos_of[svcs] = np.arange(len(svcs))
         group = pos_of[template_service[t_idx]]
-        member = group >= 0
-        s_t_fam = np.where(member & warm_t, s_t, 0.0)
+        member = (group >= 0) & warm_t
+        g_m = group[member]
+        n_warm = np.bincount(g_m, minlength=len(svcs))
+        v_t = np.sqrt(np.maximum(mu_t, V_MIN))
+        v_s = np.sqrt(np.maximum(mu_s, V_MIN))
+        many = n_warm > 1
+        W = np.bincount(g_m, weights=v_t[member], minlength=len(svcs)) + np.where(many, v_s, 0)
+        f_t = np.ones(len(t_idx))
+        f_t[member] = np.where(many[g_m], W[g_m] / v_t[member], 1.0)
+        f_s = np.where(many, W / v_s, 1.0)
+        s_t_fam = np.where(member, np.sign(s_t) * np.maximum(np.abs(s_t) - np.log10(f_t), 0), 0)
         best_t, _ = cm.group_extreme(np.maximum(group, 0), s_t_fam, len(svcs))
 
         s_err = np.zeros(len(svcs))
@@ -236,21 +248,20 @@ class Detector:
             k_e = max((r_var_prior[svc] - base * (1 - base) / n) / (base * base), 0.0)
             s_err[k] = -cm.ln_tail(e, mu_e, k_e, True) * cm.LOG10E
 
-        # the family's surprise: the most surprising member, corrected for m
-        fam_raw = np.abs(s_s)
-        fam_raw = np.maximum(fam_raw, s_err)
+        # the family's surprise: its most surprising member after the correction
+        log_fs = np.log10(f_s)
+        fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
+        fam = np.maximum(fam, s_err - log_fs)
         has_t = best_t >= 0
-        fam_raw[has_t] = np.maximum(fam_raw[has_t], np.abs(s_t_fam[best_t[has_t]]))
-        fam = np.empty(len(svcs))
-        cm.sidak(fam_raw, m, fam)
+        fam[has_t] = np.maximum(fam[has_t], np.abs(s_t_fam[best_t[has_t]]))
         new_s = np.zeros(len(svcs))  # new templates: their own probability
 
         anomalies: list[Anomaly] = []
         outage_ev = np.zeros(n_services)
 
-        def add(k, kind, template, actual, expected, sd, s_raw, samples):
+        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0):
             svc = int(svcs[k])
-            s_c = cm._sidak1(abs(s_raw), m[k]) if kind != "new_template" else abs(s_raw)
+            s_c = max(abs(s_raw) - math.log10(factor), 0.0)
             if s_c < self.s_warn:
                 return
             severity = "critical" if s_c >= self.s_crit else "warning"
@@ -260,7 +271,7 @@ class Detector:
             cm.z_equivalent(np.array([math.copysign(s_c, s_raw)]), z)
             # bounds: where a count would reach the warning level, about
             zw = np.empty(1)
-            cm.z_equivalent(np.array([self.s_warn + math.log10(m[k])]), zw)
+            cm.z_equivalent(np.array([self.s_warn + math.log10(factor)]), zw)
             anomalies.append(Anomaly(
                 svc, kind, frame.start, frame.end, int(template), float(actual),
                 float(expected), float(max(expected - zw[0] * sd, 0.0)),
@@ -270,13 +281,13 @@ class Detector:
         # service drops (including silence) outrank the drops of its templates
         dropped = set()
         for k in np.flatnonzero(s_s < -self.s_warn).tolist():
-            if s_seen_before[k] < cfg.warmup_windows or lines[k] > 0.5 * mu_s[k]:
+            if s_seen_before[k] < cfg.warmup_windows or lines[k] > DROP_RATIO * mu_s[k]:
                 continue
-            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [])
+            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
             dropped.add(int(svcs[k]))
         # template spikes and drops
-        for j in np.flatnonzero(member & warm_t & (np.abs(s_t) >= self.s_warn)).tolist():
+        for j in np.flatnonzero(member & (np.abs(s_t) >= self.s_warn)).tolist():
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
@@ -285,7 +296,7 @@ class Detector:
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
-                frame.samples.get(t, []))
+                frame.samples.get(t, []), f_t[j])
         # new templates, weighted by level, once the service has a baseline
         for t in young.tolist():
             svc = int(template_service[t])
@@ -309,7 +320,7 @@ class Detector:
             sd_r = math.sqrt(max(r_var_prior[svc], r0 * (1 - r0) / n, 1e-12))
             err_t = [t for t in t_idx[terrors[t_idx] > 0].tolist() if template_service[t] == svc]
             samples = [line for t in err_t for line in frame.samples.get(t, [])]
-            add(k, "error_rate", -1, r, r0, sd_r, s_err[k], samples)
+            add(k, "error_rate", -1, r, r0, sd_r, s_err[k], samples, f_s[k])
             outage_ev[svc] = max(outage_ev[svc], s_err[k])
 
         # every window's score: the family's, or a new template's if higher
