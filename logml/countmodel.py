@@ -163,7 +163,8 @@ def ln_tail(x, mu, k, upper):
     exact path sums at most x terms below the mean or a fast-shrinking series above it.
     """
     mu = max(mu, MU_MIN)
-    k = max(k, 0.0)
+    if not k > 1e-12:  # Poisson (1/k would overflow)
+        k = 0.0
     exact = mu <= MU_EXACT and k * mu <= KMU_EXACT
     if upper:
         if x <= 0.0:
@@ -226,7 +227,7 @@ def ln_tail_reference(x, mu, k, upper, max_terms=200_000):
     """ln P(X >= x) or ln P(X <= x), by summing the exact mass in log space (slow; the
     specification ``ln_tail`` is tested against, exact everywhere)."""
     mu = max(float(mu), MU_MIN)
-    k = max(float(k), 0.0)
+    k = float(k) if float(k) > 1e-12 else 0.0
     x = float(x)
     if upper:
         if x <= 0:
@@ -621,7 +622,8 @@ SCORE_SOFT = 4.0          # ... then 75 + 25 (1 - exp(-(s - 4) / 4)): still rank
 def score_of(s, out):
     """0-100 score of a corrected surprise s = -log10 p (sign ignored): 0 up to p = 0.1,
     25 at 1e-2, 50 at 1e-3, 75 at 1e-4 (Elastic ML's bands), then slowly towards 100
-    (86 at 1e-6, 94 at 1e-10), so strong evidence still ranks above weak."""
+    (86 at 1e-6, 94 at 1e-10, 100 only where 25 e^-(s-4)/4 rounds away), so strong
+    evidence still ranks above weak."""
     for i in range(s.shape[0]):
         a = abs(s[i])
         if a <= 1.0:
@@ -681,3 +683,203 @@ def z_equivalent(s, out):
             slope = -math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - _ln_norm_sf(z))
             z = z - f / slope
         out[i] = z if s[i] > 0.0 else -z
+
+
+# ---------------------------------------------------------------- numpy reference
+_surprise_v = np.vectorize(lambda x, mu, k: surprise(x, mu, k), otypes=[np.float64])
+_burst_v = np.vectorize(lambda s, x, mu, pi, bm, bv: burst_surprise(s, x, mu, pi, bm, bv),
+                        otypes=[np.float64])
+_fisher_v = np.vectorize(lambda t, n: fisher_surprise(t, int(n)), otypes=[np.float64])
+
+
+def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple):
+    """numpy spec of ``model_step`` (idx without repeats): returns (new state dict, s, mu,
+    sd) and mutates nothing. Tail probabilities come from ``surprise``/``burst_surprise``/
+    ``fisher_surprise``, whose own references are tested separately; everything else is
+    written again with masks over all series at once (float32 state, float64 arithmetic,
+    as the kernel)."""
+    a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap, warmup, seasonal = params
+    st = state["st"].copy()
+    prof = state["prof"].copy()
+    pcnt = state["pcnt"].copy()
+    seen = state["seen"].copy()
+    idx = np.asarray(idx, np.int64)
+    x = np.asarray(x, np.float64)
+    f64 = np.float64
+    n_day = max(int(wpd), 1)
+    n_weekly = WEEKLY_DAYS * wpd
+    h = min(int(hpos), 23)
+    p = hpos - 0.5
+    h0 = int(math.floor(p))
+    wgt = p - h0
+    h1, h0 = (h0 + 1) % 24, h0 % 24
+
+    def get(f):
+        return st[f, idx].astype(f64)
+
+    def put(f, v, where=None):
+        if where is None:
+            st[f, idx] = v
+        else:
+            st[f, idx[where]] = np.asarray(v)[where] if np.ndim(v) else v
+
+    n = seen[idx].astype(np.int64)
+    full = n >= n_day
+    hsum = get(HSUM)
+    ok = full & (hsum > 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(ok, 24.0 / np.where(ok, hsum, 1.0), 0.0)
+    p_h, p0, p1 = (prof[k, idx].astype(f64) for k in (h, h0, h1))
+    hs_raw = np.where(ok, p_h * scale, 1.0)
+    hl_raw = np.where(ok, ((1.0 - wgt) * p0 + wgt * p1) * scale, 1.0)
+    h_low = np.where(ok, np.minimum(p0, p1) * scale, 1.0)
+    dsum = get(DSUM)
+    okd = (n >= 7 * n_day) & (dsum > 0.0)
+    df_raw = np.where(okd, prof[24 + d, idx].astype(f64) * 7.0 / np.where(okd, dsum, 1.0), 1.0)
+    hs, hl, df = (np.maximum(v, FACTOR_MIN) for v in (hs_raw, hl_raw, df_raw))
+    fac = [np.ones_like(hs), hs, hl, hl * df]
+    wl = [np.ones_like(hs), np.minimum(hs_raw, 1.0), np.minimum(h_low, 1.0),
+          np.minimum(h_low * df_raw, 1.0)]
+    day1 = n == n_day
+    lvl = np.maximum(hsum / 24.0, 0.0)
+    for f in (LD, LL, LW):
+        put(f, lvl, day1)
+    ef = get(EF)
+    for f in (ED, EL, EW):
+        put(f, ef, day1)
+    put(LW, get(LL), (n == 7 * n_day) & ~day1)
+
+    first = n == 0
+    for f in (F, LD, LL, LW):
+        put(f, x, first)
+    s_out = np.zeros(len(idx))
+    mu_out = x.copy()
+    sd_out = np.sqrt(np.maximum(x, 0.0))
+    rest = ~first
+    mus = [np.maximum(get(F) + TREND_PHI * get(TF), MU_MIN)]
+    mus += [np.maximum(get(LD + m - 1) * fac[m], MU_MIN) for m in range(1, N_MODELS)]
+    ks = [get(KF + m) for m in range(N_MODELS)]
+    errs = [get(EF + m) for m in range(N_MODELS)]
+    allowed = np.ones(len(idx), np.int64)
+    if seasonal:
+        allowed = np.where(n >= n_weekly, 4, np.where(full, 3, 1))
+    mode = get(MODE).astype(np.int64)
+    mode = np.where(mode >= allowed, 0, mode)
+    E = np.stack(errs)
+    M = np.stack(mus)
+    K = np.stack(ks)
+    cols = np.arange(len(idx))
+    best = mode.copy()
+    for m in range(N_MODELS):
+        better = (m < allowed) & (E[m] < E[best, cols])
+        best = np.where(better, m, best)
+    switch = (best != mode) & (E[best, cols] < SWITCH_MARGIN * E[mode, cols])
+    mode = np.where(switch, best, mode)
+    put(MODE, mode.astype(f64), rest)
+    mu = np.where(rest, M[mode, cols], np.maximum(x, MU_MIN))
+    k = np.where(rest, K[mode, cols], 0.0)
+    var = mu + k * mu * mu
+    mu_out = np.where(rest, mu, mu_out)
+    sd_out = np.where(rest, np.sqrt(var), sd_out)
+    # evidence
+    test = rest & (n >= warmup) & ((x - mu) ** 2 >= U_SCREEN * U_SCREEN * var)
+    s_nb = np.zeros(len(idx))
+    s_nb[test] = _surprise_v(x[test], mu[test], k[test])
+    ask = test & (np.abs(s_nb) >= EXPLAIN_S)
+    for m in range(1, N_MODELS):
+        cand = ask & (m < allowed) & (mode != m) & (E[m] <= CREDIBLE * E[mode, cols])
+        if cand.any():
+            sm = np.zeros(len(idx))
+            sm[cand] = _surprise_v(x[cand], M[m][cand], K[m][cand])
+            s_nb = np.where(cand & (np.abs(sm) < np.abs(s_nb)), sm, s_nb)
+    pi, bm, bv = get(PI), get(BM), get(BV)
+    s1 = np.zeros(len(idx))
+    s1[test] = _burst_v(s_nb[test], x[test], mu[test], pi[test], bm[test], bv[test])
+    s = s1.copy()
+    prs, prn = get(RS), get(RN)
+    runs = test & (np.abs(s1) >= RUN_MIN)
+    cont = runs & (prs * s1 > 0.0)
+    rs = np.where(cont, prs + s1, np.where(runs, s1, 0.0))
+    rn = np.where(cont, prn + 1.0, np.where(runs, 1.0, 0.0))
+    two = runs & (rn >= 2.0)
+    sr = np.zeros(len(idx))
+    sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
+    s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
+    s_out = np.where(rest, s, 0.0)
+    put(RS, rs, rest)
+    put(RN, rn, rest)
+    in_run = rn >= 2.0
+    # bursts
+    bz = rest & (n >= warmup)
+    lb = get(LB)
+    up_run = (rn >= 2.0) & (rs > 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx = np.log(np.where(x > 0, x, 1.0) / mu)
+    pend = bz & (lb > 0.0)
+    burst = pend & ~up_run
+    cancel = pend & up_run & (rn > BURST_WINDOWS)
+    grow = pend & up_run & ~(rn > BURST_WINDOWS) & (s_nb > 0.0)
+    start = bz & ~pend & (s_nb >= BURST_S) & (rn <= 1.0)
+    put(LB, 0.0, burst | cancel)
+    put(LB, np.maximum(lb, lx), grow)
+    put(LB, lx, start)
+    gp = np.maximum(a_pi, 1.0 / (n - warmup + PI_PRIOR_WINDOWS))
+    put(PI, pi + gp * (burst.astype(f64) - pi), bz)
+    newb = burst & (bv <= 0.0)
+    put(BM, lb, newb)
+    put(BV, BURST_SD_MIN * BURST_SD_MIN, newb)
+    oldb = burst & ~(bv <= 0.0)
+    dm = lb - bm
+    put(BM, bm + BURST_GAIN * dm, oldb)
+    put(BV, bv + BURST_GAIN * (dm * dm - bv), oldb)
+    # baselines
+    g = np.maximum(a_lvl, 1.0 / (n + 1.0))
+    gk = np.maximum(a_k, 1.0 / (n + 1.0))
+    ge = np.maximum(a_e, 1.0 / (n + 1.0))
+    gt = g * TREND_BETA
+    g = np.where(in_run & (rn <= RUN_ADAPT), g * RUN_DAMP, g)
+    gk = np.where(in_run, 0.0, gk)
+    gt = np.where(in_run, 0.0, gt)
+
+    def clip(v, c, vv):
+        lim = HUBER_C * np.sqrt(vv)
+        return np.where((v - c) ** 2 <= HUBER_C * HUBER_C * vv, v, c + np.copysign(lim, v - c))
+
+    def disp(kk, mm, gain):
+        e = ((x - mm) ** 2 - x) / (mm * mm)
+        e = np.minimum(e, np.maximum(DISP_CAP_REL * kk, DISP_CAP_ABS))
+        return np.maximum(kk + gain * (e - kk), 0.0)
+
+    for m in range(N_MODELS):
+        mm = M[m]
+        vm = mm + K[m] * mm * mm
+        put(EF + m, E[m] + ge * ((x - mm) ** 2 - E[m]), rest)
+        put(KF + m, disp(K[m], mm, gk), rest & (gk > 0.0))
+        xm = clip(x, mm, vm)
+        if m == 0:
+            e0 = xm - mm
+            put(F, get(F) + TREND_PHI * get(TF) + g * e0, rest)
+            tf = TREND_PHI * get(TF) + gt * e0
+            lim = TREND_MAX * np.maximum(get(F), 0.0)
+            put(TF, np.maximum(np.minimum(tf, lim), -lim), rest)
+        else:
+            lv = get(LD + m - 1)
+            put(LD + m - 1, lv + g * wl[m] * (xm / fac[m] - lv), rest)
+    # profiles
+    xc = np.where(full, clip(x, mu, var), x)
+    c = np.minimum(pcnt[h, idx].astype(f64) + 1.0, hcap)
+    pcnt[h, idx] = c
+    old = prof[h, idx].astype(f64)
+    new = old + (xc / df - old) / c
+    prof[h, idx] = new
+    put(HSUM, get(HSUM) + (new - old))
+    if full.any():
+        fi = idx[full]
+        c = np.minimum(pcnt[24 + d, fi].astype(f64) + 1.0, dcap)
+        pcnt[24 + d, fi] = c
+        old = prof[24 + d, fi].astype(f64)
+        new = old + (xc[full] / hs[full] - old) / c
+        prof[24 + d, fi] = new
+        st[DSUM, fi] = st[DSUM, fi].astype(f64) + (new - old)
+    seen[idx] = n + 1
+    return {"st": st, "prof": prof, "pcnt": pcnt, "seen": seen}, s_out, mu_out, sd_out
