@@ -571,6 +571,8 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             gk = max(a_k, 1.0 / (n + 1.0))
             ge = max(a_e, 1.0 / (n + 1.0))
             gt = g * TREND_BETA
+            if s_nb >= BURST_S:  # a burst: the burst model learns it, not k (a burst
+                gk = 0.0          # must not make a silence right after it look normal)
             if in_run:  # an incident: levels learn slowly, k and trend not at all (the
                 # baselines' errors still learn: a run is how a missing rhythm shows)
                 if rn <= RUN_ADAPT:  # ... until it lasts long enough to be the new normal
@@ -838,7 +840,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     ge = np.maximum(a_e, 1.0 / (n + 1.0))
     gt = g * TREND_BETA
     g = np.where(in_run & (rn <= RUN_ADAPT), g * RUN_DAMP, g)
-    gk = np.where(in_run, 0.0, gk)
+    gk = np.where(in_run | (s_nb >= BURST_S), 0.0, gk)
     gt = np.where(in_run, 0.0, gt)
 
     def clip(v, c, vv):
