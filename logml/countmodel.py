@@ -679,7 +679,7 @@ def z_equivalent(s, out):
             continue
         target = -a / LOG10E
         z = math.sqrt(max(-2.0 * target - math.log(max(-4.0 * math.pi * target, 1e-300)), 0.0))
-        for _ in range(8):
+        for _ in range(3):  # Newton from the asymptote: 1e-6 after three steps
             f = _ln_norm_sf(z) - target
             # d/dz ln P(Z > z) = -phi(z) / P(Z > z)
             slope = -math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - _ln_norm_sf(z))
@@ -885,3 +885,32 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
         st[DSUM, fi] = st[DSUM, fi].astype(f64) + (new - old)
     seen[idx] = n + 1
     return {"st": st, "prof": prof, "pcnt": pcnt, "seen": seen}, s_out, mu_out, sd_out
+
+
+@nb.njit(cache=True, error_model="numpy")
+def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
+    """One pass over a window's series for the per-service Bonferroni weights: per group
+    (service) its warm members' count and the sum of their weights sqrt(max(mu, v_min));
+    and the positions of the warm members with a surprise. group < 0: not scored."""
+    n_warm = np.zeros(n_groups, np.int64)
+    w = np.zeros(n_groups)
+    nz = np.empty(s.shape[0], np.int64)
+    c = 0
+    for j in range(s.shape[0]):
+        g = group[j]
+        if g < 0 or seen[j] < warm_from:
+            continue
+        n_warm[g] += 1
+        w[g] += math.sqrt(max(mu[j], v_min))
+        if s[j] != 0.0:
+            nz[c] = j
+            c += 1
+    return n_warm, w, nz[:c]
+
+
+def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups):
+    member = (group >= 0) & (seen >= warm_from)
+    g = group[member]
+    return (np.bincount(g, minlength=n_groups),
+            np.bincount(g, weights=np.sqrt(np.maximum(mu[member], v_min)), minlength=n_groups),
+            np.flatnonzero(member & (s != 0.0)))

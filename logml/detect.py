@@ -10,8 +10,9 @@ series past a threshold.
 Per service, its series (every warm template and the total) form one family of tests,
 corrected by weighted Bonferroni (weights sqrt(expected count)), so a service with 200
 templates is not 200 times as likely to page and its busy series keep most of the
-sensitivity. The family's surprise, its most surprising member after the correction, is the window's ``anomaly_score`` (0-100, written for every window) and
-gives each anomaly its score and severity (``score.warning_score``/``critical_score``).
+sensitivity. The family's surprise, its most surprising member after the correction,
+is the window's ``anomaly_score`` (0-100, written for every window) and gives each
+anomaly its score and severity (``score.warning_score``/``critical_score``).
 Spikes and drops must also be large in relative terms (templates x2 and /2, a service's
 lines -30 %), so a noisy but harmless series does not page anyone.
 """
@@ -182,15 +183,18 @@ class Detector:
             self.tm["st"][cm.RN, t_jumped] = 0.0
         counts = _pad(frame.template_counts, T)
         # a template series exists from its first line
-        t_idx = np.flatnonzero(in_s[template_service]
-                               & ((self.tm["seen"][:T] > 0) | (counts > 0)))
+        exists = (self.tm["seen"][:T] > 0) | (counts > 0)
+        if frame.services is not None:
+            exists &= in_s[template_service]
+        t_idx = np.flatnonzero(exists)
         terrors = _pad(frame.template_errors, T)
         hpos, day = cm.slots(frame.start, frame.end)
 
-        t_seen_before = self.tm["seen"][t_idx].copy()
+        t_seen_before = self.tm["seen"][t_idx]  # model_step replaces, never edits, this
+        t_seen_before = t_seen_before.copy()
         # a template is young for its first few windows: then it may raise new_template once
-        young = t_idx[(t_seen_before < NEW_TEMPLATE_WINDOWS) & ~self.t_reported[t_idx]
-                      & (counts[t_idx] > 0)]
+        young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
+        young = young[~self.t_reported[young] & (counts[young] > 0)]
         s_t, mu_t, sd_t = self._step(self.tm, t_idx, counts[t_idx].astype(np.float64),
                                      hpos, day)
         lines = lines_all[svcs].astype(np.float64)
@@ -218,22 +222,21 @@ class Detector:
         # v_i = sqrt(expected count), W their sum, so busy series (where incidents show)
         # get more of the family's alpha than its many tiny templates. The error-rate
         # test is gated by size (x2 and + error_ratio_floor) and shares the total's weight.
-        warm_t = t_seen_before >= cfg.warmup_windows
         pos_of = np.full(n_services, -1, np.int64)
         pos_of[svcs] = np.arange(len(svcs))
         group = pos_of[template_service[t_idx]]
-        member = (group >= 0) & warm_t
-        g_m = group[member]
-        n_warm = np.bincount(g_m, minlength=len(svcs))
-        v_t = np.sqrt(np.maximum(mu_t, V_MIN))
+        n_warm, W, nz = cm.family_pass(group, t_seen_before, cfg.warmup_windows, s_t, mu_t,
+                                       V_MIN, len(svcs))
         v_s = np.sqrt(np.maximum(mu_s, V_MIN))
         many = n_warm > 1
-        W = np.bincount(g_m, weights=v_t[member], minlength=len(svcs)) + np.where(many, v_s, 0)
-        f_t = np.ones(len(t_idx))
-        f_t[member] = np.where(many[g_m], W[g_m] / v_t[member], 1.0)
+        W = W + np.where(many, v_s, 0.0)
         f_s = np.where(many, W / v_s, 1.0)
-        s_t_fam = np.where(member, np.sign(s_t) * np.maximum(np.abs(s_t) - np.log10(f_t), 0), 0)
-        best_t, _ = cm.group_extreme(np.maximum(group, 0), s_t_fam, len(svcs))
+        # only the few surprising series need their correction
+        g_nz = group[nz]
+        f_t = np.where(many[g_nz], W[g_nz] / np.sqrt(np.maximum(mu_t[nz], V_MIN)), 1.0)
+        s_nz = np.sign(s_t[nz]) * np.maximum(np.abs(s_t[nz]) - np.log10(f_t), 0.0)
+        best, _ = cm.group_extreme(g_nz, s_nz, len(svcs))
+        best_s = np.where(best >= 0, s_nz[np.maximum(best, 0)] if len(nz) else 0.0, 0.0)
 
         s_err = np.zeros(len(svcs))
         for k, svc in enumerate(svcs.tolist()):
@@ -252,8 +255,7 @@ class Detector:
         log_fs = np.log10(f_s)
         fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
         fam = np.maximum(fam, s_err - log_fs)
-        has_t = best_t >= 0
-        fam[has_t] = np.maximum(fam[has_t], np.abs(s_t_fam[best_t[has_t]]))
+        fam = np.maximum(fam, np.abs(best_s))
         new_s = np.zeros(len(svcs))  # new templates: their own probability
 
         anomalies: list[Anomaly] = []
@@ -287,7 +289,8 @@ class Detector:
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
             dropped.add(int(svcs[k]))
         # template spikes and drops
-        for j in np.flatnonzero(member & (np.abs(s_t) >= self.s_warn)).tolist():
+        for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
+            j = int(nz[q])
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
@@ -296,7 +299,7 @@ class Detector:
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
-                frame.samples.get(t, []), f_t[j])
+                frame.samples.get(t, []), f_t[q])
         # new templates, weighted by level, once the service has a baseline
         for t in young.tolist():
             svc = int(template_service[t])
@@ -340,9 +343,9 @@ class Detector:
                                  float(mu_s[k]), float(r_prior[s]))
                    for k, s in enumerate(svcs.tolist())]
         template_z = np.zeros(T)
-        z_t = np.empty(len(t_idx))
-        cm.z_equivalent(np.where(warm_t, s_t, 0.0), z_t)
-        template_z[t_idx] = z_t
+        z_t = np.empty(len(nz))
+        cm.z_equivalent(s_t[nz], z_t)
+        template_z[t_idx[nz]] = z_t
         return Detection(windows, anomalies, template_z)
 
     def _join_incidents(self, anomalies: list[Anomaly], start: float) -> None:
