@@ -152,7 +152,8 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         raise ValueError("window_seconds must be > 0")
 
     probation = float(labels.get("probation_seconds") or 0.0)
-    scored_from = (_epoch(labels.get("start")) or -math.inf) + probation
+    t_start = _epoch(labels.get("start"))
+    scored_from = (-math.inf if t_start is None else t_start) + probation
     # anomalies, normalised
     anoms = []
     skipped = 0

@@ -176,17 +176,18 @@ def _plan(rng, start: float, n_sec: int, n_days: float, services: list[_Service]
     types = []
     while len(types) < n:
         types.extend(rng.permutation(len(others)).tolist())
+    cursor = warm
     for k in range(n):
         typ = others[types[k]]
         d = int(rng.integers(300, 901)) if typ != "gradual" else int(rng.integers(1200, 1801))
-        lo = warm + k * slot + 300
-        room = slot - d - 600
-        if room < 0:
-            continue
-        a = int(lo + rng.uniform(0, room))
-        if any(a < bb and a + d > aa for aa, bb in busy):
-            continue
+        a = int(cursor + 300 + rng.uniform(0, max(0.0, slot - d - 600)))
+        for aa, bb in sorted(busy):  # never during a seasonal incident: after it
+            if a < bb and a + d > aa:
+                a = int(bb + 300)
+        if a + d > hi:
+            break
         out.append({"type": typ, "si": int(rng.integers(0, len(services))), "a": a, "b": a + d})
+        cursor = a + d + 300
     out.sort(key=lambda x: x["a"])
     return out
 

@@ -207,3 +207,16 @@ def test_memory_per_series_is_measured_and_small():
     per_series = sum(a.nbytes for a in state.values()) / 1000
     assert per_series <= 1024
     assert per_series == cm.N_FIELDS * 4 + cm.N_PROFILE * (4 + 2) + 4
+
+
+def test_family_pass_matches_reference():
+    rng = np.random.default_rng(1)
+    n = 500
+    group = rng.integers(-1, 7, n)
+    seen = rng.integers(0, 60, n).astype(np.int32)
+    s = np.where(rng.random(n) < 0.2, rng.normal(0, 3, n), 0.0)
+    mu = rng.gamma(0.5, 10.0, n)
+    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7)
+    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
