@@ -77,7 +77,7 @@ class ServiceWindow:
 class Detection:
     windows: list[ServiceWindow]
     anomalies: list[Anomaly]
-    template_z: np.ndarray  # z-equivalent of every template series this window (gauges)
+    template_z: np.ndarray  # z of every template's corrected probability this window (gauges)
 
 
 def _pad(a: np.ndarray, n: int, fill=0) -> np.ndarray:
@@ -342,9 +342,10 @@ class Detector:
                                  float(z_r[s]), float(scores[k]), float(p_out[s]),
                                  float(mu_s[k]), float(r_prior[s]))
                    for k, s in enumerate(svcs.tolist())]
+        # gauges: z of the corrected probability, so |z| >= 3 is rare for the service too
         template_z = np.zeros(T)
         z_t = np.empty(len(nz))
-        cm.z_equivalent(s_t[nz], z_t)
+        cm.z_equivalent(s_nz, z_t)
         template_z[t_idx[nz]] = z_t
         return Detection(windows, anomalies, template_z)
 
