@@ -62,11 +62,13 @@ class WindowConfig:
 class ScoreConfig:
     half_life_windows: float = 30.0
     warmup_windows: int = 30
-    warning_z: float = 2.5
-    critical_z: float = 4.0
-    count_floor: float = 1.0  # the noise (std) of a count is at least sqrt(mean) and this
+    # scores 0-100: 25 (s - 1) for a tail probability 10^-s corrected for the service's
+    # number of series; 50 = 1e-3, 75 = 1e-4 (Elastic ML's bands)
+    warning_score: float = 62.5
+    critical_score: float = 75.0
     error_ratio_floor: float = 0.02
-    seasonal: bool = False  # hour-of-week baseline for daily and weekly rhythm
+    # learn daily and weekly rhythm per series; used where it predicts better than flat
+    seasonal: bool = True
     new_template_min_lines: int = 3
     incident_gap_windows: int = 1
     sample_lines: int = 3
@@ -152,8 +154,9 @@ class Config:
         need(self.window.max_ahead_windows > self.window.allowed_lateness_windows,
              "window.max_ahead_windows", "must be more than window.allowed_lateness_windows")
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
-        need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
-             "must be positive and at most score.critical_z")
+        need(0 < self.score.warning_score <= self.score.critical_score < 100,
+             "score.warning_score", "must be positive and at most score.critical_score, "
+             "which must be below 100")
         need(port_range(self.metrics.port) is not None, "metrics.port",
              "must be a port number or a range like \"9108-9117\"")
         k = self.kafka
