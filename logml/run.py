@@ -53,13 +53,6 @@ def read_state(path: str) -> tuple[dict, dict]:
     return tree, emb
 
 
-def _serve(stats: Stats, port: int, address: str):
-    try:
-        return serve(stats, port, address)
-    except OSError as e:  # named, so the operator sees which address is taken
-        raise OSError(e.errno, e.strerror, f"metrics {address}:{port}") from e
-
-
 class Runner:
     """One embedded run. ``stopped_by`` names the signal that stopped it, if any."""
 
@@ -79,8 +72,7 @@ class Runner:
             tree, emb = read_state(self.state) if self.state and Path(self.state).exists() \
                 else (None, {})
             stats = Stats()
-            m = cfg.metrics
-            server = _serve(stats, m.port, m.address) if m.port else None
+            server = serve(stats, cfg.metrics.port, cfg.metrics.address)
             try:
                 out = Path(cfg.output.dir)
                 outputs = emb.get("outputs", {})
