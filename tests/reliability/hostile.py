@@ -64,7 +64,6 @@ class Case:
     max_windows: int | None = None  # bound on window documents (gaps must not fill in)
     rss_mb: int = 1536
     wall_s: float = 30.0
-    needs: str | None = None  # why it fails on a main without that work (xfail)
 
 
 def _lines(data: list[bytes], end: bytes = b"\n") -> Callable[[Path], None]:
@@ -83,11 +82,7 @@ def _case(name: str, data: list[bytes], hostile: frozenset[int] = frozenset(), *
 
 
 # ------------------------------------------------------------------- the cases
-DECODE = "needs the decode helper's strict timestamps and JSON handling (issue 9 item 4)"
 NOT_LATE = {r.value for r in Reason} - {"late"}  # dead-lettered, and not for its time
-NO_TIME = ("needs the decode helper's NaN for events without a time (PLAN contract 2): "
-           "a null @timestamp gets arrival time and is dead-lettered absurd_timestamp")
-
 
 
 def cases() -> list[Case]:
@@ -110,30 +105,28 @@ def cases() -> list[Case]:
     out.append(_case("services_clocks_1h_apart", two))
     bom = list(base)
     bom[0] = b"\xef\xbb\xbf" + bom[0]
-    out.append(_case("utf8_bom_first_line", bom, services=frozenset(SERVICES), needs=DECODE))
+    out.append(_case("utf8_bom_first_line", bom, services=frozenset(SERVICES)))
     data, h = _splice(base, 1200, b'{"@timestamp": "%s", "message": "bad \\ud800 here", '
                       b'"service": {"name": "api"}}' % iso(T0 + 600).encode())
-    out.append(_case("lone_surrogate_escape", data, h, reasons={1200: {"invalid_utf8"}},
-                     needs=DECODE))
+    out.append(_case("lone_surrogate_escape", data, h, reasons={1200: {"invalid_utf8"}}))
     data, h = _splice(base, 1200, b'{"@timestamp": "%s", "message": "x", "v": NaN}'
                       % iso(T0 + 600).encode(),
                       b'{"@timestamp": "%s", "message": "y", "v": -Infinity}'
                       % iso(T0 + 600).encode())
-    out.append(_case("nan_and_infinity", data, h, reasons={k: NOT_LATE for k in h},
-                     needs=DECODE))
+    out.append(_case("nan_and_infinity", data, h, reasons={k: NOT_LATE for k in h}))
     # fields before the message, as the reader keeps only the first max_line_bytes + 1
     long_json = orjson.dumps({"@timestamp": iso(T0 + 600), "service": {"name": "db"},
                               "message": "big payload " + "x" * (MAX_LINE_BYTES + 100)})
     data, h = _splice(base, 1200, long_json)
     out.append(_case("json_line_over_max_line_bytes", data, h, reasons={1200: {"too_long"}},
-                     counted=h, services=frozenset(SERVICES), needs=DECODE))
+                     counted=h, services=frozenset(SERVICES)))
     bad_dates = [b"2026-11-30T25:61:61Z ERROR hour 25", b"2026-02-30T10:00:00Z ERROR feb 30",
                  b"2025-11-24T16:10:00+99:99 ERROR offset +99:99",
                  event(T0 + 600, "json hour 25", "api", ts="2025-11-24T25:00:00Z"),
                  event(T0 + 600, "json feb 30", "api", ts="2025-02-30T10:00:00Z")]
     data, h = _splice(base, 1200, *bad_dates)
     out.append(_case("invalid_calendar_dates", data, h,
-                     reasons={1203: {"bad_timestamp"}, 1204: {"bad_timestamp"}}, needs=DECODE))
+                     reasons={1203: {"bad_timestamp"}, 1204: {"bad_timestamp"}}))
     out.append(Case("one_million_empty_lines", _empty_lines(1_000_000, base[:200]),
                     (1_000_200,), frozenset(range(100, 1_000_100)), wall_s=180))
     out.append(Case("four_mb_of_newlines", _empty_lines(4 << 20, []), (4 << 20,),
@@ -171,8 +164,7 @@ def cases() -> list[Case]:
     out.append(_case("out_of_order_within_lateness", shuffled))
     data, h = _splice(base, 1200, event(T0 + 600, "missing time", "api", ts=None),
                       event(T0 + 600, "unparsable time", "api", ts="yesterday at noon"))
-    out.append(_case("json_missing_and_unparsable_timestamp", data, frozenset({1201}),
-                     needs=NO_TIME))
+    out.append(_case("json_missing_and_unparsable_timestamp", data, frozenset({1201})))
     data, h = _splice(base, 1200, b"   \t  ", b"\x1b[31mred\x1b[0m terminal colours")
     out.append(_case("whitespace_and_escape_sequences", data, frozenset({1200})))
     return out

@@ -260,8 +260,6 @@ def test_a_damaged_or_foreign_state_is_refused_in_one_line(scenario, real_state,
     assert (out / "windows.jsonl").read_bytes() == b"earlier output\n"  # nothing touched
 
 
-@pytest.mark.xfail(strict=False, reason="needs the state helper's non-executable snapshot "
-                   "format (issue 10 item 1): today's body is a pickle")
 def test_a_crafted_pickle_in_a_valid_header_runs_nothing(scenario, tmp_path):
     src, _, _ = scenario
     marker = tmp_path / "owned"

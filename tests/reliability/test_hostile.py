@@ -11,15 +11,8 @@ from .proc import docs, logml, one_line_error
 
 
 def _params() -> list:
-    return list(_cases())
-
-
-def _cases():
-    for c in cases():
-        marks = [pytest.mark.xfail(strict=False, reason=c.needs)] if c.needs else []
-        if c.wall_s > 30:
-            marks.append(pytest.mark.slow)
-        yield pytest.param(c, id=c.name, marks=marks)
+    return [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.wall_s > 30 else [])
+            for c in cases()]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -69,8 +69,6 @@ def test_live_stdin_is_processed_before_its_end_and_sigterm_loses_nothing(tmp_pa
     assert [d["offset"] for d in docs(out / "dlq.jsonl")] == [300, 1700]
 
 
-@pytest.mark.xfail(strict=False, reason="needs the lead's Pipeline.tick(now) (issue 9 item "
-                   "6): windows of a live source close as wall time passes")
 def test_live_stdin_closes_windows_as_wall_time_passes(tmp_path):
     (tmp_path / "p.toml").write_text("[window]\nseconds = 1\nallowed_lateness_windows = 0\n")
     out = tmp_path / "out"
