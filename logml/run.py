@@ -128,9 +128,8 @@ class Runner:
                                              block.long_lines.items()}
                     pipe.process_block(block.data, block.first_line, source, block.end_offset)
                     sink.line_lengths = {}
-                    nl = block.data.count(b"\n")
                     self.partial = not block.data.endswith(b"\n")
-                    self.line = block.first_line + nl + self.partial
+                    self.line = block.first_line + block.lines
                     self.offset = block.end_offset
                     dirty = True
                     if bar:

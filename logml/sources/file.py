@@ -43,6 +43,7 @@ class Block:
     first_line: int  # number of lines before this block in the input
     end_offset: int  # byte position in the input after this block
     long_lines: dict[int, int] = field(default_factory=dict)  # line -> real length (cut)
+    lines: int = 0  # lines in data (an unterminated last one included)
 
 
 class LineCutter:
@@ -62,7 +63,9 @@ class LineCutter:
         self.offset = offset  # input position after the last whole line in out
         self.pos = offset  # input position after every byte fed
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes, newlines: int | None = None) -> None:
+        """newlines: chunk.count(b"\\n"), when the caller has it (one count per chunk)."""
+        newlines = chunk.count(b"\n") if newlines is None else newlines
         limit, at = self.limit, self.pos
         self.pos += len(chunk)
         if self.part_len > limit:  # skipping the rest of an over-long line
@@ -71,12 +74,16 @@ class LineCutter:
                 self.part_len += len(chunk)
                 self._check_skip()
                 return
-            self._whole(self.part, self.part_len + nl, at + nl + 1)
+            self._cut(self.part, self.part_len + nl, self.line + self.out_lines, at + nl + 1)
+            self.out_lines += 1
+            newlines -= 1
             self.part, self.part_len = b"", 0
             chunk = chunk[nl + 1:]
             at += nl + 1
         data = self.part + chunk if self.part else chunk
         base = at - len(self.part)  # input position of data[0]
+        first = self.line + self.out_lines  # number of data's first line
+        self.out_lines += newlines  # every newline of data ends a line handed on
         n, i, done = len(data), 0, 0  # data[done:i] are whole lines not yet copied
         while n - i > limit:
             j = data.rfind(b"\n", i, i + limit + 1)
@@ -89,7 +96,8 @@ class LineCutter:
                 self.part, self.part_len = data[i:i + limit + 1], n - i
                 self._check_skip()
                 return
-            self._whole(data[i:i + limit + 1], end - i, base + end + 1)
+            self._cut(data[i:i + limit + 1], end - i, first + data.count(b"\n", 0, i),
+                      base + end + 1)
             i = done = end + 1
         j = data.rfind(b"\n", done)
         if j >= 0:
@@ -101,13 +109,11 @@ class LineCutter:
     def _copy(self, data: bytes, a: int, b: int, base: int) -> None:
         if b > a:
             self.out.append(memoryview(data)[a:b])
-            self.out_lines += data.count(b"\n", a, b)
             self.offset = base + b
 
-    def _whole(self, kept: bytes, length: int, end_offset: int) -> None:
-        self.long[self.line + self.out_lines] = length
+    def _cut(self, kept: bytes, length: int, line: int, end_offset: int) -> None:
+        self.long[line] = length
         self.out += (kept, b"\n")
-        self.out_lines += 1
         self.offset = end_offset
 
     def _check_skip(self) -> None:
@@ -129,24 +135,26 @@ class LineCutter:
             self.part, self.part_len = b"", 0
         if not self.out:
             return None
-        block = Block(b"".join(self.out), self.line, self.offset, self.long)
+        block = Block(b"".join(self.out), self.line, self.offset, self.long, self.out_lines)
         self.line += self.out_lines
         self.out, self.out_lines, self.long = [], 0, {}
         return block
 
 
-def _pieces(chunk: bytes) -> Iterator[bytes]:
-    """The chunk cut after every MAX_BLOCK_LINES newlines (input dense with empty lines)."""
-    if chunk.count(b"\n") <= MAX_BLOCK_LINES:
-        yield chunk
+def _pieces(chunk: bytes) -> Iterator[tuple[bytes, int]]:
+    """(piece, its newlines): the chunk cut after every MAX_BLOCK_LINES newlines (input
+    dense with empty lines), else whole."""
+    count = chunk.count(b"\n")
+    if count <= MAX_BLOCK_LINES:
+        yield chunk, count
         return
     nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
     start = 0
-    for cut in (nl[MAX_BLOCK_LINES - 1::MAX_BLOCK_LINES] + 1).tolist():
-        yield chunk[start:cut]
+    for k, cut in enumerate((nl[MAX_BLOCK_LINES - 1::MAX_BLOCK_LINES] + 1).tolist()):
+        yield chunk[start:cut], MAX_BLOCK_LINES
         start = cut
     if start < len(chunk):
-        yield chunk[start:]
+        yield chunk[start:], count - MAX_BLOCK_LINES * (k + 1)
 
 
 def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES, start_offset: int = 0,
@@ -155,7 +163,7 @@ def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES, start_offset: int = 0
     cut = LineCutter(max_line_bytes, start_offset, start_line, getattr(stream, "name", ""))
     while chunk := stream.read(size):
         for piece in _pieces(chunk):
-            cut.feed(piece)
+            cut.feed(*piece)
             if block := cut.take():
                 yield block
     if block := cut.take(final=True):
@@ -235,7 +243,7 @@ class Input:
                     else os.read(self.fd, BLOCK_BYTES)
                 if chunk:
                     for piece in _pieces(chunk):
-                        cut.feed(piece)
+                        cut.feed(*piece)
                         if block := cut.take():
                             yield block
                     continue
@@ -248,7 +256,7 @@ class Input:
                 if why:
                     while chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos):  # the old rest
                         for piece in _pieces(chunk):
-                            cut.feed(piece)
+                            cut.feed(*piece)
                             if block := cut.take():
                                 yield block
                     if block := cut.take(final=True):
@@ -270,7 +278,7 @@ class Input:
                         break
                     got += len(chunk)
                     for piece in _pieces(chunk):
-                        cut.feed(piece)
+                        cut.feed(*piece)
                         if cut.out_lines >= MAX_BLOCK_LINES:
                             yield cut.take()
                     ready, _, _ = select.select([self.fd], [], [], 0)

@@ -125,3 +125,11 @@ def test_identity_tells_grown_from_replaced(tmp_path):
 def test_a_directory_is_refused(tmp_path):
     with pytest.raises(InputError, match="is a directory"):
         Input(str(tmp_path))
+
+
+def test_block_line_counts(tmp_path):
+    rng = random.Random(7)
+    data = b"\n".join(b"z" * rng.choice([0, 3, 80, 200]) for _ in range(500)) + b"\nend"
+    blocks = feed_randomly(data, 64, rng, keep_partial=False)
+    assert [b.lines for b in blocks] == [b.data.count(b"\n") + (not b.data.endswith(b"\n"))
+                                         for b in blocks]
