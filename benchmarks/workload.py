@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub-2k"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "loghub-2k"
 # values: digit runs that stand alone (not inside words like u0, 0x1f or alt0)
 _VALUE = re.compile(rb"(?<![A-Za-z0-9])\d+(?![A-Za-z0-9])")
 

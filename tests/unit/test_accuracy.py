@@ -7,12 +7,12 @@ from logml.accuracy import grouping_accuracy, load_loghub
 from logml.baseline import drain3_miner
 from logml.template import TemplateEngine
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "loghub-2k"
+DATA = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
 
 
 def systems():
     if not DATA.is_dir():
-        pytest.fail(f"Loghub-2k development set not found at {DATA} (shared/ beside the repo)")
+        pytest.fail(f"Loghub-2k development set not found at {DATA}")
     return sorted(p for p in DATA.iterdir() if p.is_dir())
 
 
