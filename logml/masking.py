@@ -30,6 +30,8 @@ import re
 import numba as nb
 import numpy as np
 
+from .jit import compiling
+
 # class codes (also the order of PLACEHOLDERS)
 URL, EMAIL, PATH, UUID, IP, TS, ID, KV, NUM, HEX = range(1, 11)
 MASK_BITS = {
@@ -55,6 +57,19 @@ _DW_BYTES = np.zeros((len(_DATE_WORDS), 10), dtype=np.uint8)
 for _k, _w in enumerate(_DATE_WORDS):
     _DW_BYTES[_k, : len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
 
+# One explicit signature per entry point: compiled once (or loaded from the cache) at import,
+# never re-specialised for a caller's array flavour, so two first runs at once write the same
+# cache entries. Arrays are typed read-only, which writable ones convert to for free.
+_BYTES = nb.types.Array(nb.types.uint8, 1, "C", readonly=True)
+_TABLE = nb.types.Array(nb.types.uint8, 2, "C", readonly=True)
+_I64 = nb.types.Array(nb.types.int64, 1, "A", readonly=True)
+_U64 = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
+_TABLE_ARGS = (_TABLE, _I64, _TABLE)
+_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1]))(
+    _BYTES, _I64, _I64, _U64, nb.types.int64, *_TABLE_ARGS)
+_SIG_MASKED = nb.types.uint8[::1](_BYTES, nb.types.int64, nb.types.int64, nb.types.int64,
+                                  *_TABLE_ARGS)
+
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
@@ -70,37 +85,37 @@ def mask_flags(names) -> int:
 
 
 # ---------------------------------------------------------------- byte classes
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_ws(c):
     return c == 32 or (9 <= c <= 13)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_digit(c):
     return 48 <= c <= 57
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_alpha(c):
     return (65 <= c <= 90) or (97 <= c <= 122) or c >= 128
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_alnum(c):
     return _is_digit(c) or _is_alpha(c)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_hex(c):
     return _is_digit(c) or (65 <= c <= 70) or (97 <= c <= 102)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_open(c):  # ( [ { < " '
     return c == 40 or c == 91 or c == 123 or c == 60 or c == 34 or c == 39
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_close(c):  # ) ] } > " ' , ; : . !
     return (c == 41 or c == 93 or c == 125 or c == 62 or c == 34 or c == 39 or c == 44
             or c == 59 or c == 58 or c == 46 or c == 33)
@@ -341,21 +356,6 @@ def _whole_class(b, a, e, flags):
     if dashes and flags & (1 << ID) and _is_id(b, a, e):
         return ID
     return 0
-    if flags & (1 << URL) and _is_url(b, a, e):
-        return URL
-    if flags & (1 << EMAIL) and _is_email(b, a, e):
-        return EMAIL
-    if flags & (1 << PATH) and _is_path(b, a, e):
-        return PATH
-    if flags & (1 << UUID) and _is_uuid(b, a, e):
-        return UUID
-    if flags & (1 << IP) and (_is_ipv4(b, a, e) or _is_colon_hex(b, a, e)):
-        return IP
-    if flags & (1 << TS) and _is_ts(b, a, e):
-        return TS
-    if flags & (1 << ID) and _is_id(b, a, e):
-        return ID
-    return 0
 
 
 @nb.njit(cache=True)
@@ -384,14 +384,14 @@ def _is_date_word(b, a, e, words):
 
 
 # ---------------------------------------------------------------- writing
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _put_ph(out, o, cls, ph, ph_len):
     for m in range(ph_len[cls]):
         out[o + m] = ph[cls, m]
     return o + ph_len[cls]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _copy(b, a, e, out, o):
     for k in range(a, e):
         out[o] = b[k]
@@ -561,37 +561,37 @@ def _fnv(out, n, seed):
     return h
 
 
-@nb.njit(cache=True, parallel=True)
-def shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
+def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     """Shape hash and token count of every line buf[starts[k]:ends[k]], one pass each.
 
-    seeds[k] is mixed into the hash so equal text in two services has two shapes. Lines
-    are split into chunks that the cores take in parallel, each with its own scratch.
+    seeds[k] is mixed into the hash so equal text in two services has two shapes. One core:
+    the scan runs at over a million lines a second, and a parallel loop cost more in
+    compile time (seconds on every fresh install) than it saved.
     """
     n = starts.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     ntoks = np.empty(n, dtype=np.int32)
-    chunk = 2048
-    for c in nb.prange((n + chunk - 1) // chunk):
-        lo = c * chunk
-        hi = min(n, lo + chunk)
-        longest = 0
-        for k in range(lo, hi):
-            longest = max(longest, ends[k] - starts[k])
-        # a placeholder is at most 7 bytes and replaces at least one byte
-        out = np.empty(longest * 7 + 16, dtype=np.uint8)
-        for k in range(lo, hi):
-            m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
-            hashes[k] = _fnv(out, m, seeds[k])
-            ntoks[k] = t
+    longest = 0
+    for k in range(n):
+        longest = max(longest, ends[k] - starts[k])
+    # a placeholder is at most 7 bytes and replaces at least one byte
+    out = np.empty(longest * 7 + 16, dtype=np.uint8)
+    for k in range(n):
+        m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
+        hashes[k] = _fnv(out, m, seeds[k])
+        ntoks[k] = t
     return hashes, ntoks
 
 
-@nb.njit(cache=True)
-def masked_line(buf, start, end, flags, ph, ph_len, words):
+def _masked_line(buf, start, end, flags, ph, ph_len, words):
     out = np.empty((end - start) * 7 + 8, dtype=np.uint8)
     m, _ = _mask_line(buf, start, end, out, flags, ph, ph_len, words)
     return out[:m]
+
+
+with compiling():  # the entry points, compiled at import (from the cache after the first run)
+    shape_hashes = nb.njit(_SIG_HASHES, cache=True)(_shape_hashes)
+    masked_line = nb.njit(_SIG_MASKED, cache=True)(_masked_line)
 
 
 # ---------------------------------------------------------------- Python face

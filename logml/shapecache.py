@@ -9,6 +9,9 @@ import numba as nb
 import numpy as np
 
 EMPTY = np.uint64(0)
+# explicit signatures: compiled once, the same cache entry for every caller
+_KEYS, _VALUES = nb.types.uint64[::1], nb.types.int32[::1]
+_QUERIES = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
 
 
 @nb.njit(cache=True)
@@ -20,7 +23,7 @@ def _slot(keys, key):
     return i
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.int32[::1](_KEYS, _VALUES, _QUERIES), cache=True)
 def lookup(keys, values, queries):
     """values[slot(q)] for each query, -1 where the shape is not cached."""
     out = np.empty(queries.shape[0], dtype=np.int32)
@@ -31,7 +34,7 @@ def lookup(keys, values, queries):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.boolean(_KEYS, _VALUES, nb.types.uint64, nb.types.int32), cache=True)
 def insert(keys, values, key, value):
     key = key | np.uint64(1)
     i = _slot(keys, key)
