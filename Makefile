@@ -9,6 +9,7 @@ $(BIN)/logml: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps logparser3==1.0.4
 	touch $@
 
 venv: $(BIN)/logml

@@ -12,9 +12,13 @@ trailing ``,;:.!`` are kept around the placeholder):
   ``UUID``, ``IP`` (IPv4 with optional port, IPv6, MAC-like colon groups),
   ``TS`` (dates and times: 2024-01-31, 12:30:01.5, 2024-01-31T12:30:01Z, 31/01/2024),
   ``ID`` (block/job/container style ids: a word, ``_`` or ``-``, then a digit-bearing tail,
-  e.g. ``blk_-1608``, ``container_1445_01_000003``, ``node-12``);
-* ``KV``: in ``key=value`` the value is masked as ``<*>`` when it holds a digit; values of
-  letters only (``status=failed``) are kept, because they name a different event;
+  e.g. ``blk_-1608``, ``container_1445_01_000003``, ``node-12``),
+  ``NAME`` (dotted names: host names, Java classes, bundle ids; three or more parts, the
+  last starting with a letter, an optional ``:line`` or ``:port``, e.g.
+  ``mail.example.com``, ``com.apple.xpc.launchd``, ``org.x.Foo.bar:120``): names by shape,
+  which a line carries as a variable far more often than as its event's wording;
+* ``KV``: in ``key=value`` the value is masked as ``<*>`` when it holds a digit or is a
+  name; values of letters only (``status=failed``) are kept: they name a different event;
 * inside a token: numbers bounded by non-alphanumerics, signed or decimal, with a unit of
   up to three letters or ``%`` (``-3``, ``12ms``, ``3.5MB``) become ``NUM``; ``0x1f`` and
   runs of six or more hex digits holding a digit become ``HEX``.
@@ -33,15 +37,15 @@ import numpy as np
 from .jit import compiling
 
 # class codes (also the order of PLACEHOLDERS)
-URL, EMAIL, PATH, UUID, IP, TS, ID, KV, NUM, HEX = range(1, 11)
+URL, EMAIL, PATH, UUID, IP, TS, ID, KV, NUM, HEX, NAME = range(1, 12)
 MASK_BITS = {
     "url": 1 << URL, "email": 1 << EMAIL, "path": 1 << PATH, "uuid": 1 << UUID,
     "ip": 1 << IP, "timestamp": 1 << TS, "id": 1 << ID, "kv": 1 << KV,
-    "number": 1 << NUM, "hex": 1 << HEX,
+    "number": 1 << NUM, "hex": 1 << HEX, "name": 1 << NAME,
 }
 ALL_MASKS = sum(MASK_BITS.values())
 PLACEHOLDERS = ["", "<URL>", "<EMAIL>", "<PATH>", "<UUID>", "<IP>", "<TS>", "<ID>",
-                "<*>", "<NUM>", "<HEX>"]
+                "<*>", "<NUM>", "<HEX>", "<NAME>"]
 _PH_BYTES = np.zeros((len(PLACEHOLDERS), 8), dtype=np.uint8)
 _PH_LEN = np.zeros(len(PLACEHOLDERS), dtype=np.int64)
 for _k, _p in enumerate(PLACEHOLDERS):
@@ -314,6 +318,34 @@ def _is_id(b, a, e):
 
 
 @nb.njit(cache=True)
+def _is_name(b, a, e):
+    """Dotted name: three or more parts of letters, digits, _ $ - joined by single dots, the
+    last starting with a letter, _ or $; then optionally :digits (a line or a port)."""
+    z = e
+    k = e - 1
+    while k > a and _is_digit(b[k]):
+        k -= 1
+    if k < e - 1 and b[k] == 58:
+        z = k
+    dots = 0
+    part = 0
+    last = a
+    for k in range(a, z):
+        c = b[k]
+        if c == 46:
+            if part == 0:
+                return False
+            dots += 1
+            part = 0
+            last = k + 1
+        elif _is_alnum(c) or c == 95 or c == 36 or c == 45:
+            part += 1
+        else:
+            return False
+    return dots >= 2 and part > 0 and (_is_alpha(b[last]) or b[last] == 95 or b[last] == 36)
+
+
+@nb.njit(cache=True)
 def _whole_class(b, a, e, flags):
     if a >= e:
         return 0
@@ -344,6 +376,8 @@ def _whole_class(b, a, e, flags):
         return EMAIL
     if slashes and flags & (1 << PATH) and _is_path(b, a, e):
         return PATH
+    if dots >= 2 and flags & (1 << NAME) and _is_name(b, a, e):
+        return NAME
     if digits == 0:
         return 0
     if e - a == 36 and dashes == 4 and flags & (1 << UUID) and _is_uuid(b, a, e):
@@ -494,7 +528,7 @@ def _mask_token(b, i, j, out, o, flags, ph, ph_len):
                 if _is_digit(b[z]):
                     digit = True
                 z += 1
-            if digit:
+            if digit or (flags & (1 << NAME) and _is_name(b, v, z)):
                 o = _copy(b, i, v, out, o)
                 o = _put_ph(out, o, KV, ph, ph_len)
                 return _mask_words(b, z, j, out, o, flags, ph, ph_len)
@@ -647,6 +681,7 @@ _REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
 _REF_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
 _REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
+_REF_NAME = re.compile(f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?")
 _REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")
 _REF_WORD = re.compile(f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+")
 _REF_DATE_WORDS = frozenset(_DATE_WORDS)
@@ -695,6 +730,8 @@ def _ref_whole(t: str, flags: int) -> int:
         return EMAIL
     if on(PATH) and _REF_PATH.fullmatch(t):
         return PATH
+    if on(NAME) and _REF_NAME.fullmatch(t):
+        return NAME
     if not re.search("[0-9]", t):
         return 0
     if on(UUID) and _REF_UUID.fullmatch(t):
@@ -744,7 +781,7 @@ def _ref_token(tok: str, flags: int) -> str:
         m = re.match(f"[{_ALNUM}_.\\-]+=", stripped)
         if m:
             value = re.match(r"[^,;&]*", stripped[m.end():]).group(0)
-            if re.search("[0-9]", value):
+            if re.search("[0-9]", value) or (flags & (1 << NAME) and _REF_NAME.fullmatch(value)):
                 cut = len(lead) + m.end()
                 return tok[:cut] + PLACEHOLDERS[KV] + _ref_words(tok[cut + len(value):], flags)
     return _ref_words(tok, flags)

@@ -1,8 +1,27 @@
-"""Template stage: every message to a stable template, with drain3's Drain as the core.
+"""Template stage: every message to a stable template, online (a line gets its template
+when it arrives).
 
-The fast path is in front of the tree: one numba pass masks each line and hashes its
-shape; a shape cache answers every shape seen before for the whole batch at once. Only
-new shapes are masked again in Python and clustered by drain3 (one tree per service).
+The fast path is in front of the clustering: one numba pass masks each line and hashes its
+shape; a shape cache answers every shape seen before for the whole batch at once. Only new
+shapes are clustered, one service at a time, against the templates of their length:
+
+* the best template is the one whose constant tokens the line repeats most (at least
+  ``similarity`` of them);
+* where line and template differ, a token pair that is variable by shape (two masked
+  values, ``key=<*>`` against ``key=word``, a value against an empty one, a unit after a
+  number, a masked value against a word with digits) makes the template generalise there
+  (``<*>``), keeping its id;
+* any other difference is a constant of another event when the template has held its
+  wording for ``STABLE_LINES`` lines, or at the first word, as Drain's first-token tree
+  has it: the line starts a sibling template instead of blurring ``GET``/``POST`` or
+  ``Paused``/``Resumed`` into one;
+* siblings that differ only at the same positions are a variable after all once
+  ``SIBLING_VALUES`` values are seen (user names, hosts): they merge into one template
+  with ``<*>`` there. The merged template has a new id and lists its parents; the
+  parents' ids resolve to it (``successor``), and lines that arrive later get it;
+* a line that fits no template of its length joins one of another length it repeats but
+  for optional variable tokens (``1190 bytes (1.16 KB) sent`` against ``0 bytes sent``,
+  a longer stack of masked frames).
 
 Template ids are 16 hex digits of a hash of the service and the masked form that created
 the template: unique across services, the same for the same input, and kept when the
@@ -16,65 +35,99 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-from drain3.drain import Drain
 
 from .config import TemplateConfig
 from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
 from .shapecache import ShapeCache
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
-_PLACEHOLDERS = frozenset(p for p in PLACEHOLDERS if p)
+WILD = "<*>"
+# a template that has held a word this many lines takes a different word there as another
+# event; younger templates generalise, as Drain does
+STABLE_LINES = 3
+# siblings differing only at the same positions merge into one variable at this many values
+SIBLING_VALUES = 4
+
+_PLACEHOLDER_RX = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS if p))
+_PUNCT = "[](){}\"',;:.!?"
+_UNITS = frozenset(("B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "b", "kb",
+                    "mb", "gb", "ns", "us", "µs", "ms", "s", "sec", "secs", "min", "mins",
+                    "h", "hrs", "bytes"))
 
 
-_PLACEHOLDER_RX = re.compile("|".join(re.escape(p) for p in _PLACEHOLDERS))
-
-
-def _has_placeholder(token: str) -> bool:
-    return "<" in token and any(p in token for p in _PLACEHOLDERS)
-
-
-def _variable_shape(token: str) -> str:
+def _skeleton(token: str) -> str:
     """The token with every placeholder made one: [<NUM>] and [<HEX>] are alike."""
-    return _PLACEHOLDER_RX.sub("<*>", token) if "<" in token else token
+    return _PLACEHOLDER_RX.sub(WILD, token) if "<" in token else token
 
 
-class MaskAwareDrain(Drain):
-    """drain3's Drain, told what the masks mean: a token holding a placeholder is a
-    variable, so it takes the tree's wildcard branch, and two variables at the same
-    position count as alike whatever their mask class."""
+def _is_value(token: str) -> bool:
+    """A masked value with at most punctuation around it: <NUM>, (<IP>), <*>,"""
+    return "<" in token and _skeleton(token).strip(_PUNCT) == WILD
 
-    def get_content_as_tokens(self, content):
-        # templates share their words: one string object per distinct token, not per cluster
-        return [sys.intern(t) for t in super().get_content_as_tokens(content)]
 
-    @staticmethod
-    def has_numbers(s):
-        return any(c.isdigit() for c in s) or _has_placeholder(s)
+def _kv(token: str) -> tuple[str, str] | None:
+    key, eq, value = token.strip(_PUNCT).partition("=")
+    return (key, value) if eq and key else None
 
-    def get_seq_distance(self, seq1, seq2, include_params: bool):
-        """Share of the template's constant tokens the line repeats; wildcards and
-        placeholder pairs are variables and count on neither side."""
-        if len(seq1) == 0:
-            return 1.0, 0
-        same = 0
-        param_count = 0
-        constants = 0
-        for token1, token2 in zip(seq1, seq2):
-            if token1 == self.param_str:
-                param_count += 1
-            elif token1 == token2:
-                if "<" in token1 and _variable_shape(token1) == "<*>":
-                    continue
-                same += 1
-                constants += 1
-            elif ("<" in token1 and "<" in token2
-                  and _variable_shape(token1) == _variable_shape(token2)):
-                pass
-            else:
-                constants += 1
-        if include_params:
-            return (same + param_count) / len(seq1), param_count
-        return (same / constants if constants else 1.0), param_count
+
+def _has_digit_and_letter(token: str) -> bool:
+    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+
+
+def _variable_pair(a: str, b: str, before: str) -> bool:
+    """Tokens a (template) and b (line) at one position differ as two values of a variable:
+    the shapes say so, whatever the wording."""
+    if "<" in a or "<" in b:
+        sa, sb = _skeleton(a), _skeleton(b)
+        if sa == sb:
+            return True
+        va, vb = sa.strip(_PUNCT) == WILD, sb.strip(_PUNCT) == WILD
+        if (va and (vb or _has_digit_and_letter(b))) or (vb and _has_digit_and_letter(a)):
+            return True
+        if (WILD in sb and sb.replace(WILD, "") == sa) or (WILD in sa and sa.replace(WILD, "") == sb):
+            return True  # the value is empty in one of them: "()" and "(<IP>)"
+        ka, kb = _kv(a), _kv(b)
+        if ka and kb and ka[0] == kb[0] and (_skeleton(ka[1]).strip(_PUNCT) == WILD
+                                             or _skeleton(kb[1]).strip(_PUNCT) == WILD):
+            return True  # key=<*> and key=word: the key's value is a variable
+    return "<" in before and a.strip(_PUNCT) in _UNITS and b.strip(_PUNCT) in _UNITS
+
+
+def _optional(tokens: list[str], i: int) -> bool:
+    """A token a template may have or lack: a masked value, a unit after one, punctuation."""
+    t = tokens[i]
+    if t == WILD or _is_value(t):
+        return True
+    kv = _kv(t)
+    if kv and _skeleton(kv[1]).strip(_PUNCT) == WILD:
+        return True
+    core = t.strip(_PUNCT)
+    return not core or (core in _UNITS and i > 0 and "<" in tokens[i - 1])
+
+
+def _aligns(template: list[str], tokens: list[str]) -> bool:
+    """Template and line agree, in order, on every token but optional ones (skipped on
+    either side, greedily); a wildcard stands for one token."""
+    i = j = constants = 0
+    n, m = len(template), len(tokens)
+    while i < n and j < m:
+        a, b = template[i], tokens[j]
+        if a == b or a == WILD or ("<" in a and "<" in b and _skeleton(a) == _skeleton(b)):
+            constants += not _optional(template, i)
+            i += 1
+            j += 1
+        elif _optional(tokens, j):
+            j += 1
+        elif _optional(template, i):
+            i += 1
+        else:
+            return False
+    return constants > 0 and all(_optional(template, k) for k in range(i, n)) and \
+        all(_optional(tokens, k) for k in range(j, m))
+
+
+def _first_key(tokens: list[str]) -> tuple[int, str]:
+    return len(tokens), (WILD if tokens and "<" in tokens[0] else tokens[0] if tokens else "")
 
 
 def _hash64(text: str) -> int:
@@ -85,22 +138,36 @@ def _hash64(text: str) -> int:
 class Template:
     service: int
     template_id: str
-    cluster_id: int  # drain3 cluster id within the service's tree; -1 for overflow
+    cluster_id: int  # index in the service's clusters; -1 for overflow
     first_seen_line: int  # engine-wide line counter when created
+    parents: tuple[str, ...] = ()  # ids of the templates merged into this one
+
+
+@dataclass(slots=True)
+class Cluster:
+    tokens: list[str]
+    template: int  # engine template index
+    alive: bool = True  # False once merged into a successor
 
 
 @dataclass
 class ServiceTree:
     name: str
     seed: np.uint64
-    drain: Drain
-    by_cluster: dict[int, int] = field(default_factory=dict)
+    clusters: list[Cluster] = field(default_factory=list)
+    by_len: dict[int, list[int]] = field(default_factory=dict)  # alive clusters by length
+    # alive clusters by (length, first word); a first token holding a value is filed as <*>
+    by_first: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+    # sibling groups: (differing positions, template with <*> there) -> cluster indices
+    groups: dict[tuple, list[int]] = field(default_factory=dict)
     overflow: int = -1
+    alive: int = 0
 
 
 class TemplateEngine:
     """Batch API: ``template_batch(messages, services)`` gives an int32 template index per
-    message; ``template_id``, ``template_text`` and ``params`` describe an index."""
+    message; ``template_id``, ``template_text``, ``params`` and ``lineage`` describe an
+    index; ``successor(template_id)`` follows merges."""
 
     def __init__(self, config: TemplateConfig | None = None):
         self.config = config or TemplateConfig()
@@ -111,22 +178,26 @@ class TemplateEngine:
         self.templates: list[Template] = []
         self.template_index: dict[str, int] = {}
         self.lines_seen = 0
+        # per template index: lines it got, and the template it resolves to (itself or the
+        # template it was merged into)
+        self._lines = np.zeros(64, dtype=np.int64)
+        self._final = np.arange(64, dtype=np.int32)
+        self._pairs: dict[tuple, bool] = {}  # memo of _variable_pair
 
     # ---------------------------------------------------------------- services
     def service(self, name: str) -> int:
         """Dense index of a service, creating its tree on first sight."""
         idx = self.service_index.get(name)
         if idx is None:
-            c = self.config
-            drain = MaskAwareDrain(depth=c.depth, sim_th=c.similarity, max_children=c.max_children,
-                          max_clusters=None, parametrize_numeric_tokens=True)
             idx = len(self.services)
-            self.services.append(ServiceTree(name, np.uint64(_hash64(name)), drain))
+            self.services.append(ServiceTree(name, np.uint64(_hash64(name))))
             self.service_index[name] = idx
         return idx
 
     def templates_of(self, service: int) -> int:
-        return len(self.services[service].by_cluster) + (self.services[service].overflow >= 0)
+        """Templates of a service in use (merged ones excluded)."""
+        tree = self.services[service]
+        return tree.alive + (tree.overflow >= 0)
 
     # ---------------------------------------------------------------- batch
     def template_batch(self, messages: list[str], services: np.ndarray | int = 0) -> np.ndarray:
@@ -138,7 +209,7 @@ class TemplateEngine:
 
     def template_packed(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                         services: np.ndarray | int = 0) -> np.ndarray:
-        """Template index of each line buf[starts[k]:ends[k]] (UTF-8)."""
+        """Template index of each line buf[starts[k]:ends[k]] (UTF-8), as of its arrival."""
         n = len(starts)
         if not self.services:
             self.service("default")
@@ -148,21 +219,30 @@ class TemplateEngine:
         keys, _ = self.masker.hashes(buf, starts, ends, seeds)
         idx = self.cache.lookup(keys)
         miss = np.flatnonzero(idx < 0)
+        prev = 0
         if len(miss):
-            # cluster each new shape once, in order of first appearance (Drain is order-bound)
-            _, first = np.unique(keys[miss], return_index=True)
-            for pos in miss[np.sort(first)]:
+            # cluster each new shape once, in order of first appearance (clustering is
+            # order-bound); the lines before it count first, as they arrived first
+            _, first, inverse = np.unique(keys[miss], return_index=True, return_inverse=True)
+            by_shape = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[by_shape], np.arange(len(first) + 1))
+            for s in np.argsort(first).tolist():
+                pos = int(miss[first[s]])
+                self._count(idx[prev:pos])
+                prev = pos
                 masked = self.masker.mask_bytes(buf, starts[pos], ends[pos])
-                t = self._cluster(int(svc[pos]), masked, self.lines_seen + int(pos))
+                t = self._cluster(int(svc[pos]), masked, self.lines_seen + pos)
                 self.cache.insert(int(keys[pos]), t)
-            idx[miss] = self.cache.lookup(keys[miss])
-            still = idx[miss] < 0  # the cache was cleared mid-batch (it was full)
-            if still.any():
-                for pos in miss[still]:
-                    masked = self.masker.mask_bytes(buf, starts[pos], ends[pos])
-                    idx[pos] = self._cluster(int(svc[pos]), masked, self.lines_seen + int(pos))
+                idx[miss[by_shape[bounds[s]:bounds[s + 1]]]] = t
+        self._count(idx[prev:])
         self.lines_seen += n
         return idx
+
+    def _count(self, idx: np.ndarray) -> None:
+        """Lines arrive: their templates resolved (merges so far) and counted, in place."""
+        if len(idx):
+            idx[:] = self._final[idx]
+            np.add.at(self._lines, idx, 1)
 
     def template_events(self, events) -> tuple[np.ndarray, np.ndarray]:
         """(template index, engine service index) of each event of a decoded EventBatch,
@@ -173,26 +253,140 @@ class TemplateEngine:
         svc = mapping[events.service]
         return self.template_packed(events.buf, events.text_start, events.end, svc), svc
 
+    # ---------------------------------------------------------------- clustering
     def _cluster(self, service: int, masked: str, line_no: int) -> int:
+        """Template index of a new shape (its masked text) of a service."""
         tree = self.services[service]
-        drain = tree.drain
-        if len(tree.by_cluster) >= self.config.max_templates_per_service:
-            tokens = drain.get_content_as_tokens(masked)
-            cluster = drain.tree_search(drain.root_node, tokens, drain.sim_th, False)
-            if cluster is not None:
-                return tree.by_cluster[cluster.cluster_id]
+        tokens = [sys.intern(t) for t in masked.split()]
+        best, values, words = self._best(tree, tokens)
+        if best is not None:
+            cluster = tree.clusters[best]
+            if words and (words[0] == 0
+                          or self._lines[cluster.template] >= STABLE_LINES):
+                return self._sibling(tree, service, best, tokens, words, line_no)
+            if 0 in values + words and "<" not in cluster.tokens[0]:
+                tree.by_first[_first_key(cluster.tokens)].remove(best)
+                tree.by_first.setdefault((len(tokens), WILD), []).append(best)
+            for p in values + words:
+                cluster.tokens[p] = WILD
+            return cluster.template
+        other = self._optional_match(tree, tokens)
+        if other is not None:
+            return tree.clusters[other].template
+        return self._add(tree, service, tokens, line_no)
+
+    def _best(self, tree: ServiceTree, tokens: list[str]) -> tuple[int | None, list, list]:
+        """The template of this length whose constant tokens the line repeats most, if
+        enough, with the positions where they differ: as two values of a variable, and
+        in wording. Values (masked or by shape) are no evidence either way."""
+        n = len(tokens)
+        if n and "<" not in tokens[0]:
+            # templates with the same first word (or a value there) first, as in Drain's
+            # tree; all of this length only when none of them is close enough
+            near = tree.by_first.get((n, tokens[0]), []) + tree.by_first.get((n, WILD), [])
+            found = self._best_of(tree, tokens, near)
+            if found[0] is not None:
+                return found
+        return self._best_of(tree, tokens, tree.by_len.get(n, ()))
+
+    def _best_of(self, tree: ServiceTree, tokens: list[str], candidates) -> tuple:
+        best, best_sim, best_values, best_words = None, -1.0, [], []
+        for k in candidates:
+            template = tree.clusters[k].tokens
+            same = constants = 0
+            values, words = [], []
+            for p, (a, b) in enumerate(zip(template, tokens)):
+                if a == b:
+                    if "<" not in a or not _is_value(a):
+                        same += 1
+                        constants += 1
+                elif a == WILD:
+                    continue
+                elif self._pair(a, b, p > 0 and "<" in template[p - 1]):
+                    if _skeleton(a) != _skeleton(b):
+                        values.append(p)
+                else:
+                    constants += 1
+                    words.append(p)
+            sim = same / constants if constants else 1.0
+            if sim > best_sim:
+                best, best_sim, best_values, best_words = k, sim, values, words
+        if best is None or best_sim < self.config.similarity:
+            return None, [], []
+        return best, best_values, best_words
+
+    def _pair(self, a: str, b: str, after_value: bool) -> bool:
+        """_variable_pair, remembered: the same token pairs meet again and again."""
+        key = (a, b, after_value)
+        known = self._pairs.get(key)
+        if known is None:
+            if len(self._pairs) >= 1 << 16:
+                self._pairs.clear()
+            known = self._pairs[key] = _variable_pair(a, b, "<" if after_value else "")
+        return known
+
+    def _sibling(self, tree: ServiceTree, service: int, best: int, tokens: list[str],
+                 diff: list[int], line_no: int) -> int:
+        """A template for another event beside `best`, or, when the siblings at these
+        positions reach SIBLING_VALUES, one template with <*> there for all of them."""
+        generic = list(tree.clusters[best].tokens)
+        for p in diff:
+            generic[p] = WILD
+        key = (tuple(diff), tuple(generic))
+        members = tree.groups.setdefault(key, [best])
+        members[:] = [k for k in members if tree.clusters[k].alive]
+        if len(members) + 1 < SIBLING_VALUES:
+            before = len(tree.clusters)
+            t = self._add(tree, service, tokens, line_no)
+            if len(tree.clusters) > before:
+                members.append(before)
+            return t
+        del tree.groups[key]
+        merged = self._add(tree, service, generic, line_no,
+                           parents=tuple(self.templates[tree.clusters[k].template].template_id
+                                         for k in members), force=True)
+        for k in members:
+            c = tree.clusters[k]
+            c.alive = False
+            tree.alive -= 1
+            tree.by_len[len(c.tokens)].remove(k)
+            tree.by_first[_first_key(c.tokens)].remove(k)
+            self._final[self._final == c.template] = merged
+        return merged
+
+    def _optional_match(self, tree: ServiceTree, tokens: list[str]) -> int | None:
+        """The most used template of another length that the line repeats but for
+        optional tokens, on either side."""
+        best, best_lines = None, -1
+        n = len(tokens)
+        for length, ks in tree.by_len.items():
+            if length == n or abs(length - n) * 2 > max(length, n):
+                continue
+            for k in ks:
+                t = tree.clusters[k].tokens
+                if t[0] != tokens[0] and not (_is_value(t[0]) and _is_value(tokens[0])):
+                    continue
+                lines = int(self._lines[tree.clusters[k].template])
+                if lines > best_lines and _aligns(t, tokens):
+                    best, best_lines = k, lines
+        return best
+
+    def _add(self, tree: ServiceTree, service: int, tokens: list[str], line_no: int,
+             parents: tuple[str, ...] = (), force: bool = False) -> int:
+        """A new cluster and its template; the overflow template past the cap."""
+        if tree.alive >= self.config.max_templates_per_service and not force:
             if tree.overflow < 0:
                 tree.overflow = self._new_template(service, -1, OVERFLOW_TEMPLATE, line_no)
             return tree.overflow
-        cluster, change = drain.add_log_message(masked)
-        known = tree.by_cluster.get(cluster.cluster_id)
-        if known is not None:
-            return known
-        t = self._new_template(service, cluster.cluster_id, masked, line_no)
-        tree.by_cluster[cluster.cluster_id] = t
+        t = self._new_template(service, len(tree.clusters), " ".join(tokens), line_no, parents)
+        tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
+        tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
+        tree.clusters.append(Cluster(list(tokens), t))
+        tree.alive += 1
         return t
 
-    def _new_template(self, service: int, cluster_id: int, text: str, line_no: int) -> int:
+    def _new_template(self, service: int, cluster_id: int, text: str, line_no: int,
+                      parents: tuple[str, ...] = ()) -> int:
         name = self.services[service].name
         base = f"{name}\x00{text}"
         tid = f"{_hash64(base):016x}"
@@ -201,9 +395,15 @@ class TemplateEngine:
             salt += 1
             salted = f"{base}\x00{salt}"
             tid = f"{_hash64(salted):016x}"
-        self.templates.append(Template(service, tid, cluster_id, line_no))
-        self.template_index[tid] = len(self.templates) - 1
-        return len(self.templates) - 1
+        idx = len(self.templates)
+        self.templates.append(Template(service, tid, cluster_id, line_no, parents))
+        self.template_index[tid] = idx
+        if idx >= len(self._lines):
+            grow = len(self._lines)
+            self._lines = np.concatenate((self._lines, np.zeros(grow, dtype=np.int64)))
+            self._final = np.concatenate((self._final,
+                                          np.arange(grow, 2 * grow, dtype=np.int32)))
+        return idx
 
     # ---------------------------------------------------------------- describing
     def template_id(self, idx: int) -> str:
@@ -213,14 +413,26 @@ class TemplateEngine:
         t = self.templates[idx]
         if t.cluster_id < 0:
             return OVERFLOW_TEMPLATE
-        return self.services[t.service].drain.id_to_cluster[t.cluster_id].get_template()
+        return " ".join(self.services[t.service].clusters[t.cluster_id].tokens)
 
     def service_name(self, idx: int) -> str:
         return self.services[self.templates[idx].service].name
 
+    def successor(self, template_id: str) -> str:
+        """The id a template resolves to now: itself, or the template it was merged into
+        (through every later merge)."""
+        return self.templates[int(self._final[self.template_index[template_id]])].template_id
+
+    def lineage(self, idx: int) -> dict:
+        """Where a template came from and where it went: ``parents`` (ids merged into it)
+        and ``successor`` (the id it resolves to; its own while in use)."""
+        t = self.templates[idx]
+        return {"parents": list(t.parents),
+                "successor": self.templates[int(self._final[idx])].template_id}
+
     def params(self, message: str, idx: int) -> list[str]:
         """Values of the template's variable parts in message (template and line align
-        token by token, since masking and Drain both split on whitespace)."""
+        token by token, since masking and clustering both split on whitespace)."""
         tokens = message.split()
         tmpl = self.template_text(idx).split()
         if len(tokens) != len(tmpl):
@@ -240,12 +452,30 @@ class TemplateEngine:
         return out
 
     # ---------------------------------------------------------------- state
+    # Plain data (PLAN contract 1). The "state" helper owns the final form of these two
+    # (validation, columns); this is the engine's data they have to carry.
     def state(self) -> dict:
+        n = len(self.templates)
+        clusters = [(k, c) for k, tree in enumerate(self.services) for c in tree.clusters]
         return {
             "masks": list(self.config.masks),
-            "services": [(s.name, s.drain, s.by_cluster, s.overflow) for s in self.services],
-            "templates": [(t.service, t.template_id, t.cluster_id, t.first_seen_line)
-                          for t in self.templates],
+            "services": [s.name for s in self.services],
+            "overflow": [s.overflow for s in self.services],
+            "clusters": {"service": np.array([k for k, _ in clusters], dtype=np.int32),
+                         "template": np.array([c.template for _, c in clusters], dtype=np.int32),
+                         "alive": np.array([c.alive for _, c in clusters], dtype=bool),
+                         "text": [" ".join(c.tokens) for _, c in clusters]},
+            "groups": [{"service": k, "positions": list(key[0]), "text": " ".join(key[1]),
+                        "members": list(members)}
+                       for k, tree in enumerate(self.services)
+                       for key, members in tree.groups.items()],
+            "templates": {"service": np.array([t.service for t in self.templates], np.int32),
+                          "id": [t.template_id for t in self.templates],
+                          "cluster": np.array([t.cluster_id for t in self.templates], np.int64),
+                          "first_seen_line": np.array([t.first_seen_line for t in self.templates],
+                                                      np.int64),
+                          "parents": [list(t.parents) for t in self.templates],
+                          "lines": self._lines[:n].copy(), "final": self._final[:n].copy()},
             "cache": self.cache.state(),
             "lines_seen": self.lines_seen,
         }
@@ -253,16 +483,37 @@ class TemplateEngine:
     @classmethod
     def from_state(cls, state: dict, config: TemplateConfig | None = None) -> "TemplateEngine":
         engine = cls(config)
-        if list(engine.config.masks) != state["masks"]:
-            # cached shapes were hashed under another mask set; start the cache afresh
-            state = {**state, "cache": ShapeCache(engine.config.shape_cache_entries).state()}
-        for name, drain, by_cluster, overflow in state["services"]:
-            engine.service_index[name] = len(engine.services)
-            engine.services.append(ServiceTree(name, np.uint64(_hash64(name)), drain,
-                                               dict(by_cluster), overflow))
-        for service, tid, cluster_id, line_no in state["templates"]:
-            engine.templates.append(Template(service, tid, cluster_id, line_no))
-            engine.template_index[tid] = len(engine.templates) - 1
-        engine.cache = ShapeCache.from_state(state["cache"])
+        for name in state["services"]:
+            engine.service(name)
+        for tree, overflow in zip(engine.services, state["overflow"]):
+            tree.overflow = overflow
+        cl = state["clusters"]
+        for k, t, alive, text in zip(cl["service"].tolist(), cl["template"].tolist(),
+                                     cl["alive"].tolist(), cl["text"]):
+            tree = engine.services[k]
+            tokens = [sys.intern(x) for x in text.split(" ")] if text else []
+            if alive:
+                tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
+                tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
+                tree.alive += 1
+            tree.clusters.append(Cluster(tokens, t, alive))
+        for g in state["groups"]:
+            key = (tuple(g["positions"]), tuple(g["text"].split(" ")) if g["text"] else ())
+            engine.services[g["service"]].groups[key] = list(g["members"])
+        ts = state["templates"]
+        for k, (svc, tid, cluster, line, parents) in enumerate(zip(
+                ts["service"].tolist(), ts["id"], ts["cluster"].tolist(),
+                ts["first_seen_line"].tolist(), ts["parents"])):
+            engine.templates.append(Template(svc, tid, cluster, line, tuple(parents)))
+            engine.template_index[tid] = k
+        n = len(engine.templates)
+        size = max(64, 1 << int(n).bit_length())
+        engine._lines = np.zeros(size, dtype=np.int64)
+        engine._lines[:n] = ts["lines"]
+        engine._final = np.arange(size, dtype=np.int32)
+        engine._final[:n] = ts["final"]
+        if list(engine.config.masks) == state["masks"]:
+            # cached shapes were hashed under these masks; another mask set starts afresh
+            engine.cache = ShapeCache.from_state(state["cache"])
         engine.lines_seen = state["lines_seen"]
         return engine

@@ -18,6 +18,9 @@ CASES = [
     ("blk_-1608999687919862906 container_1445_0020_01_000003 node-12",
      "<ID> <ID> <ID>"),
     ("user=alice status=failed uid=1000", "user=alice status=failed uid=<*>"),
+    ("rhost=mail.example.org from (host8.topspot.net)", "rhost=<*> from (<NAME>)"),
+    ("at org.x.Foo.bar:120 in com.apple.xpc.launchd: v1.2.3 10.0.0.1 e.g. a.b..c",
+     "at <NAME> in <NAME>: v1.2.3 <IP> e.g. a.b..c"),
     ("sshd[19939]: (pid 42)", "sshd[<NUM>]: (pid <NUM>)"),
     ("May I help, words stay words", "May I help, words stay words"),
     ("   spaced\tout \n line  ", "spaced out line"),
@@ -46,6 +49,7 @@ TOKEN_PARTS = st.sampled_from([
     "a", "ab", "x", "Z", "é", "0", "7", "12", "255", "1.5", "0x1f", "ff", "deadbeef", "-", "_",
     ".", ":", "::", "/", "\\", "=", ",", ";", "@", "(", ")", "[", "]", "{", "}", "\"", "'",
     "%", "+", "ms", "MB", "T", "Z", "Jun", "Fri", "blk", "http://", "~/", "C:\\", "&", "!",
+    "com.", "$", "a.b.c", "x.y", "..",
 ])
 TOKENS = st.lists(TOKEN_PARTS, min_size=1, max_size=6).map("".join)
 LINES = st.lists(TOKENS, max_size=8).map(" ".join)
