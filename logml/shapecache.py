@@ -44,6 +44,16 @@ def insert(keys, values, key, value):
     return new
 
 
+@nb.njit(nb.types.int64(_KEYS, _VALUES, _QUERIES,
+                        nb.types.Array(nb.types.int32, 1, "A", readonly=True)), cache=True)
+def insert_all(keys, values, new_keys, new_values):
+    """insert of each (key, value) pair, in order; how many keys were new."""
+    added = 0
+    for k in range(new_keys.shape[0]):
+        added += insert(keys, values, new_keys[k], new_values[k])
+    return added
+
+
 def lookup_reference(table: dict, queries: np.ndarray) -> np.ndarray:
     return np.array([table.get(int(q) | 1, -1) for q in queries], dtype=np.int32)
 
@@ -81,13 +91,20 @@ class ShapeCache:
         if insert(self.keys, self.values, np.uint64(key), np.int32(value)):
             self.size += 1
 
+    def insert_many(self, keys: np.ndarray, values: np.ndarray):
+        """insert of each pair at once (a batch's new shapes)."""
+        keys, values = keys[-self.max_entries:], values[-self.max_entries:]
+        if self.size + len(keys) > self.max_entries:
+            self._reset(self.keys.shape[0])
+        while (self.size + len(keys)) * 2 > self.keys.shape[0]:
+            self._grow()
+        self.size += insert_all(self.keys, self.values, keys, values)
+
     def _grow(self):
         old_keys, old_values = self.keys, self.values
         used = old_keys != EMPTY
         self._reset(old_keys.shape[0] * 2)
-        for k, v in zip(old_keys[used], old_values[used]):
-            insert(self.keys, self.values, k, v)
-        self.size = int(used.sum())
+        self.size = insert_all(self.keys, self.values, old_keys[used], old_values[used])
 
     def state(self) -> dict:
         used = self.keys != EMPTY

@@ -38,6 +38,7 @@ import numpy as np
 
 from .config import TemplateConfig
 from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
+from .matcher import Index
 from .shapecache import ShapeCache
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
@@ -47,6 +48,9 @@ WILD = "<*>"
 STABLE_LINES = 3
 # siblings differing only at the same positions merge into one variable at this many values
 SIBLING_VALUES = 4
+# lines this similar but not enough to join are siblings (several words may be variables)
+LOW_SIMILARITY = 0.4
+LOW_SIMILARITY_SHARED = 3
 
 _PLACEHOLDER_RX = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS if p))
 _PUNCT = "[](){}\"',;:.!?"
@@ -70,8 +74,13 @@ def _kv(token: str) -> tuple[str, str] | None:
     return (key, value) if eq and key else None
 
 
+_DIGIT_RX = re.compile("[0-9]")
+_LETTER_RX = re.compile("[A-Za-z\x80-\U0010ffff]")
+
+
 def _has_digit_and_letter(token: str) -> bool:
-    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    """An ASCII digit and a letter (any non-ASCII character counts as one, as in masking)."""
+    return _DIGIT_RX.search(token) is not None and _LETTER_RX.search(token) is not None
 
 
 def _variable_pair(a: str, b: str, before: str) -> bool:
@@ -126,8 +135,20 @@ def _aligns(template: list[str], tokens: list[str]) -> bool:
         all(_optional(tokens, k) for k in range(j, m))
 
 
+def _word_key(tokens: list[str]) -> str:
+    return "" if not tokens else WILD if _is_value(tokens[0]) else tokens[0]
+
+
 def _first_key(tokens: list[str]) -> tuple[int, str]:
     return len(tokens), (WILD if tokens and "<" in tokens[0] else tokens[0] if tokens else "")
+
+
+def _alignment_counts(tokens: list[str]) -> tuple[int, int, int]:
+    """(required tokens, tokens that can equal a required one, <*> tokens) for _aligns:
+    only a unit is optional or not by its neighbour."""
+    required = sum(not _optional(tokens, i) for i in range(len(tokens)))
+    units = sum(_optional(tokens, i) and t.strip(_PUNCT) in _UNITS for i, t in enumerate(tokens))
+    return required, required + units, sum(t == WILD for t in tokens)
 
 
 def _hash64(text: str) -> int:
@@ -147,7 +168,9 @@ class Template:
 class Cluster:
     tokens: list[str]
     template: int  # engine template index
+    slot: int  # in the compiled matcher's arrays
     alive: bool = True  # False once merged into a successor
+    counts: tuple | None = None  # _alignment_counts of its tokens (None: to count again)
 
 
 @dataclass
@@ -158,6 +181,8 @@ class ServiceTree:
     by_len: dict[int, list[int]] = field(default_factory=dict)  # alive clusters by length
     # alive clusters by (length, first word); a first token holding a value is filed as <*>
     by_first: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+    # alive clusters by first token, any length; a value there is filed as <*>
+    by_word: dict[str, list[int]] = field(default_factory=dict)
     # sibling groups: (differing positions, template with <*> there) -> cluster indices
     groups: dict[tuple, list[int]] = field(default_factory=dict)
     overflow: int = -1
@@ -178,11 +203,16 @@ class TemplateEngine:
         self.templates: list[Template] = []
         self.template_index: dict[str, int] = {}
         self.lines_seen = 0
+        self.shape_hits = 0  # lines the shape cache answered
+        self.new_shapes = 0  # shapes clustered (each once, on its first line)
         # per template index: lines it got, and the template it resolves to (itself or the
         # template it was merged into)
         self._lines = np.zeros(64, dtype=np.int64)
         self._final = np.arange(64, dtype=np.int32)
         self._pairs: dict[tuple, bool] = {}  # memo of _variable_pair
+        self.index = Index()  # the alive clusters, for the compiled matcher
+        self._slot_cluster: list[int] = []  # matcher slot -> index in its service's clusters
+        self.compiled = True  # False: every new shape takes the Python path (tests)
 
     # ---------------------------------------------------------------- services
     def service(self, name: str) -> int:
@@ -219,21 +249,39 @@ class TemplateEngine:
         keys, _ = self.masker.hashes(buf, starts, ends, seeds)
         idx = self.cache.lookup(keys)
         miss = np.flatnonzero(idx < 0)
+        self.shape_hits += n - len(miss)
         prev = 0
         if len(miss):
-            # cluster each new shape once, in order of first appearance (clustering is
-            # order-bound); the lines before it count first, as they arrived first
+            # each new shape once, in order of first appearance (clustering is order-bound):
+            # the compiled matcher takes runs of them, Python the ones that change a template
             _, first, inverse = np.unique(keys[miss], return_index=True, return_inverse=True)
-            by_shape = np.argsort(inverse, kind="stable")
-            bounds = np.searchsorted(inverse[by_shape], np.arange(len(first) + 1))
-            for s in np.argsort(first).tolist():
-                pos = int(miss[first[s]])
+            order = np.argsort(first)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            rank = rank[inverse]  # of each missed line: its shape's place in `positions`
+            positions = miss[first[order]]
+            self.new_shapes += len(positions)
+            got = np.full(len(positions), -1, dtype=np.int32)
+            flags = self.masker.flags
+            j = 0
+            while j < len(positions):
+                if self.compiled:
+                    j = self.index.run(buf, starts, ends, svc, positions, j, flags,
+                                       self.config.similarity, got)
+                    if j == len(positions):
+                        break
+                pos = int(positions[j])
+                # the lines before it arrived first: their templates count now
+                lo, hi = np.searchsorted(miss, [prev, pos])
+                idx[miss[lo:hi]] = got[rank[lo:hi]]
                 self._count(idx[prev:pos])
                 prev = pos
                 masked = self.masker.mask_bytes(buf, starts[pos], ends[pos])
-                t = self._cluster(int(svc[pos]), masked, self.lines_seen + pos)
-                self.cache.insert(int(keys[pos]), t)
-                idx[miss[by_shape[bounds[s]:bounds[s + 1]]]] = t
+                got[j] = self._cluster(int(svc[pos]), masked, self.lines_seen + pos)
+                j += 1
+            lo = np.searchsorted(miss, prev)
+            idx[miss[lo:]] = got[rank[lo:]]
+            self.cache.insert_many(keys[positions], got)
         self._count(idx[prev:])
         self.lines_seen += n
         return idx
@@ -258,7 +306,7 @@ class TemplateEngine:
         """Template index of a new shape (its masked text) of a service."""
         tree = self.services[service]
         tokens = [sys.intern(t) for t in masked.split()]
-        best, values, words = self._best(tree, tokens)
+        best, values, words = self._find(service, tokens, self.config.similarity)
         if best is not None:
             cluster = tree.clusters[best]
             if words and (words[0] == 0
@@ -267,15 +315,38 @@ class TemplateEngine:
             if 0 in values + words and "<" not in cluster.tokens[0]:
                 tree.by_first[_first_key(cluster.tokens)].remove(best)
                 tree.by_first.setdefault((len(tokens), WILD), []).append(best)
+                self.index.move_first(service, cluster.slot, len(tokens))
+            if 0 in values + words and not _is_value(cluster.tokens[0]):
+                tree.by_word[_word_key(cluster.tokens)].remove(best)
+                tree.by_word.setdefault(WILD, []).append(best)
             for p in values + words:
                 cluster.tokens[p] = WILD
+            cluster.counts = None
+            self.index.wild(cluster.slot, values + words)
             return cluster.template
         other = self._optional_match(tree, tokens)
         if other is not None:
             return tree.clusters[other].template
+        # too different to join for differing in several words, which may all be variables
+        # (a user, an order, a host): a sibling, and SIBLING_VALUES such lines differing at
+        # the same positions merge into one template. Not for one word (a short line's other
+        # event), nor the first word, nor with fewer than LOW_SIMILARITY_SHARED words shared.
+        near, _, words = self._find(service, tokens, LOW_SIMILARITY)
+        if near is not None and len(words) > 1 and words[0] != 0 and sum(
+                a == b and not _is_value(a)
+                for a, b in zip(tree.clusters[near].tokens, tokens)) >= LOW_SIMILARITY_SHARED:
+            return self._sibling(tree, service, near, tokens, words, line_no)
         return self._add(tree, service, tokens, line_no)
 
-    def _best(self, tree: ServiceTree, tokens: list[str]) -> tuple[int | None, list, list]:
+    def _find(self, service: int, tokens: list[str], threshold: float):
+        """_best, compiled unless the engine is told not to (the tests compare the two)."""
+        if self.compiled:
+            slot, values, words = self.index.best(service, tokens, threshold)
+            return (self._slot_cluster[slot] if slot >= 0 else None), values, words
+        return self._best(self.services[service], tokens, threshold)
+
+    def _best(self, tree: ServiceTree, tokens: list[str],
+              threshold: float) -> tuple[int | None, list, list]:
         """The template of this length whose constant tokens the line repeats most, if
         enough, with the positions where they differ: as two values of a variable, and
         in wording. Values (masked or by shape) are no evidence either way."""
@@ -284,12 +355,13 @@ class TemplateEngine:
             # templates with the same first word (or a value there) first, as in Drain's
             # tree; all of this length only when none of them is close enough
             near = tree.by_first.get((n, tokens[0]), []) + tree.by_first.get((n, WILD), [])
-            found = self._best_of(tree, tokens, near)
+            found = self._best_of(tree, tokens, near, threshold)
             if found[0] is not None:
                 return found
-        return self._best_of(tree, tokens, tree.by_len.get(n, ()))
+        return self._best_of(tree, tokens, tree.by_len.get(n, ()), threshold)
 
-    def _best_of(self, tree: ServiceTree, tokens: list[str], candidates) -> tuple:
+    def _best_of(self, tree: ServiceTree, tokens: list[str], candidates,
+                 threshold: float) -> tuple:
         best, best_sim, best_values, best_words = None, -1.0, [], []
         for k in candidates:
             template = tree.clusters[k].tokens
@@ -311,7 +383,7 @@ class TemplateEngine:
             sim = same / constants if constants else 1.0
             if sim > best_sim:
                 best, best_sim, best_values, best_words = k, sim, values, words
-        if best is None or best_sim < self.config.similarity:
+        if best is None or best_sim < threshold:
             return None, [], []
         return best, best_values, best_words
 
@@ -348,27 +420,34 @@ class TemplateEngine:
         for k in members:
             c = tree.clusters[k]
             c.alive = False
+            self.index.kill(c.slot)
             tree.alive -= 1
             tree.by_len[len(c.tokens)].remove(k)
             tree.by_first[_first_key(c.tokens)].remove(k)
+            tree.by_word[_word_key(c.tokens)].remove(k)
             self._final[self._final == c.template] = merged
         return merged
 
     def _optional_match(self, tree: ServiceTree, tokens: list[str]) -> int | None:
         """The most used template of another length that the line repeats but for
-        optional tokens, on either side."""
+        optional tokens, on either side (both start alike: the same word or a value)."""
         best, best_lines = None, -1
         n = len(tokens)
-        for length, ks in tree.by_len.items():
-            if length == n or abs(length - n) * 2 > max(length, n):
+        mine = None
+        for k in tree.by_word.get(_word_key(tokens), ()):
+            c = tree.clusters[k]
+            t = c.tokens
+            if len(t) == n or abs(len(t) - n) * 2 > max(len(t), n):
                 continue
-            for k in ks:
-                t = tree.clusters[k].tokens
-                if t[0] != tokens[0] and not (_is_value(t[0]) and _is_value(tokens[0])):
-                    continue
-                lines = int(self._lines[tree.clusters[k].template])
-                if lines > best_lines and _aligns(t, tokens):
-                    best, best_lines = k, lines
+            mine = mine or _alignment_counts(tokens)
+            c.counts = c.counts or _alignment_counts(t)
+            # every required token of one side needs an equal token (or a template <*>)
+            # on the other: too few there and no alignment can succeed
+            if c.counts[0] > mine[1] or mine[0] > c.counts[1] + c.counts[2]:
+                continue
+            lines = int(self._lines[tree.clusters[k].template])
+            if lines > best_lines and _aligns(t, tokens):
+                best, best_lines = k, lines
         return best
 
     def _add(self, tree: ServiceTree, service: int, tokens: list[str], line_no: int,
@@ -381,7 +460,9 @@ class TemplateEngine:
         t = self._new_template(service, len(tree.clusters), " ".join(tokens), line_no, parents)
         tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
         tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
-        tree.clusters.append(Cluster(list(tokens), t))
+        tree.by_word.setdefault(_word_key(tokens), []).append(len(tree.clusters))
+        tree.clusters.append(Cluster(list(tokens), t, self.index.add(service, tokens, t)))
+        self._slot_cluster.append(len(tree.clusters) - 1)
         tree.alive += 1
         return t
 
@@ -492,11 +573,16 @@ class TemplateEngine:
                                      cl["alive"].tolist(), cl["text"]):
             tree = engine.services[k]
             tokens = [sys.intern(x) for x in text.split(" ")] if text else []
+            slot = engine.index.add(k, tokens, t)
+            engine._slot_cluster.append(len(tree.clusters))
             if alive:
                 tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
                 tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
+                tree.by_word.setdefault(_word_key(tokens), []).append(len(tree.clusters))
                 tree.alive += 1
-            tree.clusters.append(Cluster(tokens, t, alive))
+            else:
+                engine.index.kill(slot)
+            tree.clusters.append(Cluster(tokens, t, slot, alive))
         for g in state["groups"]:
             key = (tuple(g["positions"]), tuple(g["text"].split(" ")) if g["text"] else ())
             engine.services[g["service"]].groups[key] = list(g["members"])

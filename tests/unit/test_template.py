@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -176,3 +178,37 @@ def test_a_word_variable_stays_one_template_in_the_long_run():
     idx = e.template_batch(lines)
     assert e.templates_of(0) == 1
     assert len(set(idx[-1000:].tolist())) == 1
+
+
+def _both_ways(lines, batch=500):
+    """Template ids of the lines with the compiled matcher and with the Python reference."""
+    out = []
+    for compiled in (True, False):
+        e = TemplateEngine()
+        e.compiled = compiled
+        idx = np.concatenate([e.template_batch(lines[k:k + batch])
+                              for k in range(0, len(lines), batch)])
+        out.append([e.template_id(i) for i in idx])
+    return out
+
+
+def test_compiled_matcher_agrees_with_the_python_reference_on_loghub():
+    from logml.accuracy import load_loghub
+    data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
+    for system in sorted(p for p in data.iterdir() if p.is_dir()):
+        compiled, reference = _both_ways(load_loghub(system)[0])
+        assert compiled == reference, system.name
+
+
+WORDS = st.sampled_from(["user", "alice", "bob", "job", "started", "failed", "on", "node-7",
+                         "10.0.0.1", "12ms", "KB", "MB", "5", "x=1", "x=on", "()", "(a1)",
+                         "<ok>", "GET", "POST", "a.b.c", "true", "false", "bytes", "(1.2",
+                         "KB)", "[3]", "id_9x", "é", "=", ":", "--"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=8).map(" ".join), min_size=1,
+                max_size=120))
+def test_compiled_matcher_agrees_with_the_python_reference(lines):
+    compiled, reference = _both_ways(lines, batch=40)
+    assert compiled == reference
