@@ -30,6 +30,7 @@ compare the two.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
@@ -624,11 +625,16 @@ def _masked_line(buf, start, end, flags, ph, ph_len, words):
 
 
 with compiling():  # the entry points, compiled at import (from the cache after the first run)
-    shape_hashes = nb.njit(_SIG_HASHES, cache=True)(_shape_hashes)
+    # nogil: Masker.hashes runs chunks of a large batch in threads, without numba's
+    # parallel loops (which cost seconds of compiling on every fresh install)
+    shape_hashes = nb.njit(_SIG_HASHES, cache=True, nogil=True)(_shape_hashes)
     masked_line = nb.njit(_SIG_MASKED, cache=True)(_masked_line)
 
 
 # ---------------------------------------------------------------- Python face
+PARALLEL_MIN_LINES = 8192  # per thread: below it a thread costs more than it saves
+
+
 class Masker:
     """Batch front end of the scanner for one mask set."""
 
@@ -637,7 +643,20 @@ class Masker:
 
     def hashes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
+        """Shape hash and token count of each line; a large batch is split over numba's
+        thread count (NUMBA_NUM_THREADS, numba.set_num_threads) in threads."""
+        n = len(starts)
+        parts = min(nb.get_num_threads(), n // PARALLEL_MIN_LINES)
+        if parts < 2:
+            return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN,
+                                _DW_BYTES)
+        cuts = np.linspace(0, n, parts + 1).astype(int)
+        with ThreadPoolExecutor(parts) as pool:
+            done = list(pool.map(lambda k: shape_hashes(
+                buf, starts[cuts[k]:cuts[k + 1]], ends[cuts[k]:cuts[k + 1]],
+                seeds[cuts[k]:cuts[k + 1]], self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES),
+                range(parts)))
+        return np.concatenate([h for h, _ in done]), np.concatenate([t for _, t in done])
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
         out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)

@@ -148,6 +148,29 @@ def _features(b, a, e, ph, ph_len, is_punct, units, sk):
     return h, skel, nowild, key, flags
 
 
+@nb.njit(cache=True)
+def _hash_tokens(b, m, th, tf):
+    """Hash and HAS_LT of each space-separated token of b[:m] (the lazy first look)."""
+    n = 0
+    a = 0
+    while a < m:
+        e = a
+        lt = 0
+        h = FNV_OFFSET
+        while e < m and b[e] != 32:
+            c = b[e]
+            if c == 60:
+                lt = HAS_LT
+            h = (h ^ np.uint64(c)) * FNV_PRIME
+            e += 1
+        if e > a:
+            th[n] = h
+            tf[n] = lt
+            n += 1
+        a = e + 1
+    return n
+
+
 def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf):
     """Features of each space-separated token of the masked line b[:m]; their count."""
     n = 0
@@ -212,9 +235,10 @@ def _variable_pair(ha, sa, na, ka, fa, hb, sb, nb_, kb, fb, after_value):
 
 
 @nb.njit(cache=True)
-def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat):
+def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat, lazy):
     """(similarity, values, words) of cluster c against the line's n tokens; (-1, 0, 0)
-    as soon as it cannot exceed `beat`."""
+    as soon as it cannot exceed `beat`; (-2, 0, 0) when lazy (the line's tokens have only
+    their hash and HAS_LT) and a token pair needs the other features."""
     o = c_off[c]
     same = 0
     constants = 0
@@ -230,6 +254,8 @@ def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat)
                 constants += 1
         elif t_h[a] == wild:
             continue
+        elif lazy:
+            return -2.0, 0, 0
         elif _variable_pair(t_h[a], t_s[a], t_n[a], t_k[a], t_f[a], th[p], ts[p], tn[p],
                             tk[p], tf[p], p > 0 and t_f[a - 1] & HAS_LT != 0):
             if t_s[a] != ts[p]:
@@ -243,7 +269,7 @@ def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat)
 
 @nb.njit(cache=True)
 def _best_in(bucket, first_key, n, th, ts, tn, tk, tf, head, nxt, ent, c_off, c_alive,
-             c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim, best_vw):
+             c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim, best_vw, lazy):
     """Scan one bucket's list (skipping dead clusters and, with first_key, those moved
     to another first-word bucket) and keep the best (strictly better wins)."""
     if bucket < 0:
@@ -253,7 +279,9 @@ def _best_in(bucket, first_key, n, th, ts, tn, tk, tf, head, nxt, ent, c_off, c_
         c = ent[e]
         if c_alive[c] and (first_key == 0 or c_first[c] == first_key):
             sim, values, words = _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k,
-                                        t_f, wild, best_sim)
+                                        t_f, wild, best_sim, lazy)
+            if sim == -2.0:
+                return -2, sim, 0
             if sim > best_sim:
                 best, best_sim, best_vw = c, sim, values + words
                 if sim >= 1.0:
@@ -281,9 +309,10 @@ def _bucket(tab_keys, tab_vals, key):
 
 @nb.njit(cache=True)
 def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nxt, ent, c_off,
-               c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild):
+               c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, lazy):
     """TemplateEngine._best on features: the best cluster (-1 if none close enough) and
-    how many of its differing positions are values and words (values + words)."""
+    how many of its differing positions are values and words (values + words); -2 when
+    lazy and the line's other token features are needed after all."""
     best = -1
     best_sim = -1.0
     best_vw = 0
@@ -292,12 +321,17 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
         wk = bucket_key(s, n, wild)
         best, best_sim, best_vw = _best_in(
             _bucket(tab_keys, tab_vals, fk), fk, n, th, ts, tn, tk, tf, head, nxt, ent,
-            c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim, best_vw)
+            c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim, best_vw,
+            lazy)
+        if best == -2:
+            return -2, 0
         if best_sim < 1.0:
             best, best_sim, best_vw = _best_in(
                 _bucket(tab_keys, tab_vals, wk), wk, n, th, ts, tn, tk, tf, head, nxt, ent,
                 c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim,
-                best_vw)
+                best_vw, lazy)
+            if best == -2:
+                return -2, 0
         if best >= 0 and best_sim >= threshold:
             return best, best_vw
     best = -1
@@ -305,7 +339,9 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
     best, best_sim, best_vw = _best_in(
         _bucket(tab_keys, tab_vals, bucket_key(s, n, np.uint64(0))), 0, n, th, ts, tn, tk,
         tf, head, nxt, ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, best,
-        best_sim, best_vw)
+        best_sim, best_vw, lazy)
+    if best == -2:
+        return -2, 0
     if best >= 0 and best_sim >= threshold:
         return best, best_vw
     return -1, 0
@@ -331,10 +367,16 @@ def _match_run(buf, starts, ends, svc, positions, begin, mask_flags, threshold, 
     for j in range(begin, positions.shape[0]):
         k = positions[j]
         m, _ = _mask_line(buf, starts[k], ends[k], scratch, mask_flags, ph, ph_len, words)
-        n = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf)
+        # hashes first: a new value in a known template's <*> needs no more
+        n = _hash_tokens(scratch, m, th, tf)
         best, vw = _find_best(svc[k], n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals,
                               head, nxt, ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k,
-                              t_f, wild)
+                              t_f, wild, True)
+        if best == -2:
+            n = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf)
+            best, vw = _find_best(svc[k], n, th, ts, tn, tk, tf, threshold, tab_keys,
+                                  tab_vals, head, nxt, ent, c_off, c_alive, c_first, t_h, t_s,
+                                  t_n, t_k, t_f, wild, False)
         if best < 0 or vw != 0:
             return j
         out[j] = c_template[best]
@@ -347,7 +389,7 @@ def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, 
     positions: values[0:nv] (variable pairs of two shapes) and words[0:nw]; (best, nv, nw)."""
     n = th.shape[0]
     best, _ = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nxt,
-                         ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild)
+                         ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, False)
     nv = 0
     nw = 0
     if best < 0:

@@ -81,3 +81,20 @@ def test_pack_lines_handles_nul_and_unicode():
     lines = ["a", "é\x00b", "", "z"]
     buf, starts, ends = pack_lines(lines)
     assert [buf[s:e].tobytes().decode() for s, e in zip(starts, ends)] == lines
+
+
+def test_large_batch_split_over_threads_gives_the_same_hashes():
+    import numba
+
+    from logml.masking import _DW_BYTES, _PH_BYTES, _PH_LEN, PARALLEL_MIN_LINES, shape_hashes
+    lines = [f"user u{k % 97} took {k}ms on node-{k % 13}" for k in range(3 * PARALLEL_MIN_LINES)]
+    buf, starts, ends = pack_lines(lines)
+    seeds = np.arange(len(lines), dtype=np.uint64)
+    whole = shape_hashes(buf, starts, ends, seeds, ALL_MASKS, _PH_BYTES, _PH_LEN, _DW_BYTES)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        split = Masker().hashes(buf, starts, ends, seeds)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(whole[0], split[0]) and np.array_equal(whole[1], split[1])
