@@ -152,7 +152,7 @@ def _features(b, a, e, ph, ph_len, is_punct, units, sk):
 def _hash_tokens(b, m, th, tf):
     """Hash and HAS_LT of each space-separated token of b[:m] (the lazy first look)."""
     n = 0
-    a = 0
+    a = m - m
     while a < m:
         e = a
         lt = 0
@@ -174,7 +174,7 @@ def _hash_tokens(b, m, th, tf):
 def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf):
     """Features of each space-separated token of the masked line b[:m]; their count."""
     n = 0
-    a = 0
+    a = m - m  # an int64, not a literal 0 (one compiled _features)
     while a < m:
         e = a
         while e < m and b[e] != 32:
@@ -337,7 +337,8 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
     best = -1
     best_sim = -1.0
     best, best_sim, best_vw = _best_in(
-        _bucket(tab_keys, tab_vals, bucket_key(s, n, np.uint64(0))), 0, n, th, ts, tn, tk,
+        _bucket(tab_keys, tab_vals, bucket_key(s, n, np.uint64(0))), np.uint64(0), n, th, ts,
+        tn, tk,
         tf, head, nxt, ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, best,
         best_sim, best_vw, lazy)
     if best == -2:
@@ -369,14 +370,16 @@ def _match_run(buf, starts, ends, svc, positions, begin, mask_flags, threshold, 
         m, _ = _mask_line(buf, starts[k], ends[k], scratch, mask_flags, ph, ph_len, words)
         # hashes first: a new value in a known template's <*> needs no more
         n = _hash_tokens(scratch, m, th, tf)
-        best, vw = _find_best(svc[k], n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals,
+        s = np.int64(svc[k])
+        lazy = n >= 0  # True, typed as a plain bool: one compiled _find_best for both
+        best, vw = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals,
                               head, nxt, ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k,
-                              t_f, wild, True)
+                              t_f, wild, lazy)
         if best == -2:
             n = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf)
-            best, vw = _find_best(svc[k], n, th, ts, tn, tk, tf, threshold, tab_keys,
+            best, vw = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys,
                                   tab_vals, head, nxt, ent, c_off, c_alive, c_first, t_h, t_s,
-                                  t_n, t_k, t_f, wild, False)
+                                  t_n, t_k, t_f, wild, not lazy)
         if best < 0 or vw != 0:
             return j
         out[j] = c_template[best]
@@ -388,8 +391,9 @@ def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, 
     """The best cluster of the tokens of one line (-1 if none), with its differing
     positions: values[0:nv] (variable pairs of two shapes) and words[0:nw]; (best, nv, nw)."""
     n = th.shape[0]
+    lazy = n < 0  # False, typed as a plain bool (the same compiled _find_best as _match_run)
     best, _ = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nxt,
-                         ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, False)
+                         ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, lazy)
     nv = 0
     nw = 0
     if best < 0:
@@ -417,7 +421,8 @@ with compiling():
         _I64, _I64, _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64,
         _TABLE, _BOOL, _U64, nb.types.uint64), cache=True)(_match_run)
     best_of_tokens = nb.njit(nb.types.UniTuple(nb.types.int64, 3)(
-        nb.types.int64, _U64, _U64, _U64, _U64, _I64, nb.types.float64, _U64, _I32, _I64, _I64,
+        nb.types.int64, _U64W, _U64W, _U64W, _U64W, _I64W, nb.types.float64, _U64, _I32, _I64,
+        _I64,
         _I64, _I64, _BOOL, _U64, _U64, _U64, _U64, _U64, _I64, nb.types.uint64, _I64W, _I64W),
         cache=True)(_best_of_tokens)
 
