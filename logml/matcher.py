@@ -28,7 +28,7 @@ FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 NEEDS_PYTHON = -1
 
-_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "b", "kb", "mb", "gb",
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "b", "kb", "mb", "gb",
           "ns", "us", "µs", "ms", "s", "sec", "secs", "min", "mins", "h", "hrs", "bytes")
 _PUNCT = b"[](){}\"',;:.!?"
 _IS_PUNCT = np.zeros(256, dtype=np.bool_)
@@ -48,7 +48,7 @@ def _hash_text(text: str) -> np.uint64:
 
 
 WILD_HASH = _hash_text("<*>")
-_UNIT_HASHES = np.array(sorted({int(_hash_text(u)) for u in _UNITS}), dtype=np.uint64)
+_UNIT_HASHES = np.array(sorted({int(_hash_text(u)) for u in UNITS}), dtype=np.uint64)
 
 
 @nb.njit(cache=True)

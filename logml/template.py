@@ -3,7 +3,8 @@ when it arrives).
 
 The fast path is in front of the clustering: one numba pass masks each line and hashes its
 shape; a shape cache answers every shape seen before for the whole batch at once. Only new
-shapes are clustered, one service at a time, against the templates of their length:
+shapes are clustered, one service at a time, against the templates of their length (in
+compiled code, ``matcher.py``, while no template has to change; here when one does):
 
 * the best template is the one whose constant tokens the line repeats most (at least
   ``similarity`` of them);
@@ -21,7 +22,10 @@ shapes are clustered, one service at a time, against the templates of their leng
   parents' ids resolve to it (``successor``), and lines that arrive later get it;
 * a line that fits no template of its length joins one of another length it repeats but
   for optional variable tokens (``1190 bytes (1.16 KB) sent`` against ``0 bytes sent``,
-  a longer stack of masked frames).
+  a longer stack of masked frames);
+* a line that differs from a template in several words (not the first) and shares at
+  least ``LOW_SIMILARITY_SHARED`` with it, above ``LOW_SIMILARITY``, is its sibling: a
+  user, an order and a host in one line merge as above.
 
 Template ids are 16 hex digits of a hash of the service and the masked form that created
 the template: unique across services, the same for the same input, and kept when the
@@ -38,7 +42,7 @@ import numpy as np
 
 from .config import TemplateConfig
 from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
-from .matcher import Index
+from .matcher import UNITS, Index
 from .shapecache import ShapeCache
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
@@ -54,9 +58,7 @@ LOW_SIMILARITY_SHARED = 3
 
 _PLACEHOLDER_RX = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS if p))
 _PUNCT = "[](){}\"',;:.!?"
-_UNITS = frozenset(("B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "b", "kb",
-                    "mb", "gb", "ns", "us", "µs", "ms", "s", "sec", "secs", "min", "mins",
-                    "h", "hrs", "bytes"))
+_UNITS = frozenset(UNITS)
 
 
 def _skeleton(token: str) -> str:
