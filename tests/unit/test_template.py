@@ -212,3 +212,18 @@ WORDS = st.sampled_from(["user", "alice", "bob", "job", "started", "failed", "on
 def test_compiled_matcher_agrees_with_the_python_reference(lines):
     compiled, reference = _both_ways(lines, batch=40)
     assert compiled == reference
+
+
+def test_a_restored_engine_continues_as_if_never_stopped():
+    from logml.accuracy import load_loghub
+    data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
+    for system in ("Android", "Linux"):
+        lines = load_loghub(data / system)[0]
+        whole = TemplateEngine()
+        expected = [whole.template_id(i) for i in whole.template_batch(lines)]
+        first = TemplateEngine()
+        got = [first.template_id(i) for i in first.template_batch(lines[:1000])]
+        restored = TemplateEngine.from_state(
+            snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
+        got += [restored.template_id(i) for i in restored.template_batch(lines[1000:])]
+        assert got == expected, system
