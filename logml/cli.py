@@ -50,7 +50,8 @@ def cmd_run(args) -> int:
 
 def cmd_generate(args) -> int:
     from .generate import write
-    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate)
+    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate,
+                           hard=args.hard)
     print(f"logml generate: {events} and {labels}", file=sys.stderr)
     return 0
 
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hours", type=float, default=6.0)
     sp.add_argument("--services", type=int, default=4)
     sp.add_argument("--rate", type=float, default=10.0, help="mean lines/s per service")
+    sp.add_argument("--hard", action="store_true",
+                    help="bursty, seasonal traffic with many small templates, holidays, "
+                    "gradual and seasonal incidents (days of it: try --hours 48 --rate 2)")
     sp.add_argument("--out", default="logml-generated")
     sp.set_defaults(func=cmd_generate)
 

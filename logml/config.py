@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ class ConfigError(Exception):
 
 @dataclass
 class DecodeConfig:
-    format: str = "auto"  # auto | json | plain
+    format: str = "auto"  # auto (a line opening a JSON object is JSON) | json | plain
     default_service: str = "default"
     max_line_bytes: int = 65536
     max_json_depth: int = 64
@@ -43,8 +44,15 @@ class TemplateConfig:
 class WindowConfig:
     seconds: int = 60
     allowed_lateness_windows: int = 2
-    # a service this far behind the others (silent or stuck) no longer holds windows open
+    # a service lagging the stream's progress by this much is silent: its windows close
     idle_windows: int = 3
+    # empty windows emitted in a row before a service's windows jump to its next data
+    max_gap_windows: int = 10
+    # a service's clock is the quorum-th largest of its last 32 event times
+    clock_quorum: int = 5
+    # events further than this from their service's clock are held until confirmed
+    # (ahead) or dead-lettered absurd_timestamp (behind)
+    max_ahead_windows: int = 60
     error_levels: list[str] = field(default_factory=lambda: ["ERROR", "FATAL", "CRITICAL"])
 
 
@@ -52,11 +60,13 @@ class WindowConfig:
 class ScoreConfig:
     half_life_windows: float = 30.0
     warmup_windows: int = 30
-    warning_z: float = 2.5
-    critical_z: float = 4.0
-    count_floor: float = 1.0  # the noise (std) of a count is at least sqrt(mean) and this
+    # scores 0-100: 25 (s - 1) for a tail probability 10^-s corrected for the service's
+    # number of series; 50 = 1e-3, 75 = 1e-4 (Elastic ML's bands)
+    warning_score: float = 62.5
+    critical_score: float = 75.0
     error_ratio_floor: float = 0.02
-    seasonal: bool = False  # hour-of-week baseline for daily and weekly rhythm
+    # learn daily and weekly rhythm per series; used where it predicts better than flat
+    seasonal: bool = True
     new_template_min_lines: int = 3
     incident_gap_windows: int = 1
     sample_lines: int = 3
@@ -78,6 +88,12 @@ class KafkaConfig:
     group: str = "logml"
     batch_size: int = 5000
     poll_timeout_s: float = 0.5
+    # a member that sends no heartbeat for this long is out; its partitions move on
+    session_timeout_s: float = 10.0
+    # each owned partition's state goes to state_topic this often (a crash replays this much)
+    checkpoint_interval_s: float = 5.0
+    # reading state_topic stalled this long = "could not read" (retried), never "no state"
+    state_read_stall_s: float = 15.0
 
 
 @dataclass
@@ -92,7 +108,9 @@ class ElasticsearchConfig:
 
 @dataclass
 class MetricsConfig:
-    port: int = 0  # 0 = no /metrics endpoint
+    # N, or a range "N-M" (the first free port is taken: several consumers on one host);
+    # 0 = no /metrics endpoint
+    port: int | str = 0
     address: str = "127.0.0.1"  # where /metrics listens
     top_templates: int = 10
 
@@ -127,11 +145,36 @@ class Config:
         need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
         need(self.window.allowed_lateness_windows >= 0, "window.allowed_lateness_windows",
              "must be 0 or more")
+        need(self.window.idle_windows >= 0, "window.idle_windows", "must be 0 or more")
+        need(self.window.max_gap_windows >= 1, "window.max_gap_windows", "must be at least 1")
+        need(1 <= self.window.clock_quorum <= 16, "window.clock_quorum", "must be in 1..16")
+        need(self.window.max_ahead_windows > self.window.allowed_lateness_windows,
+             "window.max_ahead_windows", "must be more than window.allowed_lateness_windows")
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
-        need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
-             "must be positive and at most score.critical_z")
-        need(0 <= self.metrics.port < 65536, "metrics.port", "must be a port number")
+        need(0 < self.score.warning_score <= self.score.critical_score < 100,
+             "score.warning_score", "must be positive and at most score.critical_score, "
+             "which must be below 100")
+        need(port_range(self.metrics.port) is not None, "metrics.port",
+             "must be a port number or a range like \"9108-9117\"")
+        k = self.kafka
+        need(k.batch_size >= 1, "kafka.batch_size", "must be at least 1")
+        need(k.session_timeout_s >= 1, "kafka.session_timeout_s", "must be at least 1")
+        need(k.checkpoint_interval_s > 0, "kafka.checkpoint_interval_s", "must be positive")
+        need(k.state_read_stall_s > 0, "kafka.state_read_stall_s", "must be positive")
         return self
+
+
+def port_range(spec: int | str) -> range | None:
+    """The ports a ``metrics.port`` value allows (empty for 0 = off); None when invalid."""
+    if isinstance(spec, int):
+        return range(0) if spec == 0 else range(spec, spec + 1) if 0 < spec < 65536 else None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", spec)
+    if not m:
+        return None
+    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    if lo == hi == 0:
+        return range(0)
+    return range(lo, hi + 1) if 0 < lo <= hi < 65536 else None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -153,6 +196,15 @@ def interpolate(value: str, env: typing.Mapping[str, str] | None = None) -> str:
 
 def _coerce(value, typ, key: str, env):
     origin = typing.get_origin(typ)
+    if origin is types.UnionType:  # int | str: the first type that takes the value
+        options = typing.get_args(typ)
+        for option in options:
+            try:
+                return _coerce(value, option, key, env)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {' or '.join(t.__name__ for t in options)}, "
+                          f"got {value!r}")
     if origin is list:
         (inner,) = typing.get_args(typ)
         if not isinstance(value, list):

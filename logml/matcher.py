@@ -510,8 +510,24 @@ class Index:
                 a[self.c_off[c] + p] = f[0]
 
     def move_first(self, service: int, c: int, n: int) -> None:
+        """Its first token became <*>: file it in that bucket, in slot order."""
         self.c_first[c] = bucket_key(service, n, WILD_HASH)
-        self._append(self.c_first[c], c)
+        b = self._bucket(self.c_first[c])
+        e = self.entries
+        self.entries += 1
+        self.nxt = self._fit(self.nxt, self.entries, -1)
+        self.ent = self._fit(self.ent, self.entries)
+        self.ent[e] = c
+        prev, at = -1, self.head[b]
+        while at >= 0 and self.ent[at] < c:
+            prev, at = at, self.nxt[at]
+        self.nxt[e] = at
+        if prev < 0:
+            self.head[b] = e
+        else:
+            self.nxt[prev] = e
+        if at < 0:
+            self.tail[b] = e
 
     def kill(self, c: int) -> None:
         self.c_alive[c] = False

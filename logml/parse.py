@@ -34,7 +34,7 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     for blk in read_blocks(stream):
         block = blk.data
         events, errors = decoder.decode_block(block, first_offset=0)
-        n = len(events) + sum(1 for e in errors if not e.kept)
+        n = len(events) + sum(e.count for e in errors if not e.kept)
         idx, _ = engine.template_events(events)
         pos = events.offset  # line positions within the block
         if fmt == "csv":
@@ -53,10 +53,9 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
                            "template": engine.template_text(t),
                            "params": engine.params(events.text(j), t)}
             for e in errors:
-                if not e.kept:
-                    rows[e.offset] = {"line_no": line_no + e.offset + 1, "template_id": None,
-                                      "template": None, "error": str(e.reason),
-                                      "detail": e.detail}
+                for k in range(e.offset, e.offset + e.count) if not e.kept else ():
+                    rows[k] = {"line_no": line_no + k + 1, "template_id": None,
+                               "template": None, "error": str(e.reason), "detail": e.detail}
             out.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
         line_no += n
         progress.update(len(block))

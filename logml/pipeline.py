@@ -7,6 +7,8 @@ documents, and the caller commits input positions after the sink acknowledged.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -33,9 +35,11 @@ class Pipeline:
         self.stats = stats or Stats()
         self.decoder = Decoder(config.decode, service, keep_events=sink.write_logs)
         self.engine = TemplateEngine(config.template)
-        self.windower = Windower(config.window.seconds, config.window.allowed_lateness_windows,
-                                 config.score.sample_lines, config.window.idle_windows)
+        self.windower = Windower(**self._window_params())
         self.detector = Detector(config.score, config.window.seconds)
+        # live source (stdin, a caught-up partition): lines without a time take arrival
+        # time and wall time moves the clocks on (``tick``); else the stream is replayed
+        self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
@@ -43,6 +47,13 @@ class Pipeline:
         levels = {x.upper() for x in config.window.error_levels}
         self.error_codes = np.array(sorted({LEVEL_OF[x] for x in levels if x in LEVEL_OF}),
                                     dtype=np.int8)
+
+    def _window_params(self) -> dict:
+        w = self.cfg.window
+        return dict(seconds=w.seconds, lateness_windows=w.allowed_lateness_windows,
+                    sample_lines=self.cfg.score.sample_lines, idle_windows=w.idle_windows,
+                    max_gap_windows=w.max_gap_windows, quorum=w.clock_quorum,
+                    max_ahead_windows=w.max_ahead_windows)
 
     # ---------------------------------------------------------------- input
     def process_block(self, data: bytes, first_line: int, source: str, end_offset: int) -> None:
@@ -87,33 +98,56 @@ class Pipeline:
             with self.stats.lock:
                 for s in np.flatnonzero(counts).tolist():
                     self.stats.lines[engine.services[s].name] += int(counts[s])
+        is_error = np.isin(events.level, self.error_codes)
+        out = self.windower.add(
+            events.ts, idx, svc, is_error, self.template_service, len(engine.services),
+            events.message, lambda i: [events.message(i), int(events.offset[i]), source],
+            self.live, time.time())
+        events.ts = out.ts  # lines without a time now carry the one they were given
         if self.sink.write_logs and len(events):
             self.sink.write("logs", [
                 log_doc(events, i, engine.template_id(t), engine.template_text(t),
                         engine.params(events.text(i), t), source)
                 for i, t in enumerate(idx.tolist())])
-        is_error = np.isin(events.level, self.error_codes)
-        late = self.windower.add(events.ts, idx, svc, is_error, len(engine.templates),
-                                 len(engine.services), events.message)
-        if len(late):
-            self._dead_letter([ErrorRecord(Reason.LATE, "event time before the watermark "
-                                           "allowed", events.message(i).encode(), source,
-                                           int(events.offset[i])) for i in late.tolist()])
+        self._dead_letter(
+            [self._window_error(Reason.LATE, [events.message(i), int(events.offset[i]),
+                                              source]) for i in out.late.tolist()]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.message(i),
+                                                            int(events.offset[i]), source])
+               for i in out.absurd.tolist()]
+            + [self._window_error(Reason.LATE, p) for p in out.resolved_late]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in out.resolved_absurd])
         self._score(self.windower.close())
         self.stats.batch_latency.observe(time.perf_counter() - t0)
 
+    @staticmethod
+    def _window_error(reason: Reason, payload) -> ErrorRecord:
+        message, offset, source = payload
+        detail = ("event time before its window closed" if reason is Reason.LATE else
+                  "event time too far from its service's clock (window.max_ahead_windows)")
+        return ErrorRecord(reason, detail, message.encode(), source, offset)
+
+    def tick(self, now: float | None = None) -> None:
+        """Live sources: wall time passes, so windows close even when no line comes."""
+        if self.live:
+            self.windower.tick(time.time() if now is None else now)
+            self._score(self.windower.close())
+
     def finish(self) -> None:
-        """End of input: close and score every open window."""
-        self._score(self.windower.close(final=True))
+        """End of input: close and score every open window; records still held as
+        possible clock jumps were never confirmed and are dead-lettered."""
+        frames, absurd = self.windower.finish()
+        self._dead_letter([self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in absurd])
+        self._score(frames)
 
     # ---------------------------------------------------------------- stages' outputs
     def _dead_letter(self, errors: list[ErrorRecord]) -> None:
         if not errors:
             return
         with self.stats.lock:
-            for e in errors:
-                self.stats.invalid[e.reason.value] += 1
-            self.stats.dead_lettered += len(errors)
+            for e in errors:  # a record may stand for a run of blank lines
+                self.stats.invalid[e.reason.value] += e.count
+                self.stats.dead_lettered += e.count
         self.sink.dead_letter(errors)
 
     def _new_templates(self, before: int) -> None:
@@ -147,9 +181,15 @@ class Pipeline:
                 self.gauges["scores"][names[w.service]] = (
                     w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
                     w.expected_error_ratio, w.lines, w.expected_lines)
-            self.gauges["top"].update(top_templates(
-                det.template_z, self.template_service, names,
-                [t.template_id for t in engine.templates], self.cfg.metrics.top_templates))
+            labelled = {svc: [tid for tid, _ in rows if tid != "other"]
+                        for svc, rows in self.gauges["top"].items()}
+            top = top_templates(det.template_z, self.template_service, names,
+                                [t.template_id for t in engine.templates],
+                                self.cfg.metrics.top_templates, labelled)
+            scored = (range(len(names)) if frame.services is None
+                      else frame.services.tolist())
+            self.gauges["top"].update({names[s]: top[names[s]] for s in scored
+                                       if names[s] in top})
             self.gauges["last_window_end"] = frame.end
         if frames:
             self._publish()
@@ -165,21 +205,73 @@ class Pipeline:
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict:
-        return {"templates": self.engine.state(), "windows": self.windower.state(),
-                "detector": self.detector.state(), "template_service": self.template_service,
-                "positions": dict(self.positions), "gauges": self.gauges}
+        """Plain data (PLAN contract 1), saved with the config sections that shaped it so
+        a restore can refuse a change it cannot apply and report the ones it applies."""
+        return {"config": {k: dataclasses.asdict(getattr(self.cfg, k)) for k in STATE_CONFIG},
+                "templates": self.engine.state(), "windows": self.windower.state(),
+                "detector": self.detector.state(), "positions": dict(self.positions),
+                "gauges": self.gauges}
 
-    def restore(self, state: dict) -> None:
-        self.engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
-        self.windower = Windower.from_state(state["windows"])
-        self.detector = Detector.from_state(state["detector"], self.cfg.score)
-        self.template_service = state["template_service"]
-        self.positions = dict(state["positions"])
-        self.gauges = state["gauges"]
+    def restore(self, state: dict, name: str = "state") -> None:
+        """Continue from a saved state under the current config. Raises StateMismatch
+        naming the key when a data-bearing key (DATA_KEYS) changed, SnapshotError when the
+        tree is not a pipeline state this logml reads; the pipeline is unchanged then."""
+        def unreadable(e: Exception):
+            return snapshot.SnapshotError(
+                f"{name} does not hold a pipeline state this logml reads "
+                f"({type(e).__name__}: {e}); delete it to start afresh")
+        try:
+            changed = _config_changes(state["config"], self.cfg)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise unreadable(e) from None
+        for key in DATA_KEYS:
+            if key in changed:
+                old, new = changed[key]
+                raise snapshot.StateMismatch(
+                    f"{name} was saved with {key} = {old!r} but the pipeline now has {new!r}; "
+                    f"saved data cannot be carried over: restore {key} = {old!r} or delete "
+                    f"the state")
+        try:
+            engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
+            windower = Windower.from_state(state["windows"], **self._window_params())
+            detector = Detector.from_state(state["detector"], self.cfg.score,
+                                           self.cfg.window.seconds)
+            positions = dict(state["positions"])
+            gauges = state["gauges"]
+        except snapshot.SnapshotError as e:
+            raise snapshot.SnapshotError(f"{name}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise unreadable(e) from None
+        if changed:
+            log.info("%s: applying config changed since it was saved: %s", name, ", ".join(
+                f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))
+        self.engine, self.windower, self.detector = engine, windower, detector
+        self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
+        self.positions, self.gauges = positions, gauges
         self._publish()
 
     def save(self, path) -> None:
         snapshot.write(path, STATE_KIND, self.state())
 
     def load(self, path) -> None:
-        self.restore(snapshot.read(path, STATE_KIND))
+        self.restore(snapshot.read(path, STATE_KIND), f"state file {path}")
+
+
+# config sections recorded in the state; of their keys, DATA_KEYS shape the saved data so
+# a state saved under another value cannot continue (the others apply on restore)
+STATE_CONFIG = ("template", "window", "score")
+DATA_KEYS = ("window.seconds",)
+
+log = logging.getLogger("logml.pipeline")
+
+
+def _config_changes(saved: dict, config: Config) -> dict[str, tuple]:
+    """{"section.key": (saved, current)} of the STATE_CONFIG keys that differ."""
+    changed = {}
+    for section in STATE_CONFIG:
+        now = dataclasses.asdict(getattr(config, section))
+        before = saved[section]
+        for key in sorted(set(now) | set(before)):
+            if before.get(key) != now.get(key):
+                changed[f"{section}.{key}"] = (before.get(key), now.get(key))
+    return changed

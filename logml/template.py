@@ -33,6 +33,7 @@ template generalises or the state is restored from a snapshot.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import sys
@@ -44,6 +45,7 @@ from .config import TemplateConfig
 from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
 from .matcher import UNITS, Index
 from .shapecache import ShapeCache
+from .snapshot import SnapshotError
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
 WILD = "<*>"
@@ -135,6 +137,13 @@ def _aligns(template: list[str], tokens: list[str]) -> bool:
             return False
     return constants > 0 and all(_optional(template, k) for k in range(i, n)) and \
         all(_optional(tokens, k) for k in range(j, m))
+
+
+def _drop(lists: dict, key, k: int) -> None:
+    """Remove k from a candidate list, and the list once empty."""
+    lists[key].remove(k)
+    if not lists[key]:
+        del lists[key]
 
 
 def _word_key(tokens: list[str]) -> str:
@@ -314,13 +323,14 @@ class TemplateEngine:
             if words and (words[0] == 0
                           or self._lines[cluster.template] >= STABLE_LINES):
                 return self._sibling(tree, service, best, tokens, words, line_no)
+            # candidate lists stay in creation order (a restored engine rebuilds them so)
             if 0 in values + words and "<" not in cluster.tokens[0]:
-                tree.by_first[_first_key(cluster.tokens)].remove(best)
-                tree.by_first.setdefault((len(tokens), WILD), []).append(best)
+                _drop(tree.by_first, _first_key(cluster.tokens), best)
+                bisect.insort(tree.by_first.setdefault((len(tokens), WILD), []), best)
                 self.index.move_first(service, cluster.slot, len(tokens))
             if 0 in values + words and not _is_value(cluster.tokens[0]):
-                tree.by_word[_word_key(cluster.tokens)].remove(best)
-                tree.by_word.setdefault(WILD, []).append(best)
+                _drop(tree.by_word, _word_key(cluster.tokens), best)
+                bisect.insort(tree.by_word.setdefault(WILD, []), best)
             for p in values + words:
                 cluster.tokens[p] = WILD
             cluster.counts = None
@@ -424,9 +434,9 @@ class TemplateEngine:
             c.alive = False
             self.index.kill(c.slot)
             tree.alive -= 1
-            tree.by_len[len(c.tokens)].remove(k)
-            tree.by_first[_first_key(c.tokens)].remove(k)
-            tree.by_word[_word_key(c.tokens)].remove(k)
+            _drop(tree.by_len, len(c.tokens), k)
+            _drop(tree.by_first, _first_key(c.tokens), k)
+            _drop(tree.by_word, _word_key(c.tokens), k)
             self._final[self._final == c.template] = merged
         return merged
 
@@ -535,73 +545,190 @@ class TemplateEngine:
         return out
 
     # ---------------------------------------------------------------- state
-    # Plain data (PLAN contract 1). The "state" helper owns the final form of these two
-    # (validation, columns); this is the engine's data they have to carry.
     def state(self) -> dict:
-        n = len(self.templates)
+        """Plain data (PLAN contract 1), no config: each service's clusters in creation
+        order (template index, alive, tokens), the sibling groups, the templates (id,
+        cluster row, first line, parents, lines, resolved index) and the shape cache. The
+        matcher's arrays and the candidate lists are rebuilt from the clusters."""
         clusters = [(k, c) for k, tree in enumerate(self.services) for c in tree.clusters]
+        groups = [(k, key, members) for k, tree in enumerate(self.services)
+                  for key, members in tree.groups.items()]
+        ts, n = self.templates, len(self.templates)
+        first_row = np.cumsum([0] + [len(tree.clusters) for tree in self.services]).tolist()
         return {
             "masks": list(self.config.masks),
             "services": [s.name for s in self.services],
-            "overflow": [s.overflow for s in self.services],
+            "overflow": np.array([s.overflow for s in self.services], dtype=np.int64),
             "clusters": {"service": np.array([k for k, _ in clusters], dtype=np.int32),
-                         "template": np.array([c.template for _, c in clusters], dtype=np.int32),
+                         "template": np.array([c.template for _, c in clusters], np.int64),
                          "alive": np.array([c.alive for _, c in clusters], dtype=bool),
                          "text": [" ".join(c.tokens) for _, c in clusters]},
-            "groups": [{"service": k, "positions": list(key[0]), "text": " ".join(key[1]),
-                        "members": list(members)}
-                       for k, tree in enumerate(self.services)
-                       for key, members in tree.groups.items()],
-            "templates": {"service": np.array([t.service for t in self.templates], np.int32),
-                          "id": [t.template_id for t in self.templates],
-                          "cluster": np.array([t.cluster_id for t in self.templates], np.int64),
-                          "first_seen_line": np.array([t.first_seen_line for t in self.templates],
-                                                      np.int64),
-                          "parents": [list(t.parents) for t in self.templates],
-                          "lines": self._lines[:n].copy(), "final": self._final[:n].copy()},
+            "groups": {"service": np.array([k for k, _, _ in groups], dtype=np.int32),
+                       "positions": [np.array(key[0], dtype=np.int64) for _, key, _ in groups],
+                       "text": [" ".join(key[1]) for _, key, _ in groups],
+                       "members": [np.array(m, dtype=np.int64) for _, _, m in groups]},
+            "templates": {"service": np.array([t.service for t in ts], dtype=np.int32),
+                          "id": np.array([int(t.template_id, 16) for t in ts], dtype=np.uint64),
+                          # the row of its cluster in "clusters", -1 for an overflow one
+                          "cluster": np.array([first_row[t.service] + t.cluster_id
+                                               if t.cluster_id >= 0 else -1 for t in ts],
+                                              dtype=np.int64),
+                          "first_seen_line": np.array([t.first_seen_line for t in ts],
+                                                      dtype=np.int64),
+                          "parents": [np.array([int(p, 16) for p in t.parents], dtype=np.uint64)
+                                      for t in ts],
+                          "lines": self._lines[:n].copy(),
+                          "final": self._final[:n].astype(np.int64)},
             "cache": self.cache.state(),
             "lines_seen": self.lines_seen,
         }
 
     @classmethod
     def from_state(cls, state: dict, config: TemplateConfig | None = None) -> "TemplateEngine":
+        """The engine of a saved state under the current config: similarity and the
+        template cap apply to what comes next; a changed mask set starts the shape cache
+        afresh (its hashes were taken under the old masks). A template state of the Drain
+        engine (format 2: clusters with id, size and template) is migrated first."""
         engine = cls(config)
-        for name in state["services"]:
-            engine.service(name)
-        for tree, overflow in zip(engine.services, state["overflow"]):
-            tree.overflow = overflow
-        cl = state["clusters"]
-        for k, t, alive, text in zip(cl["service"].tolist(), cl["template"].tolist(),
-                                     cl["alive"].tolist(), cl["text"]):
-            tree = engine.services[k]
-            tokens = [sys.intern(x) for x in text.split(" ")] if text else []
-            slot = engine.index.add(k, tokens, t)
-            engine._slot_cluster.append(len(tree.clusters))
-            if alive:
-                tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
-                tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
-                tree.by_word.setdefault(_word_key(tokens), []).append(len(tree.clusters))
-                tree.alive += 1
-            else:
-                engine.index.kill(slot)
-            tree.clusters.append(Cluster(tokens, t, slot, alive))
-        for g in state["groups"]:
-            key = (tuple(g["positions"]), tuple(g["text"].split(" ")) if g["text"] else ())
-            engine.services[g["service"]].groups[key] = list(g["members"])
-        ts = state["templates"]
-        for k, (svc, tid, cluster, line, parents) in enumerate(zip(
-                ts["service"].tolist(), ts["id"], ts["cluster"].tolist(),
-                ts["first_seen_line"].tolist(), ts["parents"])):
-            engine.templates.append(Template(svc, tid, cluster, line, tuple(parents)))
-            engine.template_index[tid] = k
-        n = len(engine.templates)
-        size = max(64, 1 << int(n).bit_length())
-        engine._lines = np.zeros(size, dtype=np.int64)
-        engine._lines[:n] = ts["lines"]
-        engine._final = np.arange(size, dtype=np.int32)
-        engine._final[:n] = ts["final"]
-        if list(engine.config.masks) == state["masks"]:
-            # cached shapes were hashed under these masks; another mask set starts afresh
-            engine.cache = ShapeCache.from_state(state["cache"])
-        engine.lines_seen = state["lines_seen"]
+        try:
+            if isinstance(state, dict) and "overflow" not in state:
+                state = _from_drain_state(state)
+            _restore(engine, state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise SnapshotError(f"templates state is malformed: {type(e).__name__}: {e}") \
+                from None
         return engine
+
+
+def _from_drain_state(state: dict) -> dict:
+    """The format-2 template state (Drain clusters: service, id, size, template text;
+    templates: service, id, cluster id, first line) in this engine's terms: every cluster
+    alive, in id order, its size as its lines, no sibling groups, no lineage."""
+    names, cl, ts = state["services"], state["clusters"], state["templates"]
+    c_svc, c_id, c_size, c_text = (cl[k] for k in ("service", "id", "size", "template"))
+    t_svc, t_cl = ts["service"], ts["cluster"]
+    _need(_int_array(c_svc) and _int_array(c_id) and _int_array(c_size) and _int_array(t_svc)
+          and _int_array(t_cl) and isinstance(c_text, list), "columns must be integer arrays")
+    _need(len(c_svc) == len(c_id) == len(c_size) == len(c_text), "cluster columns differ")
+    order = np.lexsort((c_id, c_svc))  # creation order within each service
+    row = {(int(c_svc[k]), int(c_id[k])): r for r, k in enumerate(order.tolist())}
+    _need(len(row) == len(c_id), "a cluster is listed twice")
+    template_of = {}
+    cluster = np.full(len(t_svc), -1, dtype=np.int64)
+    overflow = np.full(len(names), -1, dtype=np.int64)
+    for t, (s, c) in enumerate(zip(t_svc.tolist(), t_cl.tolist())):
+        if c < 0:
+            _need(0 <= s < len(names), "service or cluster index out of range")
+            overflow[s] = t
+        else:
+            _need((s, c) in row and row[(s, c)] not in template_of,
+                  "clusters and templates do not match")
+            cluster[t] = row[(s, c)]
+            template_of[row[(s, c)]] = t
+    _need(len(template_of) == len(row), "clusters and templates do not match")
+    m = len(t_svc)
+    return {**state, "overflow": overflow,
+            "clusters": {"service": c_svc[order].astype(np.int32),
+                         "template": np.array([template_of[r] for r in range(len(order))],
+                                              dtype=np.int64),
+                         "alive": np.ones(len(order), dtype=bool),
+                         "text": [c_text[k] for k in order.tolist()]},
+            "groups": {"service": np.zeros(0, np.int32), "positions": [], "text": [],
+                       "members": []},
+            "templates": {**ts, "cluster": cluster,
+                          "parents": [np.zeros(0, np.uint64) for _ in range(m)],
+                          "lines": np.array([int(c_size[order[cluster[t]]])
+                                             if cluster[t] >= 0 else 0 for t in range(m)],
+                                            dtype=np.int64),
+                          "final": np.arange(m, dtype=np.int64)}}
+
+
+def _restore(engine: TemplateEngine, state: dict) -> None:
+    names, overflow = state["services"], state["overflow"]
+    cl, gr, ts = state["clusters"], state["groups"], state["templates"]
+    c_svc, c_t, c_alive, c_text = (cl[k] for k in ("service", "template", "alive", "text"))
+    g_svc, g_pos, g_text, g_mem = (gr[k] for k in ("service", "positions", "text", "members"))
+    t_svc, t_id, t_cl, t_line, t_par, t_lines, t_final = (ts[k] for k in (
+        "service", "id", "cluster", "first_seen_line", "parents", "lines", "final"))
+    n, m, g = len(c_t), len(t_id), len(g_svc)
+    _need(isinstance(names, list) and all(isinstance(x, str) for x in names)
+          and len(set(names)) == len(names), "service names must be distinct strings")
+    _need(all(isinstance(x, list) and all(isinstance(y, str) for y in x)
+              for x in (c_text, g_text)), "cluster and group texts must be strings")
+    _need(all(isinstance(x, list) for x in (g_pos, g_mem, t_par)), "list columns")
+    _need(len(c_svc) == n and len(c_alive) == n and len(c_text) == n, "cluster columns differ")
+    _need(len(g_pos) == g and len(g_text) == g and len(g_mem) == g, "group columns differ")
+    _need(all(len(a) == m for a in (t_svc, t_cl, t_line, t_par, t_lines, t_final)),
+          "template columns differ")
+    _need(all(_int_array(a) for a in (overflow, c_svc, c_t, g_svc, t_svc, t_id, t_cl, t_line,
+                                      t_lines, t_final, *g_pos, *g_mem, *t_par)),
+          "columns must be integer arrays")
+    _need(isinstance(c_alive, np.ndarray) and c_alive.dtype == bool, "alive must be bool")
+    _need(len(overflow) == len(names) and bool(np.all((overflow >= -1) & (overflow < m))),
+          "overflow out of range")
+
+    def in_range(a, hi) -> bool:
+        return bool(np.all((a >= 0) & (a < hi)))
+
+    _need(in_range(c_svc, len(names)) and in_range(c_t, m) and in_range(g_svc, len(names))
+          and in_range(t_svc, len(names)) and in_range(t_final, m)
+          and bool(np.all((t_cl >= -1) & (t_cl < n))), "service or cluster index out of range")
+    rows = t_cl[t_cl >= 0]
+    _need(len(np.unique(rows)) == len(rows), "two templates for one cluster")
+    _need(len(set(t_id.tolist())) == m, "template ids are not unique")
+    lines_seen = state["lines_seen"]
+    _need(type(lines_seen) is int and lines_seen >= 0, "lines_seen")
+
+    for name in names:
+        engine.service(name)
+    local = []  # each cluster row's index within its service
+    for k, t, alive, text in zip(c_svc.tolist(), c_t.tolist(), c_alive.tolist(), c_text):
+        tree = engine.services[k]
+        tokens = [sys.intern(x) for x in text.split(" ")] if text else []
+        slot = engine.index.add(k, tokens, t)
+        engine._slot_cluster.append(len(tree.clusters))
+        local.append(len(tree.clusters))
+        if alive:
+            tree.by_len.setdefault(len(tokens), []).append(len(tree.clusters))
+            tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
+            tree.by_word.setdefault(_word_key(tokens), []).append(len(tree.clusters))
+            tree.alive += 1
+        else:
+            engine.index.kill(slot)
+        tree.clusters.append(Cluster(tokens, t, slot, alive))
+    for tree, o in zip(engine.services, overflow.tolist()):
+        tree.overflow = o
+    for k, pos, text, members in zip(g_svc.tolist(), g_pos, g_text, g_mem):
+        tree = engine.services[k]
+        _need(in_range(members, len(tree.clusters)) and in_range(pos, text.count(" ") + 1),
+              "a sibling group out of range")
+        tree.groups[(tuple(pos.tolist()), tuple(text.split(" ")))] = members.tolist()
+    for k, (svc, tid, row, line, parents) in enumerate(zip(
+            t_svc.tolist(), t_id.tolist(), t_cl.tolist(), t_line.tolist(), t_par)):
+        _need(row < 0 or (c_svc[row] == svc and c_t[row] == k),
+              "clusters and templates do not match")
+        tid = f"{tid:016x}"
+        engine.templates.append(Template(svc, tid, local[row] if row >= 0 else -1, line,
+                                         tuple(f"{p:016x}" for p in parents.tolist())))
+        engine.template_index[tid] = k
+    _need(all(c_t[r] == k for k, r in enumerate(t_cl.tolist()) if r >= 0)
+          and len(rows) == n, "clusters and templates do not match")
+    size = max(64, 1 << int(m).bit_length())
+    engine._lines = np.zeros(size, dtype=np.int64)
+    engine._lines[:m] = t_lines
+    engine._final = np.arange(size, dtype=np.int32)
+    engine._final[:m] = t_final
+    if list(engine.config.masks) == state["masks"]:
+        cache = ShapeCache.from_state(state["cache"], engine.config.shape_cache_entries)
+        _need(bool(np.all(cache.values[cache.keys != 0] < m)), "cache points past the templates")
+        engine.cache = cache
+    engine.lines_seen = lines_seen
+
+
+def _int_array(a) -> bool:
+    return isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "iu"
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise SnapshotError(f"templates state is malformed: {what}")

@@ -1,13 +1,31 @@
-"""Window stage: event-time tumbling windows with allowed lateness and watermarks.
+"""Window stage: event-time tumbling windows, one robust clock per service.
 
-Windows are aligned to multiples of the window length; every service shares their bounds
-so that a silent service shows as zeros. Each service has its own watermark (its latest
-event time): a window closes when every service has passed its end by the allowed
-lateness, except services that lag the others by more than ``idle`` (silent, or stuck) -
-they no longer hold windows open and count zero. The close limit is tracked record by
-record, so the result does not depend on how the input was cut into batches. A record
-whose window had closed before it arrived is late: it is counted and returned, never
-silently dropped.
+Windows are aligned to multiples of the window length. Each service has its own clock, so
+a service whose host clock runs an hour ahead of another never makes the other's lines
+late, and one event with a wrong time never moves anyone's clock:
+
+* **Robust clock.** A service's clock is the ``quorum``-th largest of its last
+  ``HISTORY`` event times, so fewer than ``quorum`` outliers among them cannot move it.
+  Its windows close ``lateness`` after the clock has passed their end; a record whose
+  window has closed is ``late``.
+* **Outliers.** An event more than ``ahead`` from its service's clock is not counted
+  right away: if it is ahead, it is held until the clock confirms the jump (then it is
+  counted) or until ``HISTORY`` more events of the service came without confirming it
+  (then it is dead-lettered ``absurd_timestamp``); if it is that far behind, it is
+  dead-lettered ``absurd_timestamp`` at once.
+* **Silence.** The stream's own progress is measured on every service's clock relative
+  to where it started (so clock offsets between services cancel out). A service that lags
+  that progress by more than ``idle`` is silent: its clock moves on with the stream, so
+  its windows close with zero counts and a drop shows. In live mode, wall time moves the
+  stream on as well (``tick``), so windows close as time passes.
+* **Gaps cost nothing.** After ``max_gap`` empty windows in a row a service's windows jump
+  to its next data; the first window after the jump is flagged ``gap``. Memory and time
+  follow the data, never the distance between timestamps.
+* **Lines without a time** take their service's current clock (replay), or arrival time
+  when the source is live (and arrival time agrees with the service's clock).
+
+Everything that decides a record's fate runs record by record in one numba kernel, so the
+result never depends on how the input was cut into batches.
 """
 from __future__ import annotations
 
@@ -16,41 +34,155 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
+HISTORY = 32  # recent event times per service the robust clock looks at
+ACCEPT, LATE, HELD, ABSURD = 0, 1, 2, 3
+_P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
+
+
+@nb.njit(cache=True, inline="always")
+def _kth_largest(row, n, k):
+    """The k-th largest of row[:n] (n >= k), by a small insertion list."""
+    top = np.full(k, -np.inf)
+    for j in range(n):
+        v = row[j]
+        if v > top[k - 1]:
+            p = k - 1
+            while p > 0 and top[p - 1] < v:
+                top[p] = top[p - 1]
+                p -= 1
+            top[p] = v
+    return top[k - 1]
+
 
 @nb.njit(cache=True)
-def close_limits(ts, service, marks, latest, limit, w, lateness, idle):
-    """Per record: the start of the first window still open after it arrived.
+def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
+               held_ts, held_seq, held_age, held_n, glob, w, lateness, ahead, idle, quorum,
+               cap, out_ts, status, rel_seq, rel_status):
+    """Decide every record's fate, in order; all state arrays are updated in place.
 
-    marks[s] (each service's latest event time, -inf before its first record) is updated
-    in place; returns (limits, latest, limit) with the overall latest time and the limit,
-    which never moves back."""
+    Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
+    ``est[s]`` its robust clock (-inf until ``quorum`` times were seen), ``anchor[s]``
+    the offset that maps its clock onto the stream's progress ``glob[_P]``,
+    ``limit[s]`` the start of its first window still open (never moves back),
+    ``p_last[s]`` the progress at its last record; held records (ts, sequence number,
+    age in records of the service). ``glob`` = [progress, last event time, next seq].
+    Writes ``out_ts`` (NaN filled) and ``status``; held records resolved now go to
+    ``rel_seq``/``rel_status``; returns how many.
+    """
     n = ts.shape[0]
-    out = np.empty(n)
+    H = ring.shape[1]
+    n_rel = 0
     for i in range(n):
         s = service[i]
-        if ts[i] > marks[s]:
-            marks[s] = ts[i]
-        if ts[i] > latest:
-            latest = ts[i]
-        floor = latest - lateness - idle
-        low = np.inf
-        for k in range(marks.shape[0]):
-            if marks[k] > -np.inf:
-                m = marks[k] - lateness
-                if m < floor:
-                    m = floor
-                if m < low:
-                    low = m
-        cand = np.floor(low / w) * w
-        if cand > limit:
-            limit = cand
-        out[i] = limit
-    return out, latest, limit
+        seq = glob[_SEQ]
+        glob[_SEQ] = seq + 1
+        e = est[s]
+        # a silent service's clock moves on with the stream
+        eff = e
+        if e > -np.inf:
+            adv = glob[_P] - (e - anchor[s]) - idle
+            if adv > 0:
+                eff = e + adv
+            lim = np.floor((eff - lateness) / w) * w
+            if lim > limit[s]:
+                limit[s] = lim
+        t = ts[i]
+        observed = True
+        if np.isnan(t):
+            if live and (e == -np.inf or abs(now - e) <= ahead):
+                t = now  # arrival time, unless it disagrees with the service's clock
+            elif e > -np.inf:
+                t = eff
+                observed = False
+            elif ring_n[s] > 0:
+                t = ring[s, 0]
+                for j in range(1, min(ring_n[s], H)):
+                    if ring[s, j] > t:
+                        t = ring[s, j]
+                observed = False
+            elif glob[_LAST] > -np.inf:
+                t = glob[_LAST]
+                observed = False
+            else:
+                t = now
+        out_ts[i] = t
+        if observed:
+            ring[s, ring_n[s] % H] = t
+            ring_n[s] += 1
+            glob[_LAST] = t
+            if ring_n[s] >= quorum:
+                e = _kth_largest(ring[s], min(ring_n[s], H), quorum)
+        moved = e > est[s]
+        if e != est[s]:
+            if est[s] == -np.inf:
+                anchor[s] = e - glob[_P]
+            else:
+                # a confirmed jump moves the stream by one window only; the stream's own
+                # progress while the service was silent is no jump
+                allowed = cap + max(glob[_P] - (est[s] - anchor[s]), 0.0)
+                if e - est[s] > allowed:
+                    anchor[s] += e - est[s] - allowed
+            est[s] = e
+            norm = e - anchor[s]
+            if norm > glob[_P]:
+                glob[_P] = norm
+        p_last[s] = glob[_P]
+        if e > -np.inf:
+            lim = np.floor((e - lateness) / w) * w
+            if lim > limit[s]:
+                limit[s] = lim
+        # this record
+        if e > -np.inf and t > e + ahead:
+            if held_n[s] == H:  # full: the oldest held record is an outlier
+                rel_seq[n_rel] = held_seq[s, 0]
+                rel_status[n_rel] = ABSURD
+                n_rel += 1
+                for j in range(1, H):
+                    held_ts[s, j - 1] = held_ts[s, j]
+                    held_seq[s, j - 1] = held_seq[s, j]
+                    held_age[s, j - 1] = held_age[s, j]
+                held_n[s] -= 1
+            k = held_n[s]
+            held_ts[s, k] = t
+            held_seq[s, k] = seq
+            held_age[s, k] = ring_n[s]
+            held_n[s] = k + 1
+            status[i] = HELD
+        elif e > -np.inf and t < e - ahead:
+            status[i] = ABSURD
+        elif np.floor(t / w) * w < limit[s]:
+            status[i] = LATE
+        else:
+            status[i] = ACCEPT
+        # held records: counted once the clock confirms them, outliers once they are old
+        if held_n[s] > 0 and (moved or observed):
+            k = 0
+            for j in range(held_n[s]):
+                ht = held_ts[s, j]
+                if moved and ht <= e + ahead:
+                    rel_seq[n_rel] = held_seq[s, j]
+                    rel_status[n_rel] = LATE if np.floor(ht / w) * w < limit[s] else ACCEPT
+                    n_rel += 1
+                elif ring_n[s] - held_age[s, j] > H:
+                    rel_seq[n_rel] = held_seq[s, j]
+                    rel_status[n_rel] = ABSURD
+                    n_rel += 1
+                else:
+                    held_ts[s, k] = ht
+                    held_seq[s, k] = held_seq[s, j]
+                    held_age[s, k] = held_age[s, j]
+                    k += 1
+            held_n[s] = k
+    return n_rel
 
 
 @dataclass
 class WindowFrame:
-    """Counts of one closed window: per template (global template index) and per service."""
+    """Counts of one closed window for the services in ``services`` (all when None).
+
+    Arrays are indexed by global template index and service index; entries of services
+    not in the frame are 0 and must not be scored. ``gap[k]`` says that services[k]
+    jumped over a long silence just before this window."""
     start: float
     end: float
     template_counts: np.ndarray  # int64 [n_templates]
@@ -58,6 +190,8 @@ class WindowFrame:
     lines: np.ndarray  # int64 [n_services]
     errors: np.ndarray  # int64 [n_services]
     samples: dict[int, list[str]] = field(default_factory=dict)  # template -> sample lines
+    services: np.ndarray | None = None  # int32 services closing this window
+    gap: np.ndarray | None = None  # bool, aligned with services
 
     @property
     def error_ratio(self) -> np.ndarray:
@@ -67,11 +201,12 @@ class WindowFrame:
 
 @dataclass
 class _Open:
-    template_counts: np.ndarray
-    template_errors: np.ndarray
-    lines: np.ndarray
+    """One service's counts in one open window; templates by the service's local index."""
+    counts: np.ndarray
     errors: np.ndarray
-    samples: dict[int, list[str]]
+    lines: int = 0
+    error_lines: int = 0
+    samples: dict[int, list[str]] = field(default_factory=dict)
 
 
 def _grow(a: np.ndarray, n: int) -> np.ndarray:
@@ -82,67 +217,164 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@dataclass
+class Outcome:
+    """What the window stage decided about a batch (positions into the batch), and about
+    records held from earlier batches (their payloads, as given to ``add``)."""
+    ts: np.ndarray  # event time used for each record (lines without a time filled in)
+    late: np.ndarray
+    absurd: np.ndarray
+    held: np.ndarray
+    resolved_late: list = field(default_factory=list)
+    resolved_absurd: list = field(default_factory=list)
+
+
 class Windower:
-    """Accumulates batches into open windows and hands back the windows that closed."""
+    """Accumulates batches into each service's open windows and hands back closed ones."""
 
     def __init__(self, seconds: int = 60, lateness_windows: int = 2, sample_lines: int = 3,
-                 idle_windows: int = 3):
+                 idle_windows: int = 3, max_gap_windows: int = 10, quorum: int = 5,
+                 max_ahead_windows: int = 60):
+        if not 1 <= quorum <= HISTORY // 2:
+            raise ValueError(f"quorum must be in 1..{HISTORY // 2}")
         self.w = float(seconds)
         self.lateness = lateness_windows * self.w
         self.idle = idle_windows * self.w
+        self.ahead = max(max_ahead_windows, lateness_windows + 1) * self.w
+        self.max_gap = max(int(max_gap_windows), 1)
+        self.quorum = int(quorum)
         self.sample_lines = sample_lines
-        self.watermark = -np.inf  # latest event time seen (any service)
-        self.marks = np.full(0, -np.inf)  # latest event time per service
-        self.limit = -np.inf  # windows starting before this are closed (or closable)
-        self.next_start: float | None = None  # start of the earliest window not yet closed
-        self.open: dict[float, _Open] = {}
+        self.glob = np.array([0.0, -np.inf, 0.0])
+        self._resize_services(0)
+        self.local = np.zeros(0, np.int32)  # global template -> index within its service
+        self.members: list[list[int]] = []  # per service: its global template indices
+        self.open: list[dict[float, _Open]] = []
+        self.next_start: list[float | None] = []
+        self.gap_pending: list[bool] = []
+        self.held: dict[int, tuple] = {}  # seq -> (ts, template, service, error, text, payload)
         self.late = 0
+        self.wall = None  # (wall time, progress) anchor of live mode
 
+    # ---------------------------------------------------------------- services, templates
+    def _resize_services(self, n: int) -> None:
+        old = getattr(self, "est", np.zeros(0))
+        k = len(old)
+        if k >= n and k:
+            return
+
+        def grow(a, fill, shape=()):
+            out = np.full((n, *shape), fill, dtype=a.dtype if k else type(fill))
+            out[:k] = a
+            return out
+        if k == 0:
+            z = np.zeros(0)
+            self.ring, self.held_ts = np.zeros((0, HISTORY)), np.zeros((0, HISTORY))
+            self.ring_n = self.held_n = np.zeros(0, np.int64)
+            self.held_seq = self.held_age = np.zeros((0, HISTORY), np.int64)
+            self.est = self.anchor = self.limit = self.p_last = z
+        self.ring = grow(self.ring, 0.0, (HISTORY,))
+        self.ring_n = grow(self.ring_n, np.int64(0))
+        self.est = grow(self.est, -np.inf)
+        self.anchor = grow(self.anchor, 0.0)
+        self.limit = grow(self.limit, -np.inf)
+        self.p_last = grow(self.p_last, 0.0)
+        self.held_ts = grow(self.held_ts, 0.0, (HISTORY,))
+        self.held_seq = grow(self.held_seq, np.int64(0), (HISTORY,))
+        self.held_age = grow(self.held_age, np.int64(0), (HISTORY,))
+        self.held_n = grow(self.held_n, np.int64(0))
+
+    def _sync(self, template_service: np.ndarray, n_services: int) -> None:
+        self._resize_services(n_services)
+        while len(self.open) < n_services:
+            self.open.append({})
+            self.next_start.append(None)
+            self.gap_pending.append(False)
+            self.members.append([])
+        known = len(self.local)
+        if len(template_service) > known:
+            new = np.asarray(template_service[known:], dtype=np.int64)
+            local = np.empty(len(new), np.int32)
+            for k, s in enumerate(new.tolist()):
+                local[k] = len(self.members[s])
+                self.members[s].append(known + k)
+            self.local = np.concatenate((self.local, local))
+
+    # ---------------------------------------------------------------- input
     def add(self, ts: np.ndarray, template: np.ndarray, service: np.ndarray,
-            is_error: np.ndarray, n_templates: int, n_services: int,
-            sample_text=None) -> np.ndarray:
-        """Count a batch; returns the positions of late records (not counted in a window).
+            is_error: np.ndarray, template_service: np.ndarray, n_services: int,
+            sample_text=None, payload=None, live: bool = False,
+            now: float | None = None) -> Outcome:
+        """Count a batch. ``template_service[t]`` is the service of global template t;
+        ``sample_text(i)`` gives record i's text (called for at most ``sample_lines``
+        records per template and window); ``payload(i)`` is kept with a held record and
+        handed back if it is resolved late or absurd."""
+        n = len(ts)
+        self._sync(template_service, n_services)
+        if n == 0:
+            return Outcome(np.zeros(0), *(np.zeros(0, np.int64) for _ in range(3)))
+        import time
+        now = time.time() if now is None else now
+        out_ts = np.empty(n)
+        status = np.empty(n, np.int8)
+        rel_seq = np.empty(n + HISTORY * n_services, np.int64)
+        rel_status = np.empty(len(rel_seq), np.int8)
+        first_seq = int(self.glob[_SEQ])
+        n_rel = clock_step(np.asarray(ts, np.float64), np.asarray(service, np.int32), live,
+                           now, self.ring, self.ring_n, self.est, self.anchor, self.limit,
+                           self.p_last, self.held_ts, self.held_seq, self.held_age,
+                           self.held_n, self.glob, self.w, self.lateness, self.ahead,
+                           self.idle, self.quorum, self.w, out_ts, status, rel_seq, rel_status)
+        held = np.flatnonzero(status == HELD)
+        for i in held.tolist():
+            self.held[first_seq + i] = (
+                float(out_ts[i]), int(template[i]), int(service[i]), bool(is_error[i]),
+                sample_text(i) if sample_text else "", payload(i) if payload else None)
+        late = np.flatnonzero(status == LATE)
+        self.late += len(late)
+        outcome = Outcome(out_ts, late, np.flatnonzero(status == ABSURD), held)
+        ok = np.flatnonzero(status == ACCEPT)
+        self._count(out_ts[ok], template[ok], service[ok], is_error[ok], ok, sample_text)
+        for seq, st in zip(rel_seq[:n_rel].tolist(), rel_status[:n_rel].tolist()):
+            rec = self.held.pop(seq)
+            if st == ACCEPT:
+                t, tmpl, svc, err, text, _ = rec
+                self._count(np.array([t]), np.array([tmpl]), np.array([svc]),
+                            np.array([err]), np.array([0]),
+                            (lambda _i, text=text: text) if text else None)
+            elif st == LATE:
+                self.late += 1
+                outcome.resolved_late.append(rec[5])
+            else:
+                outcome.resolved_absurd.append(rec[5])
+        return outcome
 
-        sample_text(i) gives record i's text; it is called for at most ``sample_lines``
-        records per template and window.
-        """
+    def _count(self, ts, template, service, is_error, pos, sample_text) -> None:
         if len(ts) == 0:
-            return np.empty(0, dtype=np.int64)
+            return
         starts = np.floor(ts / self.w) * self.w
-        if len(self.marks) < n_services:
-            self.marks = np.concatenate((self.marks, np.full(n_services - len(self.marks),
-                                                             -np.inf)))
-        limits, self.watermark, self.limit = close_limits(
-            ts, service, self.marks, self.watermark, self.limit, self.w, self.lateness,
-            self.idle)
-        late = starts < limits
-        if self.next_start is not None:
-            late |= starts < self.next_start
-        late_pos = np.flatnonzero(late)
-        self.late += len(late_pos)
-        ok = ~late
-        for s in np.unique(starts[ok]).tolist():
-            sel = np.flatnonzero(ok & (starts == s))
-            acc = self.open.get(s)
+        order = np.lexsort((starts, service))
+        svc_o, st_o = service[order], starts[order]
+        cut = np.flatnonzero((svc_o[1:] != svc_o[:-1]) | (st_o[1:] != st_o[:-1])) + 1
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()):
+            sel = order[a:b]
+            s, start = int(svc_o[a]), float(st_o[a])
+            n_local = len(self.members[s])
+            acc = self.open[s].get(start)
             if acc is None:
-                acc = self.open[s] = _Open(np.zeros(n_templates, np.int64),
-                                           np.zeros(n_templates, np.int64),
-                                           np.zeros(n_services, np.int64),
-                                           np.zeros(n_services, np.int64), {})
-            acc.template_counts = _grow(acc.template_counts, n_templates)
-            acc.template_errors = _grow(acc.template_errors, n_templates)
-            acc.lines = _grow(acc.lines, n_services)
-            acc.errors = _grow(acc.errors, n_services)
-            t, e, sv = template[sel], is_error[sel], service[sel]
-            acc.template_counts[: n_templates] += np.bincount(t, minlength=n_templates)
-            acc.template_errors[: n_templates] += np.bincount(t[e], minlength=n_templates)
-            acc.lines[: n_services] += np.bincount(sv, minlength=n_services)
-            acc.errors[: n_services] += np.bincount(sv[e], minlength=n_services)
+                acc = self.open[s][start] = _Open(np.zeros(n_local, np.int64),
+                                                  np.zeros(n_local, np.int64))
+            acc.counts = _grow(acc.counts, n_local)
+            acc.errors = _grow(acc.errors, n_local)
+            t, e = template[sel], is_error[sel]
+            loc = self.local[t]
+            acc.counts[:n_local] += np.bincount(loc, minlength=n_local)
+            acc.errors[:n_local] += np.bincount(loc[e], minlength=n_local)
+            acc.lines += len(sel)
+            acc.error_lines += int(e.sum())
             if sample_text is not None and self.sample_lines > 0:
-                self._sample(acc, t, sel, sample_text)
-        return late_pos
+                self._sample(acc, t, pos[sel], sample_text)
 
-    def _sample(self, acc: _Open, t: np.ndarray, sel: np.ndarray, sample_text) -> None:
+    def _sample(self, acc: _Open, t: np.ndarray, pos: np.ndarray, sample_text) -> None:
         order = np.argsort(t, kind="stable")
         sorted_t = t[order]
         firsts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]])
@@ -151,47 +383,139 @@ class Windower:
             have = acc.samples.setdefault(tid, [])
             k = f
             while len(have) < self.sample_lines and k < len(order) and sorted_t[k] == tid:
-                have.append(sample_text(int(sel[order[k]])))
+                have.append(sample_text(int(pos[order[k]])))
                 k += 1
 
-    def close(self, final: bool = False) -> list[WindowFrame]:
-        """Windows the watermark has passed (all open ones when final), gaps included."""
-        if self.next_start is None and not self.open:
-            return []
-        if final:
-            if not self.open:
-                return []
-            limit = max(self.open) + self.w
-        else:
-            limit = self.limit
-        frames = []
-        s = self.next_start if self.next_start is not None else min(self.open)
-        while s + self.w <= limit:
-            acc = self.open.pop(s, None)
-            if acc is None:
-                z = np.zeros(0, np.int64)
-                frames.append(WindowFrame(s, s + self.w, z, z, z, z, {}))
-            else:
-                frames.append(WindowFrame(s, s + self.w, acc.template_counts,
-                                          acc.template_errors, acc.lines, acc.errors,
-                                          acc.samples))
-            s += self.w
-        if frames:
-            self.next_start = s
-        return frames
+    # ---------------------------------------------------------------- time passing
+    def tick(self, now: float) -> None:
+        """Live mode: wall time moves the stream on, so silent services' windows close."""
+        p = float(self.glob[_P])
+        if self.wall is None or p > self.wall[1] + (now - self.wall[0]):
+            self.wall = (now, p)
+        self.glob[_P] = max(p, self.wall[1] + (now - self.wall[0]))
 
-    # state is plain data: the pipeline snapshots it with everything else
+    def _advance_idle(self) -> None:
+        """Apply the stream's progress to every service's close limit (as the kernel does
+        lazily when a service's next record comes)."""
+        k = np.flatnonzero(self.est > -np.inf)
+        est = self.est[k]
+        adv = np.maximum(self.glob[_P] - (est - self.anchor[k]) - self.idle, 0.0)
+        lim = np.floor((est + adv - self.lateness) / self.w) * self.w
+        self.limit[k] = np.maximum(self.limit[k], lim)
+
+    def close(self, final: bool = False, template_service: np.ndarray | None = None
+              ) -> list[WindowFrame]:
+        """Windows whose service's clock has passed them (all open ones when final),
+        silences included up to ``max_gap`` windows."""
+        self._advance_idle()
+        closed: dict[float, list] = {}
+        for s, windows in enumerate(self.open):
+            if final:
+                if not windows:
+                    continue
+                limit = max(windows) + self.w
+            else:
+                limit = float(self.limit[s])
+            nxt = self.next_start[s]
+            if nxt is None:  # nothing closed yet: start at the earliest window
+                if not windows or min(windows) + self.w > limit:
+                    continue
+                nxt = min(windows)
+            empty = 0
+            while nxt + self.w <= limit:
+                acc = windows.pop(nxt, None)
+                if acc is None:
+                    empty += 1
+                    if empty > self.max_gap:
+                        ahead = [k for k in windows if k > nxt]
+                        target = min(min(ahead) if ahead else limit, np.floor(limit / self.w)
+                                     * self.w)
+                        if target > nxt:
+                            nxt = float(target)
+                            self.gap_pending[s] = True
+                            empty = 0
+                            continue
+                else:
+                    empty = 0
+                closed.setdefault(nxt, []).append((s, acc, self.gap_pending[s]))
+                self.gap_pending[s] = False
+                nxt += self.w
+            self.next_start[s] = nxt
+        return [self._frame(start, closed[start], template_service)
+                for start in sorted(closed)]
+
+    def _frame(self, start: float, parts: list, template_service) -> WindowFrame:
+        n_t = len(self.local)
+        n_s = len(self.open)
+        counts, errors = np.zeros(n_t, np.int64), np.zeros(n_t, np.int64)
+        lines, err_lines = np.zeros(n_s, np.int64), np.zeros(n_s, np.int64)
+        samples: dict[int, list[str]] = {}
+        for s, acc, _ in parts:
+            if acc is None:
+                continue
+            members = np.asarray(self.members[s], np.int64)
+            k = min(len(members), len(acc.counts))
+            counts[members[:k]] = acc.counts[:k]
+            errors[members[:k]] = acc.errors[:k]
+            lines[s], err_lines[s] = acc.lines, acc.error_lines
+            samples.update(acc.samples)
+        services = np.array([p[0] for p in parts], np.int32)
+        gap = np.array([p[2] for p in parts], bool)
+        return WindowFrame(start, start + self.w, counts, errors, lines, err_lines, samples,
+                           services, gap)
+
+    def finish(self) -> tuple[list[WindowFrame], list]:
+        """End of input: every open window closes; held records were never confirmed, so
+        they are outliers (their payloads are returned to be dead-lettered)."""
+        absurd = [rec[5] for rec in self.held.values()]
+        self.held.clear()
+        self.held_n[:] = 0
+        return self.close(final=True), absurd
+
+    # ---------------------------------------------------------------- state (plain data)
     def state(self) -> dict:
-        return {"w": self.w, "lateness": self.lateness, "idle": self.idle,
-                "watermark": self.watermark, "marks": self.marks, "limit": self.limit,
-                "next_start": self.next_start, "open": self.open, "late": self.late,
-                "sample_lines": self.sample_lines}
+        services = []
+        for s, windows in enumerate(self.open):
+            services.append({
+                "next_start": self.next_start[s], "gap": self.gap_pending[s],
+                "windows": [{"start": start, "counts": acc.counts, "errors": acc.errors,
+                             "lines": acc.lines, "error_lines": acc.error_lines,
+                             "samples": {str(k): v for k, v in acc.samples.items()}}
+                            for start, acc in sorted(windows.items())]})
+        return {
+            "seconds": self.w, "glob": self.glob, "ring": self.ring, "ring_n": self.ring_n,
+            "est": self.est, "anchor": self.anchor, "limit": self.limit,
+            "p_last": self.p_last, "held_ts": self.held_ts, "held_seq": self.held_seq,
+            "held_age": self.held_age, "held_n": self.held_n, "late": self.late,
+            "local": self.local, "members": [list(m) for m in self.members],
+            "services": services,
+            "held": [{"seq": seq, "ts": r[0], "template": r[1], "service": r[2],
+                      "error": r[3], "text": r[4], "payload": r[5]}
+                     for seq, r in sorted(self.held.items())],
+        }
 
     @classmethod
-    def from_state(cls, state: dict) -> "Windower":
-        win = cls(1, 0, state["sample_lines"])
-        win.w, win.lateness, win.idle = state["w"], state["lateness"], state["idle"]
-        win.watermark, win.next_start = state["watermark"], state["next_start"]
-        win.marks, win.limit = state["marks"], state["limit"]
-        win.open, win.late = state["open"], state["late"]
+    def from_state(cls, state: dict, **params) -> "Windower":
+        """Rebuild from ``state`` with the current settings (``params`` as for the
+        constructor); the window length is the one thing that cannot change."""
+        win = cls(**params)
+        if float(state["seconds"]) != win.w:
+            raise ValueError(f"window.seconds: the state holds {state['seconds']:g} s "
+                             f"windows, the pipeline file says {win.w:g} s")
+        for key in ("glob", "ring", "ring_n", "est", "anchor", "limit", "p_last", "held_ts",
+                    "held_seq", "held_age", "held_n", "local"):
+            setattr(win, key, np.array(state[key]))
+        win.late = int(state["late"])
+        win.members = [list(m) for m in state["members"]]
+        for svc in state["services"]:
+            win.next_start.append(svc["next_start"])
+            win.gap_pending.append(bool(svc["gap"]))
+            win.open.append({float(w["start"]): _Open(
+                np.array(w["counts"], np.int64), np.array(w["errors"], np.int64),
+                int(w["lines"]), int(w["error_lines"]),
+                {int(k): list(v) for k, v in w["samples"].items()})
+                for w in svc["windows"]})
+        win.held = {int(h["seq"]): (float(h["ts"]), int(h["template"]), int(h["service"]),
+                                    bool(h["error"]), h["text"], h["payload"])
+                    for h in state["held"]}
         return win

@@ -1,52 +1,66 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from logml.window import Windower
+from logml.window import HISTORY, Windower
+
+T_SVC = np.array([0, 0, 1], np.int32)  # templates 0, 1 belong to service 0, template 2 to 1
 
 
-def feed(win, ts, tmpl=None, svc=None, err=None, n_t=3, n_s=2):
+def feed(win, ts, tmpl=None, svc=None, err=None, n_s=2, live=False, now=0.0):
     ts = np.asarray(ts, dtype=float)
     n = len(ts)
-    tmpl = np.zeros(n, np.int32) if tmpl is None else np.asarray(tmpl, np.int32)
     svc = np.zeros(n, np.int32) if svc is None else np.asarray(svc, np.int32)
+    if tmpl is None:
+        tmpl = np.where(svc == 0, 0, 2).astype(np.int32)
+    tmpl = np.asarray(tmpl, np.int32)
     err = np.zeros(n, bool) if err is None else np.asarray(err, bool)
-    return win.add(ts, tmpl, svc, err, n_t, n_s, lambda i: f"line {i}")
+    return win.add(ts, tmpl, svc, err, T_SVC, n_s, lambda i: f"line {i}",
+                   lambda i: i, live=live, now=now)
+
+
+def starts(frames, service=0):
+    return [f.start for f in frames if service in f.services.tolist()]
+
+
+def lines_of(frames, service=0):
+    return {f.start: int(f.lines[service]) for f in frames if service in f.services.tolist()}
 
 
 def test_tumbling_windows_close_after_lateness():
-    win = Windower(60, lateness_windows=2)
+    win = Windower(60, lateness_windows=2, quorum=1)
     feed(win, [0, 10, 59, 60, 130])
-    assert win.close() == []  # watermark 130 - 120 = 10: nothing closed yet
+    assert win.close() == []  # clock 130 - 120 = 10: nothing closed yet
     feed(win, [185])
     frames = win.close()
     assert [(f.start, f.end) for f in frames] == [(0, 60)]
     assert frames[0].lines.tolist() == [3, 0]
-    frames = win.close(final=True)
-    assert [f.start for f in frames] == [60, 120, 180]
+    frames, held = win.finish()
+    assert [f.start for f in frames] == [60, 120, 180] and held == []
 
 
 def test_gap_windows_are_emitted_with_zero_counts():
-    win = Windower(60, lateness_windows=0)
+    win = Windower(60, lateness_windows=0, quorum=1)
     feed(win, [5, 301])
     frames = win.close()
     assert [f.start for f in frames] == [0, 60, 120, 180, 240]
-    assert [int(f.lines.sum()) if len(f.lines) else 0 for f in frames] == [1, 0, 0, 0, 0]
+    assert [int(f.lines.sum()) for f in frames] == [1, 0, 0, 0, 0]
 
 
 def test_late_records_are_returned_not_dropped_silently():
-    win = Windower(60, lateness_windows=1)
+    win = Windower(60, lateness_windows=1, quorum=1)
     feed(win, [0, 200])
     win.close()
-    late = feed(win, [10, 199, 70])
-    assert late.tolist() == [0, 2]  # windows [0,60) and [60,120) closed already
+    out = feed(win, [10, 199, 70])
+    assert out.late.tolist() == [0, 2]  # windows [0,60) and [60,120) closed already
     assert win.late == 2
 
 
 def test_counts_per_template_service_and_errors():
-    win = Windower(60, lateness_windows=0, idle_windows=0)
-    feed(win, [1, 2, 3, 4, 70], tmpl=[0, 1, 1, 2, 0], svc=[0, 0, 0, 1, 0],
-         err=[False, True, True, False, False])
+    win = Windower(60, lateness_windows=0, idle_windows=0, quorum=1)
+    feed(win, [1, 2, 3, 4, 70, 70], tmpl=[0, 1, 1, 2, 0, 2], svc=[0, 0, 0, 1, 0, 1],
+         err=[False, True, True, False, False, False])
     (f,) = win.close()
+    assert f.services.tolist() == [0, 1]
     assert f.template_counts.tolist() == [1, 2, 1]
     assert f.template_errors.tolist() == [0, 2, 0]
     assert f.lines.tolist() == [3, 1] and f.errors.tolist() == [2, 0]
@@ -54,25 +68,125 @@ def test_counts_per_template_service_and_errors():
     assert f.samples[1] == ["line 1", "line 2"]
 
 
-def test_each_service_has_its_own_watermark():
-    """A service shipped behind another (within the idle allowance) loses nothing."""
-    win = Windower(60, lateness_windows=1, idle_windows=3)
-    assert len(feed(win, [0, 1, 100, 200, 230], svc=[0, 1, 0, 0, 0])) == 0
-    assert [f.start for f in win.close()] == []  # service 1 (at 1 s) holds [0, 60) open
-    assert len(feed(win, [5, 70, 150], svc=[1, 1, 1])) == 0  # 80 s behind: not late
-    assert [f.start for f in win.close()] == [0]
-    (f,) = [f for f in win.close(final=True) if f.start == 60]
-    assert f.lines.tolist() == [1, 1]
+def test_services_have_independent_clocks():
+    """A service whose clock runs an hour ahead makes nobody else late."""
+    win = Windower(60, lateness_windows=1, quorum=3)
+    t = np.arange(0, 600, 1.0)
+    ts = np.empty(2 * len(t))
+    ts[0::2], ts[1::2] = t + 3600, t  # service 0 an hour ahead of service 1
+    svc = np.tile([0, 1], len(t))
+    out = feed(win, ts, svc=svc)
+    assert len(out.late) == 0 and len(out.absurd) == 0 and len(out.held) == 0
+    frames = win.close()
+    assert sum(lines_of(frames, 1).values()) > 400  # service 1's own windows closed too
+    frames += win.finish()[0]
+    assert sum(lines_of(frames, 0).values()) == 600 == sum(lines_of(frames, 1).values())
 
 
-def test_a_silent_service_stops_holding_windows_open():
-    win = Windower(60, lateness_windows=0, idle_windows=2)
+def test_one_event_far_ahead_is_held_then_dead_lettered_absurd():
+    win = Windower(60, lateness_windows=1, quorum=3, max_ahead_windows=60)
+    base = np.arange(0, 300, 1.0)
+    ts = np.r_[base[:100], 23 * 3600.0, base[100:]]
+    out = feed(win, ts)
+    assert len(out.late) == 0 and out.held.tolist() == [100]
+    assert out.resolved_absurd == [100]  # held for HISTORY records, never confirmed
+    frames = win.close() + win.finish()[0]
+    assert sum(lines_of(frames).values()) == 300
+    assert max(f.start for f in frames) < 300
+
+
+def test_a_real_clock_jump_is_confirmed_and_loses_nothing():
+    win = Windower(60, lateness_windows=1, quorum=3, max_ahead_windows=60, max_gap_windows=5)
+    ts = np.r_[np.arange(0, 300, 1.0), np.arange(0, 300, 1.0) + 86400]
+    out = feed(win, ts)
+    assert len(out.late) == 0 and len(out.absurd) == 0 and out.resolved_absurd == []
+    assert out.held.tolist() == [300, 301]  # until the quorum of 3 agreed
+    frames = win.close() + win.finish()[0]
+    assert sum(lines_of(frames).values()) == 600
+    # the day of silence costs 5 empty windows, then a jump flagged as a gap
+    assert len(frames) < 20
+    jumped = [f for f in frames if f.gap.any()]
+    assert len(jumped) == 1 and jumped[0].start == 86400
+
+
+def test_a_far_gap_costs_bounded_windows_and_memory():
+    """2000-01-01 then now: not one window per minute of the gap."""
+    win = Windower(60, quorum=1, max_gap_windows=10)
+    out = feed(win, [946684800.0, 1.8e9, 1.8e9 + 1, 1.8e9 + 2])
+    frames = win.close() + win.finish()[0]
+    assert len(frames) <= 10 + 6  # the old window, 10 empty ones, then the new data's
+    assert sum(int(f.lines.sum()) for f in frames) + len(out.absurd) == 4
+
+
+def test_lines_without_time_take_their_services_clock_when_replayed():
+    win = Windower(60, lateness_windows=1, quorum=3)
+    out = feed(win, [1000, 1001, 1002, 1003, np.nan, 1004], now=5e9)
+    assert out.ts[4] == 1001  # the clock: 3rd largest of the recent times
+    assert len(out.late) == 0
+
+
+def test_lines_without_time_take_arrival_time_when_live():
+    win = Windower(60, quorum=1)
+    out = feed(win, [np.nan, np.nan], live=True, now=1e9)
+    assert out.ts.tolist() == [1e9, 1e9]
+
+
+def test_a_service_that_falls_silent_counts_zeros():
+    win = Windower(60, lateness_windows=0, idle_windows=2, quorum=1)
     feed(win, [0, 10], svc=[0, 1])
     feed(win, [65, 130, 190, 250, 310], svc=[0, 0, 0, 0, 0])
     frames = win.close()
-    assert [f.start for f in frames] == [0, 60, 120]
-    assert [f.lines.tolist() for f in frames] == [[1, 1], [1, 0], [1, 0]]
-    assert feed(win, [20], svc=[1]).tolist() == [0]  # too late now: counted as late
+    assert lines_of(frames, 1) == {0: 1, 60: 0, 120: 0}  # silent while 0 moved on
+    assert lines_of(frames, 0) == {0: 1, 60: 1, 120: 1, 180: 1, 240: 1}
+
+
+def test_live_wall_time_closes_windows_without_new_lines():
+    win = Windower(60, lateness_windows=1, idle_windows=1, quorum=1)
+    feed(win, [1000.0], live=True, now=1000.0)
+    assert win.close() == []
+    win.tick(1000.0)
+    win.tick(1300.0)
+    assert [f.start for f in win.close()][:1] == [960.0]
+
+
+def test_state_round_trip_continues_identically():
+    ts = np.r_[np.arange(0, 400, 0.5), 5e4, np.arange(400, 800, 0.5)]
+    win = Windower(60, quorum=3)
+    a = feed(win, ts[:700])
+    state = win.state()
+    again = Windower.from_state(state, seconds=60, quorum=3)
+    one = win.close() + win.finish()[0]
+    b = feed(again, ts[700:])
+    two = again.close() + again.finish()[0]
+    ref = Windower(60, quorum=3)
+    feed(ref, ts[:700])
+    feed(ref, ts[700:])
+    whole = ref.close() + ref.finish()[0]
+    assert a is not None and b is not None and len(one) > 0
+    assert [(f.start, f.lines.tolist()) for f in two] == \
+        [(f.start, f.lines.tolist()) for f in whole if f.start >= two[0].start]
+
+
+def test_window_length_change_is_refused():
+    state = Windower(60).state()
+    try:
+        Windower.from_state(state, seconds=30)
+    except ValueError as e:
+        assert "window.seconds" in str(e)
+    else:
+        raise AssertionError("a state of 60 s windows loaded as 30 s windows")
+
+
+def _run(ts, svc, bounds, **kw):
+    win = Windower(60, lateness_windows=1, idle_windows=2, **kw)
+    frames, late, absurd = [], [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        out = feed(win, ts[a:b], svc=svc[a:b])
+        late += (out.late + a).tolist()
+        absurd += (out.absurd + a).tolist() + list(out.resolved_absurd)
+        frames += win.close()
+    more, held = win.finish()
+    return frames + more, sorted(late), sorted(absurd + held)
 
 
 @settings(max_examples=60, deadline=None)
@@ -80,20 +194,55 @@ def test_a_silent_service_stops_holding_windows_open():
        st.lists(st.integers(1, 199), max_size=5))
 def test_result_does_not_depend_on_batching(ts, cuts):
     """Windows, counts and late records are the same however the input is split."""
-    rng = np.random.default_rng(len(ts))
-    tmpl = rng.integers(0, 3, len(ts))
-    svc = rng.integers(0, 2, len(ts))
+    ts = np.asarray(ts)
+    svc = np.random.default_rng(len(ts)).integers(0, 2, len(ts))
+    whole = _run(ts, svc, [0, len(ts)], quorum=2)
+    parts = _run(ts, svc, sorted({0, len(ts), *[c for c in cuts if c < len(ts)]}), quorum=2)
+    def key(r):  # per service, in order (frames of different services may interleave)
+        per = sorted((s, f.start, int(f.lines[s]), f.template_counts[T_SVC == s].tolist())
+                     for f in r[0] for s in f.services.tolist())
+        return per, r[1], r[2]
+    assert key(whole) == key(parts)
 
-    def run(bounds):
-        win = Windower(60, lateness_windows=1, idle_windows=2)
-        frames, late = [], []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            late += (feed(win, ts[a:b], tmpl[a:b], svc[a:b]) + a).tolist()
-            frames += win.close()
-        frames += win.close(final=True)
-        return [(f.start, f.template_counts[:3].tolist() if len(f.template_counts) else [])
-                for f in frames], late
 
-    whole = run([0, len(ts)])
-    parts = run(sorted({0, len(ts), *[c for c in cuts if c < len(ts)]}))
-    assert whole == parts
+@settings(max_examples=80, deadline=None)
+@given(st.integers(50, 400), st.floats(0.2, 5.0), st.integers(0, 2 ** 32 - 1),
+       st.lists(st.tuples(st.integers(0, 10 ** 6), st.sampled_from([-1, 1]),
+                          st.floats(2 * 3600, 3e8)), min_size=1, max_size=4))
+def test_outliers_never_change_the_windows_of_the_other_events(n, rate, seed, outliers):
+    """For a stream plus k < quorum outliers placed anywhere (k events together, or
+    spread), the windows of the other events equal those without the outliers."""
+    rng = np.random.default_rng(seed)
+    base = np.cumsum(rng.exponential(1.0 / rate, n)) + 1.7e9
+    base += rng.normal(0, 5, n)  # a little disorder, well within the lateness
+    svc = rng.integers(0, 2, n)
+    ts, sv, is_outlier = list(base), list(svc), [False] * n
+    for pos, sign, dist in sorted(outliers, reverse=True):
+        p = pos % (n + 1)
+        ts.insert(p, base[min(p, n - 1)] + sign * dist)
+        sv.insert(p, int(rng.integers(0, 2)))
+        is_outlier.insert(p, True)
+    ts, sv, is_outlier = np.array(ts), np.array(sv), np.array(is_outlier)
+    clean_frames, clean_late, _ = _run(base, svc, [0, n], quorum=5)
+    frames, late, absurd = _run(ts, sv, [0, len(ts)], quorum=5)
+    normal = np.flatnonzero(~is_outlier)
+    assert sorted(np.searchsorted(normal, [x for x in late if not is_outlier[x]])) == \
+        clean_late
+    assert all(is_outlier[x] for x in absurd)  # payloads are positions here
+
+    def windows(frames):
+        out = {}
+        for f in frames:
+            for s in f.services.tolist():
+                if f.lines[s]:
+                    out[(s, f.start)] = int(f.lines[s])
+        return out
+    clean = windows(clean_frames)
+    got = windows(frames)
+    # every window of the clean run is there with the same count, except where an
+    # outlier itself was counted (one more line there at most per outlier)
+    extra = {k: got.get(k, 0) - v for k, v in clean.items()}
+    assert all(d >= 0 for d in extra.values())
+    assert sum(extra.values()) + sum(v for k, v in got.items() if k not in clean) \
+        <= int(is_outlier.sum())
+    assert HISTORY >= 2 * 5
