@@ -97,7 +97,8 @@ def _variable_pair(a: str, b: str, before: str) -> bool:
         va, vb = sa.strip(_PUNCT) == WILD, sb.strip(_PUNCT) == WILD
         if (va and (vb or _has_digit_and_letter(b))) or (vb and _has_digit_and_letter(a)):
             return True
-        if (WILD in sb and sb.replace(WILD, "") == sa) or (WILD in sa and sa.replace(WILD, "") == sb):
+        if ((WILD in sb and sb.replace(WILD, "") == sa)
+                or (WILD in sa and sa.replace(WILD, "") == sb)):
             return True  # the value is empty in one of them: "()" and "(<IP>)"
         ka, kb = _kv(a), _kv(b)
         if ka and kb and ka[0] == kb[0] and (_skeleton(ka[1]).strip(_PUNCT) == WILD
