@@ -36,8 +36,6 @@ class DecodeConfig:
 class TemplateConfig:
     masks: list[str] = field(default_factory=lambda: list(MASK_BITS))
     similarity: float = 0.7
-    depth: int = 4
-    max_children: int = 100
     max_templates_per_service: int = 5000
     shape_cache_entries: int = 1_000_000
 
@@ -144,7 +142,6 @@ class Config:
         unknown = [m for m in self.template.masks if m not in MASK_BITS]
         need(not unknown, "template.masks", f"unknown {unknown}; known: {list(MASK_BITS)}")
         need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
-        need(self.template.depth >= 3, "template.depth", "must be at least 3")
         need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
              "must be at least 1")
         need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
