@@ -378,34 +378,9 @@ class Detector:
         d = cls(config, window_seconds)
         for k in cls._ARRAYS:
             setattr(d, k, np.array(state[k]))
-        if "templates" not in state:  # the EWMA detector's state (format 2): convert
-            state = {**state, "templates": _from_ewma(state["t_mean"], state["t_var"],
-                                                      state["t_seen"]),
-                     "services": _from_ewma(state["s_mean"], state["s_var"],
-                                            state["s_seen"])}
         d.tm = {k: np.array(v) for k, v in state["templates"].items()}
         d.sm = {k: np.array(v) for k, v in state["services"].items()}
         d.n_t = len(d.tm["seen"])
         d.n_s = len(d.sm["seen"])
         d.incident = {int(s): (v[0], float(v[1])) for s, v in state["incident"].items()}
         return d
-
-
-def _from_ewma(mean, var, seen) -> dict:
-    """Count models seeded from the EWMA baselines a format-2 state holds: every level at
-    the mean, k from the variance beyond Poisson, errors at the variance; no rhythm yet
-    (the profiles fill as the hours pass and compete from then on)."""
-    mean = np.maximum(np.asarray(mean, np.float64), 0.0)
-    var = np.maximum(np.asarray(var, np.float64), 0.0)
-    model = cm.new_state(len(mean))
-    st = model["st"]
-    for f in (cm.F, cm.LD, cm.LL, cm.LW):
-        st[f] = mean
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.where(mean > 0, np.maximum(var - mean, 0.0) / (mean * mean), 0.0)
-    for f in (cm.KF, cm.KD, cm.KL, cm.KW):
-        st[f] = k
-    for f in (cm.EF, cm.ED, cm.EL, cm.EW):
-        st[f] = var
-    model["seen"][:] = np.minimum(np.asarray(seen, np.int64), np.iinfo(np.int32).max)
-    return model

@@ -588,60 +588,14 @@ class TemplateEngine:
     def from_state(cls, state: dict, config: TemplateConfig | None = None) -> "TemplateEngine":
         """The engine of a saved state under the current config: similarity and the
         template cap apply to what comes next; a changed mask set starts the shape cache
-        afresh (its hashes were taken under the old masks). A template state of the Drain
-        engine (format 2: clusters with id, size and template) is migrated first."""
+        afresh (its hashes were taken under the old masks)."""
         engine = cls(config)
         try:
-            if isinstance(state, dict) and "overflow" not in state:
-                state = _from_drain_state(state)
             _restore(engine, state)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
             raise SnapshotError(f"templates state is malformed: {type(e).__name__}: {e}") \
                 from None
         return engine
-
-
-def _from_drain_state(state: dict) -> dict:
-    """The format-2 template state (Drain clusters: service, id, size, template text;
-    templates: service, id, cluster id, first line) in this engine's terms: every cluster
-    alive, in id order, its size as its lines, no sibling groups, no lineage."""
-    names, cl, ts = state["services"], state["clusters"], state["templates"]
-    c_svc, c_id, c_size, c_text = (cl[k] for k in ("service", "id", "size", "template"))
-    t_svc, t_cl = ts["service"], ts["cluster"]
-    _need(_int_array(c_svc) and _int_array(c_id) and _int_array(c_size) and _int_array(t_svc)
-          and _int_array(t_cl) and isinstance(c_text, list), "columns must be integer arrays")
-    _need(len(c_svc) == len(c_id) == len(c_size) == len(c_text), "cluster columns differ")
-    order = np.lexsort((c_id, c_svc))  # creation order within each service
-    row = {(int(c_svc[k]), int(c_id[k])): r for r, k in enumerate(order.tolist())}
-    _need(len(row) == len(c_id), "a cluster is listed twice")
-    template_of = {}
-    cluster = np.full(len(t_svc), -1, dtype=np.int64)
-    overflow = np.full(len(names), -1, dtype=np.int64)
-    for t, (s, c) in enumerate(zip(t_svc.tolist(), t_cl.tolist())):
-        if c < 0:
-            _need(0 <= s < len(names), "service or cluster index out of range")
-            overflow[s] = t
-        else:
-            _need((s, c) in row and row[(s, c)] not in template_of,
-                  "clusters and templates do not match")
-            cluster[t] = row[(s, c)]
-            template_of[row[(s, c)]] = t
-    _need(len(template_of) == len(row), "clusters and templates do not match")
-    m = len(t_svc)
-    return {**state, "overflow": overflow,
-            "clusters": {"service": c_svc[order].astype(np.int32),
-                         "template": np.array([template_of[r] for r in range(len(order))],
-                                              dtype=np.int64),
-                         "alive": np.ones(len(order), dtype=bool),
-                         "text": [c_text[k] for k in order.tolist()]},
-            "groups": {"service": np.zeros(0, np.int32), "positions": [], "text": [],
-                       "members": []},
-            "templates": {**ts, "cluster": cluster,
-                          "parents": [np.zeros(0, np.uint64) for _ in range(m)],
-                          "lines": np.array([int(c_size[order[cluster[t]]])
-                                             if cluster[t] >= 0 else 0 for t in range(m)],
-                                            dtype=np.int64),
-                          "final": np.arange(m, dtype=np.int64)}}
 
 
 def _restore(engine: TemplateEngine, state: dict) -> None:
