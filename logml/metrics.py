@@ -121,6 +121,10 @@ def top_templates(z: np.ndarray, template_service: np.ndarray, names: list[str],
     return top
 
 
+ANOMALY_TYPES = ("spike", "drop", "new_template", "error_rate")
+SEVERITIES = ("warning", "critical")
+
+
 class LogmlCollector:
     def __init__(self, stats: Stats):
         self.stats = stats
@@ -139,7 +143,12 @@ class LogmlCollector:
             yield c
             c = CounterMetricFamily("logml_anomalies", "Anomalies found",
                                     labels=["service", "type", "severity"])
-            for (svc, kind, sev), n in sorted(s.anomalies.items()):
+            # every type and severity of every service from its first line on, at 0 until it
+            # happens, so that increase() sees the first anomaly (alerts count, not sample)
+            counts = {(svc, kind, sev): 0 for svc in s.lines for kind in ANOMALY_TYPES
+                      for sev in SEVERITIES}
+            counts.update(s.anomalies)
+            for (svc, kind, sev), n in sorted(counts.items()):
                 c.add_metric([svc, kind, sev], n)
             yield c
             c = CounterMetricFamily("logml_records_invalid", "Records that could not be "
