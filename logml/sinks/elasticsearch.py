@@ -28,9 +28,11 @@ import random
 import time
 from typing import Callable
 
+import numpy as np
 import orjson
 
 from ..config import ElasticsearchConfig
+from ..docs import LogDocs, day_name
 from ..errors import ErrorRecord, Reason
 from ..metrics import Stats
 from . import SinkUnavailable as _SinkUnavailableBase
@@ -113,6 +115,7 @@ class ElasticsearchSink:
         self.client = client
         # (index, _id, source as JSON bytes), in write order; acknowledged entries leave it
         self._buffer: list[tuple[str, str, bytes]] = []
+        self._log_docs = LogDocs()
 
     # ------------------------------------------------------------------ interface
     @property
@@ -142,6 +145,16 @@ class ElasticsearchSink:
             buf.append((index, str(doc_id), src))
         if bad:
             self._reject(bad)
+
+    def write_log_batch(self, events, idx, engine, source: str) -> None:
+        """Buffer the per-line documents of a batch, built as bytes (docs.LogDocs)."""
+        if not self.write_logs or not len(events):
+            return
+        days, ids, docs = self._log_docs.build(events, idx, engine, source)
+        names = {d: f"{self.prefix}-logs-{day_name(d)}" for d in np.unique(days).tolist()}
+        index = [names[d] for d in days.tolist()] if len(names) > 1 else \
+            [next(iter(names.values()))] * len(ids)
+        self._buffer.extend(zip(index, ids, docs))
 
     def flush(self) -> None:
         """Send everything buffered; return when all of it is acknowledged or dead-lettered.

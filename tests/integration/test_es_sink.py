@@ -237,3 +237,31 @@ def test_unreachable_elasticsearch_raises_and_keeps_the_buffer(es, es_url, prefi
 def test_sink_unavailable_is_what_the_streaming_consumer_catches():
     from logml.sinks import kafka_dlq
     assert issubclass(SinkUnavailable, kafka_dlq.SinkUnavailable)
+
+
+def test_log_batches_are_indexed_as_log_doc_would_write_them(es, es_url, prefix):
+    from logml.template import TemplateEngine
+    records = [orjson.dumps({
+        "@timestamp": DAY0 + 86400 * (k % 2) + k, "message": f"request {k} served in {k % 97} ms",
+        "service": {"name": SERVICES[k % len(SERVICES)]}, "host": {"name": f"web-{k % 3}"},
+        "log": {"level": "ERROR" if k % 10 == 0 else "INFO", "offset": k * 80},
+        "agent": {"type": "filebeat"}}) for k in range(300)]
+    records += [f"2026-01-01T10:00:{k % 60:02d}Z WARN plain {k} line".encode()
+                for k in range(100)]
+    events, errors = Decoder(keep_events=True).decode(records, list(range(400)), "k:0",
+                                                      now=DAY0 + 3 * 86400)
+    engine = TemplateEngine()
+    idx, _ = engine.template_events(events)
+    sink, stats, dlq = make_sink(es_url, prefix, bulk_max_docs=150)
+    sink.write_log_batch(events, idx, engine, "k:0")
+    sink.write_log_batch(events, idx, engine, "k:0")  # a replay: same ids
+    sink.flush()
+    assert sink.pending == 0 and not dlq
+    assert counts(es, prefix)["logs"] == 400
+    for i in (0, 1, 7, 350):
+        t = int(idx[i])
+        want_id, want = log_doc(events, i, engine.template_id(t), engine.template_text(t),
+                                engine.params(events.text(i), t), "k:0")
+        got = es.get(index=index_name(prefix, "logs", want["@timestamp"]), id=want_id)
+        assert got["_source"] == want
+    sink.close()
