@@ -95,6 +95,9 @@ class ElasticsearchConfig:
     index_prefix: str = "logml"
     write_logs: bool = True
     bulk_max_docs: int = 5000
+    bulk_max_bytes: int = 8_000_000  # a bulk request holds at most this many bytes
+    max_in_flight: int = 3  # bulk requests sent at once while the pipeline goes on
+    compress: bool = False  # gzip request bodies (costs CPU; for a slow network only)
     max_retries: int = 8
     unavailable_timeout_s: float = 30.0  # then the consumer pauses and retries, losing nothing
 
