@@ -6,6 +6,7 @@ and anomalies), so a replay overwrites instead of doubling.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 import numpy as np
@@ -90,7 +91,6 @@ def dlq_doc(err) -> tuple[str, dict]:
 # for the whole batch at once, the template part prepared once per template, only the
 # params (and the original event's extra fields, when there is one) per line.
 
-_OWN = frozenset(("_id", "@timestamp", "message", "service", "log", "host", "logml"))
 _LEVEL_PART = [b"" if name == "unknown" else b'"log":{"level":"' + name.encode() + b'"},'
                for name in LEVELS]
 _MS_PER_DAY = 86_400_000
@@ -113,37 +113,43 @@ def day_name(day: int) -> str:
 
 class _TemplatePlan:
     """What a template contributes to each of its lines, prepared once."""
-    __slots__ = ("text", "head", "n_tokens", "slots")
+    __slots__ = ("text", "head", "match", "slots")
 
     def __init__(self, template_id: str, text: str):
         self.text = text
-        self.head = (b'"logml":{"template_id":' + orjson.dumps(template_id) +
+        self.head = (b'{"template_id":' + orjson.dumps(template_id) +
                      b',"template":' + orjson.dumps(text) + b',"params":')
         pat = text.split()
-        self.n_tokens = len(pat)
-        # (position, pattern token, literal prefix, its length, literal suffix, its length;
-        # -1: no fast cut)
-        self.slots = []
-        for j, p in enumerate(pat):
+        # One regex match cuts the params out of a line: tokens are maximal runs of \S
+        # (str.split's whitespace) and each variable position tries, in the order of
+        # TemplateEngine.params: the pattern token itself (no param), the literal prefix
+        # and suffix around a middle (the param: group 2k+1), any token (cut in Python:
+        # group 2k+2). No match: the token counts differ.
+        parts, self.slots = [], []
+        for p in pat:
             if "<" not in p:
+                parts.append(r"\S+")
                 continue
             k, r = p.index("<"), p.rfind(">")
-            self.slots.append((j, p, p[:k], k, p[r + 1:], len(p) - r - 1 if r > k else -1))
+            fast = (re.escape(p[:k]) + r"(\S*)" + re.escape(p[r + 1:]) + r"(?!\S)") \
+                if r > k else r"(?!)()"
+            parts.append(r"(?=\S)(?:" + re.escape(p) + r"(?!\S)|" + fast + r"|(\S+))")
+            self.slots.append(p)
+        self.match = re.compile(r"\s*" + r"\s+".join(parts) + r"\s*").fullmatch
 
     def params(self, text: str) -> list[str]:
-        """``TemplateEngine.params`` with the template split once."""
-        tokens = text.split()
-        if len(tokens) != self.n_tokens:
+        """``TemplateEngine.params`` of a line of this template."""
+        m = self.match(text)
+        if m is None:
             return []
+        g = m.groups()
+        if not any(g[1::2]):
+            return [x for x in g[0::2] if x is not None]
         out = []
-        for j, pat, pre, lp, suf, ls in self.slots:
-            tok = tokens[j]
-            if tok == pat:
-                continue
-            n = len(tok)
-            if ls >= 0 and n >= lp + ls and tok.startswith(pre) and tok.endswith(suf):
-                out.append(tok[lp:n - ls])
-            else:
+        for pat, mid, tok in zip(self.slots, g[0::2], g[1::2]):
+            if mid is not None:
+                out.append(mid)
+            elif tok is not None:
                 out.append(_cut(tok, pat))
         return out
 
@@ -198,37 +204,37 @@ class LogDocs:
             h.update(b"%d" % off)
             append_id(h.hexdigest())
             plan = plans[t]
-            tail = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) + \
-                (b',"truncated":true}}' if i in truncated else b"}}")
+            ours = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) + \
+                (b',"truncated":true}' if i in truncated else b"}")
             ev = originals[i] if originals else None
             host = hosts[i] if hosts else None
             if ev:
-                append(_with_event(ev, stamp, names[s], level, host, tail))
+                append(_with_event(ev, stamp, names[s], level, host, ours))
             elif host is None:
                 append(b'{"@timestamp":"' + stamp + b'","message":' +
                        dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
-                       _LEVEL_PART[level] + tail)
+                       _LEVEL_PART[level] + b'"logml":' + ours + b"}")
             else:
                 append(b'{"@timestamp":"' + stamp + b'","message":' +
                        dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
-                       _LEVEL_PART[level] + b'"host":{"name":' + dumps(host) + b"}," + tail)
+                       _LEVEL_PART[level] + b'"host":{"name":' + dumps(host) + b'},"logml":' +
+                       ours + b"}")
         return days, ids, out
 
 
-def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, tail: bytes) -> bytes:
-    """A document that keeps the original event's other fields (as ``log_doc``)."""
-    d = {k: v for k, v in ev.items() if k not in _OWN}
-    d["message"] = ev["message"]
-    svc = ev.get("service")
+def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: bytes) -> bytes:
+    """A document that keeps the original event's other fields (as ``log_doc``); ``ours``
+    is the ``logml`` object, already JSON."""
+    d = ev.copy()
+    d.pop("_id", None)
+    d["@timestamp"] = stamp.decode()
+    svc = d.get("service")
     d["service"] = {**svc, "name": service} if isinstance(svc, dict) else {"name": service}
-    log = ev.get("log")
     if level:
+        log = d.get("log")
         d["log"] = {**log, "level": LEVELS[level]} if isinstance(log, dict) else \
             {"level": LEVELS[level]}
-    elif "log" in ev:
-        d["log"] = log
-    if host is not None and not isinstance(ev.get("host"), dict):
+    if host is not None and not isinstance(d.get("host"), dict):
         d["host"] = {"name": host}
-    elif "host" in ev:
-        d["host"] = ev["host"]
-    return b'{"@timestamp":"' + stamp + b'",' + orjson.dumps(d)[1:-1] + b"," + tail
+    d["logml"] = orjson.Fragment(ours)
+    return orjson.dumps(d)

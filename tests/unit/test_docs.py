@@ -108,3 +108,42 @@ def test_fast_cut_equals_the_general_cut(tok, pat):
     class E:  # noqa: E306  the engine's own method on a fixed template text
         template_text = staticmethod(lambda idx: f"w {pat}")
     assert plan.params(f"w {tok}") == engine_params(E, f"w {tok}", 0)
+
+
+def test_params_equal_the_engines_on_random_lines_and_templates():
+    """Random templates (literals, placeholders with literal ends, <*>) and random lines
+    that fit them or not, with odd whitespace: the prepared plan cuts what the engine cuts."""
+    rng = np.random.default_rng(11)
+    alphabet = list("ab<>*=:x1") + ["\u00a0", "\u2003", "\x1c"]
+    words = ["<NUM>", "<*>", "id=<NUM>", "<IP>:<NUM>", "[<HEX>]", "<NUM>ms", "a<NUM>b>",
+             "GET", "x", "<<NUM>>", "<x"]
+
+    class E:  # the engine's own method on a fixed template text
+        def __init__(self, text):
+            self.text = text
+
+        def template_text(self, idx):
+            return self.text
+
+    for _ in range(3000):
+        pat = [words[k] for k in rng.integers(0, len(words), rng.integers(1, 6))]
+        tokens = []
+        for p in pat:
+            r = rng.random()
+            if r < 0.2:
+                tokens.append(p)
+            elif r < 0.7:
+                tokens.append(p.replace("<NUM>", str(rng.integers(0, 999)))
+                              .replace("<*>", "v").replace("<IP>", "1.2.3.4")
+                              .replace("<HEX>", "ff"))
+            else:
+                tokens.append("".join(rng.choice(alphabet, rng.integers(1, 6))))
+        if rng.random() < 0.1:
+            tokens.append("extra")
+        seps = [" ", "  ", "\t", "\u00a0", " \u2003 "]
+        line = rng.choice(["", " "]) + "".join(
+            t + (rng.choice(seps) if k < len(tokens) - 1 else "") for k, t in enumerate(tokens))
+        line = "".join(c for c in line) + rng.choice(["", " ", "\n"])
+        text = " ".join(pat)
+        assert _TemplatePlan("t", text).params(line) == \
+            TemplateEngine.params(E(text), line, 0), (text, line)
