@@ -7,6 +7,8 @@ documents, and the caller commits input positions after the sink acknowledged.
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -207,22 +209,73 @@ class Pipeline:
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict:
-        return {"templates": self.engine.state(), "windows": self.windower.state(),
-                "detector": self.detector.state(), "template_service": self.template_service,
-                "positions": dict(self.positions), "gauges": self.gauges}
+        """Plain data (PLAN contract 1), saved with the config sections that shaped it so
+        a restore can refuse a change it cannot apply and report the ones it applies."""
+        return {"config": {k: dataclasses.asdict(getattr(self.cfg, k)) for k in STATE_CONFIG},
+                "templates": self.engine.state(), "windows": self.windower.state(),
+                "detector": self.detector.state(), "positions": dict(self.positions),
+                "gauges": self.gauges}
 
-    def restore(self, state: dict) -> None:
-        self.engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
-        self.windower = Windower.from_state(state["windows"], **self._window_params())
-        self.detector = Detector.from_state(state["detector"], self.cfg.score,
-                                            self.cfg.window.seconds)
-        self.template_service = state["template_service"]
-        self.positions = dict(state["positions"])
-        self.gauges = state["gauges"]
+    def restore(self, state: dict, name: str = "state") -> None:
+        """Continue from a saved state under the current config. Raises StateMismatch
+        naming the key when a data-bearing key (DATA_KEYS) changed, SnapshotError when the
+        tree is not a pipeline state this logml reads; the pipeline is unchanged then."""
+        def unreadable(e: Exception):
+            return snapshot.SnapshotError(
+                f"{name} does not hold a pipeline state this logml reads "
+                f"({type(e).__name__}: {e}); delete it to start afresh")
+        try:
+            changed = _config_changes(state["config"], self.cfg)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise unreadable(e) from None
+        for key in DATA_KEYS:
+            if key in changed:
+                old, new = changed[key]
+                raise snapshot.StateMismatch(
+                    f"{name} was saved with {key} = {old!r} but the pipeline now has {new!r}; "
+                    f"saved data cannot be carried over: restore {key} = {old!r} or delete "
+                    f"the state")
+        try:
+            engine = TemplateEngine.from_state(state["templates"], self.cfg.template)
+            windower = Windower.from_state(state["windows"], **self._window_params())
+            detector = Detector.from_state(state["detector"], self.cfg.score,
+                                           self.cfg.window.seconds)
+            positions = dict(state["positions"])
+            gauges = state["gauges"]
+        except snapshot.SnapshotError as e:
+            raise snapshot.SnapshotError(f"{name}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise unreadable(e) from None
+        if changed:
+            log.info("%s: applying config changed since it was saved: %s", name, ", ".join(
+                f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))
+        self.engine, self.windower, self.detector = engine, windower, detector
+        self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
+        self.positions, self.gauges = positions, gauges
         self._publish()
 
     def save(self, path) -> None:
         snapshot.write(path, STATE_KIND, self.state())
 
     def load(self, path) -> None:
-        self.restore(snapshot.read(path, STATE_KIND))
+        self.restore(snapshot.read(path, STATE_KIND), f"state file {path}")
+
+
+# config sections recorded in the state; of their keys, DATA_KEYS shape the saved data so
+# a state saved under another value cannot continue (the others apply on restore)
+STATE_CONFIG = ("template", "window", "score")
+DATA_KEYS = ("window.seconds",)
+
+log = logging.getLogger("logml.pipeline")
+
+
+def _config_changes(saved: dict, config: Config) -> dict[str, tuple]:
+    """{"section.key": (saved, current)} of the STATE_CONFIG keys that differ."""
+    changed = {}
+    for section in STATE_CONFIG:
+        now = dataclasses.asdict(getattr(config, section))
+        before = saved[section]
+        for key in sorted(set(now) | set(before)):
+            if before.get(key) != now.get(key):
+                changed[f"{section}.{key}"] = (before.get(key), now.get(key))
+    return changed

@@ -41,6 +41,13 @@ def insert(keys, values, key, value):
     return new
 
 
+@nb.njit(cache=True)
+def insert_all(keys, values, new_keys, new_values):
+    """insert of each (key, value) pair, in order."""
+    for k in range(new_keys.shape[0]):
+        insert(keys, values, new_keys[k], new_values[k])
+
+
 def lookup_reference(table: dict, queries: np.ndarray) -> np.ndarray:
     return np.array([table.get(int(q) | 1, -1) for q in queries], dtype=np.int32)
 
@@ -87,16 +94,24 @@ class ShapeCache:
         self.size = int(used.sum())
 
     def state(self) -> dict:
+        """The cached (key, template index) pairs; the size bound is config, not state."""
         used = self.keys != EMPTY
-        return {"keys": self.keys[used].copy(), "values": self.values[used].copy(),
-                "max_entries": self.max_entries}
+        return {"keys": self.keys[used], "values": self.values[used]}
 
     @classmethod
-    def from_state(cls, state: dict) -> "ShapeCache":
-        n = len(state["keys"])
-        capacity = 1 << max(12, int(2 * n + 1).bit_length())
-        cache = cls(state["max_entries"], capacity)
-        for k, v in zip(state["keys"], state["values"]):
-            insert(cache.keys, cache.values, k, v)
+    def from_state(cls, state: dict, max_entries: int = 1_000_000) -> "ShapeCache":
+        """The cache of a saved state; empty when it holds more than max_entries now
+        allows (it is only a cache). Keys must be distinct and odd, as stored."""
+        keys, values = state["keys"], state["values"]
+        if not (isinstance(keys, np.ndarray) and keys.dtype == np.uint64 and keys.ndim == 1
+                and isinstance(values, np.ndarray) and values.dtype == np.int32
+                and values.shape == keys.shape and bool(np.all(keys & np.uint64(1)))
+                and bool(np.all(values >= 0)) and len(np.unique(keys)) == len(keys)):
+            raise ValueError("shape cache: keys must be distinct odd uint64, values int32 >= 0")
+        n = len(keys)
+        if n > max_entries:
+            return cls(max_entries)
+        cache = cls(max_entries, 1 << max(12, int(2 * n + 1).bit_length()))
+        insert_all(cache.keys, cache.values, keys, values)
         cache.size = n
         return cache

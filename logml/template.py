@@ -16,11 +16,12 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-from drain3.drain import Drain
+from drain3.drain import Drain, LogCluster
 
 from .config import TemplateConfig
 from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
 from .shapecache import ShapeCache
+from .snapshot import SnapshotError
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
 _PLACEHOLDERS = frozenset(p for p in PLACEHOLDERS if p)
@@ -241,28 +242,109 @@ class TemplateEngine:
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict:
+        """Plain data (PLAN contract 1): each service's clusters (id, size, template) in id
+        order, the templates and the shape cache. No drain3 objects and no config: the
+        prefix trees are rebuilt from the clusters under the config given to from_state."""
+        svc, cid, size, text = [], [], [], []
+        for k, tree in enumerate(self.services):
+            for c in sorted(tree.drain.id_to_cluster.values(), key=lambda c: c.cluster_id):
+                svc.append(k)
+                cid.append(c.cluster_id)
+                size.append(c.size)
+                text.append(c.get_template())
+        ts = self.templates
         return {
             "masks": list(self.config.masks),
-            "services": [(s.name, s.drain, s.by_cluster, s.overflow) for s in self.services],
-            "templates": [(t.service, t.template_id, t.cluster_id, t.first_seen_line)
-                          for t in self.templates],
+            "services": [s.name for s in self.services],
+            "clusters": {"service": np.array(svc, dtype=np.int32),
+                         "id": np.array(cid, dtype=np.int64),
+                         "size": np.array(size, dtype=np.int64),
+                         "template": text},
+            "templates": {"service": np.array([t.service for t in ts], dtype=np.int32),
+                          "id": np.array([int(t.template_id, 16) for t in ts], dtype=np.uint64),
+                          "cluster": np.array([t.cluster_id for t in ts], dtype=np.int64),
+                          "first_seen_line": np.array([t.first_seen_line for t in ts],
+                                                      dtype=np.int64)},
             "cache": self.cache.state(),
             "lines_seen": self.lines_seen,
         }
 
     @classmethod
     def from_state(cls, state: dict, config: TemplateConfig | None = None) -> "TemplateEngine":
+        """The engine of a saved state under the current config: similarity, depth,
+        max_children and the template cap apply to what comes next; a changed mask set
+        starts the shape cache afresh (its hashes were taken under the old masks)."""
         engine = cls(config)
-        if list(engine.config.masks) != state["masks"]:
-            # cached shapes were hashed under another mask set; start the cache afresh
-            state = {**state, "cache": ShapeCache(engine.config.shape_cache_entries).state()}
-        for name, drain, by_cluster, overflow in state["services"]:
-            engine.service_index[name] = len(engine.services)
-            engine.services.append(ServiceTree(name, np.uint64(_hash64(name)), drain,
-                                               dict(by_cluster), overflow))
-        for service, tid, cluster_id, line_no in state["templates"]:
-            engine.templates.append(Template(service, tid, cluster_id, line_no))
-            engine.template_index[tid] = len(engine.templates) - 1
-        engine.cache = ShapeCache.from_state(state["cache"])
-        engine.lines_seen = state["lines_seen"]
+        try:
+            _restore(engine, state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise SnapshotError(f"templates state is malformed: {type(e).__name__}: {e}") \
+                from None
         return engine
+
+
+def _restore(engine: TemplateEngine, state: dict) -> None:
+    names = state["services"]
+    clusters, templates = state["clusters"], state["templates"]
+    c_svc, c_id, c_size, c_text = (clusters[k] for k in ("service", "id", "size", "template"))
+    t_svc, t_id, t_cluster, t_line = (templates[k] for k in ("service", "id", "cluster",
+                                                            "first_seen_line"))
+    n, m = len(c_id), len(t_id)
+    _need(isinstance(names, list) and all(isinstance(x, str) for x in names)
+          and len(set(names)) == len(names), "service names must be distinct strings")
+    _need(isinstance(c_text, list) and all(isinstance(x, str) for x in c_text),
+          "cluster templates must be strings")
+    _need(len(c_svc) == n and len(c_size) == n and len(c_text) == n, "cluster columns differ")
+    _need(len(t_svc) == m and len(t_cluster) == m and len(t_line) == m,
+          "template columns differ")
+    _need(all(_int_array(a) for a in (c_svc, c_id, c_size, t_svc, t_id, t_cluster, t_line)),
+          "columns must be integer arrays")
+    _need(bool(np.all((c_svc >= 0) & (c_svc < len(names))) and np.all(c_id >= 1))
+          and bool(np.all((t_svc >= 0) & (t_svc < len(names))) and np.all(t_cluster >= -1)),
+          "service or cluster index out of range")
+    cluster_keys = set(zip(c_svc.tolist(), c_id.tolist()))
+    template_keys = list(zip(t_svc.tolist(), t_cluster.tolist()))
+    _need(len(cluster_keys) == n, "a cluster is listed twice")
+    _need(len(set(template_keys)) == m, "two templates for one cluster")
+    _need({k for k in template_keys if k[1] >= 0} == cluster_keys,
+          "clusters and templates do not match")
+    _need(len(set(t_id.tolist())) == m, "template ids are not unique")
+    lines_seen = state["lines_seen"]
+    _need(type(lines_seen) is int and lines_seen >= 0, "lines_seen")
+
+    for name in names:
+        engine.service(name)
+    order = np.lexsort((c_id, c_svc))  # creation order within each tree
+    trees = [s.drain for s in engine.services]
+    for svc, cid, size, k in zip(c_svc[order].tolist(), c_id[order].tolist(),
+                                 c_size[order].tolist(), order.tolist()):
+        drain = trees[svc]
+        cluster = LogCluster(drain.get_content_as_tokens(c_text[k]), cid)
+        cluster.size = size
+        drain.id_to_cluster[cid] = cluster
+        drain.add_seq_to_prefix_tree(drain.root_node, cluster)
+        drain.clusters_counter = max(drain.clusters_counter, cid)
+    for k, ((service, cluster_id), tid, line) in enumerate(zip(
+            template_keys, t_id.tolist(), t_line.tolist())):
+        tid = f"{tid:016x}"
+        engine.templates.append(Template(service, tid, cluster_id, line))
+        engine.template_index[tid] = k
+        tree = engine.services[service]
+        if cluster_id < 0:
+            tree.overflow = k
+        else:
+            tree.by_cluster[cluster_id] = k
+    if list(engine.config.masks) == state["masks"]:
+        cache = ShapeCache.from_state(state["cache"], engine.config.shape_cache_entries)
+        _need(bool(np.all(cache.values[cache.keys != 0] < m)), "cache points past the templates")
+        engine.cache = cache
+    engine.lines_seen = lines_seen
+
+
+def _int_array(a) -> bool:
+    return isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "iu"
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise SnapshotError(f"templates state is malformed: {what}")
