@@ -60,15 +60,17 @@ def mappings(kind: str) -> dict:
         # Filebeat/Logstash events carry more ECS fields than logml knows (agent.*, input.*,
         # ecs.*, tags, ...): they are mapped dynamically, strings as keywords like Filebeat
         # does; date detection is off so a string field never flips to a date.
-        # Per-line documents are many and filtered, rarely ranked: the text fields keep no
-        # norms (a byte per document and field saved, and the work to write it);
-        # params are an array of keywords (exact values: "which ids failed").
+        # Per-line documents are many and filtered, rarely ranked: the message keeps no
+        # norms (a byte per document saved, and the work to write it). The template is
+        # an exact value many lines share (full-text search on templates is what the
+        # anomalies index is for): a keyword, not analysed per line. Params are an array
+        # of keywords (exact values: "which ids failed").
         props["message"] = {"type": "text", "norms": False}
         props["log"] = {"properties": {"level": _KW, "logger": _KW, "offset": {"type": "long"},
                                        "file": {"properties": {"path": _KW}}}}
         props["logml"] = {"properties": {
-            "template_id": _KW, "template": {**_TEXT_KW, "norms": False}, "params": _KW,
-            "truncated": {"type": "boolean"}}}
+            "template_id": _KW, "template": {"type": "keyword", "ignore_above": 2048},
+            "params": _KW, "truncated": {"type": "boolean"}}}
         return {"dynamic": True, "date_detection": False,
                 "dynamic_templates": [{"strings_as_keyword": {
                     "match_mapping_type": "string", "mapping": _KW}}],
