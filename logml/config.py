@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,12 @@ class KafkaConfig:
     group: str = "logml"
     batch_size: int = 5000
     poll_timeout_s: float = 0.5
+    # a member that sends no heartbeat for this long is out; its partitions move on
+    session_timeout_s: float = 10.0
+    # each owned partition's state goes to state_topic this often (a crash replays this much)
+    checkpoint_interval_s: float = 5.0
+    # reading state_topic stalled this long = "could not read" (retried), never "no state"
+    state_read_stall_s: float = 15.0
 
 
 @dataclass
@@ -104,7 +111,9 @@ class ElasticsearchConfig:
 
 @dataclass
 class MetricsConfig:
-    port: int = 0  # 0 = no /metrics endpoint
+    # N, or a range "N-M" (the first free port is taken: several consumers on one host);
+    # 0 = no /metrics endpoint
+    port: int | str = 0
     address: str = "127.0.0.1"  # where /metrics listens
     top_templates: int = 10
 
@@ -148,8 +157,27 @@ class Config:
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
         need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
              "must be positive and at most score.critical_z")
-        need(0 <= self.metrics.port < 65536, "metrics.port", "must be a port number")
+        need(port_range(self.metrics.port) is not None, "metrics.port",
+             "must be a port number or a range like \"9108-9117\"")
+        k = self.kafka
+        need(k.batch_size >= 1, "kafka.batch_size", "must be at least 1")
+        need(k.session_timeout_s >= 1, "kafka.session_timeout_s", "must be at least 1")
+        need(k.checkpoint_interval_s > 0, "kafka.checkpoint_interval_s", "must be positive")
+        need(k.state_read_stall_s > 0, "kafka.state_read_stall_s", "must be positive")
         return self
+
+
+def port_range(spec: int | str) -> range | None:
+    """The ports a ``metrics.port`` value allows (empty for 0 = off); None when invalid."""
+    if isinstance(spec, int):
+        return range(0) if spec == 0 else range(spec, spec + 1) if 0 < spec < 65536 else None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", spec)
+    if not m:
+        return None
+    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+    if lo == hi == 0:
+        return range(0)
+    return range(lo, hi + 1) if 0 < lo <= hi < 65536 else None
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -171,6 +199,15 @@ def interpolate(value: str, env: typing.Mapping[str, str] | None = None) -> str:
 
 def _coerce(value, typ, key: str, env):
     origin = typing.get_origin(typ)
+    if origin is types.UnionType:  # int | str: the first type that takes the value
+        options = typing.get_args(typ)
+        for option in options:
+            try:
+                return _coerce(value, option, key, env)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {' or '.join(t.__name__ for t in options)}, "
+                          f"got {value!r}")
     if origin is list:
         (inner,) = typing.get_args(typ)
         if not isinstance(value, list):

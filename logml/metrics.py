@@ -7,6 +7,7 @@ label sets are bounded.
 """
 from __future__ import annotations
 
+import errno
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from .config import ConfigError, port_range
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -59,6 +62,11 @@ class Stats:
     consumer_lag: dict = field(default_factory=dict)  # partition -> messages
     bulk_errors: dict = field(default_factory=lambda: defaultdict(int))  # kind -> count
     bulk_latency: Histogram = field(default_factory=Histogram)
+    # streaming hand-over health: checkpoint load/save failures, partitions assigned but
+    # waiting for their state, dead letters not produced again while replaying
+    checkpoint_errors: dict = field(default_factory=lambda: defaultdict(int))  # operation
+    partitions_waiting: int = 0
+    dead_letters_replayed: int = 0
     batch_latency: Histogram = field(default_factory=Histogram)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,6 +184,19 @@ class LogmlCollector:
             for part, lag in sorted(s.consumer_lag.items()):
                 g.add_metric([str(part)], lag)
             yield g
+            c = CounterMetricFamily("logml_checkpoint_errors",
+                                    "Checkpoints that could not be loaded or saved (retried)",
+                                    labels=["operation"])
+            for op in ("load", "save"):
+                c.add_metric([op], s.checkpoint_errors.get(op, 0))
+            yield c
+            yield GaugeMetricFamily("logml_partitions_waiting_for_state",
+                                    "Partitions assigned whose checkpoint could not be read yet "
+                                    "(paused, retried)", value=s.partitions_waiting)
+            yield CounterMetricFamily("logml_dead_letters_replay_skipped",
+                                      "Dead letters not produced again while replaying records "
+                                      "a previous owner had dead-lettered",
+                                      value=s.dead_letters_replayed)
             c = CounterMetricFamily("logml_elasticsearch_bulk_errors",
                                     "Elasticsearch bulk item and request errors", labels=["kind"])
             for kind, n in sorted(s.bulk_errors.items()):
@@ -197,7 +218,32 @@ def registry_for(stats: Stats) -> CollectorRegistry:
     return reg
 
 
-def serve(stats: Stats, port: int, addr: str = "127.0.0.1"):
-    """Serve /metrics on addr:port; returns the server (shutdown() stops it)."""
-    server, _thread = start_http_server(port, addr=addr, registry=registry_for(stats))
-    return server
+class MetricsPortError(ConfigError):
+    """No port of metrics.port could be bound; the message says which and what to do."""
+
+
+def serve(stats: Stats, port: int | str, addr: str = "127.0.0.1"):
+    """Serve /metrics on addr and the first free port of ``port`` (N, or a range "N-M" so
+    that several consumers share one pipeline file on a host). Returns the server
+    (``server_port`` is the port taken, ``shutdown()`` stops it), or None for port 0."""
+    ports = port_range(port)
+    if ports is None:
+        raise MetricsPortError(f"metrics.port {port!r} is not a port or a range like "
+                               "\"9108-9117\"")
+    if not ports:
+        return None
+    registry = registry_for(stats)
+    for p in ports:
+        try:
+            server, _thread = start_http_server(p, addr=addr, registry=registry)
+            return server
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise MetricsPortError(f"cannot serve metrics on {addr}:{p}: "
+                                       f"{e.strerror or e}") from None
+    if len(ports) == 1:
+        raise MetricsPortError(f"metrics port {ports[0]} is in use; give each consumer on "
+                               "this host its own (--metrics-port N) or a range in the "
+                               "pipeline file ([metrics] port = \"9108-9117\")")
+    raise MetricsPortError(f"metrics ports {ports[0]}-{ports[-1]} are all in use; widen "
+                           "[metrics] port or give --metrics-port N")

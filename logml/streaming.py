@@ -1,102 +1,126 @@
-"""``logml run -c pipelines/kafka.toml``: a member of consumer group ``logml``.
+"""``logml run -c pipelines/kafka.toml``: one member of the consumer group (docs/streaming.md).
 
-One pipeline per assigned input partition (a service's lines stay in one partition, so its
-templates, baselines and windows live with the partition). Each batch: consume, process,
-flush the sinks (Elasticsearch documents, dead letters to ``logs.dlq``), and only then
-commit the offsets (at-least-once; deterministic ids make replays overwrite). Every few
-seconds, and when partitions are revoked or the process stops, each pipeline's state is
-checkpointed to the compacted ``logml.state`` topic under its partition; a consumer that
-is assigned the partition restores it and seeks to the checkpoint's position.
+One pipeline per owned input partition (a service's lines stay in one partition, so its
+templates, baselines and windows live with the partition). Data flows one way: the Kafka
+source (``sources/kafka.py``) hands records and partition changes to this runner; each
+batch goes through the pipelines, the sinks are flushed (documents to Elasticsearch, dead
+letters to ``logs.dlq``) and only then are offsets committed. Every few seconds the state
+of each owned partition, open windows included, is checkpointed (``checkpoint.py``); a
+partition's first commit always follows its first checkpoint, so a new owner restores the
+state and position that belong together and replays the rest (writes are idempotent).
+
+Hand-over: revoked partitions (a graceful rebalance) are flushed, checkpointed and
+committed, then dropped; lost partitions (another member owns them already) are dropped
+without either. A graceful stop (SIGTERM, SIGINT, ``--exit-when-idle``) does the same for
+all partitions and leaves the group; windows stay open for the next owner.
 """
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 
-from confluent_kafka import (OFFSET_INVALID, Consumer, KafkaError, KafkaException, Producer,
-                             TopicPartition)
+from confluent_kafka import KafkaException, Producer
 
-from . import snapshot
+from .checkpoint import Checkpoint, CheckpointStore, CheckpointUnavailable
 from .config import Config
-from .metrics import Stats, serve
-from .pipeline import STATE_KIND, Pipeline
-from .sinks import SinkUnavailable
+from .metrics import MetricsPortError, Stats, serve
+from .pipeline import Pipeline
+from .sinks import Sink, SinkUnavailable
 from .sinks.kafka_dlq import DeadLetterProducer
+from .sources.kafka import KafkaSource, ReadError, StreamingError
 
 log = logging.getLogger("logml.streaming")
-CHECKPOINT_EVERY_S = 5.0
+REFRESH_S = 60.0  # an unchanged partition is checkpointed again this often (fresh dlq mark)
 LAG_EVERY_S = 5.0
+RETRY_MAX_S = 60.0  # longest wait between two attempts to read a partition's state
+FAULT_POINTS = ("mid_batch", "after_bulk", "checkpoint")
+SUSPECT_WAIT_S = 3.0  # after a freeze, time for the group to say which partitions are lost
 
 
-class StreamingError(Exception):
-    """The consumer cannot start; the message says what to do."""
+class Faults:
+    """Test-only crash points. ``LOGML_FAULT="after_bulk:3"`` ends the process with exit
+    code 137, as kill -9 would (no cleanup, nothing flushed), the 3rd time it passes
+    ``after_bulk``; ``after_bulk:3:stop`` freezes it there instead (SIGSTOP, as a stalled
+    machine would) until it gets SIGCONT. Points: mid_batch (records processed, nothing
+    flushed), after_bulk (sinks acknowledged, offsets not committed), checkpoint (one
+    partition's checkpoint written, the others not)."""
+
+    def __init__(self, spec: str = ""):
+        self.at: dict[str, tuple[int, str]] = {}
+        self.seen: dict[str, int] = defaultdict(int)
+        for part in filter(None, (x.strip() for x in spec.split(","))):
+            fields = part.split(":")
+            point, n, action = (fields + ["1", "exit"][len(fields) - 1:])[:3]
+            if (len(fields) > 3 or point not in FAULT_POINTS or not n.isdigit()
+                    or action not in ("exit", "stop")):
+                raise StreamingError(f"LOGML_FAULT {part!r}: expected POINT[:N[:stop]], "
+                                     f"POINT one of {list(FAULT_POINTS)}")
+            self.at[point] = (int(n), action)
+
+    def hit(self, point: str, before=None) -> None:
+        if point not in self.at:
+            return
+        self.seen[point] += 1
+        n, action = self.at[point]
+        if self.seen[point] != n:
+            return
+        if before is not None:
+            before()
+        sys.stderr.write(f"logml: fault injected at {point} #{n}: {action}\n")
+        sys.stderr.flush()
+        if action == "stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
+        else:
+            os._exit(137)
 
 
-class StateStore:
-    """Checkpoints in the compacted state topic, one key per input partition."""
+class Watchdog:
+    """Notices that the whole process did not run (SIGSTOP, a starved machine) for longer
+    than the session timeout: by then the group has given its partitions to other members,
+    and the consumer may hand out records it fetched before it learns so."""
 
-    def __init__(self, bootstrap: str, topic: str, producer: Producer):
-        self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
+    def __init__(self, limit_s: float):
+        self.limit = limit_s
+        self.tripped = False
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="logml-watchdog", daemon=True)
 
-    @staticmethod
-    def key(topic: str, partition: int) -> str:
-        return f"{topic}/{partition}"
+    def start(self) -> None:
+        self._last = time.monotonic()
+        self._thread.start()
 
-    def save(self, key: str, state: dict) -> None:
-        self.producer.produce(self.topic, key=key.encode(), value=snapshot.dumps(STATE_KIND, state))
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            if now - self._last > self.limit:
+                self.tripped = True
+            self._last = now
 
-    def flush(self) -> None:
-        if self.producer.flush(30.0):
-            raise SinkUnavailable(f"state topic {self.topic}: checkpoint not acknowledged")
+    def frozen(self) -> bool:
+        """Frozen since the last ``take`` (also when this thread has not run since)."""
+        return self.tripped or time.monotonic() - self._last > self.limit
 
-    def load(self, keys: set[str]) -> dict[str, dict]:
-        """Latest checkpoint of each key (read the compacted topic to its end)."""
-        if not keys:
-            return {}
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "logml-state-reader",
-                      "enable.auto.commit": False, "enable.partition.eof": True})
-        try:
-            meta = c.list_topics(self.topic, timeout=10)
-            parts = list(meta.topics[self.topic].partitions)
-            ends = {}
-            tps = []
-            for p in parts:
-                lo, hi = c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-                if hi > lo:
-                    ends[p] = hi
-                    tps.append(TopicPartition(self.topic, p, lo))
-            latest: dict[str, bytes] = {}
-            if tps:
-                c.assign(tps)
-                done: set[int] = set()
-                deadline = time.time() + 60
-                while len(done) < len(tps) and time.time() < deadline:
-                    msg = c.poll(1.0)
-                    if msg is None:
-                        continue
-                    if msg.error():
-                        if msg.error().code() == KafkaError._PARTITION_EOF:
-                            done.add(msg.partition())
-                        continue
-                    k = msg.key().decode() if msg.key() else ""
-                    if k in keys:
-                        if msg.value() is None:
-                            latest.pop(k, None)
-                        else:
-                            latest[k] = msg.value()
-                    if msg.offset() + 1 >= ends[msg.partition()]:
-                        done.add(msg.partition())
-            return {k: snapshot.loads(v, STATE_KIND) for k, v in latest.items()}
-        finally:
-            c.close()
+    def take(self) -> bool:
+        frozen = self.frozen()
+        self.tripped = False
+        self._last = time.monotonic()
+        return frozen
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 class StreamSink:
     """Documents to one sink (Elasticsearch or JSONL), dead letters to Kafka."""
 
-    def __init__(self, docs, dlq: DeadLetterProducer):
+    def __init__(self, docs: Sink, dlq: DeadLetterProducer):
         self.docs, self.dlq = docs, dlq
         self.write_logs = docs.write_logs
 
@@ -112,32 +136,52 @@ class StreamSink:
 
     def close(self) -> None:
         self.docs.close()
+        self.dlq.close()
+
+
+@dataclass
+class Waiting:
+    """A partition assigned but paused: its state could not be read yet, or it is read and
+    the consumer could not seek yet (``start``)."""
+    why: str = ""
+    attempt: int = 0
+    next_try: float = 0.0
+    start: int | None = None
 
 
 class GroupMember:
-    """The consume - process - flush - commit loop of one group member."""
+    """The consume - process - flush - commit loop of one group member, and the listener
+    of its partition changes."""
 
-    def __init__(self, config: Config, stats: Stats | None = None):
+    def __init__(self, config: Config, stats: Stats | None = None,
+                 faults: Faults | None = None):
         self.cfg = config
         k = config.kafka
         self.stats = stats or Stats()
+        self.faults = faults or Faults()
         self.producer = Producer({"bootstrap.servers": k.bootstrap, "acks": "all",
                                   "enable.idempotence": True, "linger.ms": 20,
                                   "compression.type": "lz4", "message.max.bytes": 67108864})
-        self.state = StateStore(k.bootstrap, k.state_topic, self.producer)
-        self.sink = StreamSink(self._docs_sink(), DeadLetterProducer(self.producer, k.dlq_topic))
+        self.store = CheckpointStore(k.bootstrap, k.state_topic, self.producer,
+                                     k.state_read_stall_s)
+        self.dlq = DeadLetterProducer(self.producer, k.dlq_topic, k.bootstrap,
+                                      k.state_read_stall_s, self.stats)
+        self.sink: Sink = StreamSink(self._docs_sink(), self.dlq)
+        self.source = KafkaSource(k, self)
+        self.watchdog = Watchdog(k.session_timeout_s)
         self.pipelines: dict[int, Pipeline] = {}
-        self.consumer = Consumer({
-            "bootstrap.servers": k.bootstrap, "group.id": k.group,
-            "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "session.timeout.ms": 10000, "heartbeat.interval.ms": 2000,
-            "max.poll.interval.ms": 600000, "enable.partition.eof": False,
-            "partition.assignment.strategy": "range"})
+        self.waiting: dict[int, Waiting] = {}
+        self.saved: dict[int, int | None] = {}  # position at the last checkpoint written
+        self.saved_at: dict[int, float] = {}
+        self.committed: dict[int, int] = {}
         self.running = True
-        self.last_checkpoint = time.time()
+        self.joined = False
+        self.last_change = time.time()  # last partition change (idle is counted from it)
+        self.last_checkpoint = time.monotonic()
         self.last_lag = 0.0
         # where the time goes (logged at exit): consume, process, flush, commit, checkpoint
-        self.timings = dict.fromkeys(("consume", "process", "flush", "commit", "checkpoint"), 0.0)
+        self.timings = dict.fromkeys(("consume", "process", "flush", "commit", "checkpoint"),
+                                     0.0)
         self.records = 0
 
     def _docs_sink(self):
@@ -150,180 +194,381 @@ class GroupMember:
         from .sinks.jsonl import JsonlSink
         return JsonlSink(self.cfg.output.dir, self.cfg.output.write_logs, append=True)
 
-    # ---------------------------------------------------------------- rebalance
-    def _on_assign(self, consumer, partitions) -> None:
-        topic = self.cfg.kafka.topic
-        keys = {StateStore.key(topic, p.partition) for p in partitions}
-        saved = self.state.load(keys)
-        for p in partitions:
-            pipe = Pipeline(self.cfg, self.sink, self.stats)
-            state = saved.get(StateStore.key(topic, p.partition))
-            if state is not None:
-                pipe.restore(state)
-                pos = pipe.positions.get(StateStore.key(topic, p.partition))
-                if pos is not None:
-                    p.offset = pos
-            self.pipelines[p.partition] = pipe
-        log.info("assigned %s (restored %d checkpoints)",
-                 [p.partition for p in partitions], len(saved))
-        consumer.assign(partitions)
+    # ---------------------------------------------------------------- partition changes
+    def assigned(self, partitions: list[int]) -> dict[int, int | None]:
+        self.joined, self.last_change = True, time.time()
+        return self._open(partitions) if partitions else {}
 
-    def _on_revoke(self, consumer, partitions) -> None:
-        revoked = [p.partition for p in partitions if p.partition in self.pipelines]
-        if revoked:
-            self._flush_and_commit()
-            self._checkpoint(revoked)
-        for p in revoked:
-            self.stats.forget([s.name for s in self.pipelines[p].engine.services])
-            del self.pipelines[p]
-        consumer.unassign()
+    def revoked(self, partitions: list[int]) -> None:
+        """Graceful hand-over: flush, checkpoint (windows stay open), commit, drop."""
+        self.last_change = time.time()
+        for p in partitions:
+            self.waiting.pop(p, None)
+        mine = [p for p in partitions if p in self.pipelines]
+        if mine:
+            try:
+                self.sink.flush()
+            except SinkUnavailable as e:
+                log.warning("handing over %s without a final checkpoint, sinks unavailable "
+                            "(%s): the next owner replays from the last one", mine, e)
+            else:
+                self._checkpoint(mine)
+                self._commit(mine)
+            log.info("revoked %s", mine)
+        self._drop(mine)
+
+    def lost(self, partitions: list[int]) -> None:
+        """Another member owns these already: no commit, no checkpoint (it would overwrite
+        the new owner's)."""
+        self.last_change = time.time()
+        for p in partitions:
+            self.waiting.pop(p, None)
+        mine = [p for p in partitions if p in self.pipelines]
+        log.warning("lost %s (session timed out or fenced): dropped without commit or "
+                    "checkpoint", mine or partitions)
+        self._drop(mine)
+
+    def _open(self, partitions: list[int]) -> dict[int, int | None]:
+        """Pipelines of newly owned partitions from their checkpoints (fresh where none
+        exists); the offset to start each from, None for those that must wait."""
+        t0 = time.perf_counter()
+        fresh: list[int] = []
+        names = {self.source.name(p): p for p in partitions}
+        try:
+            found, bad = self.store.load(set(names))
+        except CheckpointUnavailable as e:
+            for p in partitions:
+                self._wait(p, f"state topic unreadable: {e}")
+            return {p: None for p in partitions}
+        starts: dict[int, int | None] = {}
+        restored: dict[int, Checkpoint] = {}
+        for name, p in names.items():
+            starts[p] = None
+            if name in bad:
+                self._wait(p, bad[name])
+                continue
+            ck = found.get(name)
+            pipe = Pipeline(self.cfg, self.sink, self.stats)
+            try:
+                if ck is None:
+                    start, had_commit = self.source.fresh_start(p)
+                    if had_commit:
+                        log.warning("%s has a committed offset (%d) but no checkpoint: "
+                                    "starting there with empty state", name, start)
+                    if start >= 0:
+                        pipe.positions[name] = start
+                    fresh.append(p)
+                else:
+                    pipe.restore(ck.state)
+                    start = pipe.positions.get(name, ck.position)
+                    if start is None:
+                        start, _ = self.source.fresh_start(p)
+                    restored[p] = ck
+            except KafkaException as e:
+                self._wait(p, f"offsets unreadable: {e.args[0]}")
+                continue
+            except Exception as e:  # noqa: BLE001 - any state that does not rebuild: this
+                # partition waits (reported, retried), never a silent fresh start
+                self._wait(p, f"checkpoint {name} does not restore: {type(e).__name__}: {e}")
+                continue
+            self.pipelines[p] = pipe
+            starts[p] = start
+        if restored:
+            marks: dict[int, int] = {}
+            for ck in restored.values():
+                for dp, off in ck.dlq_mark.items():
+                    marks[dp] = min(off, marks.get(dp, off))
+            try:
+                self.dlq.replaying({self.source.name(p) for p in restored}, marks)
+            except ReadError as e:
+                for p in restored:
+                    del self.pipelines[p]
+                    starts[p] = None
+                    self._wait(p, f"dead-letter topic unreadable: {e}")
+                restored = {}
+            for p in restored:
+                self.saved[p], self.saved_at[p] = starts[p], time.monotonic()
+        if fresh:
+            self._checkpoint(fresh)  # before any commit of theirs
+        for p in starts:
+            if starts[p] is not None:
+                self.waiting.pop(p, None)
+        self._publish_waiting()
+        log.info("opened %s in %.2f s: %d restored, %d fresh, %d waiting for their state",
+                 partitions, time.perf_counter() - t0, len(restored), len(fresh),
+                 sum(1 for v in starts.values() if v is None))
+        return starts
+
+    def _wait(self, p: int, why: str) -> None:
+        w = self.waiting.setdefault(p, Waiting())
+        w.attempt += 1
+        w.why, w.start = why, None
+        delay = min(RETRY_MAX_S, 2.0 ** (w.attempt - 1))
+        w.next_try = time.monotonic() + delay
+        with self.stats.lock:
+            self.stats.checkpoint_errors["load"] += 1
+        log.error("partition %s waits for its state (attempt %d, retry in %.0f s): %s",
+                  self.source.name(p), w.attempt, delay, why)
+        self._publish_waiting()
+
+    def _publish_waiting(self) -> None:
+        with self.stats.lock:
+            self.stats.partitions_waiting = len(self.waiting)
+
+    def _retry_waiting(self) -> None:
+        now = time.monotonic()
+        due = [p for p, w in self.waiting.items() if w.next_try <= now]
+        load = [p for p in due if self.waiting[p].start is None]
+        if load:
+            for p, start in self._open(load).items():
+                if start is not None:
+                    self.waiting[p] = Waiting("seek", start=start)
+        for p in due:
+            w = self.waiting.get(p)
+            if w is None or w.start is None:
+                continue
+            if self.source.start(p, w.start):
+                del self.waiting[p]
+                log.info("partition %s has its state back: resumed at offset %d",
+                         self.source.name(p), w.start)
+            else:
+                w.next_try = now + 0.5
+        self._publish_waiting()
+
+    def _suspect(self) -> None:
+        """After a freeze longer than the session timeout: drop every partition without
+        flush, commit or checkpoint (another member may own it and have written newer
+        state), and read back from its checkpoint whichever is still ours."""
+        mine = list(self.pipelines)
+        log.warning("this process did not run for more than the session timeout: %s "
+                    "dropped without commit or checkpoint; read back from their checkpoints "
+                    "if still ours", mine)
+        self._drop(mine)
+        self.source.pause(mine)
+        retry = time.monotonic() + SUSPECT_WAIT_S
+        for p in mine:
+            self.waiting[p] = Waiting("suspended", next_try=retry)
+        self._publish_waiting()
+
+    def _drop(self, partitions: list[int]) -> None:
+        for p in partitions:
+            pipe = self.pipelines.pop(p)
+            self.stats.forget([s.name for s in pipe.engine.services])
+            self.dlq.forget(self.source.name(p))
+            for d in (self.saved, self.saved_at, self.committed):
+                d.pop(p, None)
+        with self.stats.lock:
+            for p in partitions:
+                self.stats.consumer_lag.pop(p, None)
 
     # ---------------------------------------------------------------- the loop
     def run(self, exit_when_idle: float | None = None) -> int:
         k = self.cfg.kafka
-        self._check_topics()
-        self.consumer.subscribe([k.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
-        last_data = time.time()
+        self.source.check_topics(k.dlq_topic, k.state_topic)
+        self.source.subscribe()
+        self.watchdog.start()
+        last_data = 0.0
         started = time.perf_counter()
+        clean = True
         try:
             while self.running:
                 t0 = time.perf_counter()
-                msgs = self.consumer.consume(k.batch_size, k.poll_timeout_s)
-                data = [m for m in msgs if not m.error()]
-                for m in msgs:
-                    if m.error():
-                        log.warning("consume error: %s", m.error())
-                if data:
-                    last_data = time.time()
-                    t1 = time.perf_counter()
-                    self.timings["consume"] += t1 - t0
-                    self._process(data)
-                    self.timings["process"] += time.perf_counter() - t1
-                    self.records += len(data)
-                    self._flush_and_commit()
-                    self.stats.batch_latency.observe(time.perf_counter() - t1)
+                batches = self.source.poll(k.poll_timeout_s)
+                t1 = time.perf_counter()
+                if self.watchdog.take():
+                    self._suspect()
+                    continue
+                n = 0
+                for r in batches:
+                    pipe = self.pipelines.get(r.partition)
+                    if pipe is None:  # not ours (any more), or waiting for its state
+                        continue
+                    pipe.process_records(r.values, r.offsets, r.source, r.keys)
+                    n += len(r.values)
+                    self.faults.hit("mid_batch")
                 now = time.time()
-                if now - self.last_checkpoint > CHECKPOINT_EVERY_S:
-                    self._checkpoint(list(self.pipelines))
-                if now - self.last_lag > LAG_EVERY_S or not data:
+                for pipe in self.pipelines.values():
+                    pipe.tick(now)  # a caught-up partition's windows close as time passes
+                if n:
+                    last_data = now
+                    self.records += n
+                    self.timings["consume"] += t1 - t0
+                    self.timings["process"] += time.perf_counter() - t1
+                if not self._flush():
+                    break
+                if n:
+                    self.faults.hit("after_bulk")
+                    self.stats.batch_latency.observe(time.perf_counter() - t1)
+                self._commit()
+                if (time.monotonic() - self.last_checkpoint >= k.checkpoint_interval_s
+                        and not self.watchdog.frozen()):
+                    self._checkpoint(self._dirty())
+                if self.waiting:
+                    self._retry_waiting()
+                if not n or time.time() - self.last_lag > LAG_EVERY_S:
                     caught_up = self._update_lag()
-                    if (exit_when_idle is not None and not data and caught_up
-                            and now - last_data >= exit_when_idle):
-                        log.info("idle for %.0f s and caught up: finishing", now - last_data)
+                    idle_since = max(last_data, self.last_change)
+                    if (exit_when_idle is not None and not n and caught_up and self.joined
+                            and now - idle_since >= exit_when_idle):
+                        log.info("idle for %.0f s and caught up: stopping", now - idle_since)
                         break
-            for pipe in self.pipelines.values():
-                pipe.finish()
-            self._flush_and_commit()
-            self._checkpoint(list(self.pipelines))
+            clean = self._stop()
             busy = sum(self.timings.values())
             log.info("done: %d records in %.1f s (%.0f records/s while busy); seconds in "
                      "%s", self.records, time.perf_counter() - started,
                      self.records / busy if busy else 0.0,
                      ", ".join(f"{k} {v:.2f}" for k, v in self.timings.items()))
+            if self.stats.dead_letters_replayed:
+                log.info("replay: %d dead letters already in %s were not written again",
+                         self.stats.dead_letters_replayed, k.dlq_topic)
         finally:
-            self.consumer.close()
+            self.watchdog.stop()
+            # after an error the pipelines may hold half a batch: never checkpoint them
+            self._drop(list(self.pipelines))
+            self.source.close()
             self.sink.close()
-        return 0
+        return 0 if clean else 1
 
-    def _check_topics(self) -> None:
-        """Fail early, with what to do, when Kafka or a topic is missing."""
-        k = self.cfg.kafka
-        try:
-            meta = self.consumer.list_topics(timeout=15)
-        except KafkaException as e:
-            raise StreamingError(f"cannot reach Kafka at {k.bootstrap} ({e}); start it "
-                                 "(tests/services/up kafka) or set KAFKA_BOOTSTRAP") from None
-        missing = [t for t in (k.topic, k.dlq_topic, k.state_topic) if t not in meta.topics]
-        if missing:
-            raise StreamingError(f"topics {missing} do not exist on {k.bootstrap}; create them "
-                                 "as kafka/topics.conf describes (logml.state compacted)")
-
-    def _process(self, msgs) -> None:
-        topic = self.cfg.kafka.topic
-        by_part: dict[int, list] = {}
-        for m in msgs:
-            by_part.setdefault(m.partition(), []).append(m)
-        for part, ms in by_part.items():
-            pipe = self.pipelines.get(part)
-            if pipe is None:  # not (or no longer) ours
-                continue
-            pipe.process_records([m.value() or b"" for m in ms], [m.offset() for m in ms],
-                                 StateStore.key(topic, part), lambda: [m.key() for m in ms])
-
-    def _flush_and_commit(self) -> None:
-        """Flush every sink (pausing intake while a sink is down), then commit offsets."""
+    def _flush(self) -> bool:
+        """Flush every sink, pausing intake while one is down; False when asked to stop
+        meanwhile (nothing is committed then)."""
         delay = 1.0
         t0 = time.perf_counter()
-        while True:
-            try:
-                self.sink.flush()
-                break
-            except SinkUnavailable as e:
-                if not self.running:
-                    raise
-                log.warning("sink unavailable (%s): pausing, retry in %.0f s", e, delay)
-                assignment = self.consumer.assignment()
-                self.consumer.pause(assignment)
-                end = time.time() + delay
-                while time.time() < end:
-                    self.consumer.poll(0.2)  # stay in the group while paused
-                self.consumer.resume(assignment)
-                delay = min(delay * 2, 30.0)
-        t1 = time.perf_counter()
-        self.timings["flush"] += t1 - t0
-        topic = self.cfg.kafka.topic
-        offsets = [TopicPartition(topic, p, pipe.positions[StateStore.key(topic, p)])
-                   for p, pipe in self.pipelines.items()
-                   if StateStore.key(topic, p) in pipe.positions]
-        if offsets:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        self.timings["commit"] += time.perf_counter() - t1
+        try:
+            while True:
+                try:
+                    self.sink.flush()
+                    return True
+                except SinkUnavailable as e:
+                    if not self.running:
+                        return False
+                    log.warning("sink unavailable (%s): pausing, retry in %.0f s", e, delay)
+                    self.source.keep_alive(delay)
+                    delay = min(delay * 2, 30.0)
+        finally:
+            self.timings["flush"] += time.perf_counter() - t0
 
-    def _checkpoint(self, partitions) -> None:
+    def _commit(self, partitions: list[int] | None = None) -> None:
+        """Commit acknowledged positions of partitions that have a checkpoint."""
         t0 = time.perf_counter()
-        topic = self.cfg.kafka.topic
+        todo: dict[str, int] = {}
+        for p in self.pipelines if partitions is None else partitions:
+            name = self.source.name(p)
+            pos = self.pipelines[p].positions.get(name)
+            if p in self.saved and pos is not None and pos != self.committed.get(p):
+                todo[name] = pos
+            if pos is not None:
+                self.dlq.replayed(name, pos)
+        if todo and self.source.commit(todo):
+            for name, pos in todo.items():
+                self.committed[int(name.rsplit("/", 1)[1])] = pos
+        self.timings["commit"] += time.perf_counter() - t0
+
+    def _dirty(self) -> list[int]:
+        """Partitions whose state moved since their last checkpoint, or whose last
+        checkpoint is old."""
+        now = time.monotonic()
+        return [p for p, pipe in self.pipelines.items()
+                if pipe.positions.get(self.source.name(p)) != self.saved.get(p, -1)
+                or now - self.saved_at.get(p, 0.0) >= REFRESH_S]
+
+    def _checkpoint(self, partitions: list[int]) -> bool:
+        """Write the state of ``partitions`` (call after the sinks were flushed)."""
+        self.last_checkpoint = time.monotonic()
+        if not partitions:
+            return True
+        t0 = time.perf_counter()
+        try:
+            mark = self.dlq.mark()
+            for i, p in enumerate(partitions):
+                name = self.source.name(p)
+                pipe = self.pipelines[p]
+                self.store.save(name, pipe.state(), pipe.positions.get(name), mark)
+                if i == 0:
+                    self.faults.hit("checkpoint", before=self.store.flush)
+            self.store.flush()
+        except (CheckpointUnavailable, SinkUnavailable) as e:
+            with self.stats.lock:
+                self.stats.checkpoint_errors["save"] += 1
+            log.error("checkpoint of %s not written (%s): a crash now replays from the "
+                      "previous one", partitions, e)
+            return False
+        finally:
+            self.timings["checkpoint"] += time.perf_counter() - t0
+        now = time.monotonic()
         for p in partitions:
-            self.state.save(StateStore.key(topic, p), self.pipelines[p].state())
-        self.state.flush()
-        self.last_checkpoint = time.time()
-        self.timings["checkpoint"] += time.perf_counter() - t0
+            self.saved[p] = self.pipelines[p].positions.get(self.source.name(p))
+            self.saved_at[p] = now
+        return True
+
+    def _stop(self) -> bool:
+        """Graceful stop: flush, checkpoint the open windows (no finish()), commit, drop."""
+        mine = list(self.pipelines)
+        try:
+            self.sink.flush()
+        except SinkUnavailable as e:
+            log.error("stopping with the sinks unavailable (%s): no final checkpoint or "
+                      "commit; the next owner replays from the last checkpoint", e)
+            self._drop(mine)
+            return False
+        ok = self._checkpoint(mine)
+        self._commit(mine)
+        self._drop(mine)
+        return ok
 
     def _update_lag(self) -> bool:
-        """Refresh the lag gauge; True when every assigned partition is caught up."""
+        """Refresh the lag gauge and each pipeline's ``live`` flag; True when every owned
+        partition is caught up and none waits for its state."""
         self.last_lag = time.time()
-        topic = self.cfg.kafka.topic
-        lag = {}
-        for tp in self.consumer.assignment():
-            _, hi = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            pipe = self.pipelines.get(tp.partition)
-            pos = pipe.positions.get(StateStore.key(topic, tp.partition)) if pipe else None
-            if pos is None:
-                committed = self.consumer.committed([tp], timeout=5)[0].offset
-                pos = committed if committed != OFFSET_INVALID else 0
-            lag[tp.partition] = max(hi - pos, 0)
+        positions = {}
+        for p, pipe in self.pipelines.items():
+            pos = pipe.positions.get(self.source.name(p))
+            positions[p] = pos if pos is not None else 0
+        try:
+            lag = self.source.lag(positions)
+        except KafkaException as e:
+            log.warning("lag unknown: %s", e.args[0])
+            return False
+        for p, n in lag.items():
+            self.pipelines[p].live = n == 0
         with self.stats.lock:
             self.stats.consumer_lag = lag
-        return all(v == 0 for v in lag.values())
+        return not self.waiting and all(v == 0 for v in lag.values())
 
 
 def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    stats = Stats()
-    m = config.metrics
-    server = serve(stats, m.port, m.address) if m.port else None
-    member = GroupMember(config, stats)
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # a line per bulk
+    member: GroupMember | None = None
+    stop_asked = False
 
     def stop(signum, frame):
-        member.running = False
+        nonlocal stop_asked
+        stop_asked = True
+        if member is not None:
+            member.running = False
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal ends it now
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    stats = Stats()
+    m = config.metrics
     try:
+        faults = Faults(os.environ.get("LOGML_FAULT", ""))
+        server = serve(stats, m.port, m.address)
+    except (MetricsPortError, StreamingError) as e:
+        print(f"logml: error: {e}", file=sys.stderr)
+        return 2
+    if server is not None:
+        log.info("metrics on http://%s:%d/metrics", m.address, server.server_port)
+    try:
+        member = GroupMember(config, stats, faults)
+        member.running = not stop_asked
         return member.run(exit_when_idle)
     except StreamingError as e:
-        print(f"logml run: {e}", file=sys.stderr)
+        print(f"logml: error: {e}", file=sys.stderr)
         return 2
     finally:
-        if server:
+        if server is not None:
             server.shutdown()

@@ -1,10 +1,29 @@
 """Sinks: where documents go (JSON lines files, Elasticsearch, Kafka). Side effects live here.
 
-Every sink has ``write(kind, docs)``, ``dead_letter(errors)`` (or a caller that routes
-dead letters), ``flush()`` and ``close()``. ``flush`` returns only when everything written
-was acknowledged; otherwise it raises ``SinkUnavailable`` and keeps what it holds.
+A sink takes the pipeline's documents and dead letters and acknowledges them on ``flush``;
+the caller commits input positions only after a flush returned. Embedded and streaming
+modes share this interface.
 """
+from __future__ import annotations
+
+from typing import Protocol
 
 
 class SinkUnavailable(Exception):
     """A sink could not acknowledge; the caller keeps its offsets and retries later."""
+
+
+class Sink(Protocol):
+    write_logs: bool  # the pipeline builds per-line documents only when True
+
+    def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
+        """Buffer (deterministic id, document) pairs of one kind (windows, anomalies, logs)."""
+
+    def dead_letter(self, errors: list) -> None:
+        """Buffer error records (logml.errors.ErrorRecord)."""
+
+    def flush(self) -> None:
+        """Return when everything buffered is acknowledged; else raise SinkUnavailable."""
+
+    def close(self) -> None:
+        """Release resources; unflushed data is not sent."""

@@ -1,14 +1,22 @@
 """Kafka mode against the real broker: the same anomalies as embedded mode, dead letters
-in the DLQ topic with their reason, offsets committed, state checkpointed and resumed."""
+in the DLQ topic with their reason, offsets committed, state checkpointed and resumed; a
+checkpoint that cannot be read holds its partition (reported, retried)."""
+import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
 from logml.generate import write
 
+from handover_kit import produce as produce_to
 from kafka_helpers import committed, pipeline_toml, produce, read_all, unique_topics
+from servicekit import stop_group
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +59,8 @@ def test_kafka_mode_matches_embedded_mode_and_dead_letters(kafka_env, tmp_path):
     dlq = read_all(bootstrap, names["dlq_topic"])
     reasons = sorted(dict(m.headers())["logml.reason"].decode() for m in dlq)
     assert reasons == sorted(["empty", "invalid_utf8", "not_an_object", "missing_message"])
-    assert all(m.key() == b"api" for m in dlq)
+    assert all(dict(m.headers())["logml.key"] == b"api" for m in dlq)  # the input's key
+    assert len({m.key() for m in dlq}) == len(dlq)  # each dead letter its own id
     assert sorted(m.value() for m in dlq) == sorted(bad)
 
     ends = {}
@@ -66,3 +75,59 @@ def test_kafka_mode_matches_embedded_mode_and_dead_letters(kafka_env, tmp_path):
     before = (tmp_path / "kafka" / "windows.jsonl").read_bytes()
     logml("run", "-c", cfg, "--exit-when-idle", 3)
     assert (tmp_path / "kafka" / "windows.jsonl").read_bytes() == before
+
+
+def test_a_checkpoint_that_cannot_be_read_holds_its_partition_until_it_can(kafka_env, tmp_path):
+    """Unreadable state is reported and retried, never replaced by a fresh start; a
+    partition that really has no checkpoint (here: after a tombstone) starts fresh."""
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    names = unique_topics(bootstrap, raw_partitions=2)
+    records = [(k % 2, b"svc%d" % (k % 2), orjson.dumps({
+        "@timestamp": f"2025-11-24T16:{k // 120:02d}:{k % 60:02d}.000Z",
+        "message": f"request {k} served in {k % 50} ms", "service": {"name": f"svc{k % 2}"}}))
+        for k in range(2000)]
+    produce_to(bootstrap, names["topic"], records)
+    key = f"{names['topic']}/0".encode()
+    p = Producer({"bootstrap.servers": bootstrap})
+    p.produce(names["state_topic"], key=key, value=b"LOGMLSNAP\nnot a checkpoint")
+    assert p.flush(10) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(pipeline_toml(names, bootstrap, "jsonl", f'[output]\ndir = "{tmp_path}"\n'
+                                 f'[metrics]\nport = {port}\n'))
+    log = tmp_path / "consumer.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        until(lambda: committed(bootstrap, names["group"], names["topic"], 2)[1] == 1000)
+        assert committed(bootstrap, names["group"], names["topic"], 2)[0] < 0
+        assert metric(port, "logml_partitions_waiting_for_state") == 1
+        assert metric(port, 'logml_checkpoint_errors_total{operation="load"}') >= 1
+        assert re.search(r"partition \S+/0 waits for its state .*cannot be read",
+                         log.read_text()), log.read_text()[-3000:]
+        p.produce(names["state_topic"], key=key, value=None)  # delete it: start afresh
+        assert p.flush(10) == 0
+        until(lambda: committed(bootstrap, names["group"], names["topic"], 2)[0] == 1000)
+        assert metric(port, "logml_partitions_waiting_for_state") == 0
+    finally:
+        stop_group(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert "opened [0] in" in log.read_text() and "1 fresh" in log.read_text()
+
+
+def until(cond, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def metric(port: int, name: str) -> float:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):  # NAME or NAME{labels} as given
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")

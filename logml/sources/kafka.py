@@ -1,0 +1,271 @@
+"""Kafka source: one member of the consumer group, and a reader of whole topics.
+
+The member subscribes with the cooperative-sticky assignor, so a rebalance moves only the
+partitions that change owner and the others keep running (their state is not reloaded).
+Partition changes go to a listener, inside ``poll``:
+
+- ``assigned(partitions)`` returns each new partition's start offset (its checkpoint's
+  position), or None for a partition whose state cannot be read yet: it is assigned paused
+  and the listener resumes it with ``start`` once the state is back;
+- ``revoked(partitions)``: a graceful hand-over; the listener may still flush and commit;
+- ``lost(partitions)``: another member owns them already (session timeout, fenced); the
+  listener must not commit or checkpoint them.
+
+Batches come out grouped by partition, in offset order. ``commit`` takes the positions
+the sinks acknowledged, keyed by source name (``topic/partition``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError,
+                             KafkaException, TopicPartition)
+
+from ..config import KafkaConfig
+
+log = logging.getLogger("logml.kafka")
+
+
+class StreamingError(Exception):
+    """The consumer cannot start; the message says what to do."""
+
+
+class ReadError(Exception):
+    """A topic could not be read to its end (unreachable, stalled)."""
+
+
+@dataclass
+class Records:
+    """Consecutive records of one partition."""
+    partition: int
+    source: str  # topic/partition, the pipeline's position key
+    values: list[bytes]
+    offsets: list[int]
+    messages: list  # for the keys, read only when a record is dead-lettered
+
+    def keys(self) -> list:
+        return [m.key() for m in self.messages]
+
+
+class Listener(Protocol):
+    def assigned(self, partitions: list[int]) -> dict[int, int | None]: ...
+    def revoked(self, partitions: list[int]) -> None: ...
+    def lost(self, partitions: list[int]) -> None: ...
+
+
+def source_name(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+class KafkaSource:
+    def __init__(self, config: KafkaConfig, listener: Listener):
+        self.cfg = config
+        self.topic = config.topic
+        self.listener = listener
+        self.paused: set[int] = set()  # partitions waiting for their state
+        self.consumer = Consumer({
+            "bootstrap.servers": config.bootstrap, "group.id": config.group,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": int(config.session_timeout_s * 1000),
+            "heartbeat.interval.ms": max(500, int(config.session_timeout_s * 1000) // 5),
+            "max.poll.interval.ms": 600000, "enable.partition.eof": False})
+
+    def name(self, partition: int) -> str:
+        return source_name(self.topic, partition)
+
+    # ---------------------------------------------------------------- start
+    def check_topics(self, *others: str) -> None:
+        """Fail early, with what to do, when Kafka or a topic is missing."""
+        try:
+            meta = self.consumer.list_topics(timeout=15)
+        except KafkaException as e:
+            raise StreamingError(f"cannot reach Kafka at {self.cfg.bootstrap} ({e}); start it "
+                                 "(tests/services/up kafka) or set KAFKA_BOOTSTRAP") from None
+        missing = [t for t in (self.topic, *others) if t not in meta.topics]
+        if missing:
+            raise StreamingError(f"topics {missing} do not exist on {self.cfg.bootstrap}; "
+                                 "create them as kafka/topics.conf describes (logml.state "
+                                 "compacted)")
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    # ---------------------------------------------------------------- rebalance
+    def _on_assign(self, consumer, partitions) -> None:
+        if not partitions:
+            consumer.incremental_assign([])
+            return
+        starts = self.listener.assigned([p.partition for p in partitions])
+        tps, wait = [], []
+        for p in partitions:
+            start = starts.get(p.partition)
+            tps.append(TopicPartition(self.topic, p.partition,
+                                      OFFSET_INVALID if start is None else start))
+            if start is None:
+                wait.append(TopicPartition(self.topic, p.partition))
+        consumer.incremental_assign(tps)
+        if wait:
+            consumer.pause(wait)
+            self.paused.update(tp.partition for tp in wait)
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        try:
+            self.listener.revoked([p.partition for p in partitions])
+        finally:
+            self.paused.difference_update(p.partition for p in partitions)
+            consumer.incremental_unassign(partitions)
+
+    def _on_lost(self, consumer, partitions) -> None:
+        try:
+            self.listener.lost([p.partition for p in partitions])
+        finally:
+            self.paused.difference_update(p.partition for p in partitions)
+            consumer.incremental_unassign(partitions)
+
+    def start(self, partition: int, offset: int) -> bool:
+        """Resume a partition that waited for its state, from ``offset``; False when the
+        consumer cannot seek yet (the partition is still being set up): try again later."""
+        tp = TopicPartition(self.topic, partition, offset)
+        try:
+            self.consumer.seek(tp)
+        except KafkaException as e:
+            log.debug("seek %s to %d not possible yet: %s", self.name(partition), offset, e)
+            return False
+        self.consumer.resume([TopicPartition(self.topic, partition)])
+        self.paused.discard(partition)
+        return True
+
+    # ---------------------------------------------------------------- records
+    def poll(self, timeout: float) -> list[Records]:
+        msgs = self.consumer.consume(self.cfg.batch_size, timeout)
+        by_part: dict[int, Records] = {}
+        for m in msgs:
+            if m.error():
+                log.warning("consume error: %s", m.error())
+                continue
+            p = m.partition()
+            r = by_part.get(p)
+            if r is None:
+                r = by_part[p] = Records(p, self.name(p), [], [], [])
+            r.values.append(m.value() or b"")
+            r.offsets.append(m.offset())
+            r.messages.append(m)
+        return list(by_part.values())
+
+    def commit(self, positions: dict[str, int]) -> bool:
+        """Commit acknowledged positions (source name -> next offset); False when Kafka
+        refused (a rebalance took the partitions: the checkpoints still hold them)."""
+        offsets = [TopicPartition(self.topic, int(name.rsplit("/", 1)[1]), pos)
+                   for name, pos in positions.items()]
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+            return True
+        except KafkaException as e:
+            err = e.args[0]
+            if err.code() in (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS,
+                              KafkaError.UNKNOWN_MEMBER_ID):  # retried after the rebalance
+                log.info("commit of %s deferred: %s", sorted(positions), err.name())
+            else:
+                log.warning("commit of %s refused: %s", sorted(positions), err)
+            return False
+
+    def fresh_start(self, partition: int) -> tuple[int, bool]:
+        """(offset, committed) for a partition without a checkpoint: the group's committed
+        offset if there is one, else the earliest offset still in the log."""
+        tp = TopicPartition(self.topic, partition)
+        c = self.consumer.committed([tp], timeout=10)[0]
+        if c.offset >= 0:
+            return c.offset, True
+        lo, _ = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        return (lo if lo >= 0 else OFFSET_BEGINNING), False
+
+    def lag(self, positions: dict[int, int]) -> dict[int, int]:
+        """Records behind the partition end, per partition. The ends are those the last
+        fetch responses carried (fetching goes on while idle, so they are at most a fetch
+        wait old); a partition not fetched yet is asked for."""
+        out = {}
+        for p, pos in positions.items():
+            tp = TopicPartition(self.topic, p)
+            _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+            if hi is None or hi < 0:
+                _, hi = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            out[p] = max(hi - pos, 0)
+        return out
+
+    def pause(self, partitions: list[int]) -> None:
+        self.consumer.pause([TopicPartition(self.topic, p) for p in partitions])
+        self.paused.update(partitions)
+
+    def keep_alive(self, seconds: float) -> None:
+        """Stay in the group without taking records (a sink is down): pause, poll, resume."""
+        tps = [tp for tp in self.consumer.assignment() if tp.partition not in self.paused]
+        self.consumer.pause(tps)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.consumer.poll(0.2)  # rebalance callbacks may run here
+        still = {tp.partition for tp in self.consumer.assignment()} - self.paused
+        self.consumer.resume([TopicPartition(self.topic, p) for p in sorted(still)])
+
+    def close(self) -> None:
+        """Leave the group (the revoke callback runs for what is still assigned)."""
+        self.consumer.close()
+
+
+def read_to_end(bootstrap: str, topic: str, stall_s: float,
+                starts: dict[int, int] | None = None) -> Iterator:
+    """Every message of ``topic`` from ``starts`` (default: the beginning) up to the end
+    offsets at call time. Raises ReadError when Kafka does not answer or reading makes no
+    progress for ``stall_s`` seconds, so that "nothing found" always means "read to the
+    end and not there"."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "logml-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "auto.offset.reset": "earliest"})
+    try:
+        try:
+            meta = c.list_topics(topic, timeout=stall_s)
+            tmeta = meta.topics.get(topic)
+            if tmeta is None or tmeta.error is not None:
+                raise ReadError(f"topic {topic}: {getattr(tmeta, 'error', None) or 'missing'}")
+            ends, tps = {}, []
+            for p in tmeta.partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=stall_s)
+                start = max(lo, (starts or {}).get(p, lo))
+                if hi > start:
+                    ends[p] = hi
+                    tps.append(TopicPartition(topic, p, start))
+        except KafkaException as e:
+            raise ReadError(f"topic {topic}: {e.args[0]}") from None
+        if not tps:
+            return
+        c.assign(tps)
+        done: set[int] = set()
+        last = time.monotonic()
+        while len(done) < len(ends):
+            if time.monotonic() - last > stall_s:
+                raise ReadError(f"reading {topic} made no progress for {stall_s:.0f} s "
+                                f"(partitions {sorted(set(ends) - done)} unfinished)")
+            msg = c.poll(0.5)
+            if msg is None:
+                continue
+            last = time.monotonic()
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    done.add(msg.partition())
+                else:
+                    log.warning("reading %s: %s", topic, err)
+                continue
+            if msg.partition() in done:
+                continue
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+            yield msg
+    finally:
+        c.close()
