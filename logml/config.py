@@ -92,6 +92,9 @@ class KafkaConfig:
     session_timeout_s: float = 10.0
     # each owned partition's state goes to state_topic this often (a crash replays this much)
     checkpoint_interval_s: float = 5.0
+    # sinks flushed (every bulk acknowledged) and offsets committed at most this often;
+    # 0 = after every batch. In between, indexing overlaps processing.
+    commit_interval_s: float = 0.0
     # reading state_topic stalled this long = "could not read" (retried), never "no state"
     state_read_stall_s: float = 15.0
 
