@@ -8,6 +8,10 @@ from . import __version__
 from .config import ConfigError, load
 
 
+class UsageError(Exception):
+    """A command given wrongly; the message says what to give."""
+
+
 def cmd_parse(args) -> int:
     from .parse import run
     return run(args.file, args.format, args.json, load(args.config))
@@ -28,29 +32,32 @@ def cmd_run(args) -> int:
         from .streaming import run_kafka
         return run_kafka(config, exit_when_idle=args.exit_when_idle)
     if not args.input:
-        print("logml run: give --input FILE|- (embedded mode) or -c PIPELINE.toml with "
-              "source = \"kafka\"", file=sys.stderr)
-        return 2
-    if args.input != "-":
-        import os
-        if not os.path.exists(args.input):
-            print(f"logml run: {args.input}: no such file", file=sys.stderr)
-            return 2
-    from .run import run_file
-    pipe = run_file(config, args.input, args.state or config.output.snapshot or None,
-                    args.keep_open, args.service)
+        raise UsageError("give --input FILE|- (embedded mode) or -c PIPELINE.toml with "
+                         "source = \"kafka\"")
+    from .run import Runner
+    state = args.state or config.output.snapshot or None
+    if args.follow and args.input == "-":
+        raise UsageError("--follow reads a file as it grows; stdin is read as it comes "
+                         "anyway: drop --follow")
+    runner = Runner(config, args.input, state, args.keep_open, args.service,
+                    follow=args.follow)
+    pipe = runner.run()
     s = pipe.stats
     total = sum(s.lines.values())
     anomalies = sum(s.anomalies.values())
-    print(f"logml run: {total:,} lines, {len(pipe.engine.templates):,} templates, "
-          f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/",
-          file=sys.stderr)
+    stopped = f"stopped by {runner.stopped_by}, windows left open: " if runner.stopped_by \
+        else ""
+    saved = f"; state saved to {state}" if state and runner.checkpoints else ""
+    print(f"logml run: {stopped}{total:,} lines, {len(pipe.engine.templates):,} templates, "
+          f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/"
+          f"{saved}", file=sys.stderr)
     return 0
 
 
 def cmd_generate(args) -> int:
     from .generate import write
-    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate)
+    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate,
+                           hard=args.hard)
     print(f"logml generate: {events} and {labels}", file=sys.stderr)
     return 0
 
@@ -86,21 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="logml",
         description="Log lines to templates, windows and anomalies. Start with `logml demo`.")
     p.add_argument("--version", action="version", version=f"logml {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="show a traceback on errors (for a bug report)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    sp = sub.add_parser("demo", help="synthetic logs with a known incident through the whole "
-                        "pipeline: anomaly table and an HTML report with a plot",
-                        description="Generate a few hours of multi-service logs with labelled "
-                        "incidents, run the whole pipeline on them (no services needed), "
-                        "print what was found against the truth and write a report.")
+    def add(name, **kw):
+        return sub.add_parser(name, parents=[common], **kw)
+
+    sp = add("demo", help="synthetic logs with a known incident through the whole "
+             "pipeline: anomaly table and an HTML report with a plot",
+             description="Generate a few hours of multi-service logs with labelled "
+             "incidents, run the whole pipeline on them (no services needed), "
+             "print what was found against the truth and write a report.")
     sp.add_argument("--out", default="logml-demo", help="report directory (default logml-demo)")
     sp.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
     sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("run", help="the pipeline on a file or stdin (JSONL out), or as "
-                        "configured (e.g. Kafka to Elasticsearch)",
-                        description="Embedded: logml run --input FILE|- --output DIR. "
-                        "Configured: logml run -c pipelines/kafka.toml.")
+    sp = add("run", help="the pipeline on a file or stdin (JSONL out), or as "
+             "configured (e.g. Kafka to Elasticsearch)",
+             description="Embedded: logml run --input FILE|- --output DIR. "
+             "Configured: logml run -c pipelines/kafka.toml.")
     sp.add_argument("--input", metavar="FILE|-", help="log file, or - for stdin")
     sp.add_argument("--output", metavar="DIR", help="directory for windows.jsonl, "
                     "anomalies.jsonl, dlq.jsonl (and logs.jsonl); default logml-out")
@@ -113,18 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input lines: JSON events, plain text, or auto (default)")
     sp.add_argument("--service", help="service name for lines that carry none "
                     "(default: decode.default_service)")
-    sp.add_argument("--state", metavar="FILE", help="restore state from FILE if it exists and "
-                    "save it there at the end")
+    sp.add_argument("--state", metavar="FILE", help="restore state from FILE if it exists; "
+                    "checkpoint outputs and state there as the run goes (a killed run "
+                    "rerun with the same FILE writes no line twice)")
     sp.add_argument("--keep-open", action="store_true",
                     help="leave the last windows open at end of input (resume later with "
                     "--state)")
+    sp.add_argument("--follow", action="store_true",
+                    help="keep reading FILE as it grows and across rotation, like tail -F "
+                    "(stop with SIGTERM or Ctrl-C; windows stay open in --state)")
     sp.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                     help="Kafka mode: stop cleanly after SECONDS without new records")
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("parse", help="one row per line: line_no, template_id, template",
-                        description="Template every line of FILE (or - for stdin) and print one "
-                        "row per input line, in order.")
+    sp = add("parse", help="one row per line: line_no, template_id, template",
+             description="Template every line of FILE (or - for stdin) and print one "
+             "row per input line, in order.")
     sp.add_argument("file", metavar="FILE|-")
     sp.add_argument("--format", choices=["csv", "jsonl"], default="csv",
                     help="csv: line_no,template_id,template; jsonl adds params (default csv)")
@@ -134,20 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pipeline file with [template] masks and thresholds")
     sp.set_defaults(func=cmd_parse)
 
-    sp = sub.add_parser("generate", help="synthetic multi-service logs with labelled incidents",
-                        description="Write OUT/events.jsonl (Filebeat ECS events) and "
-                        "OUT/labels.json; deterministic by seed.")
+    sp = add("generate", help="synthetic multi-service logs with labelled incidents",
+             description="Write OUT/events.jsonl (Filebeat ECS events) and "
+             "OUT/labels.json; deterministic by seed.")
     sp.add_argument("--seed", type=int, default=1)
     sp.add_argument("--hours", type=float, default=6.0)
     sp.add_argument("--services", type=int, default=4)
     sp.add_argument("--rate", type=float, default=10.0, help="mean lines/s per service")
+    sp.add_argument("--hard", action="store_true",
+                    help="bursty, seasonal traffic with many small templates, holidays, "
+                    "gradual and seasonal incidents (days of it: try --hours 48 --rate 2)")
     sp.add_argument("--out", default="logml-generated")
     sp.set_defaults(func=cmd_generate)
 
-    sp = sub.add_parser("setup", help="index templates, ILM policy, Kibana saved objects",
-                        description="Install index templates (and an ILM policy where the "
-                        "server supports it) in Elasticsearch, write the Kibana saved objects "
-                        "as ndjson and, with --kibana, import them. Reports what it skipped.")
+    sp = add("setup", help="index templates, ILM policy, Kibana saved objects",
+             description="Install index templates (and an ILM policy where the "
+             "server supports it) in Elasticsearch, write the Kibana saved objects "
+             "as ndjson and, with --kibana, import them. Reports what it skipped.")
     sp.add_argument("--es", default="${ES_URL:-http://127.0.0.1:19200}",
                     help="Elasticsearch URL (default $ES_URL or http://127.0.0.1:19200)")
     sp.add_argument("--kibana", metavar="URL", help="Kibana URL to import the saved objects")
@@ -164,15 +186,48 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only put back refresh interval and replicas after --backfill")
     sp.set_defaults(func=cmd_setup)
 
-    sp = sub.add_parser("eval", help="recall, false alarms and delay against labels",
-                        description="Compare ANOMALIES (anomalies.jsonl of logml run) with "
-                        "LABELS (labels.json of logml generate).")
+    sp = add("eval", help="recall, false alarms and delay against labels",
+             description="Compare ANOMALIES (anomalies.jsonl of logml run) with "
+             "LABELS (labels.json of logml generate).")
     sp.add_argument("anomalies")
     sp.add_argument("labels")
     sp.add_argument("--window-seconds", type=int, default=60)
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_eval)
     return p
+
+
+def operator_error(e: BaseException) -> str | None:
+    """The one line that tells an operator what went wrong and what to do, or None when
+    the exception is not an operator's mistake (a bug: traceback)."""
+    import errno
+
+    from .metrics import MetricsPortError
+    from .snapshot import SnapshotError
+    from .sources.file import InputError
+    if isinstance(e, (MetricsPortError, SnapshotError, InputError, UsageError)):
+        return str(e)
+    if isinstance(e, ConfigError):
+        return f"configuration: {e}"
+    if not isinstance(e, OSError):
+        return None
+    where = f"{e.filename}: " if e.filename else ""
+    what = {
+        errno.ENOENT: "no such file or directory",
+        errno.EACCES: "permission denied: check the path and its permissions",
+        errno.EPERM: "operation not permitted: check the path and its permissions",
+        errno.EISDIR: "is a directory: give a file",
+        errno.ENOTDIR: "a part of the path is not a directory",
+        errno.EROFS: "read-only file system: choose a writable --output / --state",
+        errno.ENOSPC: "no space left on device: free space or choose another --output, then "
+                      "rerun (with the same --state it resumes from the last checkpoint)",
+        errno.EDQUOT: "disk quota exceeded: free space or choose another --output",
+        errno.EADDRINUSE: "address already in use (another logml?): choose another port "
+                          "(--metrics-port N, or metrics.port; 0 = off)",
+        errno.EADDRNOTAVAIL: "address not available here: check metrics.address",
+        errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
+    }.get(e.errno)
+    return where + (what or e.strerror or str(e))
 
 
 def main(argv=None) -> int:
@@ -183,13 +238,16 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(f"logml: configuration error: {e}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        message = operator_error(e)
+        if message is None or args.debug:
+            raise
+        print(f"logml: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

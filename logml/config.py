@@ -24,7 +24,7 @@ class ConfigError(Exception):
 
 @dataclass
 class DecodeConfig:
-    format: str = "auto"  # auto | json | plain
+    format: str = "auto"  # auto (a line opening a JSON object is JSON) | json | plain
     default_service: str = "default"
     max_line_bytes: int = 65536
     max_json_depth: int = 64
@@ -36,8 +36,6 @@ class DecodeConfig:
 class TemplateConfig:
     masks: list[str] = field(default_factory=lambda: list(MASK_BITS))
     similarity: float = 0.7
-    depth: int = 4
-    max_children: int = 100
     max_templates_per_service: int = 5000
     shape_cache_entries: int = 1_000_000
 
@@ -62,11 +60,13 @@ class WindowConfig:
 class ScoreConfig:
     half_life_windows: float = 30.0
     warmup_windows: int = 30
-    warning_z: float = 2.5
-    critical_z: float = 4.0
-    count_floor: float = 1.0  # the noise (std) of a count is at least sqrt(mean) and this
+    # scores 0-100: 25 (s - 1) for a tail probability 10^-s corrected for the service's
+    # number of series; 50 = 1e-3, 75 = 1e-4 (Elastic ML's bands)
+    warning_score: float = 62.5
+    critical_score: float = 75.0
     error_ratio_floor: float = 0.02
-    seasonal: bool = False  # hour-of-week baseline for daily and weekly rhythm
+    # learn daily and weekly rhythm per series; used where it predicts better than flat
+    seasonal: bool = True
     new_template_min_lines: int = 3
     incident_gap_windows: int = 1
     sample_lines: int = 3
@@ -77,6 +77,8 @@ class OutputConfig:
     dir: str = "logml-out"
     write_logs: bool = False
     snapshot: str = ""  # state snapshot of embedded runs (as --state); empty = none
+    # with a state file: outputs synced and state saved this often (wall time) and at the end
+    checkpoint_every_s: float = 5.0
 
 
 @dataclass
@@ -146,7 +148,6 @@ class Config:
         unknown = [m for m in self.template.masks if m not in MASK_BITS]
         need(not unknown, "template.masks", f"unknown {unknown}; known: {list(MASK_BITS)}")
         need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
-        need(self.template.depth >= 3, "template.depth", "must be at least 3")
         need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
              "must be at least 1")
         need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
@@ -158,8 +159,11 @@ class Config:
         need(self.window.max_ahead_windows > self.window.allowed_lateness_windows,
              "window.max_ahead_windows", "must be more than window.allowed_lateness_windows")
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
-        need(0 < self.score.warning_z <= self.score.critical_z, "score.warning_z",
-             "must be positive and at most score.critical_z")
+        need(0 < self.score.warning_score <= self.score.critical_score < 100,
+             "score.warning_score", "must be positive and at most score.critical_score, "
+             "which must be below 100")
+        need(self.output.checkpoint_every_s >= 0, "output.checkpoint_every_s",
+             "must be 0 (every block) or more")
         need(port_range(self.metrics.port) is not None, "metrics.port",
              "must be a port number or a range like \"9108-9117\"")
         k = self.kafka

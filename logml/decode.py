@@ -3,17 +3,45 @@
 Accepts Filebeat 8 events (ECS), Logstash JSON events and plain text lines. For plain
 lines, and for JSON messages with no level, a leading timestamp and level are recognised
 in the common formats (ISO 8601, syslog, Apache, logcat) and cut off the text that is
-templated, so a template never contains the clock. Hostile input never raises: it becomes
-an ``ErrorRecord`` with a reason from ``errors.Reason`` and its raw bytes.
+templated, so a template never contains the clock. Hostile input never raises: every line
+becomes an event, or one ``ErrorRecord`` with a reason from ``errors.Reason`` and its raw
+bytes, or an event plus a kept ``too_long`` record.
+
+- Lines: LF separates records and a CR before it is dropped; a lone CR stays inside the
+  line (line numbers must agree with the reader's, which counts LF). A file with CR-only
+  endings therefore reads as one over-long line, flagged ``too_long`` with a hint to
+  convert it (``tr '\\r' '\\n'``). A UTF-8 byte order mark opening a line is dropped before
+  anything else. A run of blank lines is one ``empty`` record with a line count.
+- Format ``auto``: a line that opens a JSON object (``{`` then ``"`` or ``}``) can only be
+  a JSON event. When it is not valid JSON it is dead-lettered (``invalid_json``,
+  ``invalid_utf8`` for a lone surrogate escape, ``non_finite_number`` for NaN/Infinity,
+  ``too_deep``), never read as plain text: its service and time would be guesses, and a
+  broken object is not a log line. A line that is one whole JSON array is
+  ``not_an_object``. Any other line, ``[main] ...`` and ``{x=1}`` included, is plain
+  text. ``json``: every line is a JSON event; ``plain``: every line is text.
+- Event time: the timestamp at the head of the message (the application's own clock; a
+  shipper's @timestamp is when it read the line), else @timestamp (or ``timestamp``),
+  else NaN: the decoder never invents a time, the pipeline fills NaN from the service's
+  event clock. A timestamp-shaped header or @timestamp naming an impossible time (hour
+  25, Feb 30, offset beyond +-14:00) is ``bad_timestamp``, not shifted; one before 1990
+  or more than ``max_future_skew_s`` ahead of the wall clock is ``absurd_timestamp``.
+  Second 60 (a leap second) is read as the next minute's first second. Syslog and logcat
+  dates have no year: the current one, or the previous when that puts them more than a
+  day ahead of now.
+- Over-long lines (more than ``max_line_bytes``): a plain line keeps its first
+  max_line_bytes; a JSON event keeps the fields found in one bounded pass over the line
+  (service, time, level, host) and its message cut to max_line_bytes, so it stays in its
+  service's timeline. Both are processed and also dead-lettered whole as ``too_long``.
 """
 from __future__ import annotations
 
 import calendar
+import json
 import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
@@ -22,97 +50,186 @@ from .config import DecodeConfig
 from .errors import ErrorRecord, Reason
 from .masking import pack_lines
 from . import jsonscan
-from .plaintext import (BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_OF, LEVEL_TABLE, NUL, scan_iso,
-                        scan_lines, split_lines)
+from .plaintext import (BAD_TIME, BAD_TS, BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_OF, LEVEL_TABLE,
+                        MAX_OFFSET_MIN, NUL, OK, scan_iso, scan_lines, split_lines)
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
 MIN_EPOCH = 631152000.0  # 1990-01-01
+BOM = b"\xef\xbb\xbf"
 
+# ------------------------------------------------------------------ the header grammar
+# The reference for the numba scanner in plaintext.py, which must agree with it on every
+# input: ASCII classes only, and a number may never be followed by another digit.
 _MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_S = r"[\t-\r ]"
+_WORD_END = r"(?![0-9A-Za-z_]|[^\x00-\x7f])"  # the scanner takes any non-ASCII as a letter
+_ISO_RE = (
+    r"(?P<y>[0-9]{4})[-/](?P<mo>[0-9]{1,2})[-/](?P<d>[0-9]{1,2})[Tt ](?P<H>[0-9]{1,2})"
+    r":(?P<M>[0-9]{2}):(?P<S>[0-9]{2})(?![0-9])"
+    r"(?:[.,](?P<f>[0-9]{1,9})(?![0-9])|(?![.,][0-9]))"
+    r"(?P<tz>[Zz]|[+-][0-9]{2}:?[0-9]{2}(?![0-9]))?")
+_SYS_RE = (
+    rf"(?:(?i:Mon|Tue|Wed|Thu|Fri|Sat|Sun){_S}+)?(?P<smo>[A-Za-z]{{3}}){_S}+"
+    rf"(?P<sd>[0-9]{{1,2}}){_S}+(?P<sH>[0-9]{{2}}):(?P<sM>[0-9]{{2}}):(?P<sS>[0-9]{{2}})"
+    rf"(?![0-9])(?:[.,](?P<sf>[0-9]{{1,6}})(?![0-9])|(?![.,][0-9]))"
+    rf"(?:{_S}+(?P<sy>[0-9]{{4}})(?![0-9]))?")
+_CAT_RE = (
+    rf"(?P<cmo>[0-9]{{2}})-(?P<cd>[0-9]{{2}}){_S}+(?P<cH>[0-9]{{2}}):(?P<cM>[0-9]{{2}})"
+    rf":(?P<cS>[0-9]{{2}})(?![0-9])(?:\.(?P<cf>[0-9]{{1,6}})(?![0-9]))?")
 _HEADER = re.compile(
-    r"\s*\[?(?:"
-    r"(?P<iso>(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})[T ](?P<H>\d{1,2}):(?P<M>\d{2})"
-    r":(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:?\d{2})?)"
-    r"|(?P<sys>(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+)?(?P<smo>[A-Z][a-z]{2})\s+(?P<sd>\d{1,2})\s+"
-    r"(?P<sH>\d{2}):(?P<sM>\d{2}):(?P<sS>\d{2})(?:[.,](?P<sf>\d{1,6}))?(?:\s+(?P<sy>\d{4}))?)"
-    r"|(?P<cat>(?P<cmo>\d{2})-(?P<cd>\d{2})\s+(?P<cH>\d{2}):(?P<cM>\d{2}):(?P<cS>\d{2})"
-    r"(?:\.(?P<cf>\d{1,6}))?)"
-    r")\]?"
-    r"(?:\s+(?P<lvl>\[?(?:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|FATAL"
-    r"|CRITICAL|CRIT|ALERT|EMERG|PANIC)\b\]?:?))?\s*",
-    re.IGNORECASE,
-)
+    rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE}))\]?"
+    rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
+    rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*", re.ASCII)
 _LEVEL_ONLY = re.compile(
-    r"\s*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)\b\]?:?\s*")
+    rf"{_S}*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)"
+    rf"{_WORD_END}\]?:?{_S}*", re.ASCII)
+_ISO = re.compile(_ISO_RE, re.ASCII)
+_JSON_OBJECT = re.compile(rb'[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\[)')  # maybe JSON: ask jsonscan
 
 
-def _epoch(y, mo, d, h, mi, s, frac: str | None, tz: str | None) -> float:
-    t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
-    if frac:
-        t += int(frac) / 10 ** len(frac)
-    if tz and tz != "Z":
-        sign = -1 if tz[0] == "+" else 1
+def _valid(y, mo, d, h, mi, s) -> bool:
+    return (y >= 1 and 1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h <= 23
+            and mi <= 59 and s <= 60)
+
+
+def _fraction(f: str | None) -> float:
+    return int(f) / 10 ** len(f) if f else 0.0
+
+
+def _stamp(y: int | None, mo, d, h, mi, s, f: str | None, now: float) -> float:
+    """Epoch of a header time, or BAD_TS; a date without a year (y None) takes now's year,
+    or the one before when that would put it more than a day ahead of now."""
+    frac = _fraction(f)
+    if y is None:
+        y = time.gmtime(now).tm_year
+        if float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + frac > now + 86400.0:
+            y -= 1
+    if not _valid(y, mo, d, h, mi, s):
+        return BAD_TS
+    return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + frac
+
+
+def _iso_epoch(g: dict) -> float:
+    """Epoch of a match of the ISO 8601 grammar, or BAD_TS for an impossible time."""
+    off = 0
+    tz = g["tz"]
+    if tz and tz not in "Zz":
         digits = tz[1:].replace(":", "")
-        t += sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return t
+        hh, mm = int(digits[:2]), int(digits[2:])
+        if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN:
+            return BAD_TS
+        off = (-1 if tz[0] == "+" else 1) * (hh * 3600 + mm * 60)
+    y, mo, d = int(g["y"]), int(g["mo"]), int(g["d"])
+    h, mi, s = int(g["H"]), int(g["M"]), int(g["S"])
+    if not _valid(y, mo, d, h, mi, s):
+        return BAD_TS
+    return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + _fraction(g["f"]) + off
 
 
 def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
-    """(timestamp or None, level code, length of the header) of a plain log line."""
+    """(timestamp, level code, length of the header) of a log line. The timestamp is None
+    when the line has none, and ``plaintext.BAD_TS`` when it has a timestamp's shape but
+    names an impossible time (the line is then dead-lettered)."""
     m = _HEADER.match(text)
-    if m is None or m.lastindex is None:
-        m2 = _LEVEL_ONLY.match(text)
-        if m2:
-            return None, LEVEL_OF[m2.group("lvl").upper()], m2.end()
-        return None, 0, 0
-    g = m.groupdict()
-    try:
+    ts = None
+    if m is not None:
+        g = m.groupdict()
         if g["iso"]:
-            ts = _epoch(int(g["y"]), int(g["mo"]), int(g["d"]), int(g["H"]), int(g["M"]),
-                        int(g["S"]), g["f"], g["tz"])
+            ts = _iso_epoch(g)
         elif g["sys"]:
             mo = _MONTHS.get(g["smo"].lower())
-            if mo is None:
-                return None, 0, 0
-            year = int(g["sy"]) if g["sy"] else time.gmtime(now).tm_year
-            ts = _epoch(year, mo, int(g["sd"]), int(g["sH"]), int(g["sM"]), int(g["sS"]),
-                        g["sf"], None)
-            if not g["sy"] and ts > now + 86400:  # syslog has no year: December read in January
-                ts = _epoch(year - 1, mo, int(g["sd"]), int(g["sH"]), int(g["sM"]),
-                            int(g["sS"]), g["sf"], None)
-        elif g["cat"]:
-            ts = _epoch(time.gmtime(now).tm_year, int(g["cmo"]), int(g["cd"]), int(g["cH"]),
-                        int(g["cM"]), int(g["cS"]), g["cf"], None)
+            if mo is not None:  # any other word is no timestamp
+                ts = _stamp(int(g["sy"]) if g["sy"] else None, mo, int(g["sd"]), int(g["sH"]),
+                            int(g["sM"]), int(g["sS"]), g["sf"], now)
         else:
-            return None, 0, 0
-    except (ValueError, OverflowError):
+            mo = int(g["cmo"])
+            ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
+                None, mo, int(g["cd"]), int(g["cH"]), int(g["cM"]), int(g["cS"]), g["cf"], now)
+    if ts is None:
+        m2 = _LEVEL_ONLY.match(text)
+        if m2:
+            return None, LEVEL_OF[m2.group("lvl")], m2.end()
         return None, 0, 0
-    lvl = g["lvl"]
+    if ts == BAD_TS:
+        return BAD_TS, 0, 0
+    lvl = m.group("lvl")
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else 0
     return ts, level, m.end()
 
 
 def parse_timestamp(value) -> float | None:
-    """An event's @timestamp: ISO 8601 text or epoch seconds/milliseconds."""
+    """An event's @timestamp: ISO 8601 text or epoch seconds/milliseconds; None when it
+    cannot be read or names an impossible time. The header grammar first (exactly as the
+    numba fast path reads it), then any other ISO 8601 form Python knows."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return float(value) / 1000.0 if value > 1e11 else float(value)
     if not isinstance(value, str):
         return None
-    m = _HEADER.match(value)
-    if m and m.group("iso") and m.end() == len(value):
-        ts, _, _ = parse_header(value, 0.0)
-        return ts
+    m = _ISO.fullmatch(value)
+    if m:
+        ts = _iso_epoch(m.groupdict())
+        return None if ts == BAD_TS else ts
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
+    off = dt.utcoffset()
+    if off is not None and abs(off) > timedelta(minutes=MAX_OFFSET_MIN):
+        return None
     if dt.tzinfo is None:
         return calendar.timegm(dt.timetuple()) + dt.microsecond / 1e6
     return dt.timestamp()
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise _NonFinite
+    return v
+
+
+def _no_constant(_):
+    raise _NonFinite
+
+
+def _non_finite(raw: bytes) -> bool:
+    """Does this line (that orjson refused) hold NaN, Infinity or a number beyond float
+    range? Python's json reads those and tells, on the rare failing line only."""
+    try:
+        json.loads(raw, parse_constant=_no_constant, parse_float=_finite, parse_int=_finite)
+    except _NonFinite:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
+def _json_error(raw: bytes, msg: str) -> Reason:
+    low = msg.lower()
+    if "recursion" in low or "depth limit" in low:
+        return Reason.TOO_DEEP
+    if "utf-8" in low or "surrogate" in low:
+        return Reason.INVALID_UTF8
+    if _non_finite(raw):
+        return Reason.NON_FINITE_NUMBER
+    return Reason.INVALID_JSON
+
+
+_LONG_ERRORS = {jsonscan.BAD: Reason.INVALID_JSON, jsonscan.DEEP: Reason.TOO_DEEP,
+                jsonscan.NON_FINITE: Reason.NON_FINITE_NUMBER,
+                jsonscan.SURROGATE: Reason.INVALID_UTF8,
+                jsonscan.NOT_OBJECT: Reason.NOT_AN_OBJECT}
+_STATUS = {EMPTY: (Reason.EMPTY, "empty line"), NUL: (Reason.NUL_BYTES, "line holds NUL bytes"),
+           BAD_UTF8: (Reason.INVALID_UTF8, "invalid UTF-8"),
+           BAD_TIME: (Reason.BAD_TIMESTAMP, "impossible time at the head of the line")}
 
 
 @dataclass
@@ -124,7 +241,7 @@ class EventBatch:
     msg_start: np.ndarray
     text_start: np.ndarray
     end: np.ndarray
-    ts: np.ndarray  # float64 epoch seconds
+    ts: np.ndarray  # float64 epoch seconds; NaN: no usable time (the pipeline decides)
     level: np.ndarray  # int8 code into LEVELS
     service: np.ndarray  # int32 index into services
     services: list[str]
@@ -186,68 +303,81 @@ class EventBatch:
 
 class _Rows:
     """Per-record accumulator; ``batch`` then resolves headers and timestamps for all rows
-    at once (numba scans) and turns them into an EventBatch.
-
-    Event time: the timestamp at the head of the message when there is one (the
-    application's own clock; a shipper's @timestamp is when it read a plain line), else
-    the event's @timestamp, else arrival time. A bad @timestamp is an error either way."""
+    at once (numba scans) and turns them into an EventBatch plus the rows' error records:
+    at most one per row, and a kept ``too_long`` for an over-long row that survives."""
 
     def __init__(self):
         self.message, self.ts_raw, self.level, self.raw = [], [], [], []
-        self.service, self.host, self.offset, self.event, self.truncated = [], [], [], [], []
+        self.service, self.host, self.offset, self.event, self.too_long = [], [], [], [], []
 
-    def add(self, message, ts_raw, level, service, host, offset, event, truncated, raw):
+    def add(self, message, ts_raw, level, service, host, offset, event, too_long, raw):
         self.message.append(message)
-        self.ts_raw.append(ts_raw)  # None: from the header, else arrival time
+        self.ts_raw.append(ts_raw)  # the event's @timestamp value; None: none given
         self.level.append(level)  # -1: from the header
         self.service.append(service)
         self.host.append(host)
         self.offset.append(offset)
         self.event.append(event)
-        self.truncated.append(truncated)
+        self.too_long.append(too_long)  # detail of the kept too_long record, or None
         self.raw.append(raw)
 
     def batch(self, now: float, latest: float, source: str):
         if not self.message:
             return EventBatch.empty(), []
         buf, starts, ends = pack_lines(self.message)
-        _, hts, hlevel, cut = scan_lines(buf, starts, ends, now)
-        ts = np.where(np.isnan(hts), now, hts)
+        status, hts, hlevel, cut, _ = scan_lines(buf, starts, ends, now)
+        ts = hts.copy()
+        n = len(ts)
+        errors: dict[int, ErrorRecord] = {}
+
+        def fail(k, reason, detail):
+            errors[k] = ErrorRecord(reason, detail, self.raw[k], source, self.offset[k])
+
         given = [k for k, v in enumerate(self.ts_raw) if v is not None]
-        errors, bad = [], np.zeros(len(ts), dtype=bool)
         if given:
             texts = [v for v in (self.ts_raw[k] for k in given) if isinstance(v, str)]
             iso = iter(scan_iso(*pack_lines(texts)).tolist()) if texts else iter(())
             for k in given:
                 v = self.ts_raw[k]
                 t = next(iso) if isinstance(v, str) else math.nan
-                if t != t:  # not plain ISO 8601: the slow, general reader
+                if t != t:  # not the header grammar, or impossible: the general reader
                     t = parse_timestamp(v)
                 if t is None:
-                    errors.append(ErrorRecord(Reason.BAD_TIMESTAMP, f"unparseable @timestamp "
-                                              f"{str(v)[:64]!r}", self.raw[k], source,
-                                              self.offset[k]))
-                    bad[k] = True
+                    fail(k, Reason.BAD_TIMESTAMP, f"unparseable @timestamp {str(v)[:64]!r}")
                 elif not MIN_EPOCH <= t <= latest:
-                    errors.append(ErrorRecord(Reason.ABSURD_TIMESTAMP, f"@timestamp "
-                                              f"{str(v)[:64]!r} is before 1990 or in the "
-                                              "future", self.raw[k], source, self.offset[k]))
-                    bad[k] = True
+                    fail(k, Reason.ABSURD_TIMESTAMP, f"@timestamp {str(v)[:64]!r} is before "
+                         "1990 or in the future")
                 elif np.isnan(hts[k]):
                     ts[k] = t
+        absurd = (hts < MIN_EPOCH) | (hts > latest)
+        for k in np.flatnonzero((status == BAD_TIME) | absurd).tolist():
+            if k not in errors:
+                head = self.message[k][:48]
+                fail(k, Reason.BAD_TIMESTAMP if status[k] == BAD_TIME else
+                     Reason.ABSURD_TIMESTAMP, f"time at the head of the message {head!r} "
+                     + ("is impossible" if status[k] == BAD_TIME else
+                        "is before 1990 or in the future"))
+        bad = np.zeros(n, dtype=bool)
+        bad[list(errors)] = True
+        out = list(errors.values())
+        for k, detail in enumerate(self.too_long):
+            if detail is not None and not bad[k]:
+                out.append(ErrorRecord(Reason.TOO_LONG, detail, self.raw[k], source,
+                                       self.offset[k], kept=True))
         level = np.asarray(self.level, dtype=np.int8)
         level = np.where(level < 0, hlevel, level).astype(np.int8)
         keep = np.flatnonzero(~bad)
         names = sorted(set(self.service))
-        index = {n: i for i, n in enumerate(names)}
+        index = {x: i for i, x in enumerate(names)}
         svc = np.fromiter((index[x] for x in self.service), dtype=np.int32,
                           count=len(self.service))
-        host = [self.host[k] for k in keep.tolist()] if bad.any() else self.host
-        event = [self.event[k] for k in keep.tolist()] if bad.any() else self.event
+        host = [self.host[k] for k in keep.tolist()] if errors else self.host
+        event = [self.event[k] for k in keep.tolist()] if errors else self.event
+        truncated = np.fromiter((x is not None for x in self.too_long), dtype=bool, count=n)
         return EventBatch(
             buf, starts[keep], (starts + cut)[keep], ends[keep], ts[keep], level[keep],
-            svc[keep], names, np.asarray(self.offset, dtype=np.int64)[keep],
-            np.asarray(self.truncated, dtype=bool)[keep], host, event), errors
+            svc[keep], names, np.asarray(self.offset, dtype=np.int64)[keep], truncated[keep],
+            host, event), out
 
 
 def _get(event: dict, dotted: str):
@@ -278,10 +408,6 @@ def _depth(obj, limit: int) -> int:
     return depth
 
 
-# in auto mode a line that merely starts with a bracket is plain text
-_NOT_JSON = (Reason.INVALID_JSON,)
-
-
 class Decoder:
     """Turns raw records into an EventBatch plus error records; holds no state."""
 
@@ -292,118 +418,130 @@ class Decoder:
         # the original JSON events (and hosts) are kept only when documents need them
         self.keep_events = keep_events
 
+    # ------------------------------------------------------------------ entry points
     def decode(self, records: list[bytes], offsets=None, source: str = "",
                now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
+        """Records one by one (Kafka): each is one line, with or without its LF."""
         now = time.time() if now is None else now
-        cfg = self.config
-        out = _Rows()
-        errors: list[ErrorRecord] = []
-        max_bytes = cfg.max_line_bytes
-        fmt = cfg.format
-        latest = now + cfg.max_future_skew_s
+        lines, offs, errors = [], [], []
+        run = None  # the open run of blank records
         for k, raw in enumerate(records):
             off = int(offsets[k]) if offsets is not None else k
             if raw.endswith(b"\n"):
                 raw = raw[:-1]
-                if raw.endswith(b"\r"):
-                    raw = raw[:-1]
-            if not raw.strip():
-                errors.append(ErrorRecord(Reason.EMPTY, "empty record", raw, source, off))
-                continue
-            if b"\x00" in raw:
-                errors.append(ErrorRecord(Reason.NUL_BYTES, "record holds NUL bytes", raw,
-                                          source, off))
-                continue
-            truncated = len(raw) > max_bytes
-            body = raw
-            if truncated:
-                errors.append(ErrorRecord(Reason.TOO_LONG, f"{len(raw)} bytes, truncated to "
-                                          f"{max_bytes}", raw, source, off, kept=True))
-                body = raw[:max_bytes]
-            is_json = fmt == "json" or (fmt == "auto" and body[:1] in (b"{", b"["))
-            if is_json and not truncated:
-                err = self._json(raw, body, off, source, out)
-                if err is not None and fmt == "auto" and err.reason in _NOT_JSON:
-                    err = self._plain(raw, body, off, source, out, truncated)
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+            if raw.startswith(BOM):
+                raw = raw[3:]
+            if raw.strip():
+                run = None
+                lines.append(raw)
+                offs.append(off)
+            elif run is not None:
+                run.count += 1
+                run.detail = f"{run.count} empty lines"
             else:
-                err = self._plain(raw, body, off, source, out, truncated)
-            if err is not None:
-                errors.append(err)
-        events, ts_errors = out.batch(now, latest, source)
-        errors.extend(ts_errors)
+                run = ErrorRecord(Reason.EMPTY, "empty line", raw, source, off)
+                errors.append(run)
+        events, more = self._records(lines, offs, source, now)
+        errors.extend(more)
         errors.sort(key=lambda e: e.offset)
         return events, errors
 
     def decode_block(self, data: bytes, first_offset: int = 0, source: str = "",
                      now: float | None = None) -> tuple[EventBatch, list[ErrorRecord]]:
-        """A block of newline-separated records. Plain text is validated and its headers
-        scanned for the whole block in one numba pass; JSON goes record by record."""
+        """A block of LF-separated lines; line k has offset first_offset + k. Plain text is
+        validated and its headers scanned for the whole block in one numba pass, JSON
+        events by the numba field scanner; only what they leave goes record by record."""
         now = time.time() if now is None else now
-        buf, starts, ends = split_lines(data)
-        n = len(starts)
-        if n == 0:
-            return EventBatch.empty(), []
-        firsts = buf[starts[ends > starts]] if self.config.format != "plain" else None
-        if self.config.format == "json" or (
-                firsts is not None and ((firsts == 123) | (firsts == 91)).any()):
-            if self.keep_events:
-                records = [data[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
-                return self.decode(records, np.arange(first_offset, first_offset + n), source,
-                                   now)
-            return self._json_block(data, buf, starts, ends, first_offset, source, now)
-        limit = self.config.max_line_bytes
-        long_ = (ends - starts) > limit
-        scan_ends = np.where(long_, starts + limit, ends)
-        status, ts, level, cut = scan_lines(buf, starts, scan_ends, now)
-        errors = []
-        keep = status == 0
-        if not keep.all() or long_.any():
-            reasons = {EMPTY: Reason.EMPTY, NUL: Reason.NUL_BYTES, BAD_UTF8: Reason.INVALID_UTF8}
-            for i in np.flatnonzero(~keep | long_).tolist():
-                raw = data[starts[i]:ends[i]]
-                if status[i] == BAD_UTF8 and long_[i]:
-                    # a cut through a character at the limit is not an invalid line
-                    try:
-                        raw[:limit].decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        if e.start >= limit - 4:
-                            scan_ends[i] = starts[i] + e.start
-                            status[i] = 0
-                            keep[i] = True
-                if status[i] != 0:
-                    errors.append(ErrorRecord(reasons[int(status[i])], reasons[int(status[i])]
-                                              .value.replace("_", " "), raw, source,
-                                              first_offset + i))
-                else:
-                    errors.append(ErrorRecord(Reason.TOO_LONG, f"{len(raw)} bytes, truncated "
-                                              f"to {limit}", raw, source, first_offset + i,
-                                              kept=True))
-        idx = np.flatnonzero(keep)
-        ts = ts[idx]
-        ts[np.isnan(ts)] = now
-        return EventBatch(
-            buf, starts[idx], starts[idx] + cut[idx], scan_ends[idx], ts, level[idx],
-            np.zeros(len(idx), dtype=np.int32), [self.service], first_offset + idx,
-            long_[idx], None, None), errors
-
-    def _json_block(self, data, buf, starts, ends, first_offset, source, now):
-        """JSON events by the numba scanner; what it leaves goes record by record."""
         cfg = self.config
-        status, _, _, _ = scan_lines(buf, starts, ends, now)
-        ok = (status == 0) & ((ends - starts) <= cfg.max_line_bytes)
-        fast = np.flatnonzero(ok)
+        buf, starts, ends, line, runs, _ = split_lines(data)
+        errors = [ErrorRecord(Reason.EMPTY, "empty line" if c == 1 else f"{c} empty lines",
+                              data[s:e], source, first_offset + first, count=c)
+                  for first, c, s, e in runs.tolist()]
+        if len(starts) == 0:
+            return EventBatch.empty(), errors
+        offs = first_offset + line
+        status, ts, level, cut, tend = scan_lines(buf, starts, ends, now, cfg.max_line_bytes)
+        if cfg.format == "plain":
+            js = None
+        elif cfg.format == "json":
+            js = np.ones(len(starts), dtype=bool)
+        else:
+            js = jsonscan.json_shaped(buf, starts, ends, cfg.max_json_depth)
+            js = js if js.any() else None
+        batches = []
+        if js is None:
+            batches.append(self._plain_lines(data, starts, ends, offs, status, ts, level, cut,
+                                             tend, now, source, errors))
+        else:
+            j = np.flatnonzero(js)
+            batches.append(self._json_lines(data, buf, starts[j], ends[j], offs[j], status[j],
+                                            now, source, errors))
+            p = np.flatnonzero(~js)
+            if len(p):
+                batches.append(self._plain_lines(data, starts[p], ends[p], offs[p], status[p],
+                                                 ts[p], level[p], cut[p], tend[p], now,
+                                                 source, errors))
+        events = batches[0] if len(batches) == 1 else EventBatch.merge(*batches)
+        errors.sort(key=lambda e: e.offset)
+        return events, errors
+
+    # ------------------------------------------------------------------ array paths
+    def _plain_lines(self, data, starts, ends, offs, status, ts, level, cut, tend, now,
+                     source, errors) -> EventBatch:
+        """Plain lines already scanned: events, and error records appended to errors."""
+        cfg = self.config
+        long_ = (ends - starts) > cfg.max_line_bytes
+        absurd = (ts < MIN_EPOCH) | (ts > now + cfg.max_future_skew_s)
+        bad = (status != OK) | absurd
+        if bad.any() or long_.any():
+            for i in np.flatnonzero(bad | long_).tolist():
+                raw = data[starts[i]:ends[i]]
+                off = int(offs[i])
+                if status[i] != OK:
+                    reason, detail = _STATUS[int(status[i])]
+                    if status[i] == BAD_TIME:
+                        detail += f": {raw[:48].decode('utf-8', 'replace')!r}"
+                    errors.append(ErrorRecord(reason, detail, raw, source, off))
+                elif absurd[i]:
+                    errors.append(ErrorRecord(
+                        Reason.ABSURD_TIMESTAMP, "time at the head of the line "
+                        f"{raw[:48].decode('utf-8', 'replace')!r} is before 1990 or in the "
+                        "future", raw, source, off))
+                else:
+                    errors.append(ErrorRecord(Reason.TOO_LONG, self._too_long(raw), raw,
+                                              source, off, kept=True))
+        buf = np.frombuffer(data, dtype=np.uint8)
+        idx = np.flatnonzero(~bad) if bad.any() else slice(None)
+        s = starts[idx]
+        return EventBatch(buf, s, s + cut[idx], tend[idx], ts[idx], level[idx],
+                          np.zeros(len(s), dtype=np.int32), [self.service], offs[idx],
+                          long_[idx], None, None)
+
+    def _json_lines(self, data, buf, starts, ends, offs, status, now, source,
+                    errors) -> EventBatch:
+        """JSON events by the numba scanner; what it leaves (and every event when the
+        originals are kept) goes record by record."""
+        cfg = self.config
+        if self.keep_events:
+            fast = np.zeros(0, dtype=np.int64)
+        else:
+            fast = np.flatnonzero((status == OK) & ((ends - starts) <= cfg.max_line_bytes))
         jstatus, spans, mbuf, msg = jsonscan.scan(buf, starts[fast], ends[fast],
                                                   cfg.max_json_depth)
         take = jstatus == jsonscan.FAST
         spans, msg, fast = spans[take], msg[take], fast[take]
-        # timestamps: plain ISO 8601 here; anything else, or absurd, takes the general path
+        # timestamps: the header grammar here; anything else, or absurd, takes the general
+        # path; so does a message whose header time is impossible or absurd
         ts_s, ts_e = spans[:, jsonscan.F_TS, 0], spans[:, jsonscan.F_TS, 1]
         has_ts = ts_s >= 0
         ts = scan_iso(buf, np.where(has_ts, ts_s, 0), np.where(has_ts, ts_e, 0))
         latest = now + cfg.max_future_skew_s
-        good = ~has_ts | ((ts >= MIN_EPOCH) & (ts <= latest))
-        _, hts, hlevel, cut = scan_lines(mbuf, msg[:, 0], msg[:, 1], now)
-        ts = np.where(~np.isnan(hts), hts, np.where(has_ts, ts, now))
+        mstatus, hts, hlevel, cut, _ = scan_lines(mbuf, msg[:, 0], msg[:, 1], now)
+        good = ((mstatus != BAD_TIME) & ~((hts < MIN_EPOCH) | (hts > latest))
+                & (~has_ts | ((ts >= MIN_EPOCH) & (ts <= latest))))
+        ts = np.where(np.isnan(hts), np.where(has_ts, ts, np.nan), hts)
         level = jsonscan.span_levels(buf, spans, LEVEL_TABLE, LEVEL_CODE)
         level = np.where(level < 0, hlevel, level).astype(np.int8)
         # services by the hash of their bytes: one string per distinct name
@@ -418,43 +556,125 @@ class Decoder:
         keep = np.flatnonzero(good)
         fast_batch = EventBatch(
             mbuf, msg[:, 0], msg[:, 0] + cut, msg[:, 1], ts, level,
-            inverse.astype(np.int32).reshape(-1), names, first_offset + fast,
+            inverse.astype(np.int32).reshape(-1), names, offs[fast],
             np.zeros(len(fast), dtype=bool), None, None).select(keep)
         rest = np.ones(len(starts), dtype=bool)
         rest[fast[keep]] = False
         slow = np.flatnonzero(rest)
         if len(slow) == 0:
-            return fast_batch, []
+            return fast_batch
         records = [data[starts[i]:ends[i]] for i in slow.tolist()]
-        slow_batch, errors = self.decode(records, first_offset + slow, source, now)
-        return EventBatch.merge(fast_batch, slow_batch), errors
+        slow_batch, more = self._records(records, offs[slow].tolist(), source, now)
+        errors.extend(more)
+        return EventBatch.merge(fast_batch, slow_batch)
 
-    def _plain(self, raw, body, off, source, out, truncated):
+    # ------------------------------------------------------------------ record by record
+    def _records(self, records: list[bytes], offsets: list[int], source: str, now: float):
+        """Non-blank lines (LF, CR and BOM already gone), one at a time."""
+        cfg = self.config
+        out = _Rows()
+        errors: list[ErrorRecord] = []
+        limit = cfg.max_line_bytes
+        auto = cfg.format == "auto"
+        for raw, off in zip(records, offsets):
+            nul = raw.find(b"\x00", 0, limit)
+            if nul >= 0 and _utf8_ok(raw[:nul]):  # whichever comes first, as the scanner
+                errors.append(ErrorRecord(Reason.NUL_BYTES, "line holds NUL bytes", raw,
+                                          source, off))
+                continue
+            if cfg.format == "plain" or (auto and not self._is_json(raw)):
+                err = self._plain(raw, off, source, out)
+            elif len(raw) > limit:
+                err = self._long_json(raw, off, source, out)
+            else:
+                err = self._json(raw, off, source, out)
+            if err is not None:
+                errors.append(err)
+        events, more = out.batch(now, now + cfg.max_future_skew_s, source)
+        errors.extend(more)
+        return events, errors
+
+    def _is_json(self, raw: bytes) -> bool:
+        """As ``jsonscan.json_shaped`` reads a line for format auto."""
+        m = _JSON_OBJECT.match(raw)
+        if m is None:
+            return False
+        if raw[m.end() - 1] != 91:  # [
+            return True
+        buf = np.frombuffer(raw, dtype=np.uint8)
+        return bool(jsonscan.json_shaped(buf, _ZERO, np.array([len(raw)]),
+                                         self.config.max_json_depth)[0])
+
+    def _too_long(self, raw: bytes) -> str:
+        limit = self.config.max_line_bytes
+        detail = f"{len(raw)} bytes, more than max_line_bytes ({limit}): truncated"
+        if b"\r" in raw:
+            detail += ("; it holds CR: a file with CR-only line ends is one line (LF "
+                       "separates lines; convert with tr '\\r' '\\n')")
+        return detail
+
+    def _plain(self, raw, off, source, out):
+        limit = self.config.max_line_bytes
+        long_ = len(raw) > limit
+        body = raw[:limit] if long_ else raw
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as e:
-            if not truncated or e.start < len(body) - 4:
+            if not (long_ and e.reason == "unexpected end of data"):
                 return ErrorRecord(Reason.INVALID_UTF8, str(e), raw, source, off)
             text = body[:e.start].decode("utf-8")  # a cut through a character
-        out.add(text, None, -1, self.service, None, off, None, truncated, raw)
+        out.add(text, None, -1, self.service, None, off, None,
+                self._too_long(raw) if long_ else None, raw)
         return None
 
-    def _json(self, raw, body, off, source, out):
+    def _json(self, raw, off, source, out):
         try:
-            event = orjson.loads(body)
+            event = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            msg = str(e)
-            if "recursion" in msg or "depth limit" in msg:
-                return ErrorRecord(Reason.TOO_DEEP, msg, raw, source, off)
-            if "utf-8" in msg.lower() or "surrogates" in msg.lower():
-                return ErrorRecord(Reason.INVALID_UTF8, msg, raw, source, off)
-            return ErrorRecord(Reason.INVALID_JSON, msg, raw, source, off)
+            return ErrorRecord(_json_error(raw, str(e)), str(e), raw, source, off)
         if not isinstance(event, dict):
             return ErrorRecord(Reason.NOT_AN_OBJECT, f"JSON {type(event).__name__}, not an "
                                "object", raw, source, off)
         limit = self.config.max_json_depth
-        if body.count(b"{") + body.count(b"[") > limit and _depth(event, limit) > limit:
+        if raw.count(b"{") + raw.count(b"[") > limit and _depth(event, limit) > limit:
             return ErrorRecord(Reason.TOO_DEEP, f"nested deeper than {limit}", raw, source, off)
+        return self._event(event, raw, off, source, out, None)
+
+    def _long_json(self, raw, off, source, out):
+        """An over-long JSON event: its top-level fields in one bounded pass (the reader may
+        have cut the line); the message cut to max_line_bytes, other fields only if small."""
+        cfg = self.config
+        st, spans, msg, mstate = jsonscan.read_long(raw, cfg.max_line_bytes,
+                                                    cfg.max_json_depth)
+        if st < 0 and st != jsonscan.CUT:
+            reason = _LONG_ERRORS[st]
+            if st == jsonscan.NOT_OBJECT and raw.lstrip()[:1] != b"[":
+                reason = Reason.INVALID_JSON
+            return ErrorRecord(reason, f"{reason.value.replace('_', ' ')} in a line of "
+                               f"{len(raw)} bytes", raw, source, off)
+        if mstate in (0, 3):
+            if mstate == 0 and st == jsonscan.CUT:
+                return ErrorRecord(Reason.TOO_LONG, f"no message in the {len(raw)} bytes read "
+                                   "of an over-long JSON line", raw, source, off)
+            return ErrorRecord(Reason.MISSING_MESSAGE, "no string 'message' field", raw,
+                               source, off)
+        try:
+            text = msg.tobytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            return ErrorRecord(Reason.INVALID_UTF8, f"message: {e}", raw, source, off)
+        event = {}
+        for f, key in enumerate(jsonscan.KEYS):
+            s, e = spans[f].tolist()
+            if f == jsonscan.F_MSG or s < 0 or e - s > _SMALL_FIELD:
+                continue
+            try:
+                event[key] = orjson.loads(raw[s:e])
+            except orjson.JSONDecodeError:
+                pass
+        event["message"] = text
+        return self._event(event, raw, off, source, out, self._too_long(raw))
+
+    def _event(self, event: dict, raw, off, source, out, too_long):
         message = event.get("message")
         if not isinstance(message, str):
             return ErrorRecord(Reason.MISSING_MESSAGE, "no string 'message' field", raw,
@@ -478,5 +698,17 @@ class Decoder:
         elif host is None:
             host = event.get("host.name")
         out.add(message, ts_raw, level, str(svc) if svc else self.service,
-                str(host) if host is not None else None, off, event, False, raw)
+                str(host) if host is not None else None, off, event, too_long, raw)
         return None
+
+
+_SMALL_FIELD = 4096  # an over-long event's fields other than message are read up to this
+_ZERO = np.zeros(1, dtype=np.int64)
+
+
+def _utf8_ok(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,30 +1,42 @@
-"""Score stage: closed windows to per-service scores and self-explaining anomalies.
+"""Score stage: closed windows to calibrated scores and self-explaining anomalies.
 
-One call per closed window runs the numba kernels of ``score`` over every template series,
-every service's line count and every service's error ratio at once; Python then only
-looks at the few series over a threshold.
+Every series (each template's count, each service's lines) has a count model
+(``countmodel``): a negative binomial around a robust baseline that is flat, daily or
+weekly, whichever predicts the series best. A window's evidence is the probability of a
+count at least as extreme, as a surprise s = -log10 p. One call per closed window runs the
+kernel over every series of the services in the frame; Python then only looks at the few
+series past a threshold.
 
-Evidence is made comparable before thresholds apply. A service with m warm template
-series gets m chances a window to cross a threshold by noise, so template z-scores are
-corrected for that (``z_adj^2 = z^2 - 2 ln m``, the Bonferroni correction in z units for
-Gaussian tails). Spikes and drops must also be large in relative terms (x2, /2), so a
-noisy but harmless series does not page anyone.
+Per service, its series (every warm template and the total) form one family of tests,
+corrected by weighted Bonferroni (weights sqrt(expected count)), so a service with 200
+templates is not 200 times as likely to page and its busy series keep most of the
+sensitivity. The family's surprise, its most surprising member after the correction,
+is the window's ``anomaly_score`` (0-100, written for every window) and gives each
+anomaly its score and severity (``score.warning_score``/``critical_score``).
+Spikes and drops must also be large in relative terms (templates x2 and /2, a service's
+lines -30 %), so a noisy but harmless series does not page anyone.
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import countmodel as cm
 from .config import ScoreConfig
-from .score import (HOURS_PER_WEEK, anomaly_score, ewma_step, hour_of_week, outage_probability,
-                    ratio_step, seasonal_step, trend_step)
+from .score import outage_probability, ratio_step, trend_step
 from .window import WindowFrame
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
 NEW_TEMPLATE_WINDOWS = 3  # a template counts as new for its first windows
 OUTAGE_BIAS, OUTAGE_W_SCORE, OUTAGE_W_TREND = -3.5, 0.9, 1.5
+NEW_TEMPLATE_S = 3.75  # surprise of new_template_min_lines weighted lines of a new template
+ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
+RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
+DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
+V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
 
 
 @dataclass
@@ -38,11 +50,12 @@ class Anomaly:
     expected: float
     lower: float
     upper: float
-    zscore: float
-    score: float  # 0-100
+    zscore: float  # z of a normal with the same tail probability (signed)
+    score: float  # 0-100, from the probability corrected for the service's m tests
     severity: str
     samples: list[str] = field(default_factory=list)
     incident_id: str = ""  # with the service name: "<service>-<first window, UTC>"
+    probability: float = 1.0  # corrected tail probability
 
 
 @dataclass
@@ -64,7 +77,7 @@ class ServiceWindow:
 class Detection:
     windows: list[ServiceWindow]
     anomalies: list[Anomaly]
-    template_z: np.ndarray  # z of every template series this window (for top-K gauges)
+    template_z: np.ndarray  # z of every template's corrected probability this window (gauges)
 
 
 def _pad(a: np.ndarray, n: int, fill=0) -> np.ndarray:
@@ -75,51 +88,46 @@ def _pad(a: np.ndarray, n: int, fill=0) -> np.ndarray:
     return out
 
 
-def poisson_z(x: float, lam: float) -> float:
-    """z-equivalent of a count x under Poisson(lam) (Wilson-Hilferty): the tail of a small
-    count is heavier than a Gaussian's, so 7 against an expected 2 is z 2.6, not 3.5."""
-    lam = max(lam, 1e-9)
-    if x > lam:
-        return 3.0 * math.sqrt(x) * (1.0 - 1.0 / (9.0 * x) - (lam / x) ** (1.0 / 3.0))
-    y = x + 1.0
-    return min(3.0 * math.sqrt(y) * (1.0 - 1.0 / (9.0 * y) - (lam / y) ** (1.0 / 3.0)), 0.0)
-
-
 def _alpha(half_life: float) -> float:
     return 1.0 - 0.5 ** (1.0 / half_life)
 
 
-def _severity(z_adj: float, cfg: ScoreConfig) -> str | None:
-    a = abs(z_adj)
-    if a > cfg.critical_z:
-        return "critical"
-    if a > cfg.warning_z:
-        return "warning"
-    return None
-
-
 def _incident_stamp(t: float) -> str:
-    import time
     return time.strftime("%Y%m%dT%H%MZ", time.gmtime(t))
 
 
+def new_template_rate(min_lines: int) -> float:
+    """The per-window rate of a never-seen template's lines under which ``min_lines`` of
+    them have surprise NEW_TEMPLATE_S (mid-warning): new templates then share the count
+    model's probabilities (3 lines: warning; 3 error lines, weighing 9: critical)."""
+    lo, hi = 1e-9, float(max(min_lines, 1))
+    for _ in range(100):
+        mid = math.sqrt(lo * hi)
+        if -cm.ln_tail(float(min_lines), mid, 0.0, True) * cm.LOG10E > NEW_TEMPLATE_S:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
 class Detector:
-    """Baselines of all series as arrays; ``score(frame)`` per closed window, in order."""
+    """Count models of all series as arrays; ``score(frame)`` per closed window, in order."""
 
     def __init__(self, config: ScoreConfig | None = None, window_seconds: float = 60.0):
         self.cfg = config or ScoreConfig()
         self.w = float(window_seconds)
-        self.alpha = _alpha(self.cfg.half_life_windows)
-        self.alpha_anomalous = self.alpha / 10.0
-        # template count series
-        self.t_mean = np.zeros(0)
-        self.t_var = np.zeros(0)
-        self.t_seen = np.zeros(0, dtype=np.int64)
+        cfg = self.cfg
+        self.alpha = _alpha(cfg.half_life_windows)
+        self.params = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal)
+        self.s_warn = cm.surprise_for_score(cfg.warning_score)
+        self.s_crit = cm.surprise_for_score(cfg.critical_score)
+        self.new_rate = new_template_rate(cfg.new_template_min_lines)
+        self.n_t = 0  # template series in use (the model arrays may be larger)
+        self.n_s = 0
+        self.tm = cm.new_state(0)  # template count models
+        self.sm = cm.new_state(0)  # service line-count models
         self.t_reported = np.zeros(0, dtype=bool)  # new_template raised already
-        # service line counts, error ratio and its trend
-        self.s_mean = np.zeros(0)
-        self.s_var = np.zeros(0)
-        self.s_seen = np.zeros(0, dtype=np.int64)
+        # error ratio baseline and its trend, per service
         self.r_mean = np.zeros(0)
         self.r_var = np.zeros(0)
         self.r_seen = np.zeros(0, dtype=np.int64)
@@ -130,21 +138,25 @@ class Detector:
         self.incident: dict[int, tuple[str, float]] = {}
 
     def _resize(self, n_templates: int, n_services: int) -> None:
-        if len(self.t_mean) < n_templates:
-            self.t_mean = _pad(self.t_mean, n_templates)
-            self.t_var = _pad(self.t_var, n_templates)
-            self.t_seen = _pad(self.t_seen, n_templates)
+        if self.n_t < n_templates:
+            self.tm = cm.grow_state(self.tm, n_templates)
             self.t_reported = _pad(self.t_reported, n_templates)
-        if len(self.s_mean) < n_services:
-            self.s_mean = _pad(self.s_mean, n_services)
-            self.s_var = _pad(self.s_var, n_services)
-            self.s_seen = _pad(self.s_seen, n_services)
+            self.n_t = n_templates
+        if self.n_s < n_services:
+            self.sm = cm.grow_state(self.sm, n_services)
             self.r_mean = _pad(self.r_mean, n_services)
             self.r_var = _pad(self.r_var, n_services)
             self.r_seen = _pad(self.r_seen, n_services)
             self.r_level = _pad(self.r_level, n_services, np.nan)
             self.r_slope = _pad(self.r_slope, n_services)
             self.alive = _pad(self.alive, n_services)
+            self.n_s = n_services
+
+    def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int):
+        s, mu, sd = np.empty(len(idx)), np.empty(len(idx)), np.empty(len(idx))
+        cm.model_step(idx, x, model["st"], model["prof"], model["pcnt"], model["seen"],
+                      hpos, day, *self.params, s, mu, sd)
+        return s, mu, sd
 
     def score(self, frame: WindowFrame, template_service: np.ndarray,
               n_services: int) -> Detection:
@@ -152,199 +164,212 @@ class Detector:
         cfg = self.cfg
         T = len(template_service)
         self._resize(T, n_services)
-        counts = _pad(frame.template_counts, T).astype(np.float64)
-        terrors = _pad(frame.template_errors, T)
-        lines = _pad(frame.lines, n_services).astype(np.float64)
-        errors = _pad(frame.errors, n_services).astype(np.float64)
-        self.alive |= lines > 0
-        # only the services closing this window are scored (each has its own clock)
         if frame.services is None:
-            in_s = np.ones(n_services, dtype=bool)
+            svcs = np.arange(n_services)
         else:
-            in_s = np.zeros(n_services, dtype=bool)
-            in_s[frame.services] = True
-        in_t = in_s[template_service]
-        # a template series exists from its first line; a service from its first line
-        t_live = ((self.t_seen > 0) | (counts > 0)) & in_t
-        t_idx = np.flatnonzero(t_live)
-        # a template is young for its first few windows: then it may raise new_template once
-        young = t_idx[(self.t_seen[t_idx] < NEW_TEMPLATE_WINDOWS) & ~self.t_reported[t_idx]
-                      & (counts[t_idx] > 0)]
-        t_prior_mean = self.t_mean.copy()
-        z_t = self._count_step(self.t_mean, self.t_var, self.t_seen, counts, t_idx)
-        s_prior = (self.s_mean.copy(), self.s_var.copy(), self.s_seen.copy())
-        z_s = self._count_step(self.s_mean, self.s_var, self.s_seen, lines,
-                               np.flatnonzero(self.alive & in_s))
-        if cfg.seasonal:
-            slot = hour_of_week(frame.start)
-            z_t, t_prior_mean = self._seasonal("t", counts, slot, z_t, t_prior_mean, T, in_t)
-            z_s, s_prior = self._seasonal_services(lines, slot, z_s, s_prior, n_services,
-                                                   in_s)
+            svcs = np.asarray(frame.services, dtype=np.int64)
+        in_s = np.zeros(n_services, dtype=bool)
+        in_s[svcs] = True
+        lines_all = _pad(frame.lines, n_services)
+        self.alive[svcs] |= lines_all[svcs] > 0
+        svcs = np.sort(svcs[self.alive[svcs]])  # a service exists from its first line
+        if frame.gap is not None and frame.services is not None and frame.gap.any():
+            # no persistence test across a jump over silence
+            jumped = np.asarray(frame.services)[frame.gap]
+            self.sm["st"][cm.RS, jumped] = 0.0
+            self.sm["st"][cm.RN, jumped] = 0.0
+            t_jumped = np.flatnonzero(np.isin(template_service, jumped))
+            self.tm["st"][cm.RS, t_jumped] = 0.0
+            self.tm["st"][cm.RN, t_jumped] = 0.0
+        counts = _pad(frame.template_counts, T)
+        # a template series exists from its first line
+        exists = (self.tm["seen"][:T] > 0) | (counts > 0)
+        if frame.services is not None:
+            exists &= in_s[template_service]
+        t_idx = np.flatnonzero(exists)
+        terrors = _pad(frame.template_errors, T)
+        hpos, day = cm.slots(frame.start, frame.end)
 
+        t_seen_before = self.tm["seen"][t_idx]  # model_step replaces, never edits, this
+        t_seen_before = t_seen_before.copy()
+        # a template is young for its first few windows: then it may raise new_template once
+        young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
+        young = young[~self.t_reported[young] & (counts[young] > 0)]
+        s_t, mu_t, sd_t = self._step(self.tm, t_idx, counts[t_idx].astype(np.float64),
+                                     hpos, day)
+        lines = lines_all[svcs].astype(np.float64)
+        s_seen_before = self.sm["seen"][svcs].copy()
+        s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day)
+
+        # error ratio: baseline, trend, and the error count's tail under that baseline
+        errors_all = _pad(frame.errors, n_services).astype(np.float64)
+        lines_f = lines_all.astype(np.float64)
         r_prior = self.r_mean.copy()
+        r_var_prior = self.r_var.copy()
+        r_seen_prior = self.r_seen.copy()
+        mask_l = np.where(in_s, lines_f, 0.0)  # services outside the frame: no observation
         z_r = np.zeros(n_services)
-        ratio_step(errors, lines, self.r_mean, self.r_var, self.r_seen, self.alpha,
-                   self.alpha_anomalous, cfg.error_ratio_floor / 2, cfg.warmup_windows,
-                   cfg.warning_z, z_r)
-        ratio = np.divide(errors, lines, out=np.full(n_services, np.nan), where=lines > 0)
+        ratio_step(errors_all, mask_l, self.r_mean, self.r_var, self.r_seen, self.alpha,
+                   self.alpha / 10.0, cfg.error_ratio_floor / 2, cfg.warmup_windows,
+                   RATIO_DAMP_Z, z_r)
+        ratio = np.divide(errors_all, lines_f, out=np.full(n_services, np.nan),
+                          where=(lines_f > 0) & in_s)
         slope = np.zeros(n_services)
         trend_step(ratio, self.r_level, self.r_slope, 0.5, 0.3, slope)
 
+        # families: per service, its warm templates and (with more than one) its total,
+        # tested together with weighted Bonferroni: p_i is compared with alpha v_i / W,
+        # v_i = sqrt(expected count), W their sum, so busy series (where incidents show)
+        # get more of the family's alpha than its many tiny templates. The error-rate
+        # test is gated by size (x2 and + error_ratio_floor) and shares the total's weight.
+        pos_of = np.full(n_services, -1, np.int64)
+        pos_of[svcs] = np.arange(len(svcs))
+        group = pos_of[template_service[t_idx]]
+        n_warm, W, nz = cm.family_pass(group, t_seen_before, cfg.warmup_windows, s_t, mu_t,
+                                       V_MIN, len(svcs))
+        v_s = np.sqrt(np.maximum(mu_s, V_MIN))
+        many = n_warm > 1
+        W = W + np.where(many, v_s, 0.0)
+        f_s = np.where(many, W / v_s, 1.0)
+        # only the few surprising series need their correction
+        g_nz = group[nz]
+        f_t = np.where(many[g_nz], W[g_nz] / np.sqrt(np.maximum(mu_t[nz], V_MIN)), 1.0)
+        s_nz = np.sign(s_t[nz]) * np.maximum(np.abs(s_t[nz]) - np.log10(f_t), 0.0)
+        best, _ = cm.group_extreme(g_nz, s_nz, len(svcs))
+        best_s = np.where(best >= 0, s_nz[np.maximum(best, 0)] if len(nz) else 0.0, 0.0)
+
+        s_err = np.zeros(len(svcs))
+        for k, svc in enumerate(svcs.tolist()):
+            n, e, r0 = lines_f[svc], errors_all[svc], r_prior[svc]
+            if r_seen_prior[svc] < cfg.warmup_windows or n <= 0:
+                continue
+            r = e / n
+            if r < max(2.0 * r0, r0 + cfg.error_ratio_floor):
+                continue
+            base = max(r0, 1e-4)
+            mu_e = n * base
+            k_e = max((r_var_prior[svc] - base * (1 - base) / n) / (base * base), 0.0)
+            s_err[k] = -cm.ln_tail(e, mu_e, k_e, True) * cm.LOG10E
+
+        # the family's surprise: its most surprising member after the correction
+        log_fs = np.log10(f_s)
+        fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
+        fam = np.maximum(fam, s_err - log_fs)
+        fam = np.maximum(fam, np.abs(best_s))
+        new_s = np.zeros(len(svcs))  # new templates: their own probability
+
         anomalies: list[Anomaly] = []
-        evidence = np.zeros(n_services)  # max |z_adj| per service
         outage_ev = np.zeros(n_services)
-        warm = t_idx[self.t_seen[t_idx] > cfg.warmup_windows]
-        warm_templates = np.bincount(template_service[warm], minlength=n_services)
-        penalty = 2.0 * np.log(np.maximum(warm_templates, 1))
 
-        def adj(z, svc):
-            return math.copysign(math.sqrt(max(z * z - penalty[svc], 0.0)), z)
-
-        def add(svc, kind, template, actual, expected, std, z, z_adj, samples):
-            sev = _severity(z_adj, cfg)
-            if sev is None:
+        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0):
+            svc = int(svcs[k])
+            s_c = max(abs(s_raw) - math.log10(factor), 0.0)
+            if s_c < self.s_warn:
                 return
-            evidence[svc] = max(evidence[svc], abs(z_adj))
+            severity = "critical" if s_c >= self.s_crit else "warning"
+            sc = np.empty(1)
+            cm.score_of(np.array([s_c]), sc)
+            z = np.empty(1)
+            cm.z_equivalent(np.array([math.copysign(s_c, s_raw)]), z)
+            # bounds: where a count would reach the warning level, about
+            zw = np.empty(1)
+            cm.z_equivalent(np.array([self.s_warn + math.log10(factor)]), zw)
             anomalies.append(Anomaly(
-                int(svc), kind, frame.start, frame.end, int(template), float(actual),
-                float(expected), float(max(expected - cfg.warning_z * std, 0.0)),
-                float(expected + cfg.warning_z * std), float(z), 0.0, sev,
-                list(samples)[: cfg.sample_lines]))
+                svc, kind, frame.start, frame.end, int(template), float(actual),
+                float(expected), float(max(expected - zw[0] * sd, 0.0)),
+                float(expected + zw[0] * sd), float(z[0]), float(sc[0]), severity,
+                list(samples)[: cfg.sample_lines], probability=float(10.0 ** -s_c)))
 
         # service drops (including silence) outrank the drops of its templates
         dropped = set()
-        for svc in np.flatnonzero(z_s < -cfg.warning_z).tolist():
-            exp = s_prior[0][svc]
-            if lines[svc] <= 0.5 * exp:
-                std = math.sqrt(max(s_prior[1][svc], exp, 1.0))
-                z_count = max(z_s[svc], poisson_z(lines[svc], exp))
-                add(svc, "drop", -1, lines[svc], exp, std, z_s[svc], z_count, [])
-                outage_ev[svc] = max(outage_ev[svc], -z_s[svc])
-                dropped.add(svc)
+        for k in np.flatnonzero(s_s < -self.s_warn).tolist():
+            if s_seen_before[k] < cfg.warmup_windows or lines[k] > DROP_RATIO * mu_s[k]:
+                continue
+            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
+            outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
+            dropped.add(int(svcs[k]))
         # template spikes and drops
-        for t in np.flatnonzero(np.abs(z_t) > cfg.warning_z).tolist():
+        for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
+            j = int(nz[q])
+            t = int(t_idx[j])
             svc = int(template_service[t])
-            exp = t_prior_mean[t]
-            x = counts[t]
-            if z_t[t] > 0 and x < 2.0 * exp:
+            x, exp = float(counts[t]), mu_t[j]
+            if s_t[j] > 0 and x < 2.0 * exp:
                 continue
-            if z_t[t] < 0 and (x > 0.5 * exp or svc in dropped):
+            if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
-            std = (x - exp) / z_t[t] if z_t[t] else 1.0
-            z = z_t[t]
-            z_count = max(z, poisson_z(x, exp)) if z < 0 else min(z, poisson_z(x, exp))
-            add(svc, "spike" if z > 0 else "drop", t, x, exp, std, z, adj(z_count, svc),
-                frame.samples.get(t, []))
-        # new templates, weighted by volume and level, once the service has a baseline:
-        # min_lines lines make a warning, three times as much weight a critical
-        least = max(cfg.new_template_min_lines, 1)
+            add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
+                frame.samples.get(t, []), f_t[q])
+        # new templates, weighted by level, once the service has a baseline
         for t in young.tolist():
             svc = int(template_service[t])
-            if self.s_seen[svc] <= cfg.warmup_windows:
+            k = int(pos_of[svc])
+            if k < 0 or s_seen_before[k] < cfg.warmup_windows:
                 continue
-            x = counts[t]
-            weighted = x * (1.0 + 2.0 * terrors[t] / x)
-            if weighted < least:
+            x = float(counts[t])
+            weighted = x + (ERROR_WEIGHT - 1.0) * float(terrors[t])
+            s_new = -cm.ln_tail(math.floor(weighted), self.new_rate, 0.0, True) * cm.LOG10E
+            new_s[k] = max(new_s[k], s_new)
+            if s_new < self.s_warn:
                 continue
-            z = cfg.warning_z + 0.01 + (cfg.critical_z - cfg.warning_z) * (weighted - least) \
-                / (2.0 * least)
             self.t_reported[t] = True
-            add(svc, "new_template", t, x, 0.0, 1.0, z, z, frame.samples.get(t, []))
+            add(k, "new_template", t, x, 0.0, math.sqrt(self.new_rate), s_new,
+                frame.samples.get(t, []))
         # error ratio
-        for svc in np.flatnonzero(z_r > cfg.warning_z).tolist():
-            exp = r_prior[svc]
-            r = ratio[svc]
-            if r < max(2.0 * exp, exp + cfg.error_ratio_floor):
-                continue
-            std = (r - exp) / z_r[svc]
-            err_templates = [t for t in np.flatnonzero(terrors > 0).tolist()
-                             if template_service[t] == svc]
-            samples = [line for t in err_templates for line in frame.samples.get(t, [])]
-            add(svc, "error_rate", -1, r, exp, std, z_r[svc], z_r[svc], samples)
-            outage_ev[svc] = max(outage_ev[svc], z_r[svc])
+        for k in np.flatnonzero(s_err > 0).tolist():
+            svc = int(svcs[k])
+            n = lines_f[svc]
+            r, r0 = errors_all[svc] / n, r_prior[svc]
+            sd_r = math.sqrt(max(r_var_prior[svc], r0 * (1 - r0) / n, 1e-12))
+            err_t = [t for t in t_idx[terrors[t_idx] > 0].tolist() if template_service[t] == svc]
+            samples = [line for t in err_t for line in frame.samples.get(t, [])]
+            add(k, "error_rate", -1, r, r0, sd_r, s_err[k], samples, f_s[k])
+            outage_ev[svc] = max(outage_ev[svc], s_err[k])
 
-        scores = anomaly_score(evidence)
-        # rising error ratio: slope in units of the error-ratio floor per window
+        # every window's score: the family's, or a new template's if higher
+        svc_s = np.maximum(fam, new_s)
+        scores = np.empty(len(svcs))
+        cm.score_of(svc_s, scores)
+        # outage: drop / error evidence in z units; rising error ratio
+        ev = np.empty(n_services)
+        cm.z_equivalent(outage_ev, ev)
         trend = np.maximum(slope / max(cfg.error_ratio_floor, 1e-9), 0.0)
-        p_out = outage_probability(np.maximum(outage_ev, 0.0), trend, OUTAGE_BIAS,
-                                   OUTAGE_W_SCORE, OUTAGE_W_TREND)
-        p_out[~self.alive] = 0.0
-        self._join_incidents(anomalies, frame.start, scores)
-        windows = [ServiceWindow(int(s), frame.start, frame.end, int(lines[s]), int(errors[s]),
+        p_out = outage_probability(ev, trend, OUTAGE_BIAS, OUTAGE_W_SCORE, OUTAGE_W_TREND)
+        self._join_incidents(anomalies, frame.start)
+        windows = [ServiceWindow(int(s), frame.start, frame.end, int(lines_all[s]),
+                                 int(errors_all[s]),
                                  0.0 if np.isnan(ratio[s]) else float(ratio[s]),
-                                 float(z_r[s]), float(scores[s]), float(p_out[s]),
-                                 float(s_prior[0][s]), float(r_prior[s]))
-                   for s in np.flatnonzero(self.alive & in_s).tolist()]
-        return Detection(windows, anomalies, z_t)
+                                 float(z_r[s]), float(scores[k]), float(p_out[s]),
+                                 float(mu_s[k]), float(r_prior[s]))
+                   for k, s in enumerate(svcs.tolist())]
+        # gauges: z of the corrected probability, so |z| >= 3 is rare for the service too
+        template_z = np.zeros(T)
+        z_t = np.empty(len(nz))
+        cm.z_equivalent(s_nz, z_t)
+        template_z[t_idx[nz]] = z_t
+        return Detection(windows, anomalies, template_z)
 
-    def _count_step(self, mean, var, seen, x, idx) -> np.ndarray:
-        """One window of the live count series idx (baselines updated in place); z of all."""
-        cfg = self.cfg
-        z = np.zeros(len(x))
-        z_live = np.zeros(len(idx))
-        m, v, s = mean[idx], var[idx], seen[idx]
-        ewma_step(x[idx], m, v, s, self.alpha, self.alpha_anomalous, cfg.count_floor,
-                  cfg.warmup_windows, cfg.warning_z, z_live)
-        mean[idx], var[idx], seen[idx] = m, v, s
-        z[idx] = z_live
-        return z
-
-    def _seasonal(self, name: str, x: np.ndarray, slot: int, z: np.ndarray,
-                  prior: np.ndarray, n: int, in_frame: np.ndarray):
-        """Hour-of-week baselines: where this hour of the week has its own warm baseline,
-        its z and mean replace the plain ones (so Monday 9:00 is compared with Mondays)."""
-        key = f"seasonal_{name}"
-        state = getattr(self, key, None)
-        if state is None or state[0].shape[0] < n:
-            fresh = [np.zeros((n, HOURS_PER_WEEK), order="F") for _ in range(2)]
-            seen = np.zeros((n, HOURS_PER_WEEK), dtype=np.int64, order="F")
-            if state is not None:
-                for new, old in zip((*fresh, seen), state):
-                    new[: old.shape[0]] = old
-            state = (*fresh, seen)
-            setattr(self, key, state)
-        mean, var, seen = state
-        before = mean[:n, slot].copy()
-        z_season = np.zeros(n)
-        # rows of the services in this frame only (others keep their baselines)
-        rows = np.flatnonzero(in_frame[:n])
-        m, v, sn = (np.asfortranarray(a[rows]) for a in state)
-        live = (x[rows] > 0) | (sn.sum(axis=1) > 0)
-        z_rows = np.zeros(len(rows))
-        seasonal_step(np.where(live, x[rows], 0.0), slot, m, v, sn, self.alpha,
-                      self.alpha_anomalous, self.cfg.count_floor, self.cfg.warmup_windows,
-                      self.cfg.warning_z, z_rows)
-        mean[rows], var[rows], seen[rows] = m, v, sn
-        z_season[rows] = z_rows
-        warm = seen[:n, slot] > self.cfg.warmup_windows
-        return np.where(warm, z_season, z), np.where(warm, before, prior)
-
-    def _seasonal_services(self, lines, slot, z_s, s_prior, n, in_frame):
-        z, mean = self._seasonal("s", lines, slot, z_s, s_prior[0][:n], n, in_frame)
-        return z, (mean, s_prior[1], s_prior[2])
-
-    def _join_incidents(self, anomalies: list[Anomaly], start: float, scores) -> None:
+    def _join_incidents(self, anomalies: list[Anomaly], start: float) -> None:
         """Anomalies of one service in adjacent windows share one incident id."""
         gap = (self.cfg.incident_gap_windows + 1) * self.w
         for a in anomalies:
-            a.score = float(scores[a.service])
             known = self.incident.get(a.service)
             if known is None or start - known[1] > gap:
                 known = (_incident_stamp(start), start)
             self.incident[a.service] = (known[0], start)
             a.incident_id = known[0]
 
-    # baselines are data; alpha, thresholds and the window length come from the config
-    _ARRAYS = ("t_mean", "t_var", "t_seen", "t_reported", "s_mean", "s_var", "s_seen",
-               "r_mean", "r_var", "r_seen", "r_level", "r_slope", "alive")
+    # models are data; alpha, thresholds and the window length come from the config
+    _ARRAYS = ("t_reported", "r_mean", "r_var", "r_seen", "r_level", "r_slope", "alive")
 
     def state(self) -> dict:
+        def trim(model, n):
+            return {k: (v[:n] if v.ndim == 1 else v[:, :n]) for k, v in model.items()}
         state = {k: getattr(self, k) for k in self._ARRAYS}
+        state["templates"] = trim(self.tm, self.n_t)
+        state["services"] = trim(self.sm, self.n_s)
         state["incident"] = {str(s): [stamp, start] for s, (stamp, start)
                              in self.incident.items()}
-        for name in ("seasonal_t", "seasonal_s"):
-            if getattr(self, name, None) is not None:
-                state[name] = list(getattr(self, name))
         return state
 
     @classmethod
@@ -353,8 +378,34 @@ class Detector:
         d = cls(config, window_seconds)
         for k in cls._ARRAYS:
             setattr(d, k, np.array(state[k]))
+        if "templates" not in state:  # the EWMA detector's state (format 2): convert
+            state = {**state, "templates": _from_ewma(state["t_mean"], state["t_var"],
+                                                      state["t_seen"]),
+                     "services": _from_ewma(state["s_mean"], state["s_var"],
+                                            state["s_seen"])}
+        d.tm = {k: np.array(v) for k, v in state["templates"].items()}
+        d.sm = {k: np.array(v) for k, v in state["services"].items()}
+        d.n_t = len(d.tm["seen"])
+        d.n_s = len(d.sm["seen"])
         d.incident = {int(s): (v[0], float(v[1])) for s, v in state["incident"].items()}
-        for name in ("seasonal_t", "seasonal_s"):
-            if name in state:
-                setattr(d, name, tuple(np.asfortranarray(a) for a in state[name]))
         return d
+
+
+def _from_ewma(mean, var, seen) -> dict:
+    """Count models seeded from the EWMA baselines a format-2 state holds: every level at
+    the mean, k from the variance beyond Poisson, errors at the variance; no rhythm yet
+    (the profiles fill as the hours pass and compete from then on)."""
+    mean = np.maximum(np.asarray(mean, np.float64), 0.0)
+    var = np.maximum(np.asarray(var, np.float64), 0.0)
+    model = cm.new_state(len(mean))
+    st = model["st"]
+    for f in (cm.F, cm.LD, cm.LL, cm.LW):
+        st[f] = mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(mean > 0, np.maximum(var - mean, 0.0) / (mean * mean), 0.0)
+    for f in (cm.KF, cm.KD, cm.KL, cm.KW):
+        st[f] = k
+    for f in (cm.EF, cm.ED, cm.EL, cm.EW):
+        st[f] = var
+    model["seen"][:] = np.minimum(np.asarray(seen, np.int64), np.iinfo(np.int32).max)
+    return model

@@ -52,6 +52,7 @@ def anomaly_doc(a, service: str, template_id: str | None, template: str | None) 
                   "actual": round(a.actual, 6), "expected": round(a.expected, 6),
                   "lower": round(a.lower, 6), "upper": round(a.upper, 6),
                   "zscore": round(a.zscore, 4), "anomaly_score": round(a.score, 2),
+                  "probability": float(f"{a.probability:.4g}"),
                   "severity": a.severity, "samples": a.samples,
                   "incident_id": f"{service}-{a.incident_id}",
                   "window": {"end": iso(a.end)}}}

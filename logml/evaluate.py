@@ -18,7 +18,20 @@ Rules, with W = ``window_seconds`` and D = ``max_delay_windows``:
   groups;
 * false alarms are the groups that are not true, counted by their highest severity and
   normalised per service-day: ``count / (len(labels.services) * duration_days)``.
-  Unmatched anomalies are also counted one by one (``false_alarm_anomalies``).
+  Unmatched anomalies are also counted one by one (``false_alarm_anomalies``);
+* an incident with an ``onset`` (gradual and seasonal ones of ``logml generate --hard``)
+  matches anomalies from ``onset - W``; its delay still counts from ``start``;
+* labels may set ``probation_seconds`` (as NAB's probationary period): anomalies in the
+  first that many seconds are not scored at all, and service-days start after it;
+* the NAB score (Numenta Anomaly Benchmark, Lavin and Ahmad 2015): every window of a
+  service with an anomaly is a detection; the first detection inside an incident's
+  window [onset - W, end + D*W] earns A_TP * sigma(y), y = its position from -1 (window
+  start) to 0 (window end), sigma(y) = 2 / (1 + e^(5y)) - 1; a detection outside every
+  window costs A_FP * sigma(y) with y its distance after the last window's end in window
+  lengths (-A_FP when no window precedes it); a missed window costs A_FN. Normalised to
+  0 for a detector that never fires and 100 for one that fires at every window's start;
+  profiles ``standard`` (A_FP 0.11), ``reward_low_fp`` (0.22) and ``reward_low_fn``
+  (A_FP 0.055, A_FN 2).
 """
 from __future__ import annotations
 
@@ -30,7 +43,10 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["evaluate", "load_anomalies", "format_report"]
+__all__ = ["evaluate", "load_anomalies", "format_report", "nab_score", "NAB_PROFILES"]
+
+NAB_PROFILES = {"standard": (1.0, 0.11, 1.0), "reward_low_fp": (1.0, 0.22, 1.0),
+                "reward_low_fn": (1.0, 0.055, 2.0)}  # A_TP, A_FP, A_FN
 
 SEVERITIES = ("warning", "critical")
 _SEV_RANK = {"info": 0, "low": 0, "warning": 1, "medium": 1, "high": 2, "critical": 2}
@@ -135,14 +151,21 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     if W <= 0:
         raise ValueError("window_seconds must be > 0")
 
+    probation = float(labels.get("probation_seconds") or 0.0)
+    t_start = _epoch(labels.get("start"))
+    scored_from = (-math.inf if t_start is None else t_start) + probation
     # anomalies, normalised
     anoms = []
     skipped = 0
+    in_probation = 0
     for k, doc in enumerate(anomalies):
         svc = _get(doc, "service.name")
         ts = _epoch(_get(doc, "@timestamp"))
         if svc is None or ts is None:
             skipped += 1
+            continue
+        if ts < scored_from:
+            in_probation += 1
             continue
         iid = _get(doc, "logml.incident_id")
         score = _get(doc, "logml.anomaly_score")
@@ -160,8 +183,10 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         start, end = _epoch(inc.get("start")), _epoch(inc.get("end"))
         if start is None or end is None or "service" not in inc:
             raise ValueError(f"label incident {inc.get('id')!r} needs service, start and end")
+        onset = _epoch(inc.get("onset"))
         incidents.append({**inc, "id": str(inc.get("id", f"inc-{len(incidents) + 1}")),
-                          "start": start, "end": end})
+                          "start": start, "end": end,
+                          "onset": start if onset is None else min(onset, start)})
     incidents.sort(key=lambda x: (x["start"], x["id"]))
     by_service: dict[str, list[dict]] = {}
     for a in anoms:
@@ -172,7 +197,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     # incidents
     rows = []
     for inc in incidents:
-        lo, hi = inc["start"] - W, inc["end"] + D * W
+        lo, hi = inc["onset"] - W, inc["end"] + D * W
         hits = [a for a in by_service.get(inc["service"], []) if lo <= a["ts"] <= hi]
         for a in hits:
             a["matches"].append(inc["id"])
@@ -237,7 +262,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         services = sorted({r["service"] for r in rows} | set(by_service))
     n_services = max(1, len(services))
     if "start" in labels and "end" in labels:
-        duration = float(labels["end"]) - float(labels["start"])
+        duration = float(labels["end"]) - float(labels["start"]) - probation
     else:
         ts_all = [a["ts"] for a in anoms] + [x for r in rows for x in (r["start"], r["end"])]
         duration = (max(ts_all) - min(ts_all) + W) if ts_all else 0.0
@@ -256,6 +281,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         "late": n_det - n_in_time, "missed": n_inc - n_det,
         "anomalies": n_anom, "matched_anomalies": n_matched,
         "false_alarm_anomalies": len(unmatched), "skipped_anomalies": skipped,
+        "probation_anomalies": in_probation,
         "logml_incidents": n_groups, "true_logml_incidents": n_true,
         "false_alarms": len(false_groups),
     }
@@ -277,8 +303,55 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         "false_alarms_by_severity": fa_by_sev,
         "false_alarm_anomalies_by_severity": _sev_counts(a["severity"] for a in unmatched),
         "false_alarms_per_service_day": per_sd,
+        "probation_seconds": probation,
+        "nab": {name: nab_score(anoms, incidents, W, D, *weights)
+                for name, weights in NAB_PROFILES.items()},
         "totals": totals,
     }
+
+
+def _sigma(y: float) -> float:
+    return 2.0 / (1.0 + math.exp(min(5.0 * y, 700.0))) - 1.0
+
+
+def nab_score(anoms: list[dict], incidents: list[dict], W: float, D: int, a_tp: float,
+              a_fp: float, a_fn: float) -> dict:
+    """NAB's scaled score of the detections (service, window start) against the incidents'
+    windows [onset - W, end + D*W]; see the module doc. 0 = never fires, 100 = perfect."""
+    det: dict[str, list[float]] = {}
+    for a in anoms:
+        det.setdefault(a["service"], []).append(a["ts"])
+    wins: dict[str, list[tuple[float, float]]] = {}
+    for inc in incidents:
+        wins.setdefault(inc["service"], []).append((inc["onset"] - W, inc["end"] + D * W))
+    raw, tp, fp = 0.0, 0, 0
+    n_windows = sum(len(v) for v in wins.values())
+    for svc in set(det) | set(wins):
+        ws = sorted(wins.get(svc, []))
+        hit = [False] * len(ws)
+        for t in sorted(set(det.get(svc, []))):
+            inside = [k for k, (a, b) in enumerate(ws) if a <= t <= b]
+            if inside:
+                k = inside[0]
+                if not hit[k]:
+                    a, b = ws[k]
+                    raw += a_tp * _sigma((t - b) / max(b - a, W))
+                    hit[k] = True
+                    tp += 1
+                continue
+            before = [(a, b) for a, b in ws if b < t]
+            fp += 1
+            if before:
+                a, b = before[-1]
+                raw += a_fp * _sigma((t - b) / max(b - a, W))
+            else:
+                raw -= a_fp
+        raw -= a_fn * hit.count(False)
+    null = -a_fn * n_windows
+    perfect = a_tp * _sigma(-1.0) * n_windows
+    score = 100.0 * (raw - null) / (perfect - null) if perfect > null else None
+    return {"score": score, "raw": raw, "detected_windows": tp, "false_detections": fp,
+            "windows": n_windows}
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,6 +410,14 @@ def format_report(result: dict) -> str:
                f"precision {_pct(result['precision'])}"
                + (f" ({tot['skipped_anomalies']} skipped: no service or timestamp)"
                   if tot["skipped_anomalies"] else ""))
+    nab = result.get("nab")
+    if nab:
+        out.append("NAB score (0 = never fires, 100 = perfect): " + ", ".join(
+            f"{name} {v['score']:.1f}" for name, v in nab.items() if v["score"] is not None)
+            + f" ({nab['standard']['false_detections']} detections outside incident windows)")
+    if result.get("probation_seconds"):
+        out.append(f"probation: the first {result['probation_seconds'] / 3600:g} h are not "
+                   f"scored ({tot['probation_anomalies']} anomalies in it)")
     out.append(f"logml incidents: {tot['logml_incidents']}, true "
                f"{tot['true_logml_incidents']}, incident precision "
                f"{_pct(result['incident_precision'])}")

@@ -666,23 +666,41 @@ def _build(seed: int, hours: float, services: int, start: float | None,
 
 
 def generate(seed: int, hours: float, services: int, start: float | None = None,
-             rate: float = 20.0) -> tuple[list[bytes], dict]:
+             rate: float = 20.0, hard: bool = False) -> tuple[list[bytes], dict]:
     """(events, labels): events are Filebeat 8 ECS JSON objects (bytes, no newline), sorted
     by @timestamp; labels hold the incidents. ``rate`` is the mean lines/s per service;
-    ``start`` (epoch seconds) defaults to the last whole hour at least ``hours`` ago."""
+    ``start`` (epoch seconds) defaults to the last whole hour at least ``hours`` ago
+    (``hard``: see ``hardgen``; its start defaults to a fixed midnight)."""
+    if hard:
+        from .hardgen import build_chunks
+        events, labels = [], None
+        for lines, lab in build_chunks(seed, hours, services, start, rate):
+            if lines:
+                events.extend(line.encode() for line in lines)
+            labels = lab or labels
+        return events, labels
     lines, labels = _build(seed, hours, services, start, rate)
     return [line.encode() for line in lines], labels
 
 
 def write(out_dir, seed: int, hours: float, services: int, start: float | None = None,
-          rate: float = 20.0) -> tuple[Path, Path]:
+          rate: float = 20.0, hard: bool = False) -> tuple[Path, Path]:
     """Write OUT/events.jsonl (one event a line) and OUT/labels.json; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines, labels = _build(seed, hours, services, start, rate)
+    if hard:
+        from .hardgen import build_chunks
+        chunks = build_chunks(seed, hours, services, start, rate)
+    else:
+        lines, labels = _build(seed, hours, services, start, rate)
+        chunks = iter([(lines, None), (None, labels)])
     events_path, labels_path = out / "events.jsonl", out / "labels.json"
     with open(events_path, "wb") as f:
-        for i in range(0, len(lines), 20000):
-            f.write(("\n".join(lines[i:i + 20000]) + "\n").encode())
+        for lines, lab in chunks:
+            if lab is not None:
+                labels = lab
+                continue
+            for i in range(0, len(lines), 20000):
+                f.write(("\n".join(lines[i:i + 20000]) + "\n").encode())
     labels_path.write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2) + b"\n")
     return events_path, labels_path

@@ -12,9 +12,13 @@ trailing ``,;:.!`` are kept around the placeholder):
   ``UUID``, ``IP`` (IPv4 with optional port, IPv6, MAC-like colon groups),
   ``TS`` (dates and times: 2024-01-31, 12:30:01.5, 2024-01-31T12:30:01Z, 31/01/2024),
   ``ID`` (block/job/container style ids: a word, ``_`` or ``-``, then a digit-bearing tail,
-  e.g. ``blk_-1608``, ``container_1445_01_000003``, ``node-12``);
-* ``KV``: in ``key=value`` the value is masked as ``<*>`` when it holds a digit; values of
-  letters only (``status=failed``) are kept, because they name a different event;
+  e.g. ``blk_-1608``, ``container_1445_01_000003``, ``node-12``),
+  ``NAME`` (dotted names: host names, Java classes, bundle ids; three or more parts, the
+  last starting with a letter, an optional ``:line`` or ``:port``, e.g.
+  ``mail.example.com``, ``com.apple.xpc.launchd``, ``org.x.Foo.bar:120``): names by shape,
+  which a line carries as a variable far more often than as its event's wording;
+* ``KV``: in ``key=value`` the value is masked as ``<*>`` when it holds a digit or is a
+  name; values of letters only (``status=failed``) are kept: they name a different event;
 * inside a token: numbers bounded by non-alphanumerics, signed or decimal, with a unit of
   up to three letters or ``%`` (``-3``, ``12ms``, ``3.5MB``) become ``NUM``; ``0x1f`` and
   runs of six or more hex digits holding a digit become ``HEX``.
@@ -26,20 +30,23 @@ compare the two.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
+from .jit import compiling
+
 # class codes (also the order of PLACEHOLDERS)
-URL, EMAIL, PATH, UUID, IP, TS, ID, KV, NUM, HEX = range(1, 11)
+URL, EMAIL, PATH, UUID, IP, TS, ID, KV, NUM, HEX, NAME = range(1, 12)
 MASK_BITS = {
     "url": 1 << URL, "email": 1 << EMAIL, "path": 1 << PATH, "uuid": 1 << UUID,
     "ip": 1 << IP, "timestamp": 1 << TS, "id": 1 << ID, "kv": 1 << KV,
-    "number": 1 << NUM, "hex": 1 << HEX,
+    "number": 1 << NUM, "hex": 1 << HEX, "name": 1 << NAME,
 }
 ALL_MASKS = sum(MASK_BITS.values())
 PLACEHOLDERS = ["", "<URL>", "<EMAIL>", "<PATH>", "<UUID>", "<IP>", "<TS>", "<ID>",
-                "<*>", "<NUM>", "<HEX>"]
+                "<*>", "<NUM>", "<HEX>", "<NAME>"]
 _PH_BYTES = np.zeros((len(PLACEHOLDERS), 8), dtype=np.uint8)
 _PH_LEN = np.zeros(len(PLACEHOLDERS), dtype=np.int64)
 for _k, _p in enumerate(PLACEHOLDERS):
@@ -54,6 +61,19 @@ _DATE_WORDS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "s
 _DW_BYTES = np.zeros((len(_DATE_WORDS), 10), dtype=np.uint8)
 for _k, _w in enumerate(_DATE_WORDS):
     _DW_BYTES[_k, : len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
+
+# One explicit signature per entry point: compiled once (or loaded from the cache) at import,
+# never re-specialised for a caller's array flavour, so two first runs at once write the same
+# cache entries. Arrays are typed read-only, which writable ones convert to for free.
+_BYTES = nb.types.Array(nb.types.uint8, 1, "C", readonly=True)
+_TABLE = nb.types.Array(nb.types.uint8, 2, "C", readonly=True)
+_I64 = nb.types.Array(nb.types.int64, 1, "A", readonly=True)
+_U64 = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
+_TABLE_ARGS = (_TABLE, _I64, _TABLE)
+_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1]))(
+    _BYTES, _I64, _I64, _U64, nb.types.int64, *_TABLE_ARGS)
+_SIG_MASKED = nb.types.uint8[::1](_BYTES, nb.types.int64, nb.types.int64, nb.types.int64,
+                                  *_TABLE_ARGS)
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -70,37 +90,37 @@ def mask_flags(names) -> int:
 
 
 # ---------------------------------------------------------------- byte classes
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_ws(c):
     return c == 32 or (9 <= c <= 13)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_digit(c):
     return 48 <= c <= 57
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_alpha(c):
     return (65 <= c <= 90) or (97 <= c <= 122) or c >= 128
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_alnum(c):
     return _is_digit(c) or _is_alpha(c)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_hex(c):
     return _is_digit(c) or (65 <= c <= 70) or (97 <= c <= 102)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_open(c):  # ( [ { < " '
     return c == 40 or c == 91 or c == 123 or c == 60 or c == 34 or c == 39
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _is_close(c):  # ) ] } > " ' , ; : . !
     return (c == 41 or c == 93 or c == 125 or c == 62 or c == 34 or c == 39 or c == 44
             or c == 59 or c == 58 or c == 46 or c == 33)
@@ -299,6 +319,34 @@ def _is_id(b, a, e):
 
 
 @nb.njit(cache=True)
+def _is_name(b, a, e):
+    """Dotted name: three or more parts of letters, digits, _ $ - joined by single dots, the
+    last starting with a letter, _ or $; then optionally :digits (a line or a port)."""
+    z = e
+    k = e - 1
+    while k > a and _is_digit(b[k]):
+        k -= 1
+    if k < e - 1 and b[k] == 58:
+        z = k
+    dots = 0
+    part = 0
+    last = a
+    for k in range(a, z):
+        c = b[k]
+        if c == 46:
+            if part == 0:
+                return False
+            dots += 1
+            part = 0
+            last = k + 1
+        elif _is_alnum(c) or c == 95 or c == 36 or c == 45:
+            part += 1
+        else:
+            return False
+    return dots >= 2 and part > 0 and (_is_alpha(b[last]) or b[last] == 95 or b[last] == 36)
+
+
+@nb.njit(cache=True)
 def _whole_class(b, a, e, flags):
     if a >= e:
         return 0
@@ -329,6 +377,8 @@ def _whole_class(b, a, e, flags):
         return EMAIL
     if slashes and flags & (1 << PATH) and _is_path(b, a, e):
         return PATH
+    if dots >= 2 and flags & (1 << NAME) and _is_name(b, a, e):
+        return NAME
     if digits == 0:
         return 0
     if e - a == 36 and dashes == 4 and flags & (1 << UUID) and _is_uuid(b, a, e):
@@ -339,21 +389,6 @@ def _whole_class(b, a, e, flags):
     if colons + dashes + slashes >= 2 and flags & (1 << TS) and _is_ts(b, a, e):
         return TS
     if dashes and flags & (1 << ID) and _is_id(b, a, e):
-        return ID
-    return 0
-    if flags & (1 << URL) and _is_url(b, a, e):
-        return URL
-    if flags & (1 << EMAIL) and _is_email(b, a, e):
-        return EMAIL
-    if flags & (1 << PATH) and _is_path(b, a, e):
-        return PATH
-    if flags & (1 << UUID) and _is_uuid(b, a, e):
-        return UUID
-    if flags & (1 << IP) and (_is_ipv4(b, a, e) or _is_colon_hex(b, a, e)):
-        return IP
-    if flags & (1 << TS) and _is_ts(b, a, e):
-        return TS
-    if flags & (1 << ID) and _is_id(b, a, e):
         return ID
     return 0
 
@@ -384,14 +419,14 @@ def _is_date_word(b, a, e, words):
 
 
 # ---------------------------------------------------------------- writing
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _put_ph(out, o, cls, ph, ph_len):
     for m in range(ph_len[cls]):
         out[o + m] = ph[cls, m]
     return o + ph_len[cls]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _copy(b, a, e, out, o):
     for k in range(a, e):
         out[o] = b[k]
@@ -494,7 +529,7 @@ def _mask_token(b, i, j, out, o, flags, ph, ph_len):
                 if _is_digit(b[z]):
                     digit = True
                 z += 1
-            if digit:
+            if digit or (flags & (1 << NAME) and _is_name(b, v, z)):
                 o = _copy(b, i, v, out, o)
                 o = _put_ph(out, o, KV, ph, ph_len)
                 return _mask_words(b, z, j, out, o, flags, ph, ph_len)
@@ -561,40 +596,45 @@ def _fnv(out, n, seed):
     return h
 
 
-@nb.njit(cache=True, parallel=True)
-def shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
+def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     """Shape hash and token count of every line buf[starts[k]:ends[k]], one pass each.
 
-    seeds[k] is mixed into the hash so equal text in two services has two shapes. Lines
-    are split into chunks that the cores take in parallel, each with its own scratch.
+    seeds[k] is mixed into the hash so equal text in two services has two shapes. One core:
+    the scan runs at over a million lines a second, and a parallel loop cost more in
+    compile time (seconds on every fresh install) than it saved.
     """
     n = starts.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     ntoks = np.empty(n, dtype=np.int32)
-    chunk = 2048
-    for c in nb.prange((n + chunk - 1) // chunk):
-        lo = c * chunk
-        hi = min(n, lo + chunk)
-        longest = 0
-        for k in range(lo, hi):
-            longest = max(longest, ends[k] - starts[k])
-        # a placeholder is at most 7 bytes and replaces at least one byte
-        out = np.empty(longest * 7 + 16, dtype=np.uint8)
-        for k in range(lo, hi):
-            m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
-            hashes[k] = _fnv(out, m, seeds[k])
-            ntoks[k] = t
+    longest = 0
+    for k in range(n):
+        longest = max(longest, ends[k] - starts[k])
+    # a placeholder is at most 7 bytes and replaces at least one byte
+    out = np.empty(longest * 7 + 16, dtype=np.uint8)
+    for k in range(n):
+        m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
+        hashes[k] = _fnv(out, m, seeds[k])
+        ntoks[k] = t
     return hashes, ntoks
 
 
-@nb.njit(cache=True)
-def masked_line(buf, start, end, flags, ph, ph_len, words):
+def _masked_line(buf, start, end, flags, ph, ph_len, words):
     out = np.empty((end - start) * 7 + 8, dtype=np.uint8)
     m, _ = _mask_line(buf, start, end, out, flags, ph, ph_len, words)
     return out[:m]
 
 
+with compiling():  # the entry points, compiled at import (from the cache after the first run)
+    # nogil: Masker.hashes runs chunks of a large batch in threads, without numba's
+    # parallel loops (which cost seconds of compiling on every fresh install)
+    shape_hashes = nb.njit(_SIG_HASHES, cache=True, nogil=True)(_shape_hashes)
+    masked_line = nb.njit(_SIG_MASKED, cache=True)(_masked_line)
+
+
 # ---------------------------------------------------------------- Python face
+PARALLEL_MIN_LINES = 8192  # per thread: below it a thread costs more than it saves
+
+
 class Masker:
     """Batch front end of the scanner for one mask set."""
 
@@ -603,7 +643,20 @@ class Masker:
 
     def hashes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
+        """Shape hash and token count of each line; a large batch is split over numba's
+        thread count (NUMBA_NUM_THREADS, numba.set_num_threads) in threads."""
+        n = len(starts)
+        parts = min(nb.get_num_threads(), n // PARALLEL_MIN_LINES)
+        if parts < 2:
+            return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN,
+                                _DW_BYTES)
+        cuts = np.linspace(0, n, parts + 1).astype(int)
+        with ThreadPoolExecutor(parts) as pool:
+            done = list(pool.map(lambda k: shape_hashes(
+                buf, starts[cuts[k]:cuts[k + 1]], ends[cuts[k]:cuts[k + 1]],
+                seeds[cuts[k]:cuts[k + 1]], self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES),
+                range(parts)))
+        return np.concatenate([h for h, _ in done]), np.concatenate([t for _, t in done])
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
         out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
@@ -647,6 +700,7 @@ _REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
 _REF_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
 _REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
+_REF_NAME = re.compile(f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?")
 _REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")
 _REF_WORD = re.compile(f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+")
 _REF_DATE_WORDS = frozenset(_DATE_WORDS)
@@ -695,6 +749,8 @@ def _ref_whole(t: str, flags: int) -> int:
         return EMAIL
     if on(PATH) and _REF_PATH.fullmatch(t):
         return PATH
+    if on(NAME) and _REF_NAME.fullmatch(t):
+        return NAME
     if not re.search("[0-9]", t):
         return 0
     if on(UUID) and _REF_UUID.fullmatch(t):
@@ -744,7 +800,7 @@ def _ref_token(tok: str, flags: int) -> str:
         m = re.match(f"[{_ALNUM}_.\\-]+=", stripped)
         if m:
             value = re.match(r"[^,;&]*", stripped[m.end():]).group(0)
-            if re.search("[0-9]", value):
+            if re.search("[0-9]", value) or (flags & (1 << NAME) and _REF_NAME.fullmatch(value)):
                 cut = len(lead) + m.end()
                 return tok[:cut] + PLACEHOLDERS[KV] + _ref_words(tok[cut + len(value):], flags)
     return _ref_words(tok, flags)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import os
 import sys
 from typing import BinaryIO, TextIO
@@ -33,15 +34,18 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     for blk in read_blocks(stream):
         block = blk.data
         events, errors = decoder.decode_block(block, first_offset=0)
-        n = len(events) + sum(1 for e in errors if not e.kept)
+        n = len(events) + sum(e.count for e in errors if not e.kept)
         idx, _ = engine.template_events(events)
         pos = events.offset  # line positions within the block
         if fmt == "csv":
-            frag = {i: f",{engine.template_id(i)},{_csv_field(engine.template_text(i))}"
-                    for i in np.unique(idx).tolist()}
-            cells = np.full(n, ",,", dtype=object)
-            cells[pos] = [frag[i] for i in idx.tolist()]
-            out.write("\n".join(f"{line_no + k + 1}{c}" for k, c in enumerate(cells)) + "\n")
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            frag = np.array([f",{engine.template_id(i)},{_csv_field(engine.template_text(i))}"
+                             for i in uniq.tolist()] + [",,"], dtype=object)
+            which = np.full(n, len(uniq))  # lines without an event: empty cells
+            which[pos] = inverse
+            # joined by C loops (map), not a Python loop per line
+            out.write("\n".join(map(operator.add, map(str, range(line_no + 1, line_no + n + 1)),
+                                     frag[which].tolist())) + "\n")
         else:
             rows = np.empty(n, dtype=object)
             for j, (p, t) in enumerate(zip(pos.tolist(), idx.tolist())):
@@ -49,10 +53,9 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
                            "template": engine.template_text(t),
                            "params": engine.params(events.text(j), t)}
             for e in errors:
-                if not e.kept:
-                    rows[e.offset] = {"line_no": line_no + e.offset + 1, "template_id": None,
-                                      "template": None, "error": str(e.reason),
-                                      "detail": e.detail}
+                for k in range(e.offset, e.offset + e.count) if not e.kept else ():
+                    rows[k] = {"line_no": line_no + k + 1, "template_id": None,
+                               "template": None, "error": str(e.reason), "detail": e.detail}
             out.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
         line_no += n
         progress.update(len(block))

@@ -142,9 +142,9 @@ class Pipeline:
         if not errors:
             return
         with self.stats.lock:
-            for e in errors:
-                self.stats.invalid[e.reason.value] += 1
-            self.stats.dead_lettered += len(errors)
+            for e in errors:  # a record may stand for a run of blank lines
+                self.stats.invalid[e.reason.value] += e.count
+                self.stats.dead_lettered += e.count
         self.sink.dead_letter(errors)
 
     def _new_templates(self, before: int) -> None:

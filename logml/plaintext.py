@@ -1,16 +1,27 @@
-"""Plain-text lines at array speed: validation and header scan in one numba pass.
+"""Plain-text lines at array speed: splitting, validation and header scan in numba passes.
 
-For each line of a block: is it empty, does it hold NUL, is it valid UTF-8, is it too long;
-and where its header (timestamp, level) ends, with the timestamp as epoch seconds. The
-regular expressions in ``decode.parse_header`` are the reference the tests compare with.
+For each line of a block: is it blank, does it hold NUL, is it valid UTF-8, where does its
+header (timestamp, level) end, and the timestamp as epoch seconds. A header that has the
+shape of a timestamp but names an impossible time (month 13, Feb 30, hour 24, minute 60,
+second 61, offset beyond +-14:00) is ``BAD_TIME``: the line is dead-lettered rather than
+read with a shifted clock. A leap second (``:60``) is read as the first second of the next
+minute, as POSIX time has no leap seconds. The regular expressions in ``decode`` are the
+reference the tests compare with, on every input.
+
+Line ends: only LF separates records (CR LF loses its CR); a lone CR stays inside the line.
+A UTF-8 byte order mark at the start of a line is dropped before anything else.
 """
 from __future__ import annotations
+
+import time
 
 import numba as nb
 import numpy as np
 
-OK, EMPTY, NUL, BAD_UTF8 = 0, 1, 2, 3
-NO_TS, BAD_TS = -1e18, -2e18  # no timestamp here; a timestamp-shaped impossible date
+OK, EMPTY, NUL, BAD_UTF8, BAD_TIME = 0, 1, 2, 3, 4
+NO_TS, BAD_TS = -1e18, -2e18  # no timestamp here; a timestamp-shaped impossible time
+MAX_OFFSET_MIN = 14 * 60  # UTC offsets run from -12:00 to +14:00
+PARALLEL_LINES = 4096
 
 _LEVEL_WORDS = ["TRACE", "DEBUG", "FINE", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR",
                 "SEVERE", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC"]
@@ -71,35 +82,74 @@ def _num(b, p, e, lo, hi):
 
 
 @nb.njit(cache=True)
-def _frac(b, p, e, maxd):
-    """[.,]digits at p -> (fraction, end); (0.0, p) when absent."""
-    if p + 1 < e and (b[p] == 46 or b[p] == 44) and _digit(b[p + 1]):
+def _frac(b, p, e, maxd, comma):
+    """[.,]digits at p -> (fraction, end); (0.0, p) when absent; (-1.0, p) when it has more
+    than maxd digits. digits / 10**n, as the reference computes it, so both agree exactly."""
+    if p + 1 < e and (b[p] == 46 or (comma and b[p] == 44)) and _digit(b[p + 1]):
         q = p + 1
-        v = 0.0
+        v = 0
         scale = 1.0
-        while q < e and _digit(b[q]) and q - p - 1 < maxd:
-            scale /= 10.0
-            v += (b[q] - 48) * scale
+        while q < e and _digit(b[q]):
+            if q - p - 1 == maxd:
+                return -1.0, p
+            v = v * 10 + (b[q] - 48)
+            scale *= 10.0
             q += 1
-        if q < e and _digit(b[q]):  # more digits than the format allows
-            return NO_TS, p
-        return v, q
+        return v / scale, q
     return 0.0, p
 
 
 @nb.njit(cache=True)
 def _time(b, p, e, hour_min):
-    """H:MM:SS at p -> (seconds, end) or (-1, p)."""
+    """H:MM:SS at p -> (h, m, s, end); h = -1 when the shape does not match."""
     h, q = _num(b, p, e, hour_min, 2)
     if h < 0 or q >= e or b[q] != 58:
-        return -1, p
+        return -1, 0, 0, p
     mi, q = _num(b, q + 1, e, 2, 2)
     if mi < 0 or q >= e or b[q] != 58:
-        return -1, p
+        return -1, 0, 0, p
     s, q = _num(b, q + 1, e, 2, 2)
     if s < 0:
-        return -1, p
-    return h * 3600 + mi * 60 + s, q
+        return -1, 0, 0, p
+    return h, mi, s, q
+
+
+@nb.njit(cache=True)
+def _days_in_month(y, m):
+    if m == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    if m == 4 or m == 6 or m == 9 or m == 11:
+        return 30
+    return 31
+
+
+@nb.njit(cache=True)
+def _valid(y, mo, d, h, mi, s):
+    """A time that exists: second 60 (a leap second) is allowed in any minute."""
+    return (y >= 1 and 1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23
+            and mi <= 59 and s <= 60)
+
+
+@nb.njit(cache=True)
+def _tz(b, q, e):
+    """Z or [+-]HH[:]MM at q -> (seconds to add for UTC, end, 0 absent | 1 ok | 2 invalid)."""
+    if q < e and (b[q] == 90 or b[q] == 122):
+        return 0.0, q + 1, 1
+    if q < e and (b[q] == 43 or b[q] == 45):
+        r = q + 1
+        if r + 2 <= e and _digit(b[r]) and _digit(b[r + 1]):
+            hh = (b[r] - 48) * 10 + b[r + 1] - 48
+            r += 2
+            if r < e and b[r] == 58:
+                r += 1
+            if r + 2 <= e and _digit(b[r]) and _digit(b[r + 1]) and not (
+                    r + 2 < e and _digit(b[r + 2])):
+                mm = (b[r] - 48) * 10 + b[r + 1] - 48
+                if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN:
+                    return 0.0, q, 2
+                sign = -1.0 if b[q] == 43 else 1.0
+                return sign * (hh * 3600 + mm * 60), r + 2, 1
+    return 0.0, q, 0
 
 
 @nb.njit(cache=True)
@@ -121,6 +171,7 @@ def _alpha(c):
 
 @nb.njit(cache=True)
 def _iso(b, p, e):
+    """YYYY-MM-DD[T ]HH:MM:SS[.f][Z|+HH:MM] at p -> (epoch | NO_TS | BAD_TS, end)."""
     y, q = _num(b, p, e, 4, 4)
     if y < 0 or q >= e or not (b[q] == 45 or b[q] == 47):
         return NO_TS, p
@@ -130,45 +181,44 @@ def _iso(b, p, e):
     d, q = _num(b, q + 1, e, 1, 2)
     if d < 0 or q >= e or not (b[q] == 84 or b[q] == 116 or b[q] == 32):
         return NO_TS, p
-    secs, q = _time(b, q + 1, e, 1)
-    if secs < 0:
+    h, mi, s, q = _time(b, q + 1, e, 1)
+    if h < 0:
         return NO_TS, p
-    frac, q = _frac(b, q, e, 9)
+    frac, q = _frac(b, q, e, 9, True)
     if frac < 0:
         return NO_TS, p
-    if mo < 1 or mo > 12 or y < 1:
-        return BAD_TS, p  # a date that cannot be: no header at all
-    ts = _days_from_civil(y, mo, d) * 86400.0 + secs + frac
-    if q < e and (b[q] == 90 or b[q] == 122):
-        q += 1
-    elif q < e and (b[q] == 43 or b[q] == 45):
-        hh, r = _num(b, q + 1, e, 2, 2)
-        if hh >= 0:
-            if r < e and b[r] == 58:
-                r += 1
-            mm, r2 = _num(b, r, e, 2, 2)
-            if mm >= 0:
-                sign = -1.0 if b[q] == 43 else 1.0
-                ts += sign * (hh * 3600 + mm * 60)
-                q = r2
-    return ts, q
+    off, q, tz = _tz(b, q, e)
+    if tz == 2 or not _valid(y, mo, d, h, mi, s):
+        return BAD_TS, p
+    return _days_from_civil(y, mo, d) * 86400.0 + (h * 3600 + mi * 60 + s) + frac + off, q
+
+
+@nb.njit(cache=True)
+def _no_year(mo, d, h, mi, s, frac, year, now):
+    """Epoch of a date without a year: this year, or last year when that would put it more
+    than a day ahead of now (December read in January); BAD_TS when it does not exist."""
+    secs = h * 3600 + mi * 60 + s
+    if _days_from_civil(year, mo, d) * 86400.0 + secs + frac > now + 86400.0:
+        year -= 1
+    if not _valid(year, mo, d, h, mi, s):
+        return BAD_TS
+    return _days_from_civil(year, mo, d) * 86400.0 + secs + frac
 
 
 @nb.njit(cache=True)
 def _syslog(b, p, e, year, now, months, weekdays):
+    """[Www ]Mmm D HH:MM:SS[.f][ YYYY] at p (syslog, Apache) -> (epoch | NO_TS | BAD_TS, end).
+    A word that is not a month name is no timestamp."""
     # optional weekday then whitespace, then the month; the regex tries both readings
-    starts = np.empty(2, dtype=np.int64)
-    n = 0
+    after_weekday = -1
     if _three(b, p, e, weekdays) >= 0 and p + 3 < e and _space(b[p + 3]):
-        q = p + 3
-        while q < e and _space(b[q]):
-            q += 1
-        starts[n] = q
-        n += 1
-    starts[n] = p
-    n += 1
-    for k in range(n):
-        q = starts[k]
+        after_weekday = p + 3
+        while after_weekday < e and _space(b[after_weekday]):
+            after_weekday += 1
+    for k in range(2):
+        q = after_weekday if k == 0 else p
+        if q < 0:
+            continue
         if q + 3 >= e or not (_alpha(b[q]) and _alpha(b[q + 1]) and _alpha(b[q + 2])):
             continue
         if not _space(b[q + 3]):
@@ -182,10 +232,10 @@ def _syslog(b, p, e, year, now, months, weekdays):
             continue
         while r < e and _space(b[r]):
             r += 1
-        secs, r = _time(b, r, e, 2)
-        if secs < 0:
+        h, mi, s, r = _time(b, r, e, 2)
+        if h < 0:
             continue
-        frac, r = _frac(b, r, e, 6)
+        frac, r = _frac(b, r, e, 6, True)
         if frac < 0:
             continue
         yr = -1
@@ -198,19 +248,18 @@ def _syslog(b, p, e, year, now, months, weekdays):
                 yr = yv
                 r = r3
         if mo < 0:
+            return NO_TS, p
+        if yr < 0:
+            return _no_year(mo + 1, d, h, mi, s, frac, year, now), r
+        if not _valid(yr, mo + 1, d, h, mi, s):
             return BAD_TS, p
-        y = yr if yr >= 0 else year
-        if y < 1:
-            return BAD_TS, p
-        ts = _days_from_civil(y, mo + 1, d) * 86400.0 + secs + frac
-        if yr < 0 and ts > now + 86400.0:
-            ts = _days_from_civil(y - 1, mo + 1, d) * 86400.0 + secs + frac
-        return ts, r
+        return _days_from_civil(yr, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s) + frac, r
     return NO_TS, p
 
 
 @nb.njit(cache=True)
-def _logcat(b, p, e, year):
+def _logcat(b, p, e, year, now):
+    """MM-DD HH:MM:SS[.f] at p (Android logcat) -> (epoch | NO_TS | BAD_TS, end)."""
     mo, q = _num(b, p, e, 2, 2)
     if mo < 0 or q >= e or b[q] != 45:
         return NO_TS, p
@@ -219,15 +268,15 @@ def _logcat(b, p, e, year):
         return NO_TS, p
     while q < e and _space(b[q]):
         q += 1
-    secs, q = _time(b, q, e, 2)
-    if secs < 0:
+    h, mi, s, q = _time(b, q, e, 2)
+    if h < 0:
         return NO_TS, p
-    frac, q2 = _frac(b, q, e, 6)
-    if frac < 0 or (q2 > q and b[q] != 46):
+    frac, q2 = _frac(b, q, e, 6, False)
+    if frac < 0:
         frac, q2 = 0.0, q
     if mo < 1 or mo > 12:
         return BAD_TS, p
-    return _days_from_civil(year, mo, d) * 86400.0 + secs + frac, q2
+    return _no_year(mo, d, h, mi, s, frac, year, now), q2
 
 
 @nb.njit(cache=True)
@@ -263,42 +312,38 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
-@nb.njit(cache=True, parallel=True)
-def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
-    """Per line: status, epoch (NaN when none), level code and header length."""
-    n = starts.shape[0]
-    status = np.zeros(n, dtype=np.int8)
-    ts = np.full(n, np.nan)
-    level = np.zeros(n, dtype=np.int8)
-    cut = np.zeros(n, dtype=np.int64)
-    for i in nb.prange(n):
-        s = starts[i]
-        e = ends[i]
-        # validation: whitespace only, NUL, UTF-8
-        blank = True
-        k = s
-        while k < e:
-            c = buf[k]
-            if c == 0:
-                status[i] = NUL
-                break
-            if not _space(c):
-                blank = False
-            if c < 128:
-                k += 1
-                continue
-            if 0xC2 <= c <= 0xDF:
-                need = 1
-            elif 0xE0 <= c <= 0xEF:
-                need = 2
-            elif 0xF0 <= c <= 0xF4:
-                need = 3
-            else:
-                status[i] = BAD_UTF8
-                break
-            if k + need >= e:
-                status[i] = BAD_UTF8
-                break
+@nb.njit(cache=True, inline="always")
+def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+               status, ts, level, cut, end):
+    """Line i of ``scan_lines``, written into its output arrays."""
+    s = starts[i]
+    e = min(ends[i], s + limit)
+    cropped = e < ends[i]
+    # validation: whitespace only, NUL, UTF-8
+    blank = True
+    k = s
+    while k < e:
+        c = buf[k]
+        if c == 0:
+            status[i] = NUL
+            break
+        if not _space(c):
+            blank = False
+        if c < 128:
+            k += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            need = 1
+        elif 0xE0 <= c <= 0xEF:
+            need = 2
+        elif 0xF0 <= c <= 0xF4:
+            need = 3
+        else:
+            status[i] = BAD_UTF8
+            break
+        have = min(need, e - k - 1)  # continuation bytes before the end
+        bad = False
+        if have >= 1:
             c1 = buf[k + 1]
             bad = c1 < 0x80 or c1 > 0xBF
             if c == 0xE0 and c1 < 0xA0:
@@ -309,58 +354,79 @@ def scan(buf, starts, ends, year, now, levels, codes, only, months, weekdays):
                 bad = True
             elif c == 0xF4 and c1 > 0x8F:
                 bad = True
-            for m in range(2, need + 1):
-                if buf[k + m] < 0x80 or buf[k + m] > 0xBF:
-                    bad = True
-            if bad:
-                status[i] = BAD_UTF8
-                break
-            k += need + 1
-        if status[i] != OK:
-            continue
-        if blank:
-            status[i] = EMPTY
-            continue
-        # header: [timestamp] [level]
-        p = s
-        while p < e and _space(buf[p]):
-            p += 1
-        q = p + 1 if p < e and buf[p] == 91 else p
-        t, r = _iso(buf, q, e)
-        if t == NO_TS:
-            t, r = _syslog(buf, q, e, year, now, months, weekdays)
-        if t == NO_TS:
-            t, r = _logcat(buf, q, e, year)
-        if t == BAD_TS:
-            continue  # looked like a timestamp but is none: the line has no header
-        if t == NO_TS:
-            code, r = _level(buf, p, e, levels, codes, only, True, False)
-            if code > 0:
-                level[i] = code
-                while r < e and _space(buf[r]):
-                    r += 1
-                cut[i] = r - s
-            continue
-        ts[i] = t
-        if r < e and buf[r] == 93:
-            r += 1
-        r2 = r
-        while r2 < e and _space(buf[r2]):
-            r2 += 1
-        if r2 > r:
-            code, r3 = _level(buf, r2, e, levels, codes, only, False, True)
-            if code > 0:
-                level[i] = code
-                r = r3
-        while r < e and _space(buf[r]):
-            r += 1
-        cut[i] = r - s
-    return status, ts, level, cut
+        for m in range(2, have + 1):
+            if buf[k + m] < 0x80 or buf[k + m] > 0xBF:
+                bad = True
+        if bad or (have < need and not cropped):
+            status[i] = BAD_UTF8
+            break
+        if have < need:  # a character cut by the limit: the text ends before it
+            e = k
+            break
+        k += need + 1
+    end[i] = e
+    if status[i] != OK:
+        return
+    if blank and not cropped:
+        status[i] = EMPTY
+        return
+    # header: [timestamp] [level]
+    p = s
+    while p < e and _space(buf[p]):
+        p += 1
+    q = p + 1 if p < e and buf[p] == 91 else p
+    t, r = _iso(buf, q, e)
+    if t == NO_TS:
+        t, r = _syslog(buf, q, e, year, now, months, weekdays)
+    if t == NO_TS:
+        t, r = _logcat(buf, q, e, year, now)
+    if t == BAD_TS:
+        status[i] = BAD_TIME
+        return
+    if t == NO_TS:
+        code, r = _level(buf, p, e, levels, codes, only, True, False)
+        if code > 0:
+            level[i] = code
+            while r < e and _space(buf[r]):
+                r += 1
+            cut[i] = r - s
+        return
+    ts[i] = t
+    if r < e and buf[r] == 93:
+        r += 1
+    r2 = r
+    while r2 < e and _space(buf[r2]):
+        r2 += 1
+    if r2 > r:
+        code, r3 = _level(buf, r2, e, levels, codes, only, False, True)
+        if code > 0:
+            level[i] = code
+            r = r3
+    while r < e and _space(buf[r]):
+        r += 1
+    cut[i] = r - s
+
+
+@nb.njit(cache=True, parallel=True)
+def _scan_par(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+              status, ts, level, cut, end):
+    for i in nb.prange(starts.shape[0]):
+        _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
+                   weekdays, status, ts, level, cut, end)
+
+
+@nb.njit(cache=True)
+def _scan_ser(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+              status, ts, level, cut, end):
+    for i in range(starts.shape[0]):
+        _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
+                   weekdays, status, ts, level, cut, end)
 
 
 @nb.njit(cache=True)
 def scan_iso(buf, starts, ends):
-    """Epoch of each text that is exactly one ISO 8601 timestamp, else NaN."""
+    """Epoch of each text that is exactly one ISO 8601 timestamp of the header grammar,
+    else NaN (not that shape: the general reader decides; or an impossible time)."""
     n = starts.shape[0]
     out = np.full(n, np.nan)
     for i in range(n):
@@ -370,21 +436,85 @@ def scan_iso(buf, starts, ends):
     return out
 
 
-def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float):
-    import time
-    year = time.gmtime(now).tm_year
-    return scan(buf, starts, ends, year, now, LEVEL_TABLE, LEVEL_CODE, LEVEL_ONLY,
-                MONTH_TABLE, WEEKDAY_TABLE)
+def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float,
+               limit: int = 1 << 62):
+    """Per line: status, epoch (NaN when none), level code, header length and the end of
+    the text kept. A line longer than ``limit`` is read up to its limit only, cut back to a
+    character boundary when the limit falls inside one. ``now`` gives the year of dates
+    that have none."""
+    n = starts.shape[0]
+    out = (np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.zeros(n, dtype=np.int8),
+           np.zeros(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+    # threads pay off on big blocks only; waking them costs milliseconds on a busy machine
+    run = _scan_par if n >= PARALLEL_LINES else _scan_ser
+    run(buf, starts, ends, limit, time.gmtime(now).tm_year, now, LEVEL_TABLE, LEVEL_CODE,
+        LEVEL_ONLY, MONTH_TABLE, WEEKDAY_TABLE, *out)
+    return out
 
 
-def split_lines(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Buffer and line bounds of a block of newline-terminated lines (CR LF too)."""
+@nb.njit(cache=True)
+def _split(buf):
+    starts = np.empty(buf.shape[0] // 128 + 16, dtype=np.int64)  # grows when lines are short
+    ends = np.empty_like(starts)
+    lines = np.empty_like(starts)
+    runs = np.empty((16, 4), dtype=np.int64)
+    m = 0
+    r = 0
+    ln = 0
+    p = 0
+    n = buf.shape[0]
+    while p < n:
+        q = p
+        while q < n and buf[q] != 10:
+            q += 1
+        s = p
+        e = q
+        if e > s and buf[e - 1] == 13:
+            e -= 1
+        if e - s >= 3 and buf[s] == 0xEF and buf[s + 1] == 0xBB and buf[s + 2] == 0xBF:
+            s += 3
+        k = s
+        while k < e and _space(buf[k]):
+            k += 1
+        if k == e:  # blank: one more line of the current run, or a new run
+            if r > 0 and runs[r - 1, 0] + runs[r - 1, 1] == ln:
+                runs[r - 1, 1] += 1
+            else:
+                if r == runs.shape[0]:
+                    grown = np.empty((2 * r, 4), dtype=np.int64)
+                    grown[:r] = runs
+                    runs = grown
+                runs[r, 0] = ln
+                runs[r, 1] = 1
+                runs[r, 2] = s
+                runs[r, 3] = e
+                r += 1
+        else:
+            if m == starts.shape[0]:
+                grow = np.empty(2 * m, dtype=np.int64)
+                grow[:m] = starts
+                starts = grow
+                grow = np.empty(2 * m, dtype=np.int64)
+                grow[:m] = ends
+                ends = grow
+                grow = np.empty(2 * m, dtype=np.int64)
+                grow[:m] = lines
+                lines = grow
+            starts[m] = s
+            ends[m] = e
+            lines[m] = ln
+            m += 1
+        ln += 1
+        p = q + 1
+    return starts[:m], ends[:m], lines[:m], runs[:r], ln
+
+
+def split_lines(data: bytes):
+    """A block of LF-terminated lines (the last may lack its LF) as arrays, with no object
+    per line: (buf, starts, ends, line, blank_runs, n_lines). ``line`` is the index of each
+    non-blank line in the block; each row of ``blank_runs`` is a run of consecutive blank
+    (empty or whitespace-only) lines: (first line, count, start, end of the first). Ends
+    exclude the LF and a CR before it; starts skip a UTF-8 byte order mark."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.concatenate((nl, [len(buf)]))
-    if len(buf) == 0 or buf[-1] == 10:
-        starts, ends = starts[:-1], ends[:-1]
-    cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13)
-    ends = ends - cr
-    return buf, starts.astype(np.int64), ends.astype(np.int64)
+    starts, ends, line, runs, n = _split(buf)
+    return buf, starts, ends, line, runs, n

@@ -1,54 +1,192 @@
 """``logml run --input FILE|-``: the whole pipeline embedded, JSON lines out, optional
-/metrics. State can be carried between runs (``--state``), so an input read in parts gives
-the same anomalies as the input read at once."""
+/metrics.
+
+With ``--state`` the run checkpoints: every ``output.checkpoint_every_s`` and at the end the
+output files are synced and the state is saved atomically with the input position, the
+input file's identity and each output file's committed length. A resumed run cuts the
+outputs back to those lengths and reads on from the position, so a run killed at any point
+and rerun writes exactly what an uninterrupted run writes. A rotated, replaced or truncated
+input is read from its start (and said so), never skipped.
+
+SIGTERM and SIGINT stop reading; the current block is finished and checkpointed with its
+windows still open (the next run continues them). Pipes, FIFOs and terminals are live:
+small reads, and the pipeline's clock ticks at least once a second.
+"""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
+from . import snapshot
 from .config import Config
 from .metrics import Stats, serve
-from .pipeline import Pipeline
+from .pipeline import STATE_KIND, Pipeline
 from .progress import Progress
 from .sinks.jsonl import JsonlSink
-from .sources.file import open_input, read_blocks
+from .sources.file import POLL_S, Input
+
+EMBEDDED = "embedded"  # this runner's part of the state tree: inputs and outputs
+_INTS = ("line", "offset", "dev", "ino", "size", "head_len")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def read_state(path: str) -> tuple[dict, dict]:
+    """(pipeline state, embedded part) of a state file; SnapshotError if it is not one."""
+    tree = snapshot.read(path, STATE_KIND)
+    emb = tree.pop(EMBEDDED, None) if isinstance(tree, dict) else None
+    emb = {} if emb is None else emb
+    inputs = emb.get("inputs", {}) if isinstance(emb, dict) else None
+    outputs = emb.get("outputs", {}) if isinstance(emb, dict) else None
+    if not (isinstance(inputs, dict) and isinstance(outputs, dict)
+            and all(isinstance(v, dict) and all(isinstance(v.get(k, 0), int) for k in _INTS)
+                    for v in inputs.values())
+            and isinstance(outputs.get("files", {}), dict)
+            and all(isinstance(n, int) for n in outputs.get("files", {}).values())):
+        raise snapshot.SnapshotError(f"state file {path} has a malformed {EMBEDDED!r} part; "
+                                     "delete it to start afresh")
+    return tree, emb
+
+
+class Runner:
+    """One embedded run. ``stopped_by`` names the signal that stopped it, if any."""
+
+    def __init__(self, config: Config, path: str, state: str | None = None,
+                 keep_open: bool = False, service: str | None = None, progress: bool = True,
+                 follow: bool = False):
+        self.cfg, self.path, self.state, self.follow = config, path, state, follow
+        self.keep_open, self.service, self.progress = keep_open, service, progress
+        self.stopped_by: str | None = None
+        self.checkpoints = 0
+        self.pipe: Pipeline | None = None
+
+    def run(self) -> Pipeline:
+        cfg = self.cfg
+        inp = Input(self.path)
+        try:
+            tree, emb = read_state(self.state) if self.state and Path(self.state).exists() \
+                else (None, {})
+            stats = Stats()
+            server = serve(stats, cfg.metrics.port, cfg.metrics.address)
+            try:
+                out = Path(cfg.output.dir)
+                outputs = emb.get("outputs", {})
+                same_dir = outputs.get("dir") == str(out.resolve())
+                sink = JsonlSink(out, cfg.output.write_logs, append=tree is not None,
+                                 lengths=outputs.get("files") if same_dir else None)
+                for note in sink.notes:
+                    _say(f"logml run: {note}")
+                try:
+                    self._run(inp, sink, stats, tree, emb)
+                finally:
+                    sink.close()
+            finally:
+                if server:
+                    server.shutdown()
+        finally:
+            inp.close()
+        return self.pipe
+
+    def _run(self, inp: Input, sink: JsonlSink, stats: Stats, tree: dict | None,
+             emb: dict) -> None:
+        cfg = self.cfg
+        pipe = self.pipe = Pipeline(cfg, sink, stats, self.service)
+        if tree is not None:
+            pipe.restore(tree, f"state file {self.state}")
+        source = str(Path(self.path).resolve()) if inp.seekable else self.path
+        self.inputs = dict(emb.get("inputs", {}))
+        saved = self.inputs.get(source)
+        offset = int(pipe.positions.get(source, 0))
+        line = int(saved.get("line", 0)) if saved else 0
+        why = inp.changed(saved, offset)
+        if why:
+            _say(f"logml run: {self.path}: {why}: reading it from the start")
+            offset = line = 0
+        self.source, self.offset, self.line, self.partial = source, offset, line, False
+        size = inp.size()
+        bar = Progress(size - offset if size else None, "logml run", unit="bytes") \
+            if self.progress else None
+        restore = self._catch_signals()
+        follow = self.follow and inp.seekable
+        blocks = inp.blocks(cfg.decode.max_line_bytes, offset, line,
+                            keep_partial=(self.keep_open or follow) and inp.seekable,
+                            follow=follow, say=lambda m: _say(f"logml run: {m}"))
+        try:
+            last_tick = last_ck = time.monotonic()
+            every, dirty = cfg.output.checkpoint_every_s, False
+            for block in blocks:
+                if inp.live:
+                    pipe.live = True  # a pipe, or a followed file caught up
+                if block is not None:
+                    if block.long_lines:
+                        sink.line_lengths = {(source, k): v for k, v in
+                                             block.long_lines.items()}
+                    pipe.process_block(block.data, block.first_line, source, block.end_offset)
+                    sink.line_lengths = {}
+                    self.partial = not block.data.endswith(b"\n")
+                    self.line = block.first_line + block.lines
+                    self.offset = block.end_offset
+                    dirty = True
+                    if bar:
+                        bar.update(len(block.data))
+                now = time.monotonic()
+                if inp.live and (block is None or now - last_tick >= POLL_S):
+                    pipe.tick(time.time())
+                    last_tick, dirty = now, True
+                if self.state and dirty and now - last_ck >= every:
+                    self.checkpoint(inp)
+                    last_ck, dirty = time.monotonic(), False
+                elif dirty:
+                    sink.flush()
+                if self.stopped_by:
+                    break
+            if not self.stopped_by and not self.keep_open:
+                pipe.finish()
+            if self.state:
+                self.checkpoint(inp)
+            else:
+                sink.flush()
+        finally:
+            blocks.close()
+            restore()
+            if bar:
+                bar.close()
+
+    def checkpoint(self, inp: Input) -> None:
+        """Outputs synced, then the state with their lengths saved atomically: a crash
+        before the rename leaves the previous state, whose lengths the rerun cuts back to."""
+        lengths = self.pipe.sink.sync()
+        entry = {"line": self.line, "offset": self.offset, "partial": self.partial}
+        if inp.seekable:
+            entry.update(inp.identity())
+        self.inputs[self.source] = entry
+        tree = self.pipe.state()
+        tree[EMBEDDED] = {"inputs": self.inputs,
+                          "outputs": {"dir": str(Path(self.cfg.output.dir).resolve()),
+                                      "files": lengths}}
+        snapshot.write(self.state, STATE_KIND, tree)
+        self.checkpoints += 1
+
+    def _catch_signals(self):
+        """SIGTERM/SIGINT ask for a graceful stop (a second one stops at once); returns
+        the function that puts the previous handlers back."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def stop(signum, frame):
+            if self.stopped_by:
+                raise KeyboardInterrupt
+            self.stopped_by = signal.Signals(signum).name
+
+        old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        return lambda: [signal.signal(s, h) for s, h in old.items()]
 
 
 def run_file(config: Config, path: str, state: str | None = None, keep_open: bool = False,
              service: str | None = None, progress: bool = True) -> Pipeline:
-    out = Path(config.output.dir)
-    resuming = bool(state) and Path(state).exists()
-    sink = JsonlSink(out, config.output.write_logs, append=resuming)
-    stats = Stats()
-    m = config.metrics
-    server = serve(stats, m.port, m.address) if m.port else None
-    pipe = Pipeline(config, sink, stats, service)
-    if resuming:
-        pipe.load(state)
-    source = path if path == "-" else str(Path(path).resolve())
-    offset = pipe.positions.get(source, 0) if path != "-" else 0
-    stream, size = open_input(path, offset)
-    bar = Progress(size - offset if size else None, "logml run", unit="bytes") if progress \
-        else None
-    try:
-        first_line = 0
-        for block in read_blocks(stream, start_offset=offset):
-            pipe.process_block(block.data, first_line, source, block.end_offset)
-            first_line += block.data.count(b"\n")
-            sink.flush()
-            if bar:
-                bar.update(len(block.data))
-        if not keep_open:
-            pipe.finish()
-        sink.flush()
-        if state:
-            pipe.save(state)
-    finally:
-        if bar:
-            bar.close()
-        sink.close()
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        if server:
-            server.shutdown()
-    return pipe
+    return Runner(config, path, state, keep_open, service, progress).run()

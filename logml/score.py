@@ -1,4 +1,5 @@
-"""Scoring kernels: per-window baselines, z-scores, trends and outage probability.
+"""Scoring kernels of the error ratio and the outage probability: per-window baselines,
+z-scores, trends. (Count series are scored by ``countmodel``.)
 
 Every kernel takes the arrays of *all* series at once and runs one numba loop over them,
 so a window close costs one call per kernel, not one Python call per series. State lives
@@ -7,20 +8,13 @@ it in place and write their output into a caller-provided array, so nothing is a
 per window. Each kernel has a ``*_reference``: the same specification in plain vectorized
 numpy, which returns new arrays instead of mutating; the tests compare the two.
 
-Baselines are West's incremental exponentially weighted mean and variance. The z-score's
-denominator never drops below a noise floor, because a series that has been perfectly
-flat (var ~ 0) would otherwise turn any wiggle into an enormous z:
-
-* counts (``ewma_step``, ``seasonal_step``): std >= sqrt(mean) (Poisson noise) and
-  >= ``floor``;
-* error ratios (``ratio_step``): std >= sqrt(p(1-p)/lines) (binomial noise) and >= ``floor``.
-
-The first ``warmup`` observations of a series only train its baseline (z = 0). After that,
-an observation with |z| > ``damp_z`` updates the baseline with the smaller
-``alpha_anomalous``, so an incident does not quickly become the new normal.
-
-If the denominator is exactly 0 (only possible with ``floor`` = 0 on a series with
-var = 0 and mean <= 0) the z-score is 0: there is no scale to measure a deviation by.
+The error-ratio baseline is West's incremental exponentially weighted mean and variance.
+The z-score's denominator never drops below a noise floor, std >= sqrt(p(1-p)/lines)
+(binomial noise) and >= ``floor``, because a series that has been perfectly flat (var ~ 0)
+would otherwise turn any wiggle into an enormous z. The first ``warmup`` observations of
+a series only train its baseline (z = 0). After that, an observation with |z| >
+``damp_z`` updates the baseline with the smaller ``alpha_anomalous``, so an incident does
+not quickly become the new normal.
 """
 from __future__ import annotations
 
@@ -29,7 +23,6 @@ import math
 import numba as nb
 import numpy as np
 
-HOURS_PER_WEEK = 168
 
 # Kernels use error_model="numpy": a float division then needs no ZeroDivisionError check
 # inside the loop (the only division that could see 0 is guarded anyway).
@@ -55,24 +48,6 @@ def _ewma_one(x, m, v, s, min_var, alpha, alpha_anomalous, warmup, damp_z):
     return (z if warm else 0.0), m + incr, (1.0 - a) * (v + diff * incr), s + 1
 
 
-# ---------------------------------------------------------------- counts
-@nb.njit(cache=True, error_model="numpy")
-def ewma_step(x, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z, z_out):
-    """Score one window of every count series against its EWMA baseline, then update it.
-
-    In place on mean, var, seen (int64) and z_out. std = sqrt(max(var, mean, floor**2)):
-    Poisson noise is the least a count series can have, so a quiet series with mean 3
-    does not alarm on a 6.
-    """
-    floor2 = floor * floor
-    for i in range(x.shape[0]):
-        m = mean[i]
-        min_var = m if m > floor2 else floor2
-        z, mean[i], var[i], seen[i] = _ewma_one(x[i], m, var[i], seen[i], min_var,
-                                                 alpha, alpha_anomalous, warmup, damp_z)
-        z_out[i] = z
-
-
 def _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup, damp_z):
     """Vectorized ``_ewma_one``; returns new arrays (z, mean, var, seen)."""
     first = seen == 0
@@ -87,14 +62,6 @@ def _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup,
     mean_new = np.where(first, x, mean + incr)
     var_new = np.where(first, 0.0, (1.0 - a) * (var + diff * incr))
     return z_out, mean_new, var_new, seen + 1
-
-
-def ewma_step_reference(x, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z):
-    """numpy spec of ``ewma_step``: returns (z, mean_new, var_new, seen_new), no mutation."""
-    x, mean, var = (np.asarray(a, dtype=np.float64) for a in (x, mean, var))
-    seen = np.asarray(seen, dtype=np.int64)
-    min_var = np.maximum(mean, floor * floor)
-    return _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup, damp_z)
 
 
 # ---------------------------------------------------------------- error ratio
@@ -136,51 +103,6 @@ def ratio_step_reference(errors, lines, mean, var, seen, alpha, alpha_anomalous,
                                  damp_z)
     return (np.where(has, z, 0.0), np.where(has, m, mean), np.where(has, v, var),
             np.where(has, s, seen))
-
-
-# ---------------------------------------------------------------- seasonal (hour of week)
-def hour_of_week(epoch_seconds: float) -> int:
-    """Hour of the week in UTC, Monday 00:00 = 0 ... Sunday 23:00 = 167.
-
-    The Unix epoch (1970-01-01 00:00 UTC) was a Thursday, 72 hours into its week. Floor
-    division, not floor(t / 3600): the quotient can round up across an hour boundary
-    (t = -5e-324 would land in Thursday 00:00 instead of Wednesday 23:00).
-    """
-    return (int(epoch_seconds // 3600) + 72) % HOURS_PER_WEEK
-
-
-@nb.njit(cache=True, error_model="numpy")
-def seasonal_step(x, slot, mean, var, seen, alpha, alpha_anomalous, floor, warmup, damp_z,
-                  z_out):
-    """``ewma_step`` against a per-hour-of-week baseline: only column ``slot`` of the
-    [n_series, 168] state is read and updated, so Monday 9:00 is compared with earlier
-    Monday 9:00s, not with Sunday night.
-
-    Allocate the state in Fortran order (``np.zeros((n, 168), order="F")``) so a slot's
-    column is contiguous: with C order every series touches its own cache line per array,
-    about 10x slower at 100k series (see benchmarks/test_score_kernels.py).
-    """
-    floor2 = floor * floor
-    for i in range(x.shape[0]):
-        m = mean[i, slot]
-        min_var = m if m > floor2 else floor2
-        z, mean[i, slot], var[i, slot], seen[i, slot] = _ewma_one(
-            x[i], m, var[i, slot], seen[i, slot], min_var, alpha, alpha_anomalous, warmup,
-            damp_z)
-        z_out[i] = z
-
-
-def seasonal_step_reference(x, slot, mean, var, seen, alpha, alpha_anomalous, floor, warmup,
-                            damp_z):
-    """numpy spec of ``seasonal_step``: returns (z, mean_new, var_new, seen_new) with the
-    full 2-D state (copies; only column ``slot`` differs), no mutation."""
-    mean_new = np.array(mean, dtype=np.float64)
-    var_new = np.array(var, dtype=np.float64)
-    seen_new = np.array(seen, dtype=np.int64)
-    z, m, v, s = ewma_step_reference(x, mean_new[:, slot], var_new[:, slot], seen_new[:, slot],
-                                     alpha, alpha_anomalous, floor, warmup, damp_z)
-    mean_new[:, slot], var_new[:, slot], seen_new[:, slot] = m, v, s
-    return z, mean_new, var_new, seen_new
 
 
 # ---------------------------------------------------------------- trend (Holt)
@@ -261,25 +183,3 @@ def outage_probability_reference(score, trend, bias, w_score, w_trend):
 ANOMALY_Z0 = 1.0      # |z| at or below this is ordinary noise: score 0
 ANOMALY_SCALE = 2.5   # e-folding width in z units above ANOMALY_Z0
 
-
-@nb.njit(cache=True, error_model="numpy")
-def anomaly_score(z_abs_max):
-    """Map |z| to a 0-100 anomaly score: 100 * (1 - exp(-max(0, |z| - 1) / 2.5)).
-
-    Why this shape: it is 0 within one sigma (noise), monotone, and saturates instead of
-    growing without bound, so a z of 40 and of 400 both read as "certain" (~100) while the
-    interesting range keeps resolution: |z| 2 -> 33, 2.5 -> 45, 3 -> 55, 4 -> 70,
-    5 -> 80, 8 -> 94. Sign is ignored. Takes a 1-D array, returns a new array.
-    """
-    n = z_abs_max.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        d = abs(z_abs_max[i]) - ANOMALY_Z0
-        out[i] = 100.0 * (1.0 - math.exp(-max(d, 0.0) / ANOMALY_SCALE))
-    return out
-
-
-def anomaly_score_reference(z_abs_max):
-    """numpy spec of ``anomaly_score`` (also works on scalars and any shape)."""
-    d = np.maximum(np.abs(np.asarray(z_abs_max, dtype=np.float64)) - ANOMALY_Z0, 0.0)
-    return 100.0 * (1.0 - np.exp(-d / ANOMALY_SCALE))

@@ -88,7 +88,7 @@ def mappings(kind: str) -> dict:
             "actual": {"type": "double"}, "expected": {"type": "double"},
             "lower": {"type": "double"}, "upper": {"type": "double"},
             "zscore": {"type": "double"}, "anomaly_score": {"type": "float"},
-            "severity": _KW, "samples": {"type": "text"}, "incident_id": _KW,
+            "probability": {"type": "double"}, "severity": _KW, "samples": {"type": "text"}, "incident_id": _KW,
             "window": {"properties": {"end": {"type": "date"}}}}}
     else:
         raise ValueError(f"unknown index kind {kind!r}; known: {KINDS}")

@@ -9,6 +9,9 @@ import numba as nb
 import numpy as np
 
 EMPTY = np.uint64(0)
+# explicit signatures: compiled once, the same cache entry for every caller
+_KEYS, _VALUES = nb.types.uint64[::1], nb.types.int32[::1]
+_QUERIES = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
 
 
 @nb.njit(cache=True)
@@ -20,7 +23,7 @@ def _slot(keys, key):
     return i
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.int32[::1](_KEYS, _VALUES, _QUERIES), cache=True)
 def lookup(keys, values, queries):
     """values[slot(q)] for each query, -1 where the shape is not cached."""
     out = np.empty(queries.shape[0], dtype=np.int32)
@@ -31,7 +34,7 @@ def lookup(keys, values, queries):
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.boolean(_KEYS, _VALUES, nb.types.uint64, nb.types.int32), cache=True)
 def insert(keys, values, key, value):
     key = key | np.uint64(1)
     i = _slot(keys, key)
@@ -41,11 +44,14 @@ def insert(keys, values, key, value):
     return new
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.int64(_KEYS, _VALUES, _QUERIES,
+                        nb.types.Array(nb.types.int32, 1, "A", readonly=True)), cache=True)
 def insert_all(keys, values, new_keys, new_values):
-    """insert of each (key, value) pair, in order."""
+    """insert of each (key, value) pair, in order; how many keys were new."""
+    added = 0
     for k in range(new_keys.shape[0]):
-        insert(keys, values, new_keys[k], new_values[k])
+        added += insert(keys, values, new_keys[k], new_values[k])
+    return added
 
 
 def lookup_reference(table: dict, queries: np.ndarray) -> np.ndarray:
@@ -85,13 +91,20 @@ class ShapeCache:
         if insert(self.keys, self.values, np.uint64(key), np.int32(value)):
             self.size += 1
 
+    def insert_many(self, keys: np.ndarray, values: np.ndarray):
+        """insert of each pair at once (a batch's new shapes)."""
+        keys, values = keys[-self.max_entries:], values[-self.max_entries:]
+        if self.size + len(keys) > self.max_entries:
+            self._reset(self.keys.shape[0])
+        while (self.size + len(keys)) * 2 > self.keys.shape[0]:
+            self._grow()
+        self.size += insert_all(self.keys, self.values, keys, values)
+
     def _grow(self):
         old_keys, old_values = self.keys, self.values
         used = old_keys != EMPTY
         self._reset(old_keys.shape[0] * 2)
-        for k, v in zip(old_keys[used], old_values[used]):
-            insert(self.keys, self.values, k, v)
-        self.size = int(used.sum())
+        self.size = insert_all(self.keys, self.values, old_keys[used], old_values[used])
 
     def state(self) -> dict:
         """The cached (key, template index) pairs; the size bound is config, not state."""

@@ -116,8 +116,12 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
         if e != est[s]:
             if est[s] == -np.inf:
                 anchor[s] = e - glob[_P]
-            elif e - est[s] > cap:  # a confirmed jump moves the stream by one window only
-                anchor[s] += e - est[s] - cap
+            else:
+                # a confirmed jump moves the stream by one window only; the stream's own
+                # progress while the service was silent is no jump
+                allowed = cap + max(glob[_P] - (est[s] - anchor[s]), 0.0)
+                if e - est[s] > allowed:
+                    anchor[s] += e - est[s] - allowed
             est[s] = e
             norm = e - anchor[s]
             if norm > glob[_P]:

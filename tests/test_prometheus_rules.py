@@ -37,6 +37,7 @@ ALERTS = {
     "LogmlConsumerLagHigh": "warning",
     "LogmlNoMetrics": "critical",
     "LogmlDeadLetters": "warning",
+    "LogmlPartitionsWaitingForState": "critical",
 }
 
 

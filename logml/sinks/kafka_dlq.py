@@ -1,10 +1,11 @@
 """Dead letters to Kafka (``logs.dlq``), each written once.
 
-Value: the raw record. Key: the dead letter's id, deterministic (reason, source, offset;
-plus a hash of the bytes for records without an input offset, such as documents
-Elasticsearch refused), so a reader or a compacted topic can tell copies apart. Headers:
-``logml.reason``, ``logml.detail``, ``logml.source``, ``logml.offset``, ``logml.kept``, and
-``logml.key`` (the input record's key) when it had one.
+Value: the raw record. Key: the input record's key (the service), as the input had it.
+Headers: ``logml.id``, the dead letter's deterministic id (reason, source, offset; plus a
+hash of the bytes for records without an input offset, such as documents Elasticsearch
+refused), so a reader can tell copies apart; ``logml.reason``, ``logml.detail``,
+``logml.source``, ``logml.offset``, ``logml.kept`` and ``logml.lines`` (the input lines
+the record stands for: a run of blank lines is one record).
 
 The producer is idempotent (a retry never doubles a message). A new owner of a partition
 replays the records after its checkpoint; dead letters the previous owner already wrote
@@ -52,14 +53,14 @@ class DeadLetterProducer:
             if seen is not None and key in seen:
                 skipped += 1
                 continue
-            headers = [("logml.reason", str(e.reason).encode()),
+            headers = [("logml.id", key.encode()),
+                       ("logml.reason", str(e.reason).encode()),
                        ("logml.detail", e.detail.encode("utf-8", "replace")[:1024]),
                        ("logml.source", e.source.encode()),
                        ("logml.offset", str(e.offset).encode()),
-                       ("logml.kept", b"1" if e.kept else b"0")]
-            if e.key is not None:
-                headers.append(("logml.key", e.key))
-            self.producer.produce(self.topic, value=e.raw, key=key.encode(),
+                       ("logml.kept", b"1" if e.kept else b"0"),
+                       ("logml.lines", str(e.count).encode())]
+            self.producer.produce(self.topic, value=e.raw, key=e.key,
                                   on_delivery=self._delivered, headers=headers)
             self.producer.poll(0)
         if skipped and self.stats is not None:
@@ -106,9 +107,9 @@ class DeadLetterProducer:
                 source = ""
             elif source not in sources:
                 continue
-            if msg.key() is None:
+            if "logml.id" not in h:
                 continue
-            self.skip.setdefault(source, set()).add(msg.key().decode("ascii", "replace"))
+            self.skip.setdefault(source, set()).add(h["logml.id"].decode("ascii", "replace"))
             if source:
                 self.skip_until[source] = max(self.skip_until.get(source, -1), offset)
 

@@ -1,48 +1,311 @@
-"""File and stdin source: blocks of whole lines with their byte positions."""
+"""File, pipe and stdin source: blocks of whole lines with their byte positions, read with
+bounded memory.
+
+A line longer than ``max_line_bytes`` costs O(max_line_bytes) memory however long it is:
+its first ``max_line_bytes + 1`` bytes are kept (so the decoder sees it is too long, flags
+and dead-letters it), the rest is skipped up to the next newline without being held, and
+its real length travels with the block. A line that runs on for ``MAX_SKIP_BYTES`` without
+a newline is not a log (``/dev/zero``, a binary file): reading stops with an InputError.
+
+Regular files are read in big blocks. Anything else (a pipe, a FIFO, a terminal, a device)
+is live: small reads of what is available, and an empty poll at least once a second so the
+caller can let time pass (``Pipeline.tick``) and see a stop request.
+"""
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
-import sys
-from dataclasses import dataclass
+import select
+import stat
+import time
+from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
+import numpy as np
+
 BLOCK_BYTES = 4 << 20
+# at most this many lines per block, so that a block of empty lines stays small downstream
+MAX_BLOCK_LINES = 1 << 17
+MAX_SKIP_BYTES = 1 << 30
+LIVE_READ = 1 << 20
+POLL_S = 1.0
+HEAD_BYTES = 4096  # the first bytes whose hash identifies a file (with device and inode)
+
+
+class InputError(Exception):
+    """An input logml cannot read as logs; the message says what to do (one line)."""
 
 
 @dataclass
 class Block:
     data: bytes
     first_line: int  # number of lines before this block in the input
-    end_offset: int  # byte position after this block
+    end_offset: int  # byte position in the input after this block
+    long_lines: dict[int, int] = field(default_factory=dict)  # line -> real length (cut)
+    lines: int = 0  # lines in data (an unterminated last one included)
+
+
+class LineCutter:
+    """Bytes in, blocks of whole lines out; every line longer than max_line_bytes is cut to
+    its first max_line_bytes + 1 bytes the same way whatever the chunking, so outputs do
+    not depend on read sizes. No per-line objects: one pass of rfind per max_line_bytes."""
+
+    def __init__(self, max_line_bytes: int, offset: int = 0, line: int = 0, name: str = ""):
+        self.limit = max_line_bytes
+        self.name = name
+        self.out: list = []  # pieces of whole lines (joined once per block)
+        self.out_lines = 0
+        self.long: dict[int, int] = {}
+        self.part = b""  # kept bytes of the line being read (at most limit + 1)
+        self.part_len = 0  # its real length so far
+        self.line = line  # number of the first line in out
+        self.offset = offset  # input position after the last whole line in out
+        self.pos = offset  # input position after every byte fed
+
+    def feed(self, chunk: bytes, newlines: int | None = None) -> None:
+        """newlines: chunk.count(b"\\n"), when the caller has it (one count per chunk)."""
+        newlines = chunk.count(b"\n") if newlines is None else newlines
+        limit, at = self.limit, self.pos
+        self.pos += len(chunk)
+        if self.part_len > limit:  # skipping the rest of an over-long line
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self.part_len += len(chunk)
+                self._check_skip()
+                return
+            self._cut(self.part, self.part_len + nl, self.line + self.out_lines, at + nl + 1)
+            self.out_lines += 1
+            newlines -= 1
+            self.part, self.part_len = b"", 0
+            chunk = chunk[nl + 1:]
+            at += nl + 1
+        data = self.part + chunk if self.part else chunk
+        base = at - len(self.part)  # input position of data[0]
+        first = self.line + self.out_lines  # number of data's first line
+        self.out_lines += newlines  # every newline of data ends a line handed on
+        n, i, done = len(data), 0, 0  # data[done:i] are whole lines not yet copied
+        while n - i > limit:
+            j = data.rfind(b"\n", i, i + limit + 1)
+            if j >= 0:  # every line between i and j is short
+                i = j + 1
+                continue
+            self._copy(data, done, i, base)
+            end = data.find(b"\n", i + limit + 1)
+            if end < 0:
+                self.part, self.part_len = data[i:i + limit + 1], n - i
+                self._check_skip()
+                return
+            self._cut(data[i:i + limit + 1], end - i, first + data.count(b"\n", 0, i),
+                      base + end + 1)
+            i = done = end + 1
+        j = data.rfind(b"\n", done)
+        if j >= 0:
+            self._copy(data, done, j + 1, base)
+            done = j + 1
+        self.part = data[done:]
+        self.part_len = len(self.part)
+
+    def _copy(self, data: bytes, a: int, b: int, base: int) -> None:
+        if b > a:
+            self.out.append(memoryview(data)[a:b])
+            self.offset = base + b
+
+    def _cut(self, kept: bytes, length: int, line: int, end_offset: int) -> None:
+        self.long[line] = length
+        self.out += (kept, b"\n")
+        self.offset = end_offset
+
+    def _check_skip(self) -> None:
+        if self.part_len > MAX_SKIP_BYTES:
+            raise InputError(
+                f"{self.name}: line {self.line + self.out_lines + 1} runs over "
+                f"{MAX_SKIP_BYTES >> 20} MiB without a newline: this is not a text log "
+                f"(binary data or a device like /dev/zero?); give a log file")
+
+    def take(self, final: bool = False) -> Block | None:
+        """The whole lines fed so far; with final (end of input) also an unterminated last
+        line."""
+        if final and self.part_len:
+            if self.part_len > self.limit:
+                self.long[self.line + self.out_lines] = self.part_len
+            self.out.append(self.part)
+            self.offset = self.pos
+            self.out_lines += 1
+            self.part, self.part_len = b"", 0
+        if not self.out:
+            return None
+        block = Block(b"".join(self.out), self.line, self.offset, self.long, self.out_lines)
+        self.line += self.out_lines
+        self.out, self.out_lines, self.long = [], 0, {}
+        return block
+
+
+def _pieces(chunk: bytes) -> Iterator[tuple[bytes, int]]:
+    """(piece, its newlines): the chunk cut after every MAX_BLOCK_LINES newlines (input
+    dense with empty lines), else whole."""
+    count = chunk.count(b"\n")
+    if count <= MAX_BLOCK_LINES:
+        yield chunk, count
+        return
+    nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+    start = 0
+    for k, cut in enumerate((nl[MAX_BLOCK_LINES - 1::MAX_BLOCK_LINES] + 1).tolist()):
+        yield chunk[start:cut], MAX_BLOCK_LINES
+        start = cut
+    if start < len(chunk):
+        yield chunk[start:], count - MAX_BLOCK_LINES * (k + 1)
 
 
 def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES, start_offset: int = 0,
-                start_line: int = 0) -> Iterator[Block]:
-    """Blocks of whole lines; a last line without newline ends the input."""
-    rest = b""
-    offset, line = start_offset, start_line
-    while True:
-        chunk = stream.read(size)
-        if not chunk:
-            if rest:
-                yield Block(rest, line, offset + len(rest))
-            return
-        chunk = rest + chunk
-        cut = chunk.rfind(b"\n") + 1
-        if cut == 0:
-            rest = chunk
-            continue
-        rest = chunk[cut:]
-        offset += cut
-        yield Block(chunk[:cut], line, offset)
-        line += chunk.count(b"\n", 0, cut)
+                start_line: int = 0, max_line_bytes: int = MAX_SKIP_BYTES) -> Iterator[Block]:
+    """Blocks of whole lines of a stream; a last line without newline ends the input."""
+    cut = LineCutter(max_line_bytes, start_offset, start_line, getattr(stream, "name", ""))
+    while chunk := stream.read(size):
+        for piece in _pieces(chunk):
+            cut.feed(*piece)
+            if block := cut.take():
+                yield block
+    if block := cut.take(final=True):
+        yield block
 
 
-def open_input(path: str, offset: int = 0) -> tuple[BinaryIO, int | None]:
-    """(stream positioned at offset, total size or None for stdin)."""
-    if path == "-":
-        return sys.stdin.buffer, None
-    f = open(path, "rb")
-    if offset:
-        f.seek(offset)
-    return f, os.path.getsize(path)
+class Input:
+    """An opened input. A regular file named by its path is seekable and has an identity;
+    stdin is a stream (its positions count on from the previous run's); anything that is
+    not a regular file (a pipe, a terminal, a FIFO, a device) is also live."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.name = "stdin" if path == "-" else path
+        if path == "-":
+            try:
+                st = os.fstat(0)
+            except OSError as e:
+                if e.errno == errno.EBADF:
+                    raise InputError("stdin is closed: pipe logs in (... | logml run "
+                                     "--input -) or give --input FILE") from None
+                raise
+            self.fd, self.owned = 0, False
+        else:
+            self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.owned = True
+            st = os.fstat(self.fd)
+            if stat.S_ISDIR(st.st_mode):
+                self.close()
+                raise InputError(f"{path} is a directory: give a log file (or - for stdin)")
+        self.regular = stat.S_ISREG(st.st_mode)
+        self.seekable = self.regular and path != "-"
+        self.live = not self.regular
+
+    def size(self) -> int | None:
+        return os.fstat(self.fd).st_size if self.seekable else None
+
+    def identity(self) -> dict:
+        """Device, inode, size and a hash of the first bytes: enough to tell the same file
+        (grown) from a rotated, replaced or truncated one."""
+        st = os.fstat(self.fd)
+        head = os.pread(self.fd, HEAD_BYTES, 0)
+        return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
+                "head_len": len(head), "head": hashlib.blake2b(head, digest_size=16).hexdigest()}
+
+    def changed(self, saved: dict | None, position: int) -> str | None:
+        """Why reading cannot continue at position (a changed file), or None."""
+        if not self.seekable or position == 0:
+            return None
+        st = os.fstat(self.fd)
+        if saved and (saved.get("dev"), saved.get("ino")) != (st.st_dev, st.st_ino):
+            return f"it was replaced or rotated (inode {saved.get('ino')} -> {st.st_ino})"
+        if st.st_size < position:
+            return f"it is smaller than the saved position ({st.st_size:,} < {position:,} bytes)"
+        if saved:
+            head = os.pread(self.fd, int(saved.get("head_len", 0)), 0)
+            if hashlib.blake2b(head, digest_size=16).hexdigest() != saved.get("head"):
+                return "its first bytes changed (rewritten)"
+        # (the previous run may have read an unterminated last line up to position)
+        if not (saved and saved.get("partial")) and os.pread(self.fd, 1, position - 1) != b"\n":
+            return "the saved position is not at the start of a line"
+        return None
+
+    def blocks(self, max_line_bytes: int, offset: int = 0, line: int = 0,
+               keep_partial: bool = False, follow: bool = False,
+               say=None) -> Iterator[Block | None]:
+        """Blocks of whole lines from offset. Live inputs also yield None when nothing came
+        for a second (or only part of a line), so the caller can tick and check for a stop.
+        With keep_partial, an unterminated last line is left for the next run (the writer
+        may still be writing it). With follow, a file is read on as it grows and, when
+        rotated or truncated, from the start of the new one (``say`` is told); it becomes
+        live once caught up."""
+        cut = LineCutter(max_line_bytes, offset, line, self.name)
+        if not self.live:
+            while True:
+                chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
+                    else os.read(self.fd, BLOCK_BYTES)
+                if chunk:
+                    for piece in _pieces(chunk):
+                        cut.feed(*piece)
+                        if block := cut.take():
+                            yield block
+                    continue
+                if not (follow and self.seekable):
+                    break
+                self.live = True  # caught up
+                yield None
+                time.sleep(POLL_S)
+                why = self._moved(cut.pos)
+                if why:
+                    while chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos):  # the old rest
+                        for piece in _pieces(chunk):
+                            cut.feed(*piece)
+                            if block := cut.take():
+                                yield block
+                    if block := cut.take(final=True):
+                        yield block
+                    if "rotated" in why:
+                        self._reopen()
+                    cut = LineCutter(max_line_bytes, 0, 0, self.name)
+                    if say:
+                        say(f"{self.name}: {why}: reading it from the start")
+        else:
+            eof = False
+            while not eof:
+                ready, _, _ = select.select([self.fd], [], [], POLL_S)
+                got = 0
+                while ready and got < BLOCK_BYTES:
+                    chunk = os.read(self.fd, LIVE_READ)
+                    if not chunk:
+                        eof = True
+                        break
+                    got += len(chunk)
+                    for piece in _pieces(chunk):
+                        cut.feed(*piece)
+                        if cut.out_lines >= MAX_BLOCK_LINES:
+                            yield cut.take()
+                    ready, _, _ = select.select([self.fd], [], [], 0)
+                if not eof:
+                    yield cut.take()
+        if block := cut.take(final=not keep_partial):
+            yield block
+
+    def _moved(self, position: int) -> str | None:
+        """Followed file: rotated (another file at the path) or truncated, or None."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None  # between the rename and the new file: wait for it
+        own = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
+            return f"rotated (inode {own.st_ino} -> {st.st_ino})"
+        if own.st_size < position:
+            return f"truncated ({own.st_size:,} < {position:,} bytes)"
+        return None
+
+    def _reopen(self) -> None:
+        new = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        os.close(self.fd)
+        self.fd = new
+
+    def close(self) -> None:
+        if self.owned:
+            os.close(self.fd)
+            self.owned = False

@@ -42,6 +42,15 @@ def test_parse_jsonl_from_stdin_with_json_events():
     assert rows[3]["error"] == "not_an_object"
 
 
+def test_parse_keeps_one_row_per_line_of_a_blank_run():
+    """Decode reports a run of blank lines as one record with a count."""
+    p = run(["parse", "--format", "jsonl", "-"], b"a 1\n\n \n\nb 2\n")
+    assert p.returncode == 0, p.stderr
+    rows = [orjson.loads(line) for line in p.stdout.splitlines()]
+    assert [r["line_no"] for r in rows] == [1, 2, 3, 4, 5]
+    assert [r.get("error") for r in rows] == [None, "empty", "empty", "empty", None]
+
+
 def test_parse_missing_file_says_so(tmp_path):
     p = run(["parse", str(tmp_path / "nope.log")])
     assert p.returncode == 2 and b"no such file" in p.stderr

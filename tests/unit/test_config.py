@@ -35,7 +35,7 @@ def test_environment_interpolation():
     ("[window]\nsecond = 5\n", "unknown key 'second' in \\[window\\]"),
     ("[window]\nseconds = \"60\"\n", "window.seconds: expected an integer"),
     ("[template]\nmasks = [\"ip\", \"phone\"]\n", "template.masks: unknown \\['phone'\\]"),
-    ("[score]\nwarning_z = 5.0\n", "score.warning_z: must be positive and at most"),
+    ("[score]\nwarning_score = 80.0\n", "score.warning_score: must be positive and at most"),
     ("sink = \"s3\"\n", "sink: must be"),
     ("[window\n", "not valid TOML"),
 ])

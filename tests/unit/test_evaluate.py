@@ -160,3 +160,38 @@ def test_perfect_detector_on_generated_labels():
     r = evaluate(anomalies, labels)
     assert r["recall"] == 1.0 and r["precision"] == 1.0 and r["incident_precision"] == 1.0
     assert r["totals"]["false_alarms"] == 0
+
+
+# ---------------------------------------------------------------- NAB score, onset, probation
+def _nab_labels(**extra):
+    return {"services": ["api"], "start": 0.0, "end": 86400.0, **extra,
+            "incidents": [{"id": "inc-1", "service": "api", "type": "spike",
+                           "start": 3600.0, "end": 4200.0}]}
+
+
+def _doc(ts, sev="critical"):
+    from logml.docs import iso
+    return {"@timestamp": iso(ts), "service": {"name": "api"},
+            "logml": {"anomaly": {"type": "spike"}, "severity": sev}}
+
+
+def test_nab_score_null_perfect_early_and_false_positives():
+    labels = _nab_labels()
+    assert evaluate([], labels)["nab"]["standard"]["score"] == pytest.approx(0.0)
+    perfect = evaluate([_doc(3540.0)], labels)["nab"]["standard"]["score"]
+    assert perfect == pytest.approx(100.0)
+    late = evaluate([_doc(4200.0)], labels)["nab"]["standard"]["score"]
+    assert 0.0 < late < perfect
+    noisy = evaluate([_doc(3540.0), _doc(20000.0), _doc(30000.0)], labels)["nab"]
+    assert noisy["standard"]["score"] < perfect
+    assert noisy["reward_low_fp"]["score"] < noisy["standard"]["score"]
+    assert noisy["standard"]["false_detections"] == 2
+
+
+def test_onset_matches_early_and_probation_is_not_scored():
+    labels = _nab_labels(probation_seconds=1800.0)
+    labels["incidents"][0]["onset"] = 3000.0
+    r = evaluate([_doc(100.0), _doc(3060.0)], labels)
+    assert r["recall"] == 1.0 and r["incidents"][0]["delay_windows"] == 0
+    assert r["totals"]["probation_anomalies"] == 1 and r["false_alarms"] == []
+    assert r["service_days"] == pytest.approx((86400 - 1800) / 86400)

@@ -18,6 +18,9 @@ CASES = [
     ("blk_-1608999687919862906 container_1445_0020_01_000003 node-12",
      "<ID> <ID> <ID>"),
     ("user=alice status=failed uid=1000", "user=alice status=failed uid=<*>"),
+    ("rhost=mail.example.org from (host8.topspot.net)", "rhost=<*> from (<NAME>)"),
+    ("at org.x.Foo.bar:120 in com.apple.xpc.launchd: v1.2.3 10.0.0.1 e.g. a.b..c",
+     "at <NAME> in <NAME>: v1.2.3 <IP> e.g. a.b..c"),
     ("sshd[19939]: (pid 42)", "sshd[<NUM>]: (pid <NUM>)"),
     ("May I help, words stay words", "May I help, words stay words"),
     ("   spaced\tout \n line  ", "spaced out line"),
@@ -46,6 +49,7 @@ TOKEN_PARTS = st.sampled_from([
     "a", "ab", "x", "Z", "é", "0", "7", "12", "255", "1.5", "0x1f", "ff", "deadbeef", "-", "_",
     ".", ":", "::", "/", "\\", "=", ",", ";", "@", "(", ")", "[", "]", "{", "}", "\"", "'",
     "%", "+", "ms", "MB", "T", "Z", "Jun", "Fri", "blk", "http://", "~/", "C:\\", "&", "!",
+    "com.", "$", "a.b.c", "x.y", "..",
 ])
 TOKENS = st.lists(TOKEN_PARTS, min_size=1, max_size=6).map("".join)
 LINES = st.lists(TOKENS, max_size=8).map(" ".join)
@@ -77,3 +81,20 @@ def test_pack_lines_handles_nul_and_unicode():
     lines = ["a", "é\x00b", "", "z"]
     buf, starts, ends = pack_lines(lines)
     assert [buf[s:e].tobytes().decode() for s, e in zip(starts, ends)] == lines
+
+
+def test_large_batch_split_over_threads_gives_the_same_hashes():
+    import numba
+
+    from logml.masking import _DW_BYTES, _PH_BYTES, _PH_LEN, PARALLEL_MIN_LINES, shape_hashes
+    lines = [f"user u{k % 97} took {k}ms on node-{k % 13}" for k in range(3 * PARALLEL_MIN_LINES)]
+    buf, starts, ends = pack_lines(lines)
+    seeds = np.arange(len(lines), dtype=np.uint64)
+    whole = shape_hashes(buf, starts, ends, seeds, ALL_MASKS, _PH_BYTES, _PH_LEN, _DW_BYTES)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        split = Masker().hashes(buf, starts, ends, seeds)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(whole[0], split[0]) and np.array_equal(whole[1], split[1])

@@ -84,7 +84,9 @@ def test_labelled_series_stay_bounded_over_a_scenario(tmp_path):
     assert templates >= 300
     assert 0 < sticky <= 3 * k * 2
     churn, _ = labelled_series(False, tmp_path / "b")
-    assert churn > 3 * k * 2  # the test can fail: the unsticky set churns past the bound
+    # the test can fail: the unsticky set churns more (with calibrated z, whose |z| >= 3
+    # is rare, it no longer churns past the bound by itself)
+    assert churn > sticky
 
 
 def test_collector_exports_bounded_labelled_series():

@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from logml import snapshot
@@ -104,3 +107,123 @@ def test_shape_cache_matches_dict_reference(keys, queries):
         ref[k | 1] = v
     q = np.array(keys[:50] + queries, dtype=np.uint64)
     assert np.array_equal(cache.lookup(q), lookup_reference(ref, q))
+
+
+def _ids(e, lines):
+    return [e.template_id(i) for i in e.template_batch(lines)]
+
+
+def test_a_wording_held_for_lines_is_another_event_not_a_variable():
+    e = TemplateEngine()
+    held = _ids(e, [f"Session: {k}_{k * 7} initialized by client WindowsUpdateAgent."
+                    for k in range(3)])
+    other = _ids(e, ["Session: 11152_142416105 initialized by client SPP."])
+    assert len(set(held)) == 1 and other[0] != held[0]
+    assert e.template_text(e.template_index[held[0]]).endswith("client WindowsUpdateAgent.")
+    # a young template still generalises at its second line (test above: job alpha/beta)
+
+
+def test_the_first_word_tells_events_apart():
+    e = TemplateEngine()
+    a, b = _ids(e, ["Acquiring suspend blocker WakeLocks", "Releasing suspend blocker WakeLocks"])
+    assert a != b
+
+
+def test_many_sibling_values_merge_into_a_variable_with_lineage():
+    e = TemplateEngine()
+    users = ["alice", "bob", "carol", "dave", "erin"]
+    first = _ids(e, [f"session opened for user {u} by sshd" for u in users[:1] * 3])[0]
+    ids = _ids(e, [f"session opened for user {u} by sshd" for u in users[1:]])
+    assert ids[0] != first and ids[1] not in (first, ids[0])  # bob, carol: other events yet
+    merged = ids[2]  # dave is the fourth value: a variable after all
+    assert ids[3] == merged
+    m = e.template_index[merged]
+    assert e.template_text(m) == "session opened for user <*> by sshd"
+    assert sorted(e.lineage(m)["parents"]) == sorted([first, ids[0], ids[1]])
+    for old in (first, ids[0], ids[1]):
+        assert e.successor(old) == merged
+        assert e.lineage(e.template_index[old])["successor"] == merged
+    assert e.successor(merged) == merged
+    # cached shapes of the merged templates now answer the successor
+    assert _ids(e, ["session opened for user alice by sshd"]) == [merged]
+    assert e.templates_of(0) == 1
+
+
+@pytest.mark.parametrize("held,other", [
+    ("connection from 10.0.0.{k} ()", "connection from 10.0.0.9 (node-12)"),  # empty value
+    ("stored {k}.2 KB in memory", "stored 9.5 MB in memory"),  # a unit after a number
+    ("setSystemUiVisibility vis={k} mask=ffffffff", "setSystemUiVisibility vis=3 mask=0x7"),
+    ("core file written to /var/core/{k}", "core file written to allreduce_V1R1.rts"),
+])
+def test_variables_by_shape_generalise_however_long_held(held, other):
+    e = TemplateEngine()
+    ids = _ids(e, [held.format(k=k) for k in range(1, 5)] + [other])
+    assert len(set(ids)) == 1, [e.template_text(e.template_index[i]) for i in ids]
+
+
+def test_optional_variable_tokens_join_the_template():
+    e = TemplateEngine()
+    ids = _ids(e, ["proxy.example.com:5070 close, 403 bytes sent, 426 bytes received",
+                   "proxy.example.com:5070 close, 1190 bytes (1.16 KB) sent, 1671 bytes "
+                   "(1.63 KB) received"])
+    assert ids[0] == ids[1]
+
+
+def test_a_word_variable_stays_one_template_in_the_long_run():
+    e = TemplateEngine()
+    rng = np.random.default_rng(5)
+    names = [f"user{chr(97 + k)}{chr(97 + j)}" for k in range(10) for j in range(10)]
+    lines = [f"login succeeded for {names[i]} from 10.1.{i}.{j}"
+             for i, j in zip(rng.integers(0, 100, 2000), rng.integers(0, 255, 2000))]
+    idx = e.template_batch(lines)
+    assert e.templates_of(0) == 1
+    assert len(set(idx[-1000:].tolist())) == 1
+
+
+def _both_ways(lines, batch=500):
+    """Template ids of the lines with the compiled matcher and with the Python reference."""
+    out = []
+    for compiled in (True, False):
+        e = TemplateEngine()
+        e.compiled = compiled
+        idx = np.concatenate([e.template_batch(lines[k:k + batch])
+                              for k in range(0, len(lines), batch)])
+        out.append([e.template_id(i) for i in idx])
+    return out
+
+
+def test_compiled_matcher_agrees_with_the_python_reference_on_loghub():
+    from logml.accuracy import load_loghub
+    data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
+    for system in sorted(p for p in data.iterdir() if p.is_dir()):
+        compiled, reference = _both_ways(load_loghub(system)[0])
+        assert compiled == reference, system.name
+
+
+WORDS = st.sampled_from(["user", "alice", "bob", "job", "started", "failed", "on", "node-7",
+                         "10.0.0.1", "12ms", "KB", "MB", "5", "x=1", "x=on", "()", "(a1)",
+                         "<ok>", "GET", "POST", "a.b.c", "true", "false", "bytes", "(1.2",
+                         "KB)", "[3]", "id_9x", "é", "=", ":", "--"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=8).map(" ".join), min_size=1,
+                max_size=120))
+def test_compiled_matcher_agrees_with_the_python_reference(lines):
+    compiled, reference = _both_ways(lines, batch=40)
+    assert compiled == reference
+
+
+def test_a_restored_engine_continues_as_if_never_stopped():
+    from logml.accuracy import load_loghub
+    data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
+    for system in ("Android", "Linux"):
+        lines = load_loghub(data / system)[0]
+        whole = TemplateEngine()
+        expected = [whole.template_id(i) for i in whole.template_batch(lines)]
+        first = TemplateEngine()
+        got = [first.template_id(i) for i in first.template_batch(lines[:1000])]
+        restored = TemplateEngine.from_state(
+            snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
+        got += [restored.template_id(i) for i in restored.template_batch(lines[1000:])]
+        assert got == expected, system

@@ -1,0 +1,222 @@
+"""The count model's kernels against their numpy references, and its promises: exact
+small-count tails, a monotone score, calibration on stationary noise, rhythm found."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from logml import countmodel as cm
+
+SETTINGS = settings(max_examples=200, deadline=None)
+MU = st.one_of(st.floats(0.01, 30.0), st.floats(30.0, 5e4))
+K = st.one_of(st.just(0.0), st.floats(1e-4, 2.0))
+
+
+# ---------------------------------------------------------------- tails
+@SETTINGS
+@given(mu=MU, k=K, sds=st.floats(0.0, 40.0), upper=st.booleans())
+def test_tail_matches_exact_sum(mu, k, sds, upper):
+    """Exact where mu <= 30 and k mu <= 10 (the sum of the mass function); elsewhere the
+    saddlepoint is within 0.08 of log10 p (a fifth of p, the worst far out at k = 2) from p = 0.1 (scores start there) down
+    to p = 1e-250."""
+    sd = math.sqrt(mu + k * mu * mu)
+    x = float(math.floor(mu + sds * sd) + 1) if upper else float(max(math.ceil(mu - sds * sd) - 1, 0))
+    if (upper and x <= mu) or (not upper and x >= mu):
+        return
+    got = cm.ln_tail(x, mu, k, upper) * cm.LOG10E
+    want = cm.ln_tail_reference(x, mu, k, upper) * cm.LOG10E
+    exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
+    if want < -250 or (want > -1 and not exact):
+        return
+    exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
+    assert abs(got - want) <= (1e-9 * max(1.0, abs(want)) if exact else 0.08), (got, want)
+
+
+def test_five_lines_where_point_four_are_expected():
+    """P(X >= 5 | Poisson 0.4) = 6.1e-5, exactly (not z = 3.4)."""
+    p = sum(math.exp(-0.4) * 0.4 ** j / math.factorial(j) for j in range(5))
+    assert cm.surprise(5.0, 0.4, 0.0) == pytest.approx(-math.log10(1.0 - p), rel=1e-9)
+    # silence where 52 lines are expected: a drop with P = e^-52
+    assert cm.surprise(0.0, 52.0, 0.0) == pytest.approx(-52.0 * cm.LOG10E, rel=1e-12)
+
+
+@SETTINGS
+@given(mu=MU, k=K, a=st.integers(0, 400), b=st.integers(0, 400))
+def test_surprise_is_monotone_in_the_count(mu, k, a, b):
+    lo, hi = min(a, b), max(a, b)
+    assert cm.surprise(float(lo), mu, k) <= cm.surprise(float(hi), mu, k) + 1e-9
+
+
+@SETTINGS
+@given(x=st.integers(1, 300), mu=st.floats(0.5, 100.0), k1=st.floats(0.0, 1.0),
+       dk=st.floats(0.0, 2.0))
+def test_overdispersion_widens_the_tails(x, mu, k1, dk):
+    """A burstier series (larger k) finds the same high count less surprising."""
+    if x <= mu * (1 + 2 * (k1 + dk)) + 3:
+        return
+    assert cm.surprise(float(x), mu, k1 + dk) <= cm.surprise(float(x), mu, k1) + 1e-9
+
+
+# ---------------------------------------------------------------- scores
+@SETTINGS
+@given(st.lists(st.floats(-400.0, 400.0), min_size=1, max_size=50))
+def test_score_matches_reference_and_is_monotone(values):
+    s = np.array(values)
+    out = np.empty(len(s))
+    cm.score_of(s, out)
+    np.testing.assert_allclose(out, cm.score_reference(s), rtol=1e-12, atol=1e-12)
+    order = np.argsort(np.abs(s))
+    assert np.all(np.diff(out[order]) >= -1e-12)
+    assert np.all((out >= 0) & (out <= 100))
+
+
+def test_score_bands_are_probabilities():
+    out = np.empty(4)
+    cm.score_of(np.array([1.0, 2.0, 3.0, 4.0]), out)
+    np.testing.assert_allclose(out, [0, 25, 50, 75])
+    for score in (25.0, 50.0, 62.5, 75.0, 90.0):
+        cm.score_of(np.array([cm.surprise_for_score(score)]), out[:1])
+        assert out[0] == pytest.approx(score)
+
+
+def test_fisher_and_z_equivalent():
+    # two windows at p = 0.01 each: chi2 with 4 df at -2 ln(1e-4): p = 1e-4 (1 + ln 1e4)
+    want = -math.log10(1e-4 * (1 + math.log(1e4)))
+    assert cm.fisher_surprise(4.0, 2) == pytest.approx(want, rel=1e-12)
+    assert cm.fisher_surprise(3.0, 1) == pytest.approx(3.0)
+    z = np.empty(3)
+    cm.z_equivalent(np.array([-math.log10(0.05), -math.log10(0.5 * math.erfc(4 / math.sqrt(2))),
+                              -2.0]), z)
+    np.testing.assert_allclose(z, [1.6448536, 4.0, -2.3263479], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- the model kernel
+def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8):
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(1.0, 5.0, n)
+    for t in range(windows):
+        hp, d = cm.slots(t * window_s, (t + 1) * window_s)
+        mult = np.where(rng.random(n) < burst, rng.uniform(3, 10, n), 1.0)
+        x = rng.poisson(lam * (1 + rhythm * math.sin(2 * math.pi * hp / 24)) * mult)
+        x = np.where(rng.random(n) < 0.01, 0, x)  # a silence now and then
+        yield t, hp, d, x.astype(np.float64), rng.random(n) < 0.8
+
+
+@pytest.mark.parametrize("seed,window_s,windows", [(0, 600.0, 3200), (1, 3600.0, 400),
+                                                    (2, 60.0, 400)])
+def test_model_kernel_matches_reference(seed, window_s, windows):
+    """Windows of 10 minutes and an hour let days and weeks pass: every branch (warm-up,
+    the day and week profiles, switching, runs, bursts, silences) is compared."""
+    n = 30
+    params = cm.model_params(1 - 0.5 ** (1 / 30), window_s, 5, True)
+    state = cm.new_state(n)
+    idx = np.arange(n)
+    modes = set()
+    for t, hp, d, x, take in stream(seed, n, windows, window_s):
+        sel = idx[take]
+        want, ws, wm, wsd = cm.model_step_reference(sel, x[sel], state, hp, d, params)
+        s, mu, sd = (np.empty(len(sel)) for _ in range(3))
+        cm.model_step(sel, x[sel], state["st"], state["prof"], state["pcnt"], state["seen"],
+                      hp, d, *params, s, mu, sd)
+        for key in state:
+            np.testing.assert_allclose(state[key], want[key], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{key} at window {t}")
+        np.testing.assert_allclose(s, ws, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(mu, wm, rtol=1e-9)
+        np.testing.assert_allclose(sd, wsd, rtol=1e-9)
+        state = want  # both continue from the same state
+        modes |= set(state["st"][cm.MODE].astype(int).tolist())
+    if window_s == 600.0:
+        assert {cm.FLAT, cm.DAILY_LINEAR} <= modes
+
+
+def test_reference_does_not_mutate():
+    state = cm.new_state(3)
+    before = {k: v.copy() for k, v in state.items()}
+    cm.model_step_reference(np.arange(3), np.array([1.0, 2.0, 3.0]), state, 1.0, 0,
+                            cm.model_params(0.02, 60.0, 1, True))
+    for k in state:
+        np.testing.assert_array_equal(state[k], before[k])
+
+
+# ---------------------------------------------------------------- calibration
+def run_series(x, window_s=60.0, warmup=30, seasonal=True):
+    T, n = x.shape
+    params = cm.model_params(1 - 0.5 ** (1 / 30), window_s, warmup, seasonal)
+    state = cm.new_state(n)
+    idx = np.arange(n)
+    out = np.empty((T, n))
+    mu = np.empty((T, n))
+    sd = np.empty(n)
+    for t in range(T):
+        hp, d = cm.slots(t * window_s, (t + 1) * window_s)
+        cm.model_step(idx, x[t].astype(np.float64), state["st"], state["prof"], state["pcnt"],
+                      state["seen"], hp, d, *params, out[t], mu[t], sd)
+    return out, mu, state
+
+
+@pytest.mark.parametrize("name,mean,k", [("poisson 0.4", 0.4, 0.0), ("poisson 3", 3.0, 0.0),
+                                          ("poisson 20", 20.0, 0.0), ("nb 50, k 0.2", 50.0, 0.2),
+                                          ("nb 5, k 1", 5.0, 1.0)])
+def test_calibration_on_stationary_noise(name, mean, k):
+    """Per direction, the share of windows whose score reaches a band is its probability:
+    25 -> 1e-2, 50 -> 1e-3, 75 -> 1e-4. Tolerance: within [0.3x, 2.5x] for the first two
+    (discrete small counts are conservative, learnt baselines a little optimistic) and at
+    most 4x for 1e-4 (about 100 windows expected at 1e6 windows)."""
+    rng = np.random.default_rng(7)
+    lam = rng.gamma(1.0 / k, mean * k, (20_000, 50)) if k else np.full((20_000, 50), mean)
+    x = rng.poisson(lam)
+    p_zero = math.exp(-mean) if not k else (1.0 + k * mean) ** (-1.0 / k)
+    s, _, _ = run_series(x)
+    s = s[1000:]
+    total = s.size
+    for band, p, lo, hi in ((25.0, 1e-2, 0.3, 2.5), (50.0, 1e-3, 0.3, 2.5), (75.0, 1e-4, 0.0, 4.0)):
+        need = cm.surprise_for_score(band)
+        for sign in (1, -1):
+            share = np.count_nonzero(sign * s >= need) / total
+            if sign < 0 and p_zero > p:
+                continue  # the lower tail ends at P(X = 0): no drop is that unlikely
+            assert lo * p <= share <= hi * p, (name, band, sign, share)
+
+
+# ---------------------------------------------------------------- rhythm
+def test_daily_rhythm_is_used_after_a_day_weekly_after_two_weeks():
+    rng = np.random.default_rng(3)
+    w = 600.0
+    T = int(16 * 86400 / w)
+    t = np.arange(T) * w
+    hour = (t % 86400) / 3600
+    day = (t // 86400 + 3) % 7
+    daily = 20 + 180 * np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) ** 2
+    weekly = daily * np.where(day >= 5, 0.3, 1.0)
+    x = np.stack([rng.poisson(np.full(T, 100.0)), rng.poisson(daily), rng.poisson(weekly)], 1)
+    s, mu, state = run_series(x, window_s=w)
+    modes = state["st"][cm.MODE].astype(int)
+    assert modes[0] == cm.FLAT
+    assert modes[1] in (cm.DAILY_STEP, cm.DAILY_LINEAR, cm.WEEKLY)
+    assert modes[2] == cm.WEEKLY
+    # the rhythm's prediction beats a flat one where it is in use (last two days)
+    tail = slice(T - int(2 * 86400 / w), T)
+    err_rhythm = np.mean((x[tail, 1] - mu[tail, 1]) ** 2)
+    assert err_rhythm < 0.5 * np.var(np.diff(x[tail, 1]))
+
+
+def test_memory_per_series_is_measured_and_small():
+    state = cm.new_state(1000)
+    per_series = sum(a.nbytes for a in state.values()) / 1000
+    assert per_series <= 1024
+    assert per_series == cm.N_FIELDS * 4 + cm.N_PROFILE * (4 + 2) + 4
+
+
+def test_family_pass_matches_reference():
+    rng = np.random.default_rng(1)
+    n = 500
+    group = rng.integers(-1, 7, n)
+    seen = rng.integers(0, 60, n).astype(np.int32)
+    s = np.where(rng.random(n) < 0.2, rng.normal(0, 3, n), 0.0)
+    mu = rng.gamma(0.5, 10.0, n)
+    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7)
+    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12)

@@ -1,0 +1,153 @@
+"""One test per failure mode of issue 11, each on data built for it, through Detector.score
+(one service unless said otherwise, 60 s windows)."""
+import copy
+import math
+
+import numpy as np
+
+from logml.config import ScoreConfig
+from logml.detect import Detector
+from logml.window import WindowFrame
+
+W = 60.0
+DAY = 1440
+
+
+def frame(k, counts, errors=None):
+    counts = np.asarray(counts, np.int64)
+    errors = np.zeros_like(counts) if errors is None else np.asarray(errors, np.int64)
+    return WindowFrame(k * W, (k + 1) * W, counts, errors, np.array([counts.sum()]),
+                       np.array([errors.sum()]), {}, np.array([0], np.int32),
+                       np.array([False]))
+
+
+def detector(**kw):
+    return Detector(ScoreConfig(**kw), W)
+
+
+def alerts(dets, severity=None):
+    return [a for d in dets for a in d.anomalies if severity in (None, a.severity)]
+
+
+def test_bursty_series_stays_quiet():
+    """Five templates; one bursts in 3 % of windows to x3-x40 (Pareto sizes), single
+    windows. After a day of learning, two days hold at most the alert budget: 1 critical
+    and 2 warnings a day."""
+    rng = np.random.default_rng(11)
+    det = detector()
+    ts = np.zeros(5, np.int32)
+    base = np.array([60.0, 25.0, 12.0, 6.0, 3.0])
+    dets = []
+    for k in range(3 * DAY):
+        lam = base.copy()
+        if rng.random() < 0.03:
+            lam[2] *= min(3.0 * (1.0 + rng.pareto(1.3)), 40.0)
+        dets.append(det.score(frame(k, rng.poisson(lam)), ts, 1))
+    later = dets[DAY:]
+    assert len(alerts(later, "critical")) <= 2
+    assert len(alerts(later, "warning")) <= 4
+
+
+def rhythm(minute_of_day):
+    h = minute_of_day / 60.0
+    return 20.0 + 280.0 * np.clip(np.sin(np.pi * (h - 6.0) / 14.0), 0.0, None) ** 2
+
+
+def test_seasonal_drop_fires():
+    """A strong daily rhythm (20 lines at night, 300 at the peak). On day four the
+    morning ramp stops at 08:00 and traffic stays where it was: nothing a flat baseline
+    calls unusual; against the day's rhythm it is a drop, found within ten windows of
+    being 30 % short (the size a service drop needs)."""
+    rng = np.random.default_rng(5)
+    det = detector()
+    ts = np.zeros(1, np.int32)
+    freeze = 3 * DAY + 8 * 60
+    found = []
+    for k in range(freeze + 150):
+        lam = rhythm(k % DAY)
+        if k >= freeze:
+            lam = rhythm(8 * 60)
+        d = det.score(frame(k, [rng.poisson(lam)]), ts, 1)
+        if k >= freeze:
+            found += [(k - freeze, a.type, a.severity) for a in d.anomalies]
+    expected_now = rhythm(np.arange(8 * 60, 8 * 60 + 150))
+    material = int(np.argmax(rhythm(8 * 60) / expected_now <= 0.7))  # 30 % short
+    drops = [(t, sev) for t, typ, sev in found if typ == "drop"]
+    assert drops and drops[0][0] <= material + 10, (material, found[:5])
+    assert any(sev == "critical" for _, sev in drops)
+
+
+def test_silence_right_after_a_burst_is_a_drop():
+    """52 lines a minute, bursty; a x6 burst, then nothing: the silence is a critical drop
+    (a burst neither drags the baseline up nor widens it so far that 0 looks normal)."""
+    rng = np.random.default_rng(2)
+    det = detector()
+    ts = np.zeros(2, np.int32)
+    for k in range(DAY):
+        lam = np.array([40.0, 12.0])
+        if rng.random() < 0.02:
+            lam *= 6.0
+        det.score(frame(k, rng.poisson(lam)), ts, 1)
+    det.score(frame(DAY, [240, 72]), ts, 1)  # burst
+    d = det.score(frame(DAY + 1, [0, 0]), ts, 1)
+    drops = [a for a in d.anomalies if a.type == "drop" and a.template == -1]
+    assert drops and drops[0].severity == "critical"
+    assert drops[0].expected > 30
+
+
+def test_five_lines_where_point_four_are_expected_is_critical():
+    rng = np.random.default_rng(4)
+    det = detector()
+    ts = np.zeros(1, np.int32)
+    for k in range(600):
+        det.score(frame(k, [rng.poisson(0.4)]), ts, 1)
+    d = det.score(frame(600, [5]), ts, 1)
+    assert [(a.type, a.severity) for a in d.anomalies] == [("spike", "critical")]
+    assert 0.2 < d.anomalies[0].expected < 0.7
+    assert d.windows[0].anomaly_score >= 75
+
+
+def test_score_ranks_the_evidence_for_every_window():
+    """Every window gets a score; from one warm state, a larger spike never scores lower,
+    and ordinary windows score low."""
+    rng = np.random.default_rng(9)
+    det = detector()
+    ts = np.zeros(3, np.int32)
+    quiet = []
+    for k in range(400):
+        d = det.score(frame(k, rng.poisson([50, 20, 5])), ts, 1)
+        assert len(d.windows) == 1
+        quiet.append(d.windows[0].anomaly_score)
+    quiet = np.array(quiet[100:])
+    assert np.median(quiet) == 0.0 and np.mean(quiet >= 25) <= 0.03
+    scores = []
+    for x in (5, 8, 11, 14, 18, 25, 40, 80):
+        trial = copy.deepcopy(det)
+        scores.append(trial.score(frame(400, [50, 20, x]), ts, 1).windows[0].anomaly_score)
+    assert scores == sorted(scores) and scores[0] < 25 and scores[-1] > 75
+    assert len(set(np.round(scores, 3))) >= 5  # it ranks, it does not jump from 0 to 100
+
+
+def test_state_is_plain_data_without_config():
+    det = detector()
+    ts = np.zeros(2, np.int32)
+    for k in range(5):
+        det.score(frame(k, [3, 4]), ts, 1)
+    state = det.state()
+
+    def check(v):
+        if isinstance(v, dict):
+            assert all(isinstance(k, str) for k in v)
+            for x in v.values():
+                check(x)
+        elif isinstance(v, list):
+            for x in v:
+                check(x)
+        else:
+            assert isinstance(v, (str, int, float, bool, type(None), np.ndarray)), type(v)
+    check(state)
+    assert "alpha" not in state and "cfg" not in state and "params" not in state
+    again = Detector.from_state(state, ScoreConfig(), W)
+    a = det.score(frame(5, [30, 4]), ts, 1)
+    b = again.score(frame(5, [30, 4]), ts, 1)
+    assert math.isclose(a.windows[0].anomaly_score, b.windows[0].anomaly_score)

@@ -1,0 +1,50 @@
+"""The embedded runner in process: cut lines reported with their real length, outputs cut
+back to the state's committed lengths on resume, dead-letter line numbers that go on."""
+import orjson
+
+from logml.config import load
+from logml.run import run_file
+
+
+def docs(path):
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()]
+
+
+def line(t: int, text: str) -> bytes:
+    return f"2025-11-24T10:{t // 60:02d}:{t % 60:02d}Z INFO {text}\n".encode()
+
+
+def cfg(tmp_path, **kw):
+    return load(overrides={"output.dir": str(tmp_path / "out"), **kw})
+
+
+def test_a_cut_line_is_dead_lettered_once_with_its_real_length(tmp_path):
+    f = tmp_path / "a.log"
+    big = line(1, "big " + "y" * 300_000)
+    f.write_bytes(line(0, "before") + big + line(2, "after"))
+    pipe = run_file(cfg(tmp_path, **{"decode.max_line_bytes": 1000}), str(f), progress=False)
+    (d,) = docs(tmp_path / "out" / "dlq.jsonl")
+    assert d["reason"] == "too_long" and d["kept"] and d["offset"] == 1
+    assert d["line_bytes"] == len(big) - 1 and d["bytes"] == 1001
+    assert d["detail"].startswith(f"{len(big) - 1} bytes")  # the line's, not what was kept
+    assert sum(pipe.stats.lines.values()) == 3  # the cut line was still counted
+
+
+def test_resume_cuts_outputs_back_and_dead_letter_lines_go_on(tmp_path):
+    f = tmp_path / "a.log"
+    first = b"".join(line(t, f"req {t % 7}") for t in range(0, 600, 2)) + b"\xff bad\n"
+    f.write_bytes(first)
+    state = str(tmp_path / "state")
+    run_file(cfg(tmp_path), str(f), state, keep_open=True, progress=False)
+    out = tmp_path / "out"
+    committed = {p.name: p.read_bytes() for p in out.iterdir()}
+    with open(out / "windows.jsonl", "ab") as w:  # written after the checkpoint, then a crash
+        w.write(b'{"half a document')
+    with open(f, "ab") as w:
+        w.write(b"".join(line(t, f"req {t % 7}") for t in range(600, 1200, 2)) + b"\n")
+    run_file(cfg(tmp_path), str(f), state, progress=False)
+    windows = (out / "windows.jsonl").read_bytes()
+    assert windows.startswith(committed["windows.jsonl"]) and b"half a document" not in windows
+    # the bad line, then the empty last line: numbered on from the first run, not from 0
+    assert [(d["offset"], d["reason"]) for d in docs(out / "dlq.jsonl")] == \
+        [(300, "invalid_utf8"), (601, "empty")]
