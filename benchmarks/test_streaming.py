@@ -1,65 +1,269 @@
-"""Streaming throughput of one consumer, Kafka to Elasticsearch and metrics, on loopback,
-against embedded mode on the same events. Needs the real services (tests/services/up)."""
+"""Streaming throughput, Kafka to Elasticsearch, against a bare bulk loader on the same lines,
+the same Elasticsearch, in the same run (the machine is shared: only ratios within one run
+mean something). Needs the real services (tests/services/up kafka elasticsearch).
+
+- bare loader: one thread, 5000 documents a request, one request at a time, logml's index
+  template, run before and after the consumers; twice: with the events as they are (what
+  Filebeat would index) and with the very documents logml writes (built beforehand), the
+  server's speed for the same documents;
+- logml: 1, 2 and 4 consumers (separate processes, one consumer group, settings of
+  pipelines/kafka.toml) with per-line documents on and off, each run on a fresh topic of 4
+  partitions: the consumers join the group first, then the lines are produced. Throughput:
+  all lines / seconds from the start of producing to the moment Kafka has every offset
+  committed (committed = acknowledged by every sink).
+"""
+import hashlib
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from logml import setup as S
+from logml.decode import Decoder
+from logml.docs import LogDocs, day_name
 from logml.config import load
 from logml.generate import write
-from logml.run import run_file
+from logml.pipeline import Pipeline
+from logml.template import TemplateEngine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "integration")]
-from kafka_helpers import pipeline_toml, produce, unique_topics  # noqa: E402
-from servicekit import services  # noqa: E402
+from kafka_helpers import produce  # noqa: E402
+from servicekit import services, stop_group  # noqa: E402
 
 pytestmark = pytest.mark.integration
+PARTITIONS = 4
+SERVICES = 8
+BULK_DOCS = 5000
 
 
-@pytest.mark.parametrize("write_logs", [False, True])
-def test_consumer_throughput_vs_embedded(tmp_path, record, write_logs):
+def _topics(bootstrap: str, *specs) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(name, parts, 1, config=cfg or {})
+                                  for name, parts, cfg in specs]).values():
+        f.result(30)
+
+
+class Committed:
+    """The group's committed offsets, summed over the partitions (one client, reused)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        self.tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    def __call__(self) -> int:
+        return sum(tp.offset for tp in self.c.committed(self.tps, timeout=10)
+                   if tp.offset > 0)
+
+    def close(self) -> None:
+        self.c.close()
+
+
+def _es(url: str, path: str, method: str = "GET", body: bytes | None = None) -> dict:
+    req = urllib.request.Request(f"{url}/{path}", data=body, method=method,
+                                 headers={"Content-Type": "application/x-ndjson"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return orjson.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
     env = services("kafka", "elasticsearch")
-    names = unique_topics(env["KAFKA_BOOTSTRAP"])
-    events, _ = write(tmp_path / "gen", seed=9, hours=2, services=6, start=1_764_000_000.0,
-                      rate=10.0)
+    events, _ = write(tmp_path_factory.mktemp("gen"), seed=9, hours=1, services=SERVICES,
+                      start=1_764_000_000.0, rate=6.0)
     lines = events.read_bytes().splitlines()
-    produce(env["KAFKA_BOOTSTRAP"], names["topic"],
-            [(orjson.loads(x)["service"]["name"].encode(), x) for x in lines])
-    t0 = time.perf_counter()
-    run_file(load(overrides={"output.dir": str(tmp_path / "emb")}), str(events), progress=False)
-    embedded_s = time.perf_counter() - t0
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    cfg = tmp_path / "k.toml"
-    cfg.write_text(pipeline_toml(names, env["KAFKA_BOOTSTRAP"], "elasticsearch", f"""
+    for write_logs in (True, False):  # numba's on-disk caches filled before the clock runs
+        class Sink:
+            def __init__(self):
+                self.write_logs, self.docs = write_logs, LogDocs()
+
+            def write(self, kind, docs):
+                pass
+
+            def write_log_batch(self, events, idx, engine, source):
+                self.docs.build(events, idx, engine, source)
+
+            def dead_letter(self, errors):
+                pass
+        Pipeline(load(), Sink()).process_records(lines[:2000], list(range(2000)), "warm")
+    records = [(orjson.loads(x)["service"]["name"].encode(), x) for x in lines]
+    return env, records, lines
+
+
+def raw_documents(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """(action line, document) for the events as they are."""
+    out = []
+    for n, line in enumerate(lines):
+        day = line[15:25].replace(b"-", b".")  # {"@timestamp":"YYYY-MM-DD
+        doc_id = hashlib.blake2b(b"%d" % n, digest_size=12).hexdigest().encode()
+        out.append((b'{"index":{"_index":"PREFIX-logs-' + day + b'","_id":"' + doc_id +
+                    b'"}}\n', line))
+    return out
+
+
+def logml_documents(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """(action line, document) of the per-line documents logml writes for these lines
+    (built here, before the clock starts)."""
+    engine, builder, out = TemplateEngine(), LogDocs(), []
+    for k in range(0, len(lines), 20000):
+        events, _ = Decoder(keep_events=True).decode_block(
+            b"\n".join(lines[k:k + 20000]) + b"\n", k, "bench", now=2e9)
+        idx, _ = engine.template_events(events)
+        days, ids, docs = builder.build(events, idx, engine, "bench")
+        for day, doc_id, doc in zip(days.tolist(), ids, docs):
+            out.append((b'{"index":{"_index":"PREFIX-logs-' + day_name(day).encode() +
+                        b'","_id":"' + doc_id.encode() + b'"}}\n', doc))
+    return out
+
+
+def bare_loader(url: str, docs: list[tuple[bytes, bytes]]) -> float:
+    """Documents a second: one thread, one request of 5000 at a time, nothing else."""
+    prefix = f"bare{uuid.uuid4().hex[:6]}"
+    assert S.setup(url, prefix=prefix).ok
+    try:
+        t0 = time.perf_counter()
+        for k in range(0, len(docs), BULK_DOCS):
+            body = []
+            for action, doc in docs[k:k + BULK_DOCS]:
+                body += (action.replace(b"PREFIX", prefix.encode(), 1), doc, b"\n")
+            resp = _es(url, "_bulk?filter_path=errors", "POST", b"".join(body))
+            assert not resp["errors"]
+        seconds = time.perf_counter() - t0
+        _es(url, f"{prefix}-logs-*/_refresh", "POST")
+        assert _es(url, f"{prefix}-logs-*/_count")["count"] == len(docs)
+        return len(docs) / seconds
+    finally:
+        _es(url, f"{prefix}-*", "DELETE")
+        for kind in S.KINDS:
+            _es(url, f"_index_template/{prefix}-{kind}", "DELETE")
+
+
+def _tail(log) -> str:
+    log.flush()
+    log.seek(0)
+    return "".join(x for x in log.read().splitlines(True)[-30:] if "rdkafka" not in x)
+
+
+def run_logml(env, records, lines: list[bytes], consumers: int, write_logs: bool,
+              tmp_path: Path) -> dict:
+    """Acknowledged lines a second of ``consumers`` processes, and their own timings."""
+    bootstrap, url = env["KAFKA_BOOTSTRAP"], env["ES_URL"]
+    tag = uuid.uuid4().hex[:8]
+    group, prefix = f"bench-{tag}", f"bench{tag}"
+    topic, dlq, state = f"bench.{tag}.raw", f"bench.{tag}.dlq", f"bench.{tag}.state"
+    _topics(bootstrap, (topic, PARTITIONS, None), (dlq, 1, None),
+            (state, 1, {"cleanup.policy": "compact", "max.message.bytes": "67108864"}))
+    assert S.setup(url, prefix=prefix).ok
+    cfg = tmp_path / f"{tag}.toml"
+    cfg.write_text(f"""
+source = "kafka"
+sink = "elasticsearch"
+[kafka]
+bootstrap = "{bootstrap}"
+topic = "{topic}"
+dlq_topic = "{dlq}"
+state_topic = "{state}"
+group = "{group}"
 batch_size = 20000
+commit_interval_s = 5.0
 [elasticsearch]
-url = "{env['ES_URL']}"
+url = "{url}"
 index_prefix = "{prefix}"
 write_logs = {str(write_logs).lower()}
-"""))
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg),
-                        "--exit-when-idle", "2"], capture_output=True, text=True, timeout=1800,
-                       env={**os.environ, "KAFKA_BOOTSTRAP": env["KAFKA_BOOTSTRAP"]})
-    wall = time.perf_counter() - t0
-    assert p.returncode == 0, p.stderr[-3000:]
-    m = re.search(r"done: (\d+) records in ([\d.]+) s \((\d+) records/s while busy\); "
-                  r"seconds in (.*)", p.stderr)
-    assert m and int(m.group(1)) == len(lines), p.stderr[-2000:]
-    parts = dict((k, float(v)) for k, v in (x.split() for x in m.group(4).split(", ")))
-    record(f"streaming_{'logs' if write_logs else 'nologs'}", lines=len(lines),
-           write_logs=write_logs, consumer_lines_per_s_busy=int(m.group(3)),
-           consumer_lines_per_s_wall=round(len(lines) / wall),
-           embedded_lines_per_s=round(len(lines) / embedded_s),
-           ratio_to_embedded=round(int(m.group(3)) / (len(lines) / embedded_s), 2),
-           seconds=parts, bottleneck=max(parts, key=parts.get))
-    import urllib.request
-    urllib.request.urlopen(urllib.request.Request(f"{env['ES_URL']}/{prefix}-*",
-                                                  method="DELETE"))
+""")
+    logs = [open(tmp_path / f"{tag}-{k}.log", "w+") for k in range(consumers)]
+    procs = [subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg),
+                               "--exit-when-idle", "6"], stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, cwd=REPO) for log in logs]
+    committed = Committed(bootstrap, group, topic)
+    try:
+        # every consumer in the group with its partitions, then the lines arrive
+        deadline = time.time() + 120
+        while not all("opened [" in Path(log.name).read_text() for log in logs):
+            assert time.time() < deadline and all(p.poll() is None for p in procs), \
+                "\n".join(_tail(log) for log in logs)
+            time.sleep(0.2)
+        time.sleep(0.5)
+        start = time.time()
+        produce(bootstrap, topic, records)
+        deadline = time.time() + 1800
+        while time.time() < deadline:
+            done = committed()
+            end = time.time()
+            if done >= len(lines):
+                break
+            # a consumer idle and caught up stops (--exit-when-idle) while others go on
+            failed = any(p.poll() not in (None, 0) for p in procs) or \
+                all(p.poll() is not None for p in procs)
+            if failed and committed() < len(lines):
+                raise AssertionError("consumers failed or ended early:\n" + "\n".join(
+                    _tail(log) for log in logs))
+            time.sleep(0.2)
+        assert done == len(lines), (done, len(lines))
+        for p in procs:
+            assert p.wait(120) == 0
+        if write_logs:  # nothing lost, nothing doubled
+            _es(url, f"{prefix}-logs-*/_refresh", "POST")
+            assert _es(url, f"{prefix}-logs-*/_count")["count"] == len(lines)
+    finally:
+        committed.close()
+        for p in procs:
+            stop_group(p)
+        _es(url, f"{prefix}-*", "DELETE")
+        for kind in S.KINDS:
+            _es(url, f"_index_template/{prefix}-{kind}", "DELETE")
+    timings = []
+    for log in logs:
+        log.seek(0)
+        text = log.read()
+        m = re.search(r"done: (\d+) records in [\d.]+ s \((\d+) records/s while busy\); "
+                      r"seconds in (.*)", text)
+        assert m, text[-3000:]
+        timings.append({"records": int(m.group(1)), "busy_lines_per_s": int(m.group(2)),
+                        "seconds": {k: float(v) for k, v in
+                                    (x.split() for x in m.group(3).split(", "))}})
+        log.close()
+    rate = len(lines) / (end - start)
+    return {"lines_per_s": round(rate), "consumers": timings}
+
+
+def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
+    env, records, lines = workload
+    url = env["ES_URL"]
+    raw, enriched = raw_documents(lines), logml_documents(lines)
+    bare = {"raw_events": [bare_loader(url, raw)], "logml_documents": [bare_loader(url, enriched)]}
+    runs = {}
+    counts = [int(x) for x in os.environ.get("LOGML_BENCH_CONSUMERS", "1,2,4").split(",")]
+    for write_logs in (True, False):
+        for consumers in counts:
+            runs[(write_logs, consumers)] = run_logml(env, records, lines, consumers,
+                                                      write_logs, tmp_path)
+    bare["raw_events"].append(bare_loader(url, raw))
+    bare["logml_documents"].append(bare_loader(url, enriched))
+    ref = {k: sum(v) / len(v) for k, v in bare.items()}
+    one = runs[(True, 1)]["lines_per_s"]
+    table = [{"lines": len(lines), "services": SERVICES, "partitions": PARTITIONS,
+              "per_line_documents": wl, "consumers": c, "lines_per_s": r["lines_per_s"],
+              "ratio_to_bare_loader_raw_events": round(r["lines_per_s"] / ref["raw_events"], 2),
+              "ratio_to_bare_loader_logml_documents":
+                  round(r["lines_per_s"] / ref["logml_documents"], 2)}
+             for (wl, c), r in runs.items()]
+    record("streaming_vs_bare_loader" + ("" if counts == [1, 2, 4] else "_partial"),
+           lines=len(lines), services=SERVICES, partitions=PARTITIONS,
+           load_average=os.getloadavg()[0],
+           bare_loader_docs_per_s={k: [round(x) for x in v] for k, v in bare.items()},
+           logml_1_consumer_with_documents_lines_per_s=one,
+           ratio_with_documents_to_raw_events_loader=round(one / ref["raw_events"], 2),
+           ratio_with_documents_to_same_documents_loader=round(one / ref["logml_documents"], 2),
+           table=table,
+           consumers={f"{'logs' if wl else 'nologs'}_{c}": r["consumers"]
+                      for (wl, c), r in runs.items()})

@@ -79,7 +79,8 @@ def cmd_eval(args) -> int:
 def cmd_setup(args) -> int:
     from .config import interpolate
     from .setup import run_setup
-    return run_setup(interpolate(args.es), args.kibana, args.out, args.prefix, args.replicas)
+    return run_setup(interpolate(args.es), args.kibana, args.out, args.prefix, args.replicas,
+                     args.ingest_mode)
 
 
 def cmd_demo(args) -> int:
@@ -177,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prefix", default="logml", help="index prefix (default logml)")
     sp.add_argument("--replicas", type=int, help="replicas per index (default: 0 on a "
                     "one-node cluster, else 1)")
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--backfill", dest="ingest_mode", action="store_const", const="backfill",
+                      help="only switch the per-line indices to bulk loading: no refresh, no "
+                      "replicas (docs/elasticsearch.md); --live when the replay is done")
+    mode.add_argument("--live", dest="ingest_mode", action="store_const", const="live",
+                      help="only put back refresh interval and replicas after --backfill")
     sp.set_defaults(func=cmd_setup)
 
     sp = add("eval", help="recall, false alarms and delay against labels",

@@ -94,6 +94,9 @@ class KafkaConfig:
     session_timeout_s: float = 10.0
     # each owned partition's state goes to state_topic this often (a crash replays this much)
     checkpoint_interval_s: float = 5.0
+    # sinks flushed (every bulk acknowledged) and offsets committed at most this often;
+    # 0 = after every batch. In between, indexing overlaps processing.
+    commit_interval_s: float = 0.0
     # reading state_topic stalled this long = "could not read" (retried), never "no state"
     state_read_stall_s: float = 15.0
 
@@ -104,6 +107,9 @@ class ElasticsearchConfig:
     index_prefix: str = "logml"
     write_logs: bool = True
     bulk_max_docs: int = 5000
+    bulk_max_bytes: int = 8_000_000  # a bulk request holds at most this many bytes
+    max_in_flight: int = 3  # bulk requests sent at once while the pipeline goes on
+    compress: bool = False  # gzip request bodies (costs CPU; for a slow network only)
     max_retries: int = 8
     unavailable_timeout_s: float = 30.0  # then the consumer pauses and retries, losing nothing
 

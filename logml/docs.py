@@ -6,7 +6,11 @@ and anomalies), so a replay overwrites instead of doubling.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+
+import numpy as np
+import orjson
 
 from .decode import LEVELS
 
@@ -80,3 +84,158 @@ def dlq_doc(err) -> tuple[str, dict]:
     d = err.doc()
     d["@timestamp"] = iso(time.time())
     return _id("dlq", err.source, err.offset, err.reason), d
+
+
+# ------------------------------------------------------------------ per-line documents as bytes
+# ``log_doc`` above is the reference (one dict per line); ``LogDocs`` writes the same
+# documents straight as JSON bytes for the bulk body: the columns of the batch formatted
+# for the whole batch at once, the template part prepared once per template, only the
+# params (and the original event's extra fields, when there is one) per line.
+
+_LEVEL_PART = [b"" if name == "unknown" else b'"log":{"level":"' + name.encode() + b'"},'
+               for name in LEVELS]
+_MS_PER_DAY = 86_400_000
+
+
+def iso_batch(ts: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """(``iso(t)`` as bytes, UTC day number) for every t; same rounding as ``iso``."""
+    ts = np.asarray(ts, dtype=np.float64)
+    secs = np.floor(ts)
+    ms = np.round((ts - secs) * 1000.0)  # the fraction is exact; round half even like iso
+    total = secs.astype(np.int64) * 1000 + ms.astype(np.int64)
+    text = np.datetime_as_string(total.astype("datetime64[ms]"), unit="ms")
+    return np.char.add(text, "Z").astype("S24").tolist(), total // _MS_PER_DAY
+
+
+def day_name(day: int) -> str:
+    """``YYYY.MM.DD`` of a UTC day number (days since 1970-01-01)."""
+    return str(np.datetime64(int(day), "D")).replace("-", ".")
+
+
+class _TemplatePlan:
+    """What a template contributes to each of its lines, prepared once."""
+    __slots__ = ("text", "head", "match", "slots")
+
+    def __init__(self, template_id: str, text: str):
+        self.text = text
+        self.head = (b'{"template_id":' + orjson.dumps(template_id) +
+                     b',"template":' + orjson.dumps(text) + b',"params":')
+        pat = text.split()
+        # One regex match cuts the params out of a line: tokens are maximal runs of \S
+        # (str.split's whitespace) and each variable position tries, in the order of
+        # TemplateEngine.params: the pattern token itself (no param), the literal prefix
+        # and suffix around a middle (the param: group 2k+1), any token (cut in Python:
+        # group 2k+2). No match: the token counts differ.
+        parts, self.slots = [], []
+        for p in pat:
+            if "<" not in p:
+                parts.append(r"\S+")
+                continue
+            k, r = p.index("<"), p.rfind(">")
+            fast = (re.escape(p[:k]) + r"(\S*)" + re.escape(p[r + 1:]) + r"(?!\S)") \
+                if r > k else r"(?!)()"
+            parts.append(r"(?=\S)(?:" + re.escape(p) + r"(?!\S)|" + fast + r"|(\S+))")
+            self.slots.append(p)
+        self.match = re.compile(r"\s*" + r"\s+".join(parts) + r"\s*").fullmatch
+
+    def params(self, text: str) -> list[str]:
+        """``TemplateEngine.params`` of a line of this template."""
+        m = self.match(text)
+        if m is None:
+            return []
+        g = m.groups()
+        if not any(g[1::2]):
+            return [x for x in g[0::2] if x is not None]
+        out = []
+        for pat, mid, tok in zip(self.slots, g[0::2], g[1::2]):
+            if mid is not None:
+                out.append(mid)
+            elif tok is not None:
+                out.append(_cut(tok, pat))
+        return out
+
+
+def _cut(tok: str, pat: str) -> str:
+    """The variable part of one token (TemplateEngine.params, token by token)."""
+    p = 0
+    while p < min(len(tok), len(pat)) and tok[p] == pat[p] and pat[p] != "<":
+        p += 1
+    s = 0
+    while s < min(len(tok), len(pat)) - p and tok[-1 - s] == pat[-1 - s] and pat[-1 - s] != ">":
+        s += 1
+    return tok[p:len(tok) - s]
+
+
+class LogDocs:
+    """Per-line documents of a batch as bulk-ready JSON bytes, equal (as JSON) to
+    ``log_doc``'s. Keeps the prepared template parts between batches."""
+
+    def __init__(self):
+        self._plans: dict[int, _TemplatePlan] = {}
+
+    def build(self, events, idx: np.ndarray, engine, source: str
+              ) -> tuple[np.ndarray, list[str], list[bytes]]:
+        """(UTC day number, _id, document) of every event; idx = its template index."""
+        n = len(events)
+        if n == 0:
+            return np.zeros(0, np.int64), [], []
+        plans = self._plans
+        for t in np.unique(idx).tolist():
+            text = engine.template_text(t)
+            plan = plans.get(t)
+            if plan is None or plan.text != text:  # new, or generalised since
+                plans[t] = _TemplatePlan(engine.template_id(t), text)
+        stamps, days = iso_batch(events.ts)
+        base = hashlib.blake2b(f"log\x1f{source}\x1f".encode(), digest_size=12)
+        services = [b'","service":{"name":' + orjson.dumps(s) + b"}," for s in events.services]
+        raw = events.buf.tobytes()
+        hosts = events.host
+        originals = events.event
+        names = events.services
+        truncated = events.truncated
+        truncated = set(np.flatnonzero(truncated).tolist()) if truncated.any() else ()
+        dumps = orjson.dumps
+        ids, out = [], []
+        append_id, append = ids.append, out.append
+        rows = zip(idx.tolist(), events.offset.tolist(), events.msg_start.tolist(),
+                   events.text_start.tolist(), events.end.tolist(), events.level.tolist(),
+                   events.service.tolist(), stamps)
+        for i, (t, off, m0, t0, t1, level, s, stamp) in enumerate(rows):
+            h = base.copy()
+            h.update(b"%d" % off)
+            append_id(h.hexdigest())
+            plan = plans[t]
+            ours = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) + \
+                (b',"truncated":true}' if i in truncated else b"}")
+            ev = originals[i] if originals else None
+            host = hosts[i] if hosts else None
+            if ev:
+                append(_with_event(ev, stamp, names[s], level, host, ours))
+            elif host is None:
+                append(b'{"@timestamp":"' + stamp + b'","message":' +
+                       dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
+                       _LEVEL_PART[level] + b'"logml":' + ours + b"}")
+            else:
+                append(b'{"@timestamp":"' + stamp + b'","message":' +
+                       dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
+                       _LEVEL_PART[level] + b'"host":{"name":' + dumps(host) + b'},"logml":' +
+                       ours + b"}")
+        return days, ids, out
+
+
+def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: bytes) -> bytes:
+    """A document that keeps the original event's other fields (as ``log_doc``); ``ours``
+    is the ``logml`` object, already JSON."""
+    d = ev.copy()
+    d.pop("_id", None)
+    d["@timestamp"] = stamp.decode()
+    svc = d.get("service")
+    d["service"] = {**svc, "name": service} if isinstance(svc, dict) else {"name": service}
+    if level:
+        log = d.get("log")
+        d["log"] = {**log, "level": LEVELS[level]} if isinstance(log, dict) else \
+            {"level": LEVELS[level]}
+    if host is not None and not isinstance(d.get("host"), dict):
+        d["host"] = {"name": host}
+    d["logml"] = orjson.Fragment(ours)
+    return orjson.dumps(d)

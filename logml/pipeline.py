@@ -17,7 +17,7 @@ from . import snapshot
 from .config import Config
 from .decode import Decoder, EventBatch
 from .detect import Detection, Detector
-from .docs import anomaly_doc, log_doc, window_doc
+from .docs import anomaly_doc, window_doc
 from .errors import ErrorRecord, Reason
 from .metrics import Stats, top_templates
 from .plaintext import LEVEL_OF
@@ -105,10 +105,7 @@ class Pipeline:
             self.live, time.time())
         events.ts = out.ts  # lines without a time now carry the one they were given
         if self.sink.write_logs and len(events):
-            self.sink.write("logs", [
-                log_doc(events, i, engine.template_id(t), engine.template_text(t),
-                        engine.params(events.text(i), t), source)
-                for i, t in enumerate(idx.tolist())])
+            self.sink.write_log_batch(events, idx, engine, source)
         self._dead_letter(
             [self._window_error(Reason.LATE, [events.message(i), int(events.offset[i]),
                                               source]) for i in out.late.tolist()]

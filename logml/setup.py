@@ -31,7 +31,8 @@ from pathlib import Path
 KINDS = ("logs", "windows", "anomalies")
 ILM_DAYS = 90
 TEMPLATE_PRIORITY = 200
-TEMPLATE_VERSION = 1  # bump when the mappings change
+TEMPLATE_VERSION = 2  # bump when the mappings change
+LIVE_REFRESH = "5s"  # per-line documents searchable within 5 s, refreshes kept cheap
 PACKAGED_OBJECTS = Path(__file__).resolve().parent / "kibana" / "logml-objects.ndjson"
 OBJECTS_FILE = "kibana-objects.ndjson"
 
@@ -59,11 +60,17 @@ def mappings(kind: str) -> dict:
         # Filebeat/Logstash events carry more ECS fields than logml knows (agent.*, input.*,
         # ecs.*, tags, ...): they are mapped dynamically, strings as keywords like Filebeat
         # does; date detection is off so a string field never flips to a date.
+        # Per-line documents are many and filtered, rarely ranked: the message keeps no
+        # norms (a byte per document saved, and the work to write it). The template is
+        # an exact value many lines share (full-text search on templates is what the
+        # anomalies index is for): a keyword, not analysed per line. Params are an array
+        # of keywords (exact values: "which ids failed").
+        props["message"] = {"type": "text", "norms": False}
         props["log"] = {"properties": {"level": _KW, "logger": _KW, "offset": {"type": "long"},
                                        "file": {"properties": {"path": _KW}}}}
         props["logml"] = {"properties": {
-            "template_id": _KW, "template": _TEXT_KW, "params": _KW,
-            "truncated": {"type": "boolean"}}}
+            "template_id": _KW, "template": {"type": "keyword", "ignore_above": 2048},
+            "params": _KW, "truncated": {"type": "boolean"}}}
         return {"dynamic": True, "date_detection": False,
                 "dynamic_templates": [{"strings_as_keyword": {
                     "match_mapping_type": "string", "mapping": _KW}}],
@@ -102,7 +109,7 @@ def index_templates(prefix: str = "logml", replicas: int = 1,
     for kind in KINDS:
         settings: dict = {"number_of_shards": 1, "number_of_replicas": replicas}
         if kind == "logs":
-            settings["refresh_interval"] = "5s"
+            settings["refresh_interval"] = LIVE_REFRESH
             settings["mapping"] = {"total_fields": {"limit": 2000}}
         if ilm_policy:
             settings["lifecycle"] = {"name": ilm_policy}
@@ -430,10 +437,91 @@ def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
     return report
 
 
+def ingest_mode(es_url: str, mode: str, prefix: str = "logml", replicas: int | None = None,
+                client=None) -> SetupReport:
+    """``backfill``: the per-line indices (existing ones and the daily ones the template
+    makes from now on) get ``refresh_interval: -1`` and no replicas, so a replay indexes at
+    the server's full speed; ``live`` puts back the refresh interval and the replicas of
+    ``setup`` and refreshes once. Only ``<prefix>-logs-*``: windows and anomalies are few
+    and Kibana wants them at once. Nothing else is changed (translog durability stays
+    ``request``: an acknowledged bulk survives a crash, which the commits rely on)."""
+    from elasticsearch import ApiError, Elasticsearch, TransportError
+
+    if mode not in ("backfill", "live"):
+        raise ValueError(f"ingest mode {mode!r}: backfill or live")
+    report = SetupReport(es_url)
+    own = client is None
+    if own:
+        client = Elasticsearch(es_url, request_timeout=30)
+    try:
+        try:
+            data_nodes = int(client.cluster.health().get("number_of_data_nodes", 1))
+        except (ApiError, TransportError) as e:
+            report.errors.append(f"Elasticsearch at {es_url} not reachable: {e}")
+            return report
+        name, pattern = f"{prefix}-logs", index_pattern(prefix, "logs")
+        try:
+            found = client.options(ignore_status=404).indices.get_index_template(name=name)
+            current = [t["index_template"] for t in found.get("index_templates", [])]
+            if not current:
+                report.errors.append(f"index template {name} missing: run logml setup first")
+                return report
+            body = current[0]
+            index_settings = body["template"]["settings"]["index"]
+            meta = dict(body.get("_meta") or {})
+            was_backfill = meta.get("ingest_mode") == "backfill"
+            if mode == "backfill":
+                refresh, reps = "-1", 0
+                if not was_backfill:  # what --live puts back
+                    meta["live_replicas"] = int(index_settings.get("number_of_replicas", 0))
+                    meta["hash"] = f"backfill-{meta.get('hash', '')}"  # setup puts it back
+            else:
+                refresh = LIVE_REFRESH
+                reps = replicas if replicas is not None else int(
+                    meta.pop("live_replicas", 0 if data_nodes <= 1 else 1))
+                meta["hash"] = str(meta.get("hash", "")).removeprefix("backfill-")
+            meta["ingest_mode"] = mode
+            index_settings["refresh_interval"] = refresh
+            index_settings["number_of_replicas"] = reps
+            client.indices.put_index_template(
+                name=name, index_patterns=body["index_patterns"], priority=body["priority"],
+                version=body.get("version"), template=body["template"], meta=meta)
+            report.installed.append(f"index template {name}: refresh_interval {refresh}, "
+                                    f"number_of_replicas {reps} for new {pattern} indices")
+            existing = client.options(ignore_status=404).indices.get(
+                index=pattern, allow_no_indices=True, expand_wildcards="open")
+            if existing.body:
+                client.indices.put_settings(index=pattern, settings={"index": {
+                    "refresh_interval": refresh, "number_of_replicas": reps}})
+                report.installed.append(f"{len(existing.body)} existing {pattern} indices: "
+                                        f"refresh_interval {refresh}, number_of_replicas "
+                                        f"{reps}")
+                if mode == "live":
+                    client.indices.refresh(index=pattern)
+        except (ApiError, TransportError) as e:
+            report.errors.append(f"{mode} settings on {pattern}: {e}")
+            return report
+        if mode == "backfill":
+            report.notes.append("new lines are not searchable until `logml setup --live`")
+            if data_nodes > 1:
+                report.notes.append(f"no replicas until --live: a lost node loses the lines "
+                                    f"indexed since; keep the input (topic retention, files) "
+                                    f"until --live ({data_nodes} data nodes)")
+    finally:
+        if own:
+            client.close()
+    return report
+
+
 def run_setup(es_url: str, kibana_url: str | None = None, out_dir: str | Path | None = None,
-              prefix: str = "logml", replicas: int | None = None) -> int:
-    """The ``logml setup`` command: run setup, print the report, exit status 0 or 1."""
-    report = setup(es_url, prefix=prefix, kibana_url=kibana_url, out_dir=out_dir,
-                   replicas=replicas)
+              prefix: str = "logml", replicas: int | None = None,
+              mode: str | None = None) -> int:
+    """The ``logml setup`` command: run setup (or only switch the ingest mode), print the
+    report, exit status 0 or 1."""
+    if mode is not None:
+        report = ingest_mode(es_url, mode, prefix=prefix, replicas=replicas)
+    else:
+        report = setup(es_url, prefix=prefix, kibana_url=kibana_url, out_dir=out_dir,
+                       replicas=replicas)
     print(report.format(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1

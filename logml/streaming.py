@@ -127,6 +127,14 @@ class StreamSink:
     def write(self, kind, docs) -> None:
         self.docs.write(kind, docs)
 
+    def write_log_batch(self, events, idx, engine, source) -> None:
+        self.docs.write_log_batch(events, idx, engine, source)
+
+    def backlog_full(self) -> bool:
+        """The document sink has more waiting for acknowledgement than it may hold."""
+        full = getattr(self.docs, "backlog_full", None)
+        return bool(full is not None and full())
+
     def dead_letter(self, errors) -> None:
         self.dlq.send(errors)
 
@@ -178,6 +186,7 @@ class GroupMember:
         self.joined = False
         self.last_change = time.time()  # last partition change (idle is counted from it)
         self.last_checkpoint = time.monotonic()
+        self.last_flush = time.monotonic()
         self.last_lag = 0.0
         # where the time goes (logged at exit): consume, process, flush, commit, checkpoint
         self.timings = dict.fromkeys(("consume", "process", "flush", "commit", "checkpoint"),
@@ -394,15 +403,23 @@ class GroupMember:
                     self.records += n
                     self.timings["consume"] += t1 - t0
                     self.timings["process"] += time.perf_counter() - t1
-                if not self._flush():
-                    break
+                # Flush (the barrier: every bulk acknowledged), commit and checkpoint every
+                # commit_interval_s; in between the sink indexes while the next records are
+                # processed. Also when idle, and when the sink's backlog is full: intake
+                # stops until it is acknowledged.
+                if (not n or self.sink.backlog_full()
+                        or time.monotonic() - self.last_flush >= k.commit_interval_s):
+                    if not self._flush():
+                        break
+                    self.last_flush = time.monotonic()
+                    if n:
+                        self.faults.hit("after_bulk")
+                    self._commit()
+                    if (time.monotonic() - self.last_checkpoint >= k.checkpoint_interval_s
+                            and not self.watchdog.frozen()):
+                        self._checkpoint(self._dirty())
                 if n:
-                    self.faults.hit("after_bulk")
                     self.stats.batch_latency.observe(time.perf_counter() - t1)
-                self._commit()
-                if (time.monotonic() - self.last_checkpoint >= k.checkpoint_interval_s
-                        and not self.watchdog.frozen()):
-                    self._checkpoint(self._dirty())
                 if self.waiting:
                     self._retry_waiting()
                 if not n or time.time() - self.last_lag > LAG_EVERY_S:
@@ -540,6 +557,12 @@ def run_kafka(config: Config, exit_when_idle: float | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)  # a line per bulk
+    if "NUMBA_NUM_THREADS" not in os.environ:
+        # A consumer is one core's work and scales out by processes (partitions): numba's
+        # thread pool on per-partition batches costs more than it gains, the more so on a
+        # busy machine (benchmarks/results/streaming_vs_bare_loader.json).
+        import numba
+        numba.set_num_threads(1)
     member: GroupMember | None = None
     stop_asked = False
 

@@ -19,6 +19,10 @@ class Sink(Protocol):
     def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
         """Buffer (deterministic id, document) pairs of one kind (windows, anomalies, logs)."""
 
+    def write_log_batch(self, events, idx, engine, source: str) -> None:
+        """Buffer the per-line documents of a decoded batch (events, their template indices
+        in engine), built as bytes by docs.LogDocs; only called when write_logs."""
+
     def dead_letter(self, errors: list) -> None:
         """Buffer error records (logml.errors.ErrorRecord)."""
 

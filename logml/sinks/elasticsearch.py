@@ -1,7 +1,11 @@
 """Elasticsearch sink: buffered bulk writes with deterministic ids (DESIGN.md, "sink").
 
-``write`` only buffers; ``flush`` returns once every buffered document is acknowledged by
-Elasticsearch or dead-lettered, so the caller may commit its input offsets after it:
+``write`` buffers; a full chunk (``bulk_max_docs`` documents or ``bulk_max_bytes``) goes
+at once to a thread, up to ``max_in_flight`` bulk requests at a time, so indexing overlaps
+processing. ``backlog_full()`` (never blocks) tells the caller to pause its input; ``write``
+itself waits only when one chunk more than the threads can take is already waiting.
+``flush`` is the barrier: it returns once every document written before it is acknowledged
+by Elasticsearch or dead-lettered, so the caller may commit its input offsets after it:
 
 * every document goes to ``<prefix>-<kind>-YYYY.MM.DD`` (the UTC day of its ``@timestamp``)
   with op ``index`` and its deterministic ``_id``: a replay overwrites, never duplicates;
@@ -26,11 +30,14 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
+import numpy as np
 import orjson
 
 from ..config import ElasticsearchConfig
+from ..docs import LogDocs, day_name
 from ..errors import ErrorRecord, Reason
 from ..metrics import Stats
 from . import SinkUnavailable as _SinkUnavailableBase
@@ -88,7 +95,19 @@ def _reason(error) -> str:
     return text
 
 
+class _Sent:
+    """What became of one bulk chunk: entries not acknowledged (kept for the next flush),
+    records to dead-letter, and the outage that stopped it (None: all settled)."""
+    __slots__ = ("rest", "rejected", "error")
+
+    def __init__(self, rest, rejected, error):
+        self.rest, self.rejected, self.error = rest, rejected, error
+
+
 class ElasticsearchSink:
+    """Bulk chunks (by documents and bytes) are sent by up to ``max_in_flight`` threads while
+    the pipeline goes on; ``flush`` is the barrier the caller commits after."""
+
     def __init__(self, config: ElasticsearchConfig, stats: Stats,
                  dead_letter: Callable[[list[ErrorRecord]], None], client=None, *,
                  unavailable_timeout_s: float = 60.0, request_timeout_s: float = 30.0,
@@ -99,6 +118,8 @@ class ElasticsearchSink:
         self.stats = stats
         self.dead_letter = dead_letter
         self.chunk_docs = max(1, int(config.bulk_max_docs))
+        self.chunk_bytes = max(1, int(config.bulk_max_bytes))
+        self.max_in_flight = max(1, int(config.max_in_flight))
         self.max_retries = max(0, int(config.max_retries))
         self.unavailable_timeout_s = unavailable_timeout_s
         self.backoff_base_s = backoff_base_s
@@ -109,16 +130,35 @@ class ElasticsearchSink:
             # The sink does its own retries with backoff and a time budget, so the
             # transport does not retry on its own (max_retries=0): one attempt, one count.
             client = Elasticsearch(config.url, request_timeout=request_timeout_s,
-                                   retry_on_timeout=True, max_retries=0)
+                                   retry_on_timeout=True, max_retries=0,
+                                   http_compress=bool(config.compress),
+                                   connections_per_node=self.max_in_flight + 1)
         self.client = client
-        # (index, _id, source as JSON bytes), in write order; acknowledged entries leave it
+        # (index, _id, source as JSON bytes), in write order, not yet handed to a request
         self._buffer: list[tuple[str, str, bytes]] = []
+        self._buffer_bytes = 0
+        # chunks handed to the threads and not yet settled, oldest first
+        self._inflight: list[tuple[Future, int, int]] = []  # (future, documents, bytes)
+        self._unsettled: list[_Sent] = []  # settled with an outage: redone by flush
+        self._pool: ThreadPoolExecutor | None = None
+        self._log_docs = LogDocs()
+        self._heads: dict[str, bytes] = {}  # index -> start of its action line
 
     # ------------------------------------------------------------------ interface
     @property
     def pending(self) -> int:
-        """Documents buffered and not yet acknowledged by Elasticsearch."""
-        return len(self._buffer)
+        """Documents buffered or in flight, not yet acknowledged by Elasticsearch."""
+        return (len(self._buffer) + sum(n for _, n, _ in self._inflight)
+                + sum(len(r.rest) for r in self._unsettled))
+
+    def backlog_full(self) -> bool:
+        """True when the caller should stop taking input (pause its partitions) until a
+        ``flush``: every thread is busy and a chunk more waits, or a chunk met an outage.
+        Never blocks."""
+        self._collect(block=False)
+        waiting = sum(b for _, _, b in self._inflight) + self._buffer_bytes
+        return (bool(self._unsettled) or len(self._inflight) > self.max_in_flight
+                or waiting > (self.max_in_flight + 1) * self.chunk_bytes)
 
     def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
         """Buffer (id, document) pairs; ``dlq`` is not ours (the caller routes it)."""
@@ -127,7 +167,7 @@ class ElasticsearchSink:
         if kind == "logs" and not self.write_logs:
             return
         bad: list[ErrorRecord] = []
-        buf = self._buffer
+        entries = []
         for doc_id, doc in docs:
             try:
                 index = index_name(self.prefix, kind, doc.get("@timestamp"))
@@ -139,34 +179,117 @@ class ElasticsearchSink:
                                        _raw(doc), f"{self.prefix}-{kind}", -1,
                                        key=name.encode() if isinstance(name, str) else None))
                 continue
-            buf.append((index, str(doc_id), src))
+            entries.append((index, str(doc_id), src))
         if bad:
             self._reject(bad)
+        self._add(entries)
+
+    def write_log_batch(self, events, idx, engine, source: str) -> None:
+        """Buffer the per-line documents of a batch, built as bytes (docs.LogDocs)."""
+        if not self.write_logs or not len(events):
+            return
+        days, ids, docs = self._log_docs.build(events, idx, engine, source)
+        names = {d: f"{self.prefix}-logs-{day_name(d)}" for d in np.unique(days).tolist()}
+        index = [names[d] for d in days.tolist()] if len(names) > 1 else \
+            [next(iter(names.values()))] * len(ids)
+        self._add(list(zip(index, ids, docs)))
 
     def flush(self) -> None:
-        """Send everything buffered; return when all of it is acknowledged or dead-lettered.
+        """Send everything buffered; return when all of it, and every chunk sent before, is
+        acknowledged or dead-lettered.
 
-        Raises SinkUnavailable (buffer kept) when Elasticsearch stays unreachable for
-        ``unavailable_timeout_s`` or refuses items for load or index state more than
-        ``max_retries`` rounds in a row.
+        Raises SinkUnavailable (documents kept for the next flush) when Elasticsearch
+        stays unreachable for ``unavailable_timeout_s`` or refuses items for load or index
+        state more than ``max_retries`` rounds in a row.
         """
+        retry = [e for r in self._unsettled for e in r.rest]
+        self._unsettled = []
+        if retry:  # what an outage left, first and in order
+            self._buffer[:0] = retry
+            self._buffer_bytes += sum(_size(e) for e in retry)
+        while self._buffer:
+            self._seal(self._buffer)
+        self._collect(block=True)
+        if self._unsettled:
+            why = self._unsettled[-1].error
+            self._buffer = [e for r in self._unsettled for e in r.rest]
+            self._buffer_bytes = sum(_size(e) for e in self._buffer)
+            self._unsettled = []
+            raise SinkUnavailable(f"{why}; {len(self._buffer)} documents kept for the next "
+                                  "flush", len(self._buffer))
+
+    def close(self) -> None:
+        """Wait for the requests in flight and close the client (if the sink made it).
+        Documents not flushed are not sent: call flush() first."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._owns_client:
+            self.client.close()
+
+    # ------------------------------------------------------------------ internals
+    def _add(self, entries) -> None:
+        if not entries:
+            return
+        self._buffer.extend(entries)
+        self._buffer_bytes += sum(len(src) for _, _, src in entries) + _ACTION * len(entries)
+        while (len(self._buffer) >= self.chunk_docs or self._buffer_bytes >= self.chunk_bytes) \
+                and not self._unsettled:
+            self._seal(self._buffer)
+        self._collect(block=False)
+
+    def _seal(self, buf) -> None:
+        """Hand the oldest chunk's worth of the buffer to a thread."""
+        n, size = 0, 0
+        limit_docs, limit_bytes = self.chunk_docs, self.chunk_bytes
+        for entry in buf:
+            if n >= limit_docs or (n and size + _size(entry) > limit_bytes):
+                break
+            n += 1
+            size += _size(entry)
+        chunk = buf[:n]
+        del buf[:n]
+        self._buffer_bytes -= size
+        # bounded memory: while every thread is busy and a chunk more waits, wait here
+        while len(self._inflight) > self.max_in_flight:
+            self._settle(self._inflight.pop(0))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_in_flight, "logml-es-bulk")
+        self._inflight.append((self._pool.submit(self._send, chunk), n, size))
+
+    def _collect(self, block: bool) -> None:
+        """Settle finished chunks (all of them when block); dead letters go out from here,
+        the caller's thread."""
+        while self._inflight and (block or self._inflight[0][0].done()):
+            self._settle(self._inflight.pop(0))
+
+    def _settle(self, item) -> None:
+        result: _Sent = item[0].result()
+        if result.rejected:
+            self._reject(result.rejected)
+        if result.error is not None:
+            self._unsettled.append(result)
+
+    def _send(self, chunk: list) -> _Sent:
+        """One chunk to Elasticsearch with its retries (in a thread of the pool)."""
+        rejected: list[ErrorRecord] = []
         down_since: float | None = None
         down_attempt = 0
         item_round = 0
-        chunk_docs = self.chunk_docs
-        while self._buffer:
-            chunk = self._buffer[:chunk_docs]
+        per_request = len(chunk)
+        while chunk:
+            part = chunk[:per_request]
             try:
-                resp = self._bulk(chunk)
+                resp = self._bulk(part)
             except _RequestTooLarge:
-                if chunk_docs > 1:
-                    chunk_docs = max(1, chunk_docs // 2)
+                if per_request > 1:
+                    per_request = max(1, per_request // 2)
                     continue
-                index, doc_id, src = chunk[0]
-                self._reject([ErrorRecord(Reason.SINK_REJECTED, "document larger than "
-                                          "http.max_content_length", src, index, -1,
-                                          key=_service_key(src))])
-                del self._buffer[:1]
+                index, doc_id, src = part[0]
+                rejected.append(ErrorRecord(Reason.SINK_REJECTED, "document larger than "
+                                            "http.max_content_length", src, index, -1,
+                                            key=_service_key(src)))
+                del chunk[:1]
                 continue
             except _Unavailable as e:
                 self._count("unavailable", 1)
@@ -175,50 +298,40 @@ class ElasticsearchSink:
                     down_since = now
                 waited = now - down_since
                 if waited >= self.unavailable_timeout_s:
-                    raise SinkUnavailable(
-                        f"Elasticsearch at {self.config.url} unavailable for {waited:.0f} s "
-                        f"({e}); {len(self._buffer)} documents kept for the next flush",
-                        len(self._buffer)) from e.__cause__
+                    return _Sent(chunk, rejected, f"Elasticsearch at {self.config.url} "
+                                 f"unavailable for {waited:.0f} s ({e})")
                 time.sleep(min(self._backoff(down_attempt),
                                max(0.0, self.unavailable_timeout_s - waited)))
                 down_attempt += 1
                 continue
             down_since, down_attempt = None, 0
-
-            retry, rejected, why = self._classify(resp, chunk)
-            if rejected:
-                self._reject(rejected)  # if this raises, the chunk stays buffered
-            self._buffer[:len(chunk)] = retry
+            retry, refused, why = self._classify(resp, part)
+            rejected.extend(refused)
+            chunk[:len(part)] = retry
             if retry:
                 item_round += 1
                 if item_round > self.max_retries:
-                    raise SinkUnavailable(
-                        f"Elasticsearch still refused {len(retry)} documents after "
-                        f"{self.max_retries} retries ({why}); {len(self._buffer)} documents "
-                        f"kept for the next flush", len(self._buffer))
+                    return _Sent(chunk, rejected, f"Elasticsearch still refused {len(retry)} "
+                                 f"documents after {self.max_retries} retries ({why})")
                 self._count("retried", len(retry))
                 time.sleep(self._backoff(item_round - 1))
             else:
                 item_round = 0
+        return _Sent([], rejected, None)
 
-    def close(self) -> None:
-        """Close the client (if the sink made it). Unflushed documents are not sent:
-        call flush() first."""
-        if self._owns_client:
-            self.client.close()
-
-    # ------------------------------------------------------------------ internals
     def _bulk(self, chunk):
         from elasticsearch import ApiError, TransportError
-        body = bytearray()
+        heads = self._heads
+        parts = []
         for index, doc_id, src in chunk:
-            body += orjson.dumps({"index": {"_index": index, "_id": doc_id}})
-            body += b"\n"
-            body += src
-            body += b"\n"
+            head = heads.get(index)
+            if head is None:
+                head = heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
+            parts += (head, orjson.dumps(doc_id), b"}}\n", src, b"\n")
+        body = b"".join(parts)
         t0 = time.perf_counter()
         try:
-            resp = self.client.bulk(operations=bytes(body),
+            resp = self.client.bulk(operations=body,
                                     filter_path="errors,items.*.status,items.*.error")
         except ApiError as e:
             status = getattr(e, "status_code", None) or getattr(e.meta, "status", None)
@@ -268,6 +381,13 @@ class ElasticsearchSink:
         """Exponential backoff, capped, with jitter (a random point in its upper half)."""
         cap = min(self.backoff_max_s, self.backoff_base_s * (2 ** attempt))
         return random.uniform(cap / 2, cap)
+
+
+_ACTION = 80  # bytes of an action line, about
+
+
+def _size(entry) -> int:
+    return len(entry[2]) + _ACTION
 
 
 class _Unavailable(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from ..docs import dlq_doc
+from ..docs import LogDocs, dlq_doc
 
 FILES = {"windows": "windows.jsonl", "anomalies": "anomalies.jsonl", "dlq": "dlq.jsonl",
          "logs": "logs.jsonl"}
@@ -32,6 +32,7 @@ class JsonlSink:
         mode = "ab" if append else "wb"
         self.files = {k: open(self.dir / FILES[k], mode) for k in kinds}
         self.write_logs = write_logs
+        self._log_docs = LogDocs()
         # (source, line) -> real length of input lines the reader cut (see sources.file)
         self.line_lengths: dict[tuple[str, int], int] = {}
 
@@ -48,6 +49,12 @@ class JsonlSink:
         """docs are (id, document); the id is implied by the fields, files keep the doc."""
         if docs and kind in self.files:
             self.files[kind].write(b"".join(orjson.dumps(d) + b"\n" for _, d in docs))
+
+    def write_log_batch(self, events, idx, engine, source: str) -> None:
+        """Per-line documents of a batch, as bytes (docs.LogDocs), one per line."""
+        if "logs" in self.files and len(events):
+            _, _, docs = self._log_docs.build(events, idx, engine, source)
+            self.files["logs"].write(b"\n".join(docs) + b"\n")
 
     def dead_letter(self, errors) -> None:
         docs = [dlq_doc(e) for e in errors]

@@ -138,3 +138,37 @@ def test_unreachable_server_is_an_error_not_a_crash(tmp_path):
     assert not report.ok
     assert "not reachable" in report.errors[0]
     assert S.run_setup("http://127.0.0.1:1", out_dir=tmp_path) == 1
+
+
+def test_backfill_then_live_switches_refresh_and_replicas_of_the_log_indices(es, es_url,
+                                                                             prefix):
+    assert S.setup(es_url, prefix=prefix).ok
+    es.indices.create(index=f"{prefix}-logs-2026.01.01")
+    es.indices.create(index=f"{prefix}-windows-2026.01.01")
+
+    def settings(index):
+        return es.indices.get_settings(index=index)[index]["settings"]["index"]
+
+    report = S.ingest_mode(es_url, "backfill", prefix=prefix)
+    assert report.ok, report.format()
+    assert settings(f"{prefix}-logs-2026.01.01")["refresh_interval"] == "-1"
+    assert settings(f"{prefix}-windows-2026.01.01").get("refresh_interval") is None
+    es.indices.create(index=f"{prefix}-logs-2026.01.02")  # a new day during the backfill
+    assert settings(f"{prefix}-logs-2026.01.02")["refresh_interval"] == "-1"
+    assert settings(f"{prefix}-logs-2026.01.02")["number_of_replicas"] == "0"
+    assert "not searchable until" in report.format()
+
+    report = S.ingest_mode(es_url, "live", prefix=prefix)
+    assert report.ok, report.format()
+    for day in ("01", "02"):
+        assert settings(f"{prefix}-logs-2026.01.{day}")["refresh_interval"] == S.LIVE_REFRESH
+    es.indices.create(index=f"{prefix}-logs-2026.01.03")
+    assert settings(f"{prefix}-logs-2026.01.03")["refresh_interval"] == S.LIVE_REFRESH
+    # back to what setup installed: a second setup finds it unchanged
+    again = S.setup(es_url, prefix=prefix)
+    assert f"index template {prefix}-logs ({prefix}-logs-*): unchanged" in again.installed
+
+
+def test_ingest_mode_needs_the_templates(es_url, prefix):
+    report = S.ingest_mode(es_url, "backfill", prefix=prefix)
+    assert not report.ok and "run logml setup first" in report.format()
