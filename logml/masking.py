@@ -640,6 +640,8 @@ class Masker:
 
     def __init__(self, flags: int = ALL_MASKS):
         self.flags = flags
+        self._pool: ThreadPoolExecutor | None = None  # kept: starting threads per batch costs
+        self._pool_size = 0
 
     def hashes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -651,11 +653,17 @@ class Masker:
             return shape_hashes(buf, starts, ends, seeds, self.flags, _PH_BYTES, _PH_LEN,
                                 _DW_BYTES)
         cuts = np.linspace(0, n, parts + 1).astype(int)
-        with ThreadPoolExecutor(parts) as pool:
-            done = list(pool.map(lambda k: shape_hashes(
-                buf, starts[cuts[k]:cuts[k + 1]], ends[cuts[k]:cuts[k + 1]],
-                seeds[cuts[k]:cuts[k + 1]], self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES),
-                range(parts)))
+
+        def part(k):
+            a, b = cuts[k], cuts[k + 1]
+            return shape_hashes(buf, starts[a:b], ends[a:b], seeds[a:b], self.flags,
+                                _PH_BYTES, _PH_LEN, _DW_BYTES)
+        if self._pool is None or self._pool_size < parts - 1:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool, self._pool_size = ThreadPoolExecutor(parts - 1), parts - 1
+        others = [self._pool.submit(part, k) for k in range(1, parts)]
+        done = [part(0)] + [f.result() for f in others]  # this thread takes the first part
         return np.concatenate([h for h, _ in done]), np.concatenate([t for _, t in done])
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:

@@ -352,10 +352,12 @@ class Windower:
         if len(ts) == 0:
             return
         starts = np.floor(ts / self.w) * self.w
-        order = np.lexsort((starts, service))
+        order = np.lexsort((service, starts))
         svc_o, st_o = service[order], starts[order]
         cut = np.flatnonzero((svc_o[1:] != svc_o[:-1]) | (st_o[1:] != st_o[:-1])) + 1
-        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()):
+        bounds = list(zip(np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()))
+        opened: dict[tuple[int, float], _Open] = {}
+        for a, b in bounds:
             sel = order[a:b]
             s, start = int(svc_o[a]), float(st_o[a])
             n_local = len(self.members[s])
@@ -365,24 +367,36 @@ class Windower:
                                                   np.zeros(n_local, np.int64))
             acc.counts = _grow(acc.counts, n_local)
             acc.errors = _grow(acc.errors, n_local)
-            t, e = template[sel], is_error[sel]
-            loc = self.local[t]
+            e = is_error[sel]
+            loc = self.local[template[sel]]
             acc.counts[:n_local] += np.bincount(loc, minlength=n_local)
             acc.errors[:n_local] += np.bincount(loc[e], minlength=n_local)
             acc.lines += len(sel)
             acc.error_lines += int(e.sum())
-            if sample_text is not None and self.sample_lines > 0:
-                self._sample(acc, t, pos[sel], sample_text)
+            opened[(s, start)] = acc
+        if sample_text is not None and self.sample_lines > 0:
+            # one pass per window start over all its services (templates are global)
+            st_sorted = st_o
+            wcut = np.flatnonzero(st_sorted[1:] != st_sorted[:-1]) + 1
+            for a, b in zip(np.r_[0, wcut].tolist(), np.r_[wcut, len(order)].tolist()):
+                sel = order[a:b]
+                start = float(st_o[a])
+                self._sample(template[sel], service[sel], pos[sel], start, opened,
+                             sample_text)
 
-    def _sample(self, acc: _Open, t: np.ndarray, pos: np.ndarray, sample_text) -> None:
+    def _sample(self, t: np.ndarray, svc: np.ndarray, pos: np.ndarray, start: float,
+                opened: dict, sample_text) -> None:
+        """Up to ``sample_lines`` lines per template and window, the first ones to come."""
         order = np.argsort(t, kind="stable")
         sorted_t = t[order]
         firsts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]])
+        k_max = self.sample_lines
         for f in firsts.tolist():
             tid = int(sorted_t[f])
+            acc = opened[(int(svc[order[f]]), start)]
             have = acc.samples.setdefault(tid, [])
             k = f
-            while len(have) < self.sample_lines and k < len(order) and sorted_t[k] == tid:
+            while len(have) < k_max and k < len(order) and sorted_t[k] == tid:
                 have.append(sample_text(int(pos[order[k]])))
                 k += 1
 
