@@ -157,15 +157,20 @@ def _pieces(chunk: bytes) -> Iterator[tuple[bytes, int]]:
         yield chunk[start:], count - MAX_BLOCK_LINES * (k + 1)
 
 
+def _cut(cut: "LineCutter", chunk: bytes) -> Iterator[Block]:
+    """Feed a chunk to the cutter; the blocks it completes."""
+    for piece in _pieces(chunk):
+        cut.feed(*piece)
+        if block := cut.take():
+            yield block
+
+
 def read_blocks(stream: BinaryIO, size: int = BLOCK_BYTES, start_offset: int = 0,
                 start_line: int = 0, max_line_bytes: int = MAX_SKIP_BYTES) -> Iterator[Block]:
     """Blocks of whole lines of a stream; a last line without newline ends the input."""
     cut = LineCutter(max_line_bytes, start_offset, start_line, getattr(stream, "name", ""))
     while chunk := stream.read(size):
-        for piece in _pieces(chunk):
-            cut.feed(*piece)
-            if block := cut.take():
-                yield block
+        yield from _cut(cut, chunk)
     if block := cut.take(final=True):
         yield block
 
@@ -242,10 +247,7 @@ class Input:
                 chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
                     else os.read(self.fd, BLOCK_BYTES)
                 if chunk:
-                    for piece in _pieces(chunk):
-                        cut.feed(*piece)
-                        if block := cut.take():
-                            yield block
+                    yield from _cut(cut, chunk)
                     continue
                 if not (follow and self.seekable):
                     break
@@ -255,10 +257,7 @@ class Input:
                 why = self._moved(cut.pos)
                 if why:
                     while chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos):  # the old rest
-                        for piece in _pieces(chunk):
-                            cut.feed(*piece)
-                            if block := cut.take():
-                                yield block
+                        yield from _cut(cut, chunk)
                     if block := cut.take(final=True):
                         yield block
                     if "rotated" in why:

@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch, helpers
 
-from kafka_helpers import committed, read_all
+from kafka_helpers import committed, pipeline_toml, read_all
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
@@ -106,23 +106,14 @@ def new_run(bootstrap: str, topic: str) -> dict[str, str]:
 
 def pipeline_file(path: Path, names: dict, bootstrap: str, es_url: str,
                   write_logs: bool = True, checkpoint_interval_s: float = 1.0) -> Path:
-    path.write_text(f"""
-source = "kafka"
-sink = "elasticsearch"
-[kafka]
-bootstrap = "{bootstrap}"
-topic = "{names['topic']}"
-dlq_topic = "{names['dlq_topic']}"
-state_topic = "{names['state_topic']}"
-group = "{names['group']}"
-batch_size = 500
+    path.write_text(pipeline_toml(names, bootstrap, "elasticsearch", f"""batch_size = 500
 session_timeout_s = 6.0
 checkpoint_interval_s = {checkpoint_interval_s}
 [elasticsearch]
 url = "{es_url}"
 index_prefix = "{names['prefix']}"
 write_logs = {str(write_logs).lower()}
-""")
+"""))
     return path
 
 
