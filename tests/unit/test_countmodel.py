@@ -18,8 +18,8 @@ K = st.one_of(st.just(0.0), st.floats(1e-4, 2.0))
 @given(mu=MU, k=K, sds=st.floats(0.0, 40.0), upper=st.booleans())
 def test_tail_matches_exact_sum(mu, k, sds, upper):
     """Exact where mu <= 30 and k mu <= 10 (the sum of the mass function); elsewhere the
-    saddlepoint is within 0.08 of log10 p (a fifth of p, the worst far out at k = 2) from p = 0.1 (scores start there) down
-    to p = 1e-250."""
+    saddlepoint is within 0.1 of log10 p (a quarter of p; the worst seen, 0.080, far out at
+    k = 2) from p = 0.1 (scores start there) down to p = 1e-250."""
     sd = math.sqrt(mu + k * mu * mu)
     x = float(math.floor(mu + sds * sd) + 1) if upper else float(max(math.ceil(mu - sds * sd) - 1, 0))
     if (upper and x <= mu) or (not upper and x >= mu):
@@ -30,7 +30,7 @@ def test_tail_matches_exact_sum(mu, k, sds, upper):
     if want < -250 or (want > -1 and not exact):
         return
     exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
-    assert abs(got - want) <= (1e-9 * max(1.0, abs(want)) if exact else 0.08), (got, want)
+    assert abs(got - want) <= (1e-9 * max(1.0, abs(want)) if exact else 0.1), (got, want)
 
 
 def test_five_lines_where_point_four_are_expected():
@@ -55,7 +55,8 @@ def test_overdispersion_widens_the_tails(x, mu, k1, dk):
     """A burstier series (larger k) finds the same high count less surprising."""
     if x <= mu * (1 + 2 * (k1 + dk)) + 3:
         return
-    assert cm.surprise(float(x), mu, k1 + dk) <= cm.surprise(float(x), mu, k1) + 1e-9
+    narrow = cm.surprise(float(x), mu, k1)
+    assert cm.surprise(float(x), mu, k1 + dk) <= narrow + 1e-7 * max(1.0, narrow)
 
 
 # ---------------------------------------------------------------- scores
