@@ -40,9 +40,11 @@ _P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
 
 
 @nb.njit(cache=True, inline="always")
-def _kth_largest(row, n, k):
-    """The k-th largest of row[:n] (n >= k), by a small insertion list."""
-    top = np.full(k, -np.inf)
+def _kth_largest(row, n, k, top):
+    """The k-th largest of row[:n] (n >= k), by a small insertion list (``top``: scratch
+    of length >= k)."""
+    for j in range(k):
+        top[j] = -np.inf
     for j in range(n):
         v = row[j]
         if v > top[k - 1]:
@@ -72,6 +74,7 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
     n = ts.shape[0]
     H = ring.shape[1]
     n_rel = 0
+    top = np.empty(quorum)
     for i in range(n):
         s = service[i]
         seq = glob[_SEQ]
@@ -111,7 +114,7 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
             ring_n[s] += 1
             glob[_LAST] = t
             if ring_n[s] >= quorum:
-                e = _kth_largest(ring[s], min(ring_n[s], H), quorum)
+                e = _kth_largest(ring[s], min(ring_n[s], H), quorum, top)
         moved = e > est[s]
         if e != est[s]:
             if est[s] == -np.inf:
@@ -251,6 +254,7 @@ class Windower:
         self.open: list[dict[float, _Open]] = []
         self.next_start: list[float | None] = []
         self.gap_pending: list[bool] = []
+        self.empty_run: list[int] = []
         self.held: dict[int, tuple] = {}  # seq -> (ts, template, service, error, text, payload)
         self.late = 0
         self.wall = None  # (wall time, progress) anchor of live mode
@@ -289,6 +293,7 @@ class Windower:
             self.open.append({})
             self.next_start.append(None)
             self.gap_pending.append(False)
+            self.empty_run.append(0)
             self.members.append([])
         known = len(self.local)
         if len(template_service) > known:
@@ -435,25 +440,22 @@ class Windower:
                 if not windows or min(windows) + self.w > limit:
                     continue
                 nxt = min(windows)
-            empty = 0
+            run = self.empty_run[s]  # empty windows in a row, across calls
             while nxt + self.w <= limit:
                 acc = windows.pop(nxt, None)
                 if acc is None:
-                    empty += 1
-                    if empty > self.max_gap:
+                    run += 1
+                    if run > self.max_gap:  # a long silence: no more empty windows, jump
                         ahead = [k for k in windows if k > nxt]
-                        target = min(min(ahead) if ahead else limit, np.floor(limit / self.w)
-                                     * self.w)
-                        if target > nxt:
-                            nxt = float(target)
-                            self.gap_pending[s] = True
-                            empty = 0
-                            continue
+                        nxt = float(min(min(ahead) if ahead else limit, limit))
+                        self.gap_pending[s] = True
+                        continue
                 else:
-                    empty = 0
+                    run = 0
                 closed.setdefault(nxt, []).append((s, acc, self.gap_pending[s]))
                 self.gap_pending[s] = False
                 nxt += self.w
+            self.empty_run[s] = run
             self.next_start[s] = nxt
         return [self._frame(start, closed[start], template_service)
                 for start in sorted(closed)]
@@ -492,6 +494,7 @@ class Windower:
         for s, windows in enumerate(self.open):
             services.append({
                 "next_start": self.next_start[s], "gap": self.gap_pending[s],
+                "empty_run": self.empty_run[s],
                 "windows": [{"start": start, "counts": acc.counts, "errors": acc.errors,
                              "lines": acc.lines, "error_lines": acc.error_lines,
                              "samples": {str(k): v for k, v in acc.samples.items()}}
@@ -524,6 +527,7 @@ class Windower:
         for svc in state["services"]:
             win.next_start.append(svc["next_start"])
             win.gap_pending.append(bool(svc["gap"]))
+            win.empty_run.append(int(svc["empty_run"]))
             win.open.append({float(w["start"]): _Open(
                 np.array(w["counts"], np.int64), np.array(w["errors"], np.int64),
                 int(w["lines"]), int(w["error_lines"]),
