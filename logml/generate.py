@@ -626,20 +626,8 @@ def _build(seed: int, hours: float, services: int, start: float | None,
         for ti in range(len(probs)):
             k = rng.integers(0, early, 2)
             np.add.at(counts, (k, ti * n_hosts + rng.integers(0, n_hosts, 2)), 1)
-        secs_idx = np.arange(n_sec, dtype=np.int64)
-        for ti, t in enumerate(templates):
-            for hi, h in enumerate(hosts):
-                c = counts[:, ti * n_hosts + hi]
-                n = int(c.sum())
-                if n == 0:
-                    continue
-                secs = np.repeat(secs_idx, c)
-                ms = rng.integers(0, 1000, n)
-                all_ts.append(start_ms + secs * 1000 + ms)
-                tail = (',"log":{"level":"%s"},"service":{"name":%s},"host":{"name":%s},'
-                        '"event":{"dataset":%s}}' % (t.level, _jstr(svc), _jstr(h), _jstr(svc)))
-                all_msg.extend(_tails(t, _HEAD, tail.replace("%", "%%"), ms.tolist(), rng,
-                                      pools))
+        emit_lines(counts, np.arange(n_sec, dtype=np.int64), templates, hosts, svc, start_ms,
+                   rng, pools, all_ts, all_msg)
 
     incidents.sort(key=lambda x: (x["start"], x["service"]))
     for k, inc in enumerate(incidents, 1):
@@ -663,6 +651,27 @@ def _build(seed: int, hours: float, services: int, start: float | None,
     msg = all_msg
     lines = [prefixes[a] + msg[i] for a, i in zip(sec_rel, order.tolist())]
     return lines, labels
+
+
+def emit_lines(counts, secs_idx, templates, hosts, service: str, t0_ms, rng, pools,
+               all_ts: list, all_msg: list) -> None:
+    """Lines of every template and host from their per-second counts (columns template x
+    host): millisecond timestamps to ``all_ts``, message tails to ``all_msg``, drawing from
+    ``rng`` in a fixed order so a seed gives the same stream."""
+    n_hosts = len(hosts)
+    for ti, t in enumerate(templates):
+        for hi, h in enumerate(hosts):
+            c = counts[:, ti * n_hosts + hi]
+            n = int(c.sum())
+            if n == 0:
+                continue
+            secs = np.repeat(secs_idx, c)
+            ms = rng.integers(0, 1000, n)
+            all_ts.append(t0_ms + secs * 1000 + ms)
+            tail = (',"log":{"level":"%s"},"service":{"name":%s},"host":{"name":%s},'
+                    '"event":{"dataset":%s}}' % (t.level, _jstr(service), _jstr(h),
+                                                 _jstr(service)))
+            all_msg.extend(_tails(t, _HEAD, tail.replace("%", "%%"), ms.tolist(), rng, pools))
 
 
 def generate(seed: int, hours: float, services: int, start: float | None = None,

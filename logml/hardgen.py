@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 
-from .generate import (FAMILIES, NOVEL, _HEAD, _compile, _family_of, _jstr, _Pools, _tails,
-                       _ts_prefixes, service_names)
+from .generate import (FAMILIES, NOVEL, _compile, _family_of, _Pools, _ts_prefixes,
+                       emit_lines, service_names)
 
 HARD_INCIDENT_TYPES = ("spike", "drop", "new_template", "error_rate", "gradual", "seasonal")
 CHUNK_S = 6 * 3600
@@ -331,21 +331,8 @@ def build_chunks(seed: int, hours: float, services: int, start: float | None, ra
                 for ti in range(n_base):
                     kk = rng.integers(0, early, 2)
                     np.add.at(counts, (kk, ti * n_hosts + rng.integers(0, n_hosts, 2)), 1)
-            secs_idx = np.arange(c0, c1, dtype=np.int64)
-            for ti, t in enumerate(cols):
-                for hi, host in enumerate(svc.hosts):
-                    c = counts[:, ti * n_hosts + hi]
-                    total = int(c.sum())
-                    if total == 0:
-                        continue
-                    secs = np.repeat(secs_idx, c)
-                    ms = rng.integers(0, 1000, total)
-                    all_ts.append(base_sec * 1000 + secs * 1000 + ms)
-                    tail = (',"log":{"level":"%s"},"service":{"name":%s},"host":{"name":%s},'
-                            '"event":{"dataset":%s}}' % (t.level, _jstr(svc.name), _jstr(host),
-                                                         _jstr(svc.name)))
-                    all_msg.extend(_tails(t, _HEAD, tail.replace("%", "%%"), ms.tolist(), rng,
-                                          svc.pools))
+            emit_lines(counts, np.arange(c0, c1, dtype=np.int64), cols, svc.hosts, svc.name,
+                       base_sec * 1000, rng, svc.pools, all_ts, all_msg)
         if not all_ts:
             yield [], None
             continue

@@ -337,6 +337,16 @@ def _ilm_supported(client) -> tuple[bool, str]:
     return True, "ILM available"
 
 
+def _client(es_url: str, client):
+    """(client, close): the caller's client, left open, or one of our own that close()
+    shuts."""
+    if client is not None:
+        return client, lambda: None
+    from elasticsearch import Elasticsearch
+    own = Elasticsearch(es_url, request_timeout=30)
+    return own, own.close
+
+
 def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
           out_dir: str | Path | None = None, replicas: int | None = None,
           client=None) -> SetupReport:
@@ -344,12 +354,10 @@ def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
 
     replicas None = 0 on a cluster with one data node, else 1.
     """
-    from elasticsearch import ApiError, Elasticsearch, TransportError
+    from elasticsearch import ApiError, TransportError
 
     report = SetupReport(es_url)
-    own = client is None
-    if own:
-        client = Elasticsearch(es_url, request_timeout=30)
+    client, close = _client(es_url, client)
     try:
         try:
             info = client.info()
@@ -432,8 +440,7 @@ def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
             report.skipped.append(f"Kibana import: no Kibana URL given ({hint} in Kibana: "
                                   f"Stack Management > Saved objects > Import)")
     finally:
-        if own:
-            client.close()
+        close()
     return report
 
 
@@ -445,14 +452,12 @@ def ingest_mode(es_url: str, mode: str, prefix: str = "logml", replicas: int | N
     ``setup`` and refreshes once. Only ``<prefix>-logs-*``: windows and anomalies are few
     and Kibana wants them at once. Nothing else is changed (translog durability stays
     ``request``: an acknowledged bulk survives a crash, which the commits rely on)."""
-    from elasticsearch import ApiError, Elasticsearch, TransportError
+    from elasticsearch import ApiError, TransportError
 
     if mode not in ("backfill", "live"):
         raise ValueError(f"ingest mode {mode!r}: backfill or live")
     report = SetupReport(es_url)
-    own = client is None
-    if own:
-        client = Elasticsearch(es_url, request_timeout=30)
+    client, close = _client(es_url, client)
     try:
         try:
             data_nodes = int(client.cluster.health().get("number_of_data_nodes", 1))
@@ -508,8 +513,7 @@ def ingest_mode(es_url: str, mode: str, prefix: str = "logml", replicas: int | N
                                     f"indexed since; keep the input (topic retention, files) "
                                     f"until --live ({data_nodes} data nodes)")
     finally:
-        if own:
-            client.close()
+        close()
     return report
 
 
