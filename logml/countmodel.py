@@ -270,10 +270,11 @@ RUN_DAMP = 0.25       # inside a run, levels learn at a quarter of their rate
 RUN_ADAPT = 15.0      # ... for its first 15 windows; a longer one is a new normal
 RUN_MAX = 64          # ... combined by Fisher's method over at most this many windows
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
-PI_NULL = 0.003       # burst rate a calibrated NB shows by chance (with margin)
+PI_NULL = 0.0015      # burst rate a calibrated NB shows by chance (with margin)
 BURST_WINDOWS = 2.0   # a burst lasts at most two windows
+BURST_SPAN2 = 0.7     # ... and spans two about one time in five: log10(5)
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
-BURST_SD_MIN = 0.25   # spread of log burst sizes at least this
+BURST_SD_MIN = 0.5   # spread of log burst sizes at least this
 BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
 DISP_CAP_REL = 50.0   # a window moves k by at most max(50 k, 25) x the gain
 DISP_CAP_ABS = 25.0
@@ -534,6 +535,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         rn = 1.0
                     if rn >= 2.0:
                         sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
+                        if rn == 2.0 and s1 > 0.0 and st[PI, i] > PI_NULL:
+                            # a series that bursts: two windows up may be one burst
+                            sr = min(sr, max(s1, prs) + BURST_SPAN2)
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
@@ -580,11 +584,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                 gk = 0.0
                 gt = 0.0
             xc = _clip(xi, mu, var)
+            ecap = HUBER_C * HUBER_C * var
             for m in range(N_MODELS):
                 mm = mus[m]
                 vm = _var(mm, ks[m])
-                # the raw count: clipped around the baseline in use it would favour it
-                st[EF + m, i] = errs[m] + ge * ((xi - mm) * (xi - mm) - errs[m])
+                # squared errors capped at (3 sd of the baseline in use)^2, the same cap
+                # for all: bursts do not drown the difference between baselines
+                st[EF + m, i] = errs[m] + ge * (min((xi - mm) * (xi - mm), ecap) - errs[m])
                 if gk > 0.0:
                     st[KF + m, i] = _disp(ks[m], xi, mm, gk)
                 xm = _clip(xi, mm, vm)
@@ -806,6 +812,8 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     two = runs & (rn >= 2.0)
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
+    span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
+    sr = np.where(span2, np.minimum(sr, np.maximum(s1, prs) + BURST_SPAN2), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)
@@ -855,7 +863,8 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     for m in range(N_MODELS):
         mm = M[m]
         vm = mm + K[m] * mm * mm
-        put(EF + m, E[m] + ge * ((x - mm) ** 2 - E[m]), rest)
+        put(EF + m, E[m] + ge * (np.minimum((x - mm) ** 2, HUBER_C * HUBER_C * var) - E[m]),
+            rest)
         put(KF + m, disp(K[m], mm, gk), rest & (gk > 0.0))
         xm = clip(x, mm, vm)
         if m == 0:
