@@ -227,9 +227,10 @@ class Detector:
         group = pos_of[template_service[t_idx]]
         n_warm, W, nz = cm.family_pass(group, t_seen_before, cfg.warmup_windows, s_t, mu_t,
                                        V_MIN, len(svcs))
-        v_s = np.sqrt(np.maximum(mu_s, V_MIN))
+        # the total (where a service-wide change shows) gets half the family's alpha
         many = n_warm > 1
-        W = W + np.where(many, v_s, 0.0)
+        v_s = np.where(many, W, 1.0)
+        W = 2.0 * W
         f_s = np.where(many, W / v_s, 1.0)
         # only the few surprising series need their correction
         g_nz = group[nz]
