@@ -272,7 +272,7 @@ RUN_MAX = 64          # ... combined by Fisher's method over at most this many w
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
 PI_NULL = 0.0015      # burst rate a calibrated NB shows by chance (with margin)
 BURST_WINDOWS = 2.0   # a burst lasts at most two windows
-BURST_SPAN2 = 0.7     # ... and spans two about one time in five: log10(5)
+RHYTHM_CHI2 = 4.0     # a day profile this far from flat (chi2 per hour) is a rhythm
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
 BURST_SD_MIN = 0.5   # spread of log burst sizes at least this
 BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
@@ -312,8 +312,12 @@ def grow_state(state: dict, n: int) -> dict:
     return fresh
 
 
-def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool) -> tuple:
-    """The kernel's scalar parameters, all derived from the config (never stored)."""
+def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool,
+                 rhythm_first: bool = False) -> tuple:
+    """The kernel's scalar parameters, all derived from the config (never stored).
+    ``rhythm_first``: a series whose first day shows a clear daily rhythm starts the second
+    day on the daily-linear baseline (flat must then be 10 % better to take over); used for
+    service totals, where a rhythm that fails to happen (a seasonal incident) shows."""
     wpd = max(86400.0 / window_seconds, 1.0)
     wph = max(3600.0 / window_seconds, 1.0)
     a_k = alpha / 8.0                      # dispersion: 8x the level's half-life
@@ -321,7 +325,8 @@ def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: boo
     a_pi = 1.0 - 0.5 ** (1.0 / wpd)        # burst rate: a day
     hcap = float(min(PROFILE_DAYS * wph, 65535))
     dcap = float(min(PROFILE_WEEKS * wpd, 65535))
-    return (float(alpha), a_k, a_e, a_pi, wpd, hcap, dcap, int(warmup), bool(seasonal))
+    return (float(alpha), a_k, a_e, a_pi, wpd, hcap, dcap, int(warmup), bool(seasonal),
+            bool(rhythm_first))
 
 
 def slots(start: float, end: float) -> tuple[float, int]:
@@ -390,7 +395,7 @@ def burst_surprise(s_nb, x, mu, pi, bm, bv):
 
 @nb.njit(cache=True, error_model="numpy")
 def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap,
-               warmup, seasonal, s_out, mu_out, sd_out):
+               warmup, seasonal, rhythm_first, s_out, mu_out, sd_out):
     """Score one window of the series ``idx`` (counts ``x``, aligned) and update them.
 
     ``hpos`` is the hour of day (float) at the window's middle, ``d`` the day of week.
@@ -471,6 +476,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             st[ED, i] = st[EF, i]
             st[EL, i] = st[EF, i]
             st[EW, i] = st[EF, i]
+            if rhythm_first and seasonal and lvl > 0.0:
+                chi = 0.0
+                for hh in range(24):
+                    dv = prof[hh, i] - lvl
+                    chi += pcnt[hh, i] * dv * dv
+                if chi >= 24.0 * RHYTHM_CHI2 * _var(lvl, st[KF, i]):
+                    st[MODE, i] = DAILY_LINEAR
         elif n == 7 * n_day:  # so is the week's: the weekly level starts at the daily one
             st[LW, i] = st[LL, i]
         if n == 0:
@@ -537,7 +549,8 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
                         if rn == 2.0 and s1 > 0.0 and st[PI, i] > PI_NULL:
                             # a series that bursts: two windows up may be one burst
-                            sr = min(sr, max(s1, prs) + BURST_SPAN2)
+                            # (most bursts straddle a window boundary)
+                            sr = min(sr, max(s1, prs))
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
@@ -706,7 +719,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     ``fisher_surprise``, whose own references are tested separately; everything else is
     written again with masks over all series at once (float32 state, float64 arithmetic,
     as the kernel)."""
-    a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap, warmup, seasonal = params
+    a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap, warmup, seasonal, rhythm_first = params
     st = state["st"].copy()
     prof = state["prof"].copy()
     pcnt = state["pcnt"].copy()
@@ -755,6 +768,11 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     ef = get(EF)
     for f in (ED, EL, EW):
         put(f, ef, day1)
+    if rhythm_first and seasonal:
+        pr = prof[:24, idx].astype(f64)
+        chi = (pcnt[:24, idx].astype(f64) * (pr - lvl) ** 2).sum(axis=0)
+        strong = day1 & (lvl > 0.0) & (chi >= 24.0 * RHYTHM_CHI2 * (lvl + get(KF) * lvl * lvl))
+        put(MODE, float(DAILY_LINEAR), strong)
     put(LW, get(LL), (n == 7 * n_day) & ~day1)
 
     first = n == 0
@@ -813,7 +831,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
     span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
-    sr = np.where(span2, np.minimum(sr, np.maximum(s1, prs) + BURST_SPAN2), sr)
+    sr = np.where(span2, np.minimum(sr, np.maximum(s1, prs)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)

@@ -119,6 +119,8 @@ class Detector:
         cfg = self.cfg
         self.alpha = _alpha(cfg.half_life_windows)
         self.params = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal)
+        self.params_s = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal,
+                                        rhythm_first=True)
         self.s_warn = cm.surprise_for_score(cfg.warning_score)
         self.s_crit = cm.surprise_for_score(cfg.critical_score)
         self.new_rate = new_template_rate(cfg.new_template_min_lines)
@@ -152,10 +154,11 @@ class Detector:
             self.alive = _pad(self.alive, n_services)
             self.n_s = n_services
 
-    def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int):
+    def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int,
+              params: tuple):
         s, mu, sd = np.empty(len(idx)), np.empty(len(idx)), np.empty(len(idx))
         cm.model_step(idx, x, model["st"], model["prof"], model["pcnt"], model["seen"],
-                      hpos, day, *self.params, s, mu, sd)
+                      hpos, day, *params, s, mu, sd)
         return s, mu, sd
 
     def score(self, frame: WindowFrame, template_service: np.ndarray,
@@ -196,10 +199,10 @@ class Detector:
         young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
         young = young[~self.t_reported[young] & (counts[young] > 0)]
         s_t, mu_t, sd_t = self._step(self.tm, t_idx, counts[t_idx].astype(np.float64),
-                                     hpos, day)
+                                     hpos, day, self.params)
         lines = lines_all[svcs].astype(np.float64)
         s_seen_before = self.sm["seen"][svcs].copy()
-        s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day)
+        s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day, self.params_s)
 
         # error ratio: baseline, trend, and the error count's tail under that baseline
         errors_all = _pad(frame.errors, n_services).astype(np.float64)
