@@ -274,7 +274,7 @@ PI_NULL = 0.0015      # burst rate a calibrated NB shows by chance (with margin)
 BURST_WINDOWS = 2.0   # a burst lasts at most two windows
 RHYTHM_CHI2 = 4.0     # a day profile this far from flat (chi2 per hour) is a rhythm
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
-BURST_SD_MIN = 0.5   # spread of log burst sizes at least this
+BURST_SD_MIN = 1.0   # spread of log burst sizes at least this
 BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
 DISP_CAP_REL = 50.0   # a window moves k by at most max(50 k, 25) x the gain
 DISP_CAP_ABS = 25.0
@@ -549,8 +549,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
                         if rn == 2.0 and s1 > 0.0 and st[PI, i] > PI_NULL:
                             # a series that bursts: two windows up may be one burst
-                            # (most bursts straddle a window boundary)
-                            sr = min(sr, max(s1, prs))
+                            # straddling a window boundary, which splits unevenly: the
+                            # weaker window counts twice at most
+                            sr = min(sr, 2.0 * min(s1, prs))
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
@@ -831,7 +832,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
     span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
-    sr = np.where(span2, np.minimum(sr, np.maximum(s1, prs)), sr)
+    sr = np.where(span2, np.minimum(sr, 2.0 * np.minimum(s1, prs)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)

@@ -265,12 +265,13 @@ class Detector:
         anomalies: list[Anomaly] = []
         outage_ev = np.zeros(n_services)
 
-        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0):
+        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0,
+                max_warning=False):
             svc = int(svcs[k])
             s_c = max(abs(s_raw) - math.log10(factor), 0.0)
             if s_c < self.s_warn:
                 return
-            severity = "critical" if s_c >= self.s_crit else "warning"
+            severity = "critical" if s_c >= self.s_crit and not max_warning else "warning"
             sc = np.empty(1)
             cm.score_of(np.array([s_c]), sc)
             z = np.empty(1)
@@ -302,8 +303,12 @@ class Detector:
                 continue
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
+            # a series that bursts: an upward episode no longer than a burst can last
+            # is at most a warning
+            burst_like = (s_t[j] > 0 and self.tm["st"][cm.PI, t] > cm.PI_NULL
+                          and self.tm["st"][cm.RN, t] <= cm.BURST_WINDOWS)
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
-                frame.samples.get(t, []), f_t[q])
+                frame.samples.get(t, []), f_t[q], burst_like)
         # new templates, weighted by level, once the service has a baseline
         for t in young.tolist():
             svc = int(template_service[t])
