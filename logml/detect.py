@@ -37,6 +37,8 @@ ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
 RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
 DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
+BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
+# is at most a warning (a burst straddling window boundaries can light up three windows)
 
 
 @dataclass
@@ -303,10 +305,10 @@ class Detector:
                 continue
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
-            # a series that bursts: an upward episode no longer than a burst can last
-            # is at most a warning
+            # a series that bursts: an upward episode no longer than a burst can show
+            # is at most a warning; critical needs persistence
             burst_like = (s_t[j] > 0 and self.tm["st"][cm.PI, t] > cm.PI_NULL
-                          and self.tm["st"][cm.RN, t] <= cm.BURST_WINDOWS)
+                          and self.tm["st"][cm.RN, t] <= BURST_RUN_WARNING)
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
                 frame.samples.get(t, []), f_t[q], burst_like)
         # new templates, weighted by level, once the service has a baseline
