@@ -413,7 +413,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
     Evidence: the signed surprise of the count under NB(mu, k) (screened: within 1.5 sd
     it is 0); past p = 0.01, the least surprise under any credible rhythm baseline (recent
     error at most 1.25x the one in use's), so a rhythm not yet in use still explains. Upward, it is softened by the series' own bursts (``burst_surprise``); a
-    run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice).
+    run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice);
+    in a series with bursts, two windows up count as the weaker one twice at most (a
+    burst straddles a window boundary unevenly, a spike lifts both alike).
+
+    Mode: the baselines' squared errors are capped at (3 sd)^2 of the one in use, so
+    bursts do not decide. ``rhythm_first`` (service totals): a clear day-one rhythm
+    starts day two on daily-linear.
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
     moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
