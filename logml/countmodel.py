@@ -18,12 +18,13 @@ Pieces, each a numba kernel with a numpy reference the tests compare against:
 * ``model_step``: one window of many series: the surprise of each count (signed -log10 of
   its tail probability: + spike, - drop) under the model, then the robust update of its
   state (see ``model_step`` for the rules).
-* ``service_scores``: per service, the most surprising series, corrected for the number of
-  series tested (Sidak), mapped to 0-100 by ``score_of``.
+* ``family_pass`` / ``group_extreme``: per service, the weights of its series and its most
+  surprising one (the detector corrects them, weighted Bonferroni), mapped to 0-100 by
+  ``score_of``.
 
 State is one float32 matrix per series group (rows = fields below, columns = series) plus a
 float32 rhythm profile (24 hour-of-day and 7 day-of-week factors), their uint16 sample
-counts and an int32 window count: 44 + 124 + 62 = 230 bytes a series (the benchmark
+counts and an int32 window count: 88 + 124 + 62 + 4 = 278 bytes a series (the benchmark
 measures it), with rhythm always learnt and only used where it predicts better.
 """
 from __future__ import annotations
