@@ -413,8 +413,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
 
     Evidence: the signed surprise of the count under NB(mu, k) (screened: within 1.5 sd
     it is 0); past p = 0.01, the least surprise under any credible rhythm baseline (recent
-    error at most 1.25x the one in use's), so a rhythm not yet in use still explains. Upward, it is softened by the series' own bursts (``burst_surprise``); a
-    run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice);
+    error at most 1.25x the one in use's), so a rhythm not yet in use still explains.
+    Upward, it is softened by the series' own bursts (``burst_surprise``); a run of
+    same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice);
     in a series with bursts, two windows up count as the weaker one twice at most (a
     burst straddles a window boundary unevenly, a spike lifts both alike).
 
@@ -424,8 +425,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
     moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
-    at a quarter of that for its first 15 windows, and k and trend not at all; k learns from a capped moment, so lone bursts teach it the series'
-    burstiness. A rhythm level learns in proportion to the traffic its factor expects.
+    at a quarter of that for its first 15 windows, and k and trend not at all; k learns
+    from a capped moment, so lone bursts teach it the series' burstiness. A rhythm level
+    learns in proportion to the traffic its factor expects.
 
     Writes s_out (signed surprise; 0 during warm-up), mu_out and sd_out (the prediction
     in use, before the update) at the positions of ``idx``.

@@ -225,7 +225,8 @@ def build_chunks(seed: int, hours: float, services: int, start: float | None, ra
             lab.update(template_hint=t.hint, template_regex=t.regex, level=t.level,
                        factor=inc["factor"], bursty=inc["col"] in svc.bursty)
         elif typ == "drop":
-            inc["factor"] = 0.0 if rng.random() < 0.3 else float(np.round(rng.uniform(0.02, 0.1), 3))
+            inc["factor"] = (0.0 if rng.random() < 0.3
+                             else float(np.round(rng.uniform(0.02, 0.1), 3)))
             lab.update(template_hint=None, factor=inc["factor"])
         elif typ == "new_template":
             lv, sp = NOVEL[novel_order[k % len(NOVEL)]]
