@@ -945,6 +945,40 @@ def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
     return n_warm, w, nz[:c]
 
 
+@nb.njit(cache=True, error_model="numpy")
+def family_drop(group, seen, warm_from, x, mu, sd, up_cap, n_groups):
+    """Per group (service), the precision-weighted deviation of its warm members
+    D = sum (x - mu) mu / var and its variance V = sum mu^2 / var: the efficient test of a
+    service-wide proportional drop. The total's own noise is dominated by its bursty
+    templates; here each template weighs by how steady it is, so a steady part of the
+    traffic going down shows where the total is still within its (burst-inflated) noise.
+    Upward deviations count at most ``up_cap`` sd, so a burst does not mask a drop."""
+    d = np.zeros(n_groups)
+    v = np.zeros(n_groups)
+    for j in range(x.shape[0]):
+        g = group[j]
+        if g < 0 or seen[j] < warm_from:
+            continue
+        m = max(mu[j], MU_MIN)
+        s = sd[j]
+        var = max(s * s, MU_MIN)
+        dev = min(x[j] - m, up_cap * s)
+        d[g] += dev * m / var
+        v[g] += m * m / var
+    return d, v
+
+
+def family_drop_reference(group, seen, warm_from, x, mu, sd, up_cap, n_groups):
+    member = (group >= 0) & (seen >= warm_from)
+    g = group[member]
+    m = np.maximum(mu[member], MU_MIN)
+    s = sd[member]
+    var = np.maximum(s * s, MU_MIN)
+    dev = np.minimum(x[member] - m, up_cap * s)
+    return (np.bincount(g, weights=dev * m / var, minlength=n_groups),
+            np.bincount(g, weights=m * m / var, minlength=n_groups))
+
+
 def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups):
     member = (group >= 0) & (seen >= warm_from)
     g = group[member]

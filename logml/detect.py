@@ -37,6 +37,8 @@ ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
 RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
 DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
+WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
+WEIGHTED_SD = 1.13     # ... and its z spread (the templates' shared noise; tuning seeds)
 BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
 # is at most a warning (a burst straddling window boundaries can light up three windows)
 
@@ -257,10 +259,23 @@ class Detector:
             k_e = max((r_var_prior[svc] - base * (1 - base) / n) / (base * base), 0.0)
             s_err[k] = -cm.ln_tail(e, mu_e, k_e, True) * cm.LOG10E
 
+        # a service-wide drop, its steady templates weighted most (cm.family_drop): a
+        # further test of the family, sharing the total's alpha (hence log10 2 more)
+        d_w, v_w = cm.family_drop(group, t_seen_before, cfg.warmup_windows,
+                                  counts[t_idx].astype(np.float64), mu_t, sd_t,
+                                  WEIGHTED_UP_CAP, len(svcs))
+        s_w = np.zeros(len(svcs))
+        low = many & (v_w > 0.0) & (d_w < 0.0)
+        if low.any():
+            z_w = -d_w[low] / np.sqrt(v_w[low]) / WEIGHTED_SD
+            s_w[low] = [-math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+                        - math.log10(2.0) for z in z_w.tolist()]
+
         # the family's surprise: its most surprising member after the correction
         log_fs = np.log10(f_s)
         fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
         fam = np.maximum(fam, s_err - log_fs)
+        fam = np.maximum(fam, s_w - log_fs)
         fam = np.maximum(fam, np.abs(best_s))
         new_s = np.zeros(len(svcs))  # new templates: their own probability
 
@@ -294,6 +309,14 @@ class Detector:
                 continue
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
+            dropped.add(int(svcs[k]))
+        for k in np.flatnonzero(s_w >= self.s_warn).tolist():
+            if (int(svcs[k]) in dropped or s_seen_before[k] < cfg.warmup_windows
+                    or lines[k] > DROP_RATIO * mu_s[k]):
+                continue
+            # a warning: the first sign, the total's own test makes it critical
+            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
+            outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_w[k])
             dropped.add(int(svcs[k]))
         # template spikes and drops
         for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
