@@ -38,7 +38,7 @@ RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x sl
 DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
 WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
-WEIGHTED_SD = 1.13     # ... and its z spread (the templates' shared noise; tuning seeds)
+WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
 BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
 # is at most a warning (a burst straddling window boundaries can light up three windows)
 
