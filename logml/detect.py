@@ -140,6 +140,9 @@ class Detector:
         self.r_level = np.zeros(0)
         self.r_slope = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # has logged at least once
+        # error-rate run: surprises of consecutive windows past p = 0.05 and their number
+        self.e_rs = np.zeros(0)
+        self.e_rn = np.zeros(0)
         # service -> (first window stamp of its open incident, last anomalous window start)
         self.incident: dict[int, tuple[str, float]] = {}
 
@@ -156,6 +159,8 @@ class Detector:
             self.r_level = _pad(self.r_level, n_services, np.nan)
             self.r_slope = _pad(self.r_slope, n_services)
             self.alive = _pad(self.alive, n_services)
+            self.e_rs = _pad(self.e_rs, n_services)
+            self.e_rn = _pad(self.e_rn, n_services)
             self.n_s = n_services
 
     def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int,
@@ -188,6 +193,8 @@ class Detector:
             t_jumped = np.flatnonzero(np.isin(template_service, jumped))
             self.tm["st"][cm.RS, t_jumped] = 0.0
             self.tm["st"][cm.RN, t_jumped] = 0.0
+            self.e_rs[jumped] = 0.0
+            self.e_rn[jumped] = 0.0
         counts = _pad(frame.template_counts, T)
         # a template series exists from its first line
         exists = (self.tm["seen"][:T] > 0) | (counts > 0)
@@ -258,6 +265,17 @@ class Detector:
             mu_e = n * base
             k_e = max((r_var_prior[svc] - base * (1 - base) / n) / (base * base), 0.0)
             s_err[k] = -cm.ln_tail(e, mu_e, k_e, True) * cm.LOG10E
+        # a sustained rise of the error rate: consecutive windows past p = 0.05 are
+        # combined (Fisher, doubled for looking twice), as a series' runs are; error
+        # lines come in bursts, so one window of a gradual rise is rarely enough
+        s_svc = np.asarray(svcs, dtype=np.int64)
+        run = s_err >= cm.RUN_MIN
+        self.e_rs[s_svc] = np.where(run, self.e_rs[s_svc] + s_err, 0.0)
+        self.e_rn[s_svc] = np.where(run, self.e_rn[s_svc] + 1.0, 0.0)
+        for k in np.flatnonzero(self.e_rn[s_svc] >= 2.0).tolist():
+            svc = int(svcs[k])
+            sr = cm.fisher_surprise(self.e_rs[svc], int(self.e_rn[svc])) - math.log10(2.0)
+            s_err[k] = max(s_err[k], sr)
 
         # a service-wide drop, its steady templates weighted most (cm.family_drop): a
         # further test of the family, sharing the total's alpha (hence log10 2 more)
@@ -395,11 +413,12 @@ class Detector:
 
     # models are data; alpha, thresholds and the window length come from the config
     _ARRAYS = ("t_reported", "r_mean", "r_var", "r_seen", "r_level", "r_slope", "alive")
+    _RUN_ARRAYS = ("e_rs", "e_rn")  # format 3; absent in format 2: no run open
 
     def state(self) -> dict:
         def trim(model, n):
             return {k: (v[:n] if v.ndim == 1 else v[:, :n]) for k, v in model.items()}
-        state = {k: getattr(self, k) for k in self._ARRAYS}
+        state = {k: getattr(self, k) for k in self._ARRAYS + self._RUN_ARRAYS}
         state["templates"] = trim(self.tm, self.n_t)
         state["services"] = trim(self.sm, self.n_s)
         state["incident"] = {str(s): [stamp, start] for s, (stamp, start)
@@ -412,6 +431,9 @@ class Detector:
         d = cls(config, window_seconds)
         for k in cls._ARRAYS:
             setattr(d, k, np.array(state[k]))
+        for k in cls._RUN_ARRAYS:
+            setattr(d, k, _pad(np.array(state[k], np.float64), len(d.alive)) if k in state
+                    else np.zeros(len(d.alive)))
         d.tm = {k: np.array(v) for k, v in state["templates"].items()}
         d.sm = {k: np.array(v) for k, v in state["services"].items()}
         d.n_t = len(d.tm["seen"])

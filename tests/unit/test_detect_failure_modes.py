@@ -200,3 +200,46 @@ def test_service_total_with_a_clear_rhythm_starts_day_two_on_it():
     from logml import countmodel as cm
     assert det.sm["st"][cm.MODE, 0] == cm.DAILY_LINEAR
     assert det.tm["st"][cm.MODE, 1] == cm.FLAT
+
+
+def test_gradual_error_rise_fires_as_a_run_though_error_lines_come_in_bursts():
+    """Error lines arrive in bursts (30 % of windows hold 2-7), so the error count
+    is overdispersed and one window at a 10 % error share is ordinary for it. A rise that
+    holds is a run of such windows: an error_rate alert within four windows; none in the
+    day before, and none from the first window alone."""
+    rng = np.random.default_rng(5)
+    det = detector()
+    ts = np.zeros(3, np.int32)
+    lam = np.array([50.0, 30.0, 20.0])
+    dets = []
+    for k in range(DAY + 10):
+        c = rng.poisson(lam)
+        share = 0.004 if k < DAY else 0.11
+        e = rng.binomial(c, share)
+        if k < DAY and rng.random() < 0.3:
+            e[1] = min(c[1], rng.integers(2, 8))
+        dets.append(det.score(frame(k, c, e), ts, 1))
+    assert not [a for a in alerts(dets[DAY // 4:DAY]) if a.type == "error_rate"]
+    rise = [i for i, d in enumerate(dets[DAY:]) if any(a.type == "error_rate"
+                                                        for a in d.anomalies)]
+    assert rise and 1 <= rise[0] <= 3
+
+
+def test_service_drop_shows_in_its_steady_templates_when_the_total_is_noisy():
+    """Half the traffic is one very bursty template; the steady half drops by 60 %: the
+    total stays within its burst-inflated noise, the steady templates' weighted test
+    (countmodel.family_drop) raises a drop within two windows."""
+    rng = np.random.default_rng(9)
+    det = detector()
+    ts = np.zeros(4, np.int32)
+    steady = np.array([40.0, 30.0, 20.0])
+    dets = []
+    for k in range(DAY + 6):
+        s = steady * (0.4 if k >= DAY else 1.0)
+        b = 90.0 * rng.gamma(0.7, 1.0 / 0.7)  # the bursty template (k ~ 1.4)
+        c = np.concatenate([rng.poisson(s), [rng.poisson(b)]])
+        dets.append(det.score(frame(k, c), ts, 1))
+    later = dets[DAY:]
+    drops = [i for i, d in enumerate(later) if any(a.type == "drop" and a.template == -1
+                                                    for a in d.anomalies)]
+    assert drops and drops[0] <= 2
