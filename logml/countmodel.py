@@ -925,12 +925,20 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
 
 
 @nb.njit(cache=True, error_model="numpy")
-def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
+def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
     """One pass over a window's series for the per-service Bonferroni weights: per group
     (service) its warm members' count and the sum of their weights sqrt(max(mu, v_min));
-    and the positions of the warm members with a surprise. group < 0: not scored."""
+    the positions of the warm members with a surprise; and the weighted drop statistic,
+    D = sum (x - mu) mu / var with its variance V = sum mu^2 / var: the efficient test of
+    a service-wide proportional drop. A total's noise is dominated by its bursty
+    templates; here each template weighs by how steady it is, so the steady part of the
+    traffic going down shows while the total is still within its burst-inflated noise.
+    Upward deviations count at most ``up_cap`` sd, so a burst does not mask a drop.
+    group < 0: not scored."""
     n_warm = np.zeros(n_groups, np.int64)
     w = np.zeros(n_groups)
+    d = np.zeros(n_groups)
+    v = np.zeros(n_groups)
     nz = np.empty(s.shape[0], np.int64)
     c = 0
     for j in range(s.shape[0]):
@@ -942,46 +950,21 @@ def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
         if s[j] != 0.0:
             nz[c] = j
             c += 1
-    return n_warm, w, nz[:c]
-
-
-@nb.njit(cache=True, error_model="numpy")
-def family_drop(group, seen, warm_from, x, mu, sd, up_cap, n_groups):
-    """Per group (service), the precision-weighted deviation of its warm members
-    D = sum (x - mu) mu / var and its variance V = sum mu^2 / var: the efficient test of a
-    service-wide proportional drop. The total's own noise is dominated by its bursty
-    templates; here each template weighs by how steady it is, so a steady part of the
-    traffic going down shows where the total is still within its (burst-inflated) noise.
-    Upward deviations count at most ``up_cap`` sd, so a burst does not mask a drop."""
-    d = np.zeros(n_groups)
-    v = np.zeros(n_groups)
-    for j in range(x.shape[0]):
-        g = group[j]
-        if g < 0 or seen[j] < warm_from:
-            continue
         m = max(mu[j], MU_MIN)
-        s = sd[j]
-        var = max(s * s, MU_MIN)
-        dev = min(x[j] - m, up_cap * s)
-        d[g] += dev * m / var
+        var = max(sd[j] * sd[j], MU_MIN)
+        d[g] += min(x[j] - m, up_cap * sd[j]) * m / var
         v[g] += m * m / var
-    return d, v
+    return n_warm, w, nz[:c], d, v
 
 
-def family_drop_reference(group, seen, warm_from, x, mu, sd, up_cap, n_groups):
+def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
     member = (group >= 0) & (seen >= warm_from)
     g = group[member]
     m = np.maximum(mu[member], MU_MIN)
-    s = sd[member]
-    var = np.maximum(s * s, MU_MIN)
-    dev = np.minimum(x[member] - m, up_cap * s)
-    return (np.bincount(g, weights=dev * m / var, minlength=n_groups),
-            np.bincount(g, weights=m * m / var, minlength=n_groups))
-
-
-def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups):
-    member = (group >= 0) & (seen >= warm_from)
-    g = group[member]
+    var = np.maximum(sd[member] ** 2, MU_MIN)
+    dev = np.minimum(x[member] - m, up_cap * sd[member])
     return (np.bincount(g, minlength=n_groups),
             np.bincount(g, weights=np.sqrt(np.maximum(mu[member], v_min)), minlength=n_groups),
-            np.flatnonzero(member & (s != 0.0)))
+            np.flatnonzero(member & (s != 0.0)),
+            np.bincount(g, weights=dev * m / var, minlength=n_groups),
+            np.bincount(g, weights=m * m / var, minlength=n_groups))

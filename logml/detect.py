@@ -239,8 +239,9 @@ class Detector:
         pos_of = np.full(n_services, -1, np.int64)
         pos_of[svcs] = np.arange(len(svcs))
         group = pos_of[template_service[t_idx]]
-        n_warm, W, nz = cm.family_pass(group, t_seen_before, cfg.warmup_windows, s_t, mu_t,
-                                       V_MIN, len(svcs))
+        n_warm, W, nz, d_w, v_w = cm.family_pass(
+            group, t_seen_before, cfg.warmup_windows, s_t, mu_t, V_MIN, len(svcs),
+            counts[t_idx].astype(np.float64), sd_t, WEIGHTED_UP_CAP)
         # the total (where a service-wide change shows) gets half the family's alpha
         many = n_warm > 1
         v_s = np.where(many, W, 1.0)
@@ -277,11 +278,9 @@ class Detector:
             sr = cm.fisher_surprise(self.e_rs[svc], int(self.e_rn[svc])) - math.log10(2.0)
             s_err[k] = max(s_err[k], sr)
 
-        # a service-wide drop, its steady templates weighted most (cm.family_drop): a
-        # further test of the family, sharing the total's alpha (hence log10 2 more)
-        d_w, v_w = cm.family_drop(group, t_seen_before, cfg.warmup_windows,
-                                  counts[t_idx].astype(np.float64), mu_t, sd_t,
-                                  WEIGHTED_UP_CAP, len(svcs))
+        # a service-wide drop, its steady templates weighted most (d_w, v_w from
+        # cm.family_pass): a further test of the family, sharing the total's alpha
+        # (hence log10 2 more)
         s_w = np.zeros(len(svcs))
         low = many & (v_w > 0.0) & (d_w < 0.0)
         if low.any():

@@ -228,7 +228,7 @@ def test_gradual_error_rise_fires_as_a_run_though_error_lines_come_in_bursts():
 def test_service_drop_shows_in_its_steady_templates_when_the_total_is_noisy():
     """Half the traffic is one very bursty template; the steady half drops by 60 %: the
     total stays within its burst-inflated noise, the steady templates' weighted test
-    (countmodel.family_drop) raises a drop within two windows."""
+    (countmodel.family_pass) raises a drop within two windows."""
     rng = np.random.default_rng(9)
     det = detector()
     ts = np.zeros(4, np.int32)
