@@ -29,6 +29,7 @@ compare the two.
 """
 from __future__ import annotations
 
+import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,7 +71,8 @@ _TABLE = nb.types.Array(nb.types.uint8, 2, "C", readonly=True)
 _I64 = nb.types.Array(nb.types.int64, 1, "A", readonly=True)
 _U64 = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
 _TABLE_ARGS = (_TABLE, _I64, _TABLE)
-_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1]))(
+_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1], nb.types.uint8[::1],
+                               nb.types.int64[::1]))(
     _BYTES, _I64, _I64, _U64, nb.types.int64, *_TABLE_ARGS)
 _SIG_MASKED = nb.types.uint8[::1](_BYTES, nb.types.int64, nb.types.int64, nb.types.int64,
                                   *_TABLE_ARGS)
@@ -597,7 +599,9 @@ def _fnv(out, n, seed):
 
 
 def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
-    """Shape hash and token count of every line buf[starts[k]:ends[k]], one pass each.
+    """Shape hash, token count and masked form of every line buf[starts[k]:ends[k]], one
+    pass each: line k's masked form is masked[mends[k - 1]:mends[k]] (from 0 for k = 0),
+    kept so that a new shape is tokenised without masking its line again.
 
     seeds[k] is mixed into the hash so equal text in two services has two shapes. One core:
     the scan runs at over a million lines a second, and a parallel loop cost more in
@@ -606,16 +610,28 @@ def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     n = starts.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     ntoks = np.empty(n, dtype=np.int32)
+    mends = np.empty(n, dtype=np.int64)
     longest = 0
+    total = 0
     for k in range(n):
         longest = max(longest, ends[k] - starts[k])
+        total += ends[k] - starts[k]
     # a placeholder is at most 7 bytes and replaces at least one byte
     out = np.empty(longest * 7 + 16, dtype=np.uint8)
+    masked = np.empty(total + total // 4 + 64, dtype=np.uint8)
+    o = 0
     for k in range(n):
         m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
+        if o + m > masked.shape[0]:
+            grown = np.empty(2 * masked.shape[0] + m, dtype=np.uint8)
+            grown[:o] = masked[:o]
+            masked = grown
+        masked[o:o + m] = out[:m]
+        o += m
+        mends[k] = o
         hashes[k] = _fnv(out, m, seeds[k])
         ntoks[k] = t
-    return hashes, ntoks
+    return hashes, ntoks, masked[:o], mends
 
 
 def _masked_line(buf, start, end, flags, ph, ph_len, words):
@@ -645,8 +661,15 @@ class Masker:
 
     def hashes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shape hash and token count of each line; a large batch is split over numba's
-        thread count (NUMBA_NUM_THREADS, numba.set_num_threads) in threads."""
+        """Shape hash and token count of each line."""
+        hashes, ntoks, _, _ = self.shapes(buf, starts, ends, seeds)
+        return hashes, ntoks
+
+    def shapes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(shape hash, token count, masked bytes, end of each line's masked form in them);
+        a large batch is split over numba's thread count (NUMBA_NUM_THREADS,
+        numba.set_num_threads) in threads."""
         n = len(starts)
         parts = min(nb.get_num_threads(), n // PARALLEL_MIN_LINES)
         if parts < 2:
@@ -664,7 +687,10 @@ class Masker:
             self._pool, self._pool_size = ThreadPoolExecutor(parts - 1), parts - 1
         others = [self._pool.submit(part, k) for k in range(1, parts)]
         done = [part(0)] + [f.result() for f in others]  # this thread takes the first part
-        return np.concatenate([h for h, _ in done]), np.concatenate([t for _, t in done])
+        shift = np.cumsum([0] + [len(d[2]) for d in done[:-1]])
+        return (np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done]),
+                np.concatenate([d[2] for d in done]),
+                np.concatenate([d[3] + s for d, s in zip(done, shift.tolist())]))
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
         out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
@@ -703,14 +729,26 @@ def pack_lines(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- reference
 _AL = "A-Za-z\x80-\U0010ffff"
 _ALNUM = "0-9" + _AL
-_REF_URL = re.compile(f"[{_AL}]+://.+", re.S)
-_REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
-_REF_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
-_REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
-_REF_NAME = re.compile(f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?")
-_REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")
-_REF_WORD = re.compile(f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+")
+# compiled on first use: only the tests run the reference, and compiling these character
+# classes costs a tenth of a second at every import
+_REF_PATTERNS = {
+    "URL": (f"[{_AL}]+://.+", re.S),
+    "PATH": (r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S),
+    "UUID": (r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", 0),
+    "IPV4": (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?", 0),
+    "TS": (r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+", 0),
+    "NAME": (f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?", 0),
+    "ID": (f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*", 0),
+    "WORD": (f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+", 0),
+}
+
+
+@functools.cache
+def _rx(name: str) -> re.Pattern:
+    pattern, flags = _REF_PATTERNS[name]
+    return re.compile(pattern, flags)
+
+
 _REF_DATE_WORDS = frozenset(_DATE_WORDS)
 
 
@@ -738,7 +776,7 @@ def _ref_colon_hex(t: str) -> bool:
 
 
 def _ref_ts(t: str) -> bool:
-    if t[:1] in "+-" or not _REF_TS.fullmatch(t):
+    if t[:1] in "+-" or not _rx("TS").fullmatch(t):
         return False
     if re.search(r"[0-9]{5}", t.replace(".", " ").replace(",", " ")) and \
             re.search(r"(?:^|[^.,0-9])[0-9]{5}", t):
@@ -751,23 +789,23 @@ def _ref_whole(t: str, flags: int) -> int:
     if not t:
         return 0
     on = lambda cls: flags & (1 << cls)  # noqa: E731
-    if on(URL) and _REF_URL.fullmatch(t):
+    if on(URL) and _rx("URL").fullmatch(t):
         return URL
     if on(EMAIL) and _ref_email(t):
         return EMAIL
-    if on(PATH) and _REF_PATH.fullmatch(t):
+    if on(PATH) and _rx("PATH").fullmatch(t):
         return PATH
-    if on(NAME) and _REF_NAME.fullmatch(t):
+    if on(NAME) and _rx("NAME").fullmatch(t):
         return NAME
     if not re.search("[0-9]", t):
         return 0
-    if on(UUID) and _REF_UUID.fullmatch(t):
+    if on(UUID) and _rx("UUID").fullmatch(t):
         return UUID
-    if on(IP) and (_REF_IPV4.fullmatch(t) or _ref_colon_hex(t)):
+    if on(IP) and (_rx("IPV4").fullmatch(t) or _ref_colon_hex(t)):
         return IP
     if on(TS) and _ref_ts(t):
         return TS
-    if on(ID) and _REF_ID.fullmatch(t):
+    if on(ID) and _rx("ID").fullmatch(t):
         return ID
     return 0
 
@@ -808,7 +846,8 @@ def _ref_token(tok: str, flags: int) -> str:
         m = re.match(f"[{_ALNUM}_.\\-]+=", stripped)
         if m:
             value = re.match(r"[^,;&]*", stripped[m.end():]).group(0)
-            if re.search("[0-9]", value) or (flags & (1 << NAME) and _REF_NAME.fullmatch(value)):
+            if re.search("[0-9]", value) or (flags & (1 << NAME)
+                                             and _rx("NAME").fullmatch(value)):
                 cut = len(lead) + m.end()
                 return tok[:cut] + PLACEHOLDERS[KV] + _ref_words(tok[cut + len(value):], flags)
     return _ref_words(tok, flags)
@@ -817,7 +856,7 @@ def _ref_token(tok: str, flags: int) -> str:
 def _ref_words(tok: str, flags: int) -> str:
     out = []
     pos = 0
-    for m in _REF_WORD.finditer(tok):
+    for m in _rx("WORD").finditer(tok):
         if m.start() < pos:
             continue
         word = m.group(0)
