@@ -349,16 +349,16 @@ def _is_name(b, a, e):
 
 
 @nb.njit(cache=True)
-def _whole_class(b, a, e, flags):
-    if a >= e:
-        return 0
-    # one pass of cheap counts decides which checks can match at all
+def _counts(b, a, e):
+    """Digits, colons, dots, dashes (and _), slashes, @ and = of b[a:e]: one pass of cheap
+    counts decides which checks can match at all."""
     digits = 0
     colons = 0
     dots = 0
     dashes = 0
     slashes = 0
     ats = 0
+    equals = 0
     for k in range(a, e):
         c = b[k]
         if _is_digit(c):
@@ -373,6 +373,15 @@ def _whole_class(b, a, e, flags):
             slashes += 1
         elif c == 64:
             ats += 1
+        elif c == 61:
+            equals += 1
+    return digits, colons, dots, dashes, slashes, ats, equals
+
+
+@nb.njit(cache=True)
+def _whole_class(b, a, e, flags, digits, colons, dots, dashes, slashes, ats):
+    if a >= e:
+        return 0
     if slashes and colons and flags & (1 << URL) and _is_url(b, a, e):
         return URL
     if ats == 1 and dots and flags & (1 << EMAIL) and _is_email(b, a, e):
@@ -430,10 +439,8 @@ def _put_ph(out, o, cls, ph, ph_len):
 
 @nb.njit(cache=True)
 def _copy(b, a, e, out, o):
-    for k in range(a, e):
-        out[o] = b[k]
-        o += 1
-    return o
+    out[o:o + e - a] = b[a:e]
+    return o + e - a
 
 
 @nb.njit(cache=True)
@@ -513,11 +520,14 @@ def _mask_token(b, i, j, out, o, flags, ph, ph_len):
         a += 1
     while e > a and _is_close(b[e - 1]):
         e -= 1
-    cls = _whole_class(b, a, e, flags)
+    digits, colons, dots, dashes, slashes, ats, equals = _counts(b, a, e)
+    cls = _whole_class(b, a, e, flags, digits, colons, dots, dashes, slashes, ats)
     if cls != 0:
         o = _copy(b, i, a, out, o)
         o = _put_ph(out, o, cls, ph, ph_len)
         return _copy(b, e, j, out, o)
+    if digits == 0 and (equals == 0 or not flags & (1 << KV)):
+        return _copy(b, i, j, out, o)  # no number, no hex run, no key=value: as it is
     if flags & (1 << KV):
         # key=value: key is word characters; the value runs to the next , ; & or the end
         k = a
