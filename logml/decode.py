@@ -496,15 +496,17 @@ class Decoder:
         absurd = (ts < MIN_EPOCH) | (ts > now + cfg.max_future_skew_s)
         bad = (status != OK) | absurd
         if bad.any() or long_.any():
-            for i in np.flatnonzero(bad | long_).tolist():
-                raw = data[starts[i]:ends[i]]
-                off = int(offs[i])
-                if status[i] != OK:
-                    reason, detail = _STATUS[int(status[i])]
-                    if status[i] == BAD_TIME:
+            w = np.flatnonzero(bad | long_)
+            # plain ints from whole columns: no numpy scalar per dead-lettered line
+            for st, ab, off, a, e in zip(status[w].tolist(), absurd[w].tolist(),
+                                         offs[w].tolist(), starts[w].tolist(), ends[w].tolist()):
+                raw = data[a:e]
+                if st != OK:
+                    reason, detail = _STATUS[st]
+                    if st == BAD_TIME:
                         detail += f": {raw[:48].decode('utf-8', 'replace')!r}"
                     errors.append(ErrorRecord(reason, detail, raw, source, off))
-                elif absurd[i]:
+                elif ab:
                     errors.append(ErrorRecord(
                         Reason.ABSURD_TIMESTAMP, "time at the head of the line "
                         f"{raw[:48].decode('utf-8', 'replace')!r} is before 1990 or in the "
