@@ -93,7 +93,11 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
         idx, _ = engine.template_events(events)
         pos = events.offset  # line positions within the block
         if fmt == "csv":
-            uniq, inverse = np.unique(idx, return_inverse=True)
+            # the templates of the block, and each event's place among them (O(n), no sort)
+            used = np.zeros(len(engine.templates), dtype=bool)
+            used[idx] = True
+            uniq = np.flatnonzero(used)
+            inverse = (np.cumsum(used) - 1)[idx]
             frags = [f",{engine.template_id(i)},{_csv_field(engine.template_text(i))}"
                      .encode() for i in uniq.tolist()] + [b",,"]
             which = np.full(n, len(uniq), dtype=np.int64)  # lines without an event: empty
