@@ -81,7 +81,7 @@ def _csv_field(text: str) -> str:
 def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv",
                  total_bytes: int | None = None) -> TemplateEngine:
     engine = TemplateEngine(config.template)
-    decoder = Decoder(config.decode)
+    decoder = Decoder(config.decode, dead_letters=fmt != "csv")  # CSV rows hold no reason
     progress = Progress(total_bytes, "parse", unit="bytes")
     if fmt == "csv":
         out.write("line_no,template_id,template\n")
@@ -89,7 +89,7 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     for blk in read_blocks(stream):
         block = blk.data
         events, errors = decoder.decode_block(block, first_offset=0)
-        n = len(events) + sum(e.count for e in errors if not e.kept)
+        n = blk.lines  # every line is an event or dead-lettered (kept ones are events too)
         idx, _ = engine.template_events(events)
         pos = events.offset  # line positions within the block
         if fmt == "csv":

@@ -59,3 +59,18 @@ def test_parse_missing_file_says_so(tmp_path):
 def test_help_lists_commands():
     p = run(["--help"])
     assert p.returncode == 0 and b"parse" in p.stdout
+
+
+def test_parse_csv_keeps_the_row_of_a_line_with_an_impossible_time(tmp_path):
+    """CSV rows carry no reason, so parse skips the dead-letter records: numbering holds."""
+    f = tmp_path / "app.log"
+    f.write_bytes(b"2025-11-24T10:00:00Z INFO user 1 logged in\n"
+                  b"2025-11-24T25:00:00Z INFO user 2 logged in\n"
+                  b"2025-11-24T10:00:02Z INFO user 3 logged in\n")
+    p = run(["parse", str(f)])
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.reader(io.StringIO(p.stdout.decode())))
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert rows[2][1:] == ["", ""] and rows[1][1] == rows[3][1] != ""
+    p = run(["parse", "--format", "jsonl", str(f)])
+    assert orjson.loads(p.stdout.splitlines()[1])["error"] == "bad_timestamp"
