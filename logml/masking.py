@@ -74,8 +74,6 @@ _TABLE_ARGS = (_TABLE, _I64, _TABLE)
 _SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1], nb.types.uint8[::1],
                                nb.types.int64[::1]))(
     _BYTES, _I64, _I64, _U64, nb.types.int64, *_TABLE_ARGS)
-_SIG_MASKED = nb.types.uint8[::1](_BYTES, nb.types.int64, nb.types.int64, nb.types.int64,
-                                  *_TABLE_ARGS)
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -650,17 +648,10 @@ def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     return hashes, ntoks, masked[:o], mends
 
 
-def _masked_line(buf, start, end, flags, ph, ph_len, words):
-    out = np.empty((end - start) * 7 + 8, dtype=np.uint8)
-    m, _ = _mask_line(buf, start, end, out, flags, ph, ph_len, words)
-    return out[:m]
-
-
-with compiling():  # the entry points, compiled at import (from the cache after the first run)
+with compiling():  # the entry point, compiled at import (from the cache after the first run)
     # nogil: Masker.hashes runs chunks of a large batch in threads, without numba's
     # parallel loops (which cost seconds of compiling on every fresh install)
     shape_hashes = nb.njit(_SIG_HASHES, cache=True, nogil=True)(_shape_hashes)
-    masked_line = nb.njit(_SIG_MASKED, cache=True)(_masked_line)
 
 
 # ---------------------------------------------------------------- Python face
@@ -709,9 +700,11 @@ class Masker:
                 np.concatenate([d[3] + s for d, s in zip(done, shift.tolist())]))
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
-        out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
-        return out.tobytes().decode(
-            "utf-8", "replace")
+        """The masked form of buf[start:end] (the shape pass on one line)."""
+        one = np.array([start], dtype=np.int64), np.array([end], dtype=np.int64)
+        _, _, masked, _ = shape_hashes(buf, *one, np.zeros(1, dtype=np.uint64), self.flags,
+                                       _PH_BYTES, _PH_LEN, _DW_BYTES)
+        return masked.tobytes().decode("utf-8", "replace")
 
     def mask(self, text: str) -> str:
         buf = np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
