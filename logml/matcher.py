@@ -349,12 +349,13 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
     return -1, 0
 
 
-def _cluster_run(masked, mends, keys, idx, svc, begin, threshold, match, cache_keys,
+def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match, cache_keys,
                  cache_values, cache_room, lines, final, stats, tab_keys, tab_vals, head, nxt,
                  ent, c_off, c_alive, c_first, c_template, t_h, t_s, t_n, t_k, t_f, ph, ph_len,
                  is_punct, units, wild):
     """Template of each line idx[begin:], in order of arrival, until a new shape needs
-    Python: returns that line's index (len(idx) when none did).
+    Python: returns that line's index (len(idx) when none did). longest: the longest
+    masked form's length.
 
     idx holds the shape cache's answer from before the batch (-1: not cached); each line
     gets its template resolved through ``final`` (merges so far) and is counted in
@@ -364,11 +365,6 @@ def _cluster_run(masked, mends, keys, idx, svc, begin, threshold, match, cache_k
     cache_room shapes, stats[1] of them so far; stats[0] counts the shapes matched here.
     With match False every new shape goes to Python."""
     n = idx.shape[0]
-    longest = 0
-    for k in range(begin, n):
-        if idx[k] < 0:
-            a = mends[k - 1] if k > 0 else 0
-            longest = max(longest, mends[k] - a)
     scratch = np.empty(longest + 16, dtype=np.uint8)
     sk = np.empty(longest + 16, dtype=np.uint8)
     cap = longest + 1
@@ -447,7 +443,7 @@ def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, 
 
 with compiling():
     cluster_run = nb.njit(nb.types.int64(
-        _BYTES_RO, _I64, _U64, nb.types.int32[::1], _I32, nb.types.int64, nb.types.float64,
+        _BYTES_RO, _I64, nb.types.int64, _U64, nb.types.int32[::1], _I32, nb.types.int64, nb.types.float64,
         nb.types.boolean, _U64W, nb.types.int32[::1], nb.types.int64, _I64W,
         nb.types.Array(nb.types.int32, 1, "C", readonly=True), _I64W, _U64, _I32, _I64, _I64,
         _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64, _BOOL,
@@ -575,9 +571,9 @@ class Index:
                                       WILD_HASH, values, words)
         return best, values[:nv].tolist(), words[:nw].tolist()
 
-    def run(self, masked, mends, keys, idx, svc, begin, threshold, match, cache, room,
-            lines, final, stats) -> int:
-        return cluster_run(masked, mends, keys, idx, svc, begin, threshold, match, cache.keys,
+    def run(self, masked, mends, longest, keys, idx, svc, begin, threshold, match, cache,
+            room, lines, final, stats) -> int:
+        return cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match, cache.keys,
                            cache.values, room, lines, final, stats, self.table.keys,
                            self.table.values, self.head, self.nxt, self.ent, self.c_off,
                            self.c_alive, self.c_first, self.c_template, *self.t, _PH_BYTES,

@@ -266,11 +266,12 @@ class TemplateEngine:
         # not fit (it is only a cache)
         room = self.cache.reserve(misses)
         stats = np.zeros(2, dtype=np.int64)  # shapes matched in compiled code, cached there
+        longest = int(np.max(np.diff(mends, prepend=0))) if n else 0
         k = 0
         while True:
             # in order of arrival (clustering is order-bound): the compiled run templates
             # and counts lines until a new shape changes a template; that one goes to Python
-            k = self.index.run(masked, mends, keys, idx, svc, k, self.config.similarity,
+            k = self.index.run(masked, mends, longest, keys, idx, svc, k, self.config.similarity,
                                self.compiled, self.cache, room, self._lines, self._final,
                                stats)
             self.cache.size += int(stats[1])
