@@ -42,9 +42,16 @@ def _fnv(b, a, e, h):
     return h
 
 
+_M64 = (1 << 64) - 1
+
+
 def _hash_text(text: str) -> np.uint64:
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
-    return _fnv(data, 0, len(data), FNV_OFFSET)
+    """_fnv of the text's UTF-8 bytes, in plain Python: it runs at import, where calling
+    the kernel would load it as one more entry point."""
+    h = int(FNV_OFFSET)
+    for c in text.encode():
+        h = ((h ^ c) * int(FNV_PRIME)) & _M64
+    return np.uint64(h)
 
 
 WILD_HASH = _hash_text("<*>")
@@ -302,6 +309,15 @@ def bucket_key(service, n, first):
     return h | np.uint64(1)
 
 
+def bucket_key_py(service: int, n: int, first) -> np.uint64:
+    """bucket_key for the Index's Python side (no kernel entry point to load for it)."""
+    h = ((service + 1) * 0x9E3779B97F4A7C15) & _M64
+    h ^= ((n + 7) * 0xC2B2AE3D27D4EB4F) & _M64
+    h ^= (int(first) * 0x165667B19E3779F9) & _M64
+    h ^= h >> 29
+    return np.uint64(h | 1)
+
+
 @nb.njit(cache=True)
 def _bucket(tab_keys, tab_vals, key):
     i = _slot(tab_keys, key)
@@ -526,8 +542,8 @@ class Index:
         self.c_alive[c] = True
         self.c_template[c] = template
         first = WILD_HASH if n and "<" in tokens[0] else (feats[0][0] if n else np.uint64(0))
-        self.c_first[c] = bucket_key(service, n, first)
-        self._append(bucket_key(service, n, np.uint64(0)), c)
+        self.c_first[c] = bucket_key_py(service, n, first)
+        self._append(bucket_key_py(service, n, 0), c)
         self._append(self.c_first[c], c)
         return c
 
@@ -539,7 +555,7 @@ class Index:
 
     def move_first(self, service: int, c: int, n: int) -> None:
         """Its first token became <*>: file it in that bucket, in slot order."""
-        self.c_first[c] = bucket_key(service, n, WILD_HASH)
+        self.c_first[c] = bucket_key_py(service, n, WILD_HASH)
         b = self._bucket(self.c_first[c])
         e = self.entries
         self.entries += 1

@@ -34,7 +34,7 @@ def lookup(keys, values, queries):
     return out
 
 
-@nb.njit(nb.types.boolean(_KEYS, _VALUES, nb.types.uint64, nb.types.int32), cache=True)
+@nb.njit(cache=True)
 def insert(keys, values, key, value):
     key = key | np.uint64(1)
     i = _slot(keys, key)
@@ -88,8 +88,9 @@ class ShapeCache:
             self._reset(self.keys.shape[0])
         if (self.size + 1) * 2 > self.keys.shape[0]:
             self._grow()
-        if insert(self.keys, self.values, np.uint64(key), np.int32(value)):
-            self.size += 1
+        # through insert_all: one entry point for both (each costs compile and load time)
+        self.size += insert_all(self.keys, self.values, np.array([key], dtype=np.uint64),
+                                np.array([value], dtype=np.int32))
 
     def reserve(self, n: int) -> int:
         """Room for n more shapes (a batch's new ones, inserted by a kernel): cleared first
