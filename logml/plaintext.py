@@ -57,10 +57,12 @@ MONTH_TABLE = np.array([[ord(c) for c in m] for m in _MONTHS], dtype=np.uint8)
 WEEKDAY_TABLE = np.array([[ord(c) for c in m] for m in _WEEKDAYS], dtype=np.uint8)
 
 
+@nb.njit(inline="always")
 def _digit(c):
     return 48 <= c <= 57
 
 
+@nb.njit(inline="always")
 def _space(c):
     return c == 32 or (9 <= c <= 13)
 
@@ -309,6 +311,7 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
+@nb.njit(inline="always")
 def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
                status, ts, level, cut, end):
     """Line i of ``scan_lines``, written into its output arrays."""
@@ -532,8 +535,6 @@ def scan_iso(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarra
 # cache after the first run): no specialisation per literal argument or array layout, and
 # no compiling in the middle of a run. Callees come before their callers.
 with compiling():
-    _digit = nb.njit((nb.uint8,), **_HELPER)(_digit)
-    _space = nb.njit((nb.uint8,), **_HELPER)(_space)
     _word_char = nb.njit((nb.uint8,), **_HELPER)(_word_char)
     _days_from_civil = nb.njit((_I, _I, _I), **_HELPER)(_days_from_civil)
     _num = nb.njit((_BUF, _I, _I, _I, _I), **_HELPER)(_num)
@@ -550,8 +551,6 @@ with compiling():
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)
-    _scan_line = nb.njit((_I, _BUF, _POS, _POS, _I, _I, _F, _TABLE, _CODES, _FLAGS, _TABLE,
-                          _TABLE, _OUT8, _OUTF, _OUT8, _OUTI, _OUTI), **_HELPER)(_scan_line)
     # nogil: scan_lines runs the parts of a big block in threads
     _scan = nb.njit((_BUF, _POS, _POS, _I, _I, _F, _TABLE, _CODES, _FLAGS, _TABLE, _TABLE,
                      _OUT8, _OUTF, _OUT8, _OUTI, _OUTI), cache=True, nogil=True)(_scan)
