@@ -13,6 +13,8 @@ class UsageError(Exception):
 
 
 def cmd_parse(args) -> int:
+    from .jit import load_kernels
+    load_kernels()
     from .parse import run
     return run(args.file, args.format, args.json, load(args.config))
 
@@ -27,6 +29,8 @@ def cmd_run(args) -> int:
         overrides["output.write_logs"] = True
     if args.format:
         overrides["decode.format"] = args.format
+    from .jit import load_kernels
+    load_kernels()  # before the config, which loads the masks' module
     config = load(args.config, overrides=overrides)
     if config.source == "kafka" and not args.input:
         from .streaming import run_kafka
@@ -84,6 +88,8 @@ def cmd_setup(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from .jit import load_kernels
+    load_kernels()
     from .demo import run_demo
     return run_demo(args.out, seed=args.seed)
 

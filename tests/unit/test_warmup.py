@@ -86,10 +86,17 @@ def test_warmup_leaves_nothing_to_compile(tmp_path):
     ``logml run`` (JSON events: windows, scores) compile no kernel: the warm-up drove the
     same specialisations."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    cached = [sys.executable, "-c", "from logml.jit import _cached\n"
+              "print(_cached('masking', '_shape_hashes'), _cached('masking', 'nothing'))"]
+    # a first run knows it is one (and compiles in two processes)
+    assert subprocess.run(cached, env=env, capture_output=True).stdout.split() == \
+        [b"False", b"False"]
     w = subprocess.run([sys.executable, "-m", "logml.warmup"], env=env, capture_output=True,
                        timeout=1800)
     assert w.returncode == 0, w.stderr[-2000:]
     assert b"kernels ready" in w.stderr
+    assert subprocess.run(cached, env=env, capture_output=True).stdout.split() == \
+        [b"True", b"False"]
     log = tmp_path / "in.log"
     log.write_bytes(b"\n".join((DATA / "Linux" / "Linux_2k.log").read_bytes().splitlines()[:300]))
     count = ("import sys\nfrom numba.core import event\n"
