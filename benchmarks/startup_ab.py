@@ -60,13 +60,14 @@ def main(base: str, rounds: int) -> dict:
                          text=True, cwd=HERE).stdout.strip()
     return {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "workload": "logml parse, 1,000 raw Loghub lines (125 per system), empty cache",
-            "base": base, "this": rev, "rounds": rounds, "cores": os.cpu_count(),
-            "load_average_1min": [min(loads), max(loads)],
-            **{name: {"wall_s": [round(w, 2) for w, _ in r],
-                      "cpu_s": [round(c, 2) for _, c in r],
-                      "median_wall_s": round(statistics.median(w for w, _ in r), 2),
-                      "median_cpu_s": round(statistics.median(c for _, c in r), 2)}
-               for name, r in runs.items()}}
+            "base_tree": base, "this_revision": rev, "rounds": rounds,
+            "cores": os.cpu_count(),
+            "load_average_1min": [round(min(loads), 1), round(max(loads), 1)],
+            "runs": {name: {"wall_s": [round(w, 2) for w, _ in r],
+                            "cpu_s": [round(c, 2) for _, c in r],
+                            "median_wall_s": round(statistics.median(w for w, _ in r), 2),
+                            "median_cpu_s": round(statistics.median(c for _, c in r), 2)}
+                     for name, r in runs.items()}}
 
 
 if __name__ == "__main__":
