@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def _mask_bits() -> dict:
+    """The mask names, imported when first needed: masking loads numba, which `logml
+    --help` and the CLI's start (before it holds off the garbage collector) do without."""
+    from .masking import MASK_BITS
+    return MASK_BITS
+
 
 class ConfigError(Exception):
     pass
@@ -31,17 +37,9 @@ class DecodeConfig:
     max_future_skew_s: float = 86400.0
 
 
-def _mask_names() -> list[str]:
-    """The mask classes (masking.MASK_BITS), imported only when a config is built: masking
-    loads numba and its kernels, which commands without templates (eval, generate, setup)
-    never need (on a fresh install they would compile them first)."""
-    from .masking import MASK_BITS
-    return list(MASK_BITS)
-
-
 @dataclass
 class TemplateConfig:
-    masks: list[str] = field(default_factory=_mask_names)
+    masks: list[str] = field(default_factory=lambda: list(_mask_bits()))
     similarity: float = 0.7
     max_templates_per_service: int = 5000
     shape_cache_entries: int = 1_000_000
@@ -152,9 +150,8 @@ class Config:
         need(self.decode.format in ("auto", "json", "plain"), "decode.format",
              "must be 'auto', 'json' or 'plain'")
         need(self.decode.max_line_bytes >= 64, "decode.max_line_bytes", "must be at least 64")
-        known = _mask_names()
-        unknown = [m for m in self.template.masks if m not in known]
-        need(not unknown, "template.masks", f"unknown {unknown}; known: {known}")
+        unknown = [m for m in self.template.masks if m not in _mask_bits()]
+        need(not unknown, "template.masks", f"unknown {unknown}; known: {list(_mask_bits())}")
         need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
         need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
              "must be at least 1")
