@@ -13,8 +13,6 @@ class UsageError(Exception):
 
 
 def cmd_parse(args) -> int:
-    from .jit import load_kernels
-    load_kernels()
     from .parse import run
     return run(args.file, args.format, args.json, load(args.config))
 
@@ -29,8 +27,6 @@ def cmd_run(args) -> int:
         overrides["output.write_logs"] = True
     if args.format:
         overrides["decode.format"] = args.format
-    from .jit import load_kernels
-    load_kernels()  # before the config, which loads the masks' module
     config = load(args.config, overrides=overrides)
     if config.source == "kafka" and not args.input:
         from .streaming import run_kafka
@@ -88,8 +84,6 @@ def cmd_setup(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .jit import load_kernels
-    load_kernels()
     from .demo import run_demo
     return run_demo(args.out, seed=args.seed)
 
@@ -243,6 +237,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("parse", "run", "demo"):
+            from .jit import load_kernels
+            load_kernels()  # first, before the config (which loads the masks' module)
         return args.func(args)
     except BrokenPipeError:
         return 0
