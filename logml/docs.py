@@ -122,14 +122,15 @@ def day_name(day: int) -> str:
 
 class _TemplatePlan:
     """What a template contributes to each of its lines, prepared once."""
-    __slots__ = ("text", "head", "tail", "match", "slots")
+    __slots__ = ("text", "head", "match", "slots")
 
     def __init__(self, template_id: str, text: str, parents: list[str] = ()):
         self.text = text
+        # the lineage (ids merged into this template: fixed at its birth) only when it has one
         self.head = (b'{"template_id":' + orjson.dumps(template_id) +
-                     b',"template":' + orjson.dumps(text) + b',"params":')
-        # after the params: the lineage (ids merged into this template; fixed at its birth)
-        self.tail = b',"template_parents":' + orjson.dumps(list(parents)) if parents else b""
+                     b',"template":' + orjson.dumps(text) +
+                     (b',"template_parents":' + orjson.dumps(list(parents)) if parents else b"")
+                     + b',"params":')
         pat = text.split()
         # One regex match cuts the params out of a line: tokens are maximal runs of \S
         # (str.split's whitespace) and each variable position tries, in the order of
@@ -217,7 +218,7 @@ class LogDocs:
             append_id(h.hexdigest())
             plan = plans[t]
             ours = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) + \
-                plan.tail + (b',"truncated":true}' if i in truncated else b"}")
+                (b',"truncated":true}' if i in truncated else b"}")
             ev = originals[i] if originals else None
             host = hosts[i] if hosts else None
             if ev:
