@@ -68,7 +68,7 @@ def load_kernels() -> None:
     with compiling():
         child = None
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        if cores > 1 and not _cached("masking", "_shape_hashes"):
+        if cores > 1 and not _cached("plaintext", "_scan"):  # any earlier run compiled it
             child = subprocess.Popen([sys.executable, "-c", "import logml.template"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         from . import plaintext  # noqa: F401  compiled (or loaded) at import

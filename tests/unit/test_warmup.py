@@ -87,7 +87,7 @@ def test_warmup_leaves_nothing_to_compile(tmp_path):
     same specialisations."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     cached = [sys.executable, "-c", "from logml.jit import _cached\n"
-              "print(_cached('masking', '_shape_hashes'), _cached('masking', 'nothing'))"]
+              "print(_cached('plaintext', '_scan'), _cached('plaintext', 'nothing'))"]
     # a first run knows it is one (and compiles in two processes)
     assert subprocess.run(cached, env=env, capture_output=True).stdout.split() == \
         [b"False", b"False"]
