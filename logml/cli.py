@@ -257,6 +257,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("parse", "run", "demo"):
+            from .jit import load_kernels
+            load_kernels()  # first, before the config (which loads the masks' module)
         return args.func(args)
     except BrokenPipeError:
         return 0

@@ -171,8 +171,13 @@ class Detector:
         return s, mu, sd
 
     def score(self, frame: WindowFrame, template_service: np.ndarray,
-              n_services: int) -> Detection:
-        """template_service[t] is the service of template t (one entry per template)."""
+              n_services: int, derived: np.ndarray | None = None,
+              retired: np.ndarray | None = None) -> Detection:
+        """template_service[t] is the service of template t (one entry per template).
+        Lineage (optional bool arrays): derived[t], t was made from known templates (its
+        lineage has parents), so its lines are not new: it never raises new_template;
+        retired[t], t was merged into another that gets its lines now: its series ends
+        (no drop to zero, no update)."""
         cfg = self.cfg
         T = len(template_service)
         self._resize(T, n_services)
@@ -200,6 +205,8 @@ class Detector:
         exists = (self.tm["seen"][:T] > 0) | (counts > 0)
         if frame.services is not None:
             exists &= in_s[template_service]
+        if retired is not None:
+            exists &= ~_pad(np.asarray(retired, dtype=bool), T)
         t_idx = np.flatnonzero(exists)
         terrors = _pad(frame.template_errors, T)
         hpos, day = cm.slots(frame.start, frame.end)
@@ -209,6 +216,8 @@ class Detector:
         # a template is young for its first few windows: then it may raise new_template once
         young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
         young = young[~self.t_reported[young] & (counts[young] > 0)]
+        if derived is not None:
+            young = young[~_pad(np.asarray(derived, dtype=bool), T)[young]]
         s_t, mu_t, sd_t = self._step(self.tm, t_idx, counts[t_idx].astype(np.float64),
                                      hpos, day, self.params)
         lines = lines_all[svcs].astype(np.float64)

@@ -110,6 +110,9 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
                 rows[p] = {"line_no": line_no + p + 1, "template_id": engine.template_id(t),
                            "template": engine.template_text(t),
                            "params": engine.params(events.text(j), t)}
+                parents = engine.lineage(t)["parents"]
+                if parents:  # the ids this template was merged from
+                    rows[p]["template_parents"] = parents
             for e in errors:
                 for k in range(e.offset, e.offset + e.count) if not e.kept else ():
                     rows[k] = {"line_no": line_no + k + 1, "template_id": None,
