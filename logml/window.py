@@ -40,9 +40,9 @@ _P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
 
 
 @nb.njit(cache=True, inline="always")
-def _kth_largest(row, n, k, top):
-    """The k-th largest of row[:n] (n >= k), by a small insertion list (``top``: scratch
-    of length >= k)."""
+def _top_fill(row, n, top):
+    """``top`` = the len(top) largest of row[:n], descending, -inf padded."""
+    k = top.shape[0]
     for j in range(k):
         top[j] = -np.inf
     for j in range(n):
@@ -53,17 +53,32 @@ def _kth_largest(row, n, k, top):
                 top[p] = top[p - 1]
                 p -= 1
             top[p] = v
-    return top[k - 1]
 
 
 @nb.njit(cache=True)
-def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
+def top_of(ring, ring_n, top):
+    """Every service's ``top`` row from its ring (the clock kernel keeps them up to date
+    record by record; they are derived data, rebuilt after a restore)."""
+    H = ring.shape[1]
+    for s in range(ring.shape[0]):
+        _top_fill(ring[s], min(ring_n[s], H), top[s])
+
+
+def kth_largest_reference(ring, ring_n, quorum):
+    """Numpy reference of a service's clock: the quorum-th largest of its ring (-inf with
+    fewer than quorum times)."""
+    n = min(int(ring_n), ring.shape[0])
+    return -np.inf if n < quorum else float(np.sort(ring[:n])[::-1][quorum - 1])
+
+
+@nb.njit(cache=True)
+def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_last,
                held_ts, held_seq, held_age, held_n, glob, w, lateness, ahead, idle, quorum,
                cap, out_ts, status, rel_seq, rel_status):
     """Decide every record's fate, in order; all state arrays are updated in place.
 
     Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
-    ``est[s]`` its robust clock (-inf until ``quorum`` times were seen), ``anchor[s]``
+    ``top[s]`` the ``quorum`` largest of them (descending), ``est[s]`` its robust clock (-inf until ``quorum`` times were seen), ``anchor[s]``
     the offset that maps its clock onto the stream's progress ``glob[_P]``,
     ``limit[s]`` the start of its first window still open (never moves back),
     ``p_last[s]`` the progress at its last record; held records (ts, sequence number,
@@ -74,7 +89,6 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
     n = ts.shape[0]
     H = ring.shape[1]
     n_rel = 0
-    top = np.empty(quorum)
     for i in range(n):
         s = service[i]
         seq = glob[_SEQ]
@@ -84,11 +98,11 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
         eff = e
         if e > -np.inf:
             adv = glob[_P] - (e - anchor[s]) - idle
-            if adv > 0:
+            if adv > 0:  # else limit[s] already holds est[s]'s limit (set below)
                 eff = e + adv
-            lim = np.floor((eff - lateness) / w) * w
-            if lim > limit[s]:
-                limit[s] = lim
+                lim = np.floor((eff - lateness) / w) * w
+                if lim > limit[s]:
+                    limit[s] = lim
         t = ts[i]
         observed = True
         if np.isnan(t):
@@ -110,11 +124,22 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
                 t = now
         out_ts[i] = t
         if observed:
-            ring[s, ring_n[s] % H] = t
+            slot = ring_n[s] % H
+            old = ring[s, slot]
+            ring[s, slot] = t
             ring_n[s] += 1
             glob[_LAST] = t
+            q = top[s]
+            if ring_n[s] > H and old >= q[quorum - 1]:
+                _top_fill(ring[s], H, q)  # the time that left may have been among the top
+            elif t > q[quorum - 1]:
+                p = quorum - 1
+                while p > 0 and q[p - 1] < t:
+                    q[p] = q[p - 1]
+                    p -= 1
+                q[p] = t
             if ring_n[s] >= quorum:
-                e = _kth_largest(ring[s], min(ring_n[s], H), quorum, top)
+                e = q[quorum - 1]
         moved = e > est[s]
         if e != est[s]:
             if est[s] == -np.inf:
@@ -276,7 +301,9 @@ class Windower:
             self.ring_n = self.held_n = np.zeros(0, np.int64)
             self.held_seq = self.held_age = np.zeros((0, HISTORY), np.int64)
             self.est = self.anchor = self.limit = self.p_last = z
+            self.top = np.zeros((0, self.quorum))
         self.ring = grow(self.ring, 0.0, (HISTORY,))
+        self.top = grow(self.top, -np.inf, (self.quorum,))
         self.ring_n = grow(self.ring_n, np.int64(0))
         self.est = grow(self.est, -np.inf)
         self.anchor = grow(self.anchor, 0.0)
@@ -325,9 +352,9 @@ class Windower:
         rel_status = np.empty(len(rel_seq), np.int8)
         first_seq = int(self.glob[_SEQ])
         n_rel = clock_step(np.asarray(ts, np.float64), np.asarray(service, np.int32), live,
-                           now, self.ring, self.ring_n, self.est, self.anchor, self.limit,
-                           self.p_last, self.held_ts, self.held_seq, self.held_age,
-                           self.held_n, self.glob, self.w, self.lateness, self.ahead,
+                           now, self.ring, self.ring_n, self.top, self.est, self.anchor,
+                           self.limit, self.p_last, self.held_ts, self.held_seq,
+                           self.held_age, self.held_n, self.glob, self.w, self.lateness, self.ahead,
                            self.idle, self.quorum, self.w, out_ts, status, rel_seq, rel_status)
         held = np.flatnonzero(status == HELD)
         for i in held.tolist():
@@ -522,6 +549,8 @@ class Windower:
         for key in ("glob", "ring", "ring_n", "est", "anchor", "limit", "p_last", "held_ts",
                     "held_seq", "held_age", "held_n", "local"):
             setattr(win, key, np.array(state[key]))
+        win.top = np.empty((len(win.ring), win.quorum))  # derived: not part of the state
+        top_of(win.ring, win.ring_n, win.top)
         win.late = int(state["late"])
         win.members = [list(m) for m in state["members"]]
         for svc in state["services"]:

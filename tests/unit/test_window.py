@@ -1,5 +1,5 @@
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from logml.window import HISTORY, Windower
 
@@ -246,3 +246,31 @@ def test_outliers_never_change_the_windows_of_the_other_events(n, rate, seed, ou
     assert sum(extra.values()) + sum(v for k, v in got.items() if k not in clean) \
         <= int(is_outlier.sum())
     assert HISTORY >= 2 * 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.one_of(
+    st.floats(0, 5000, allow_nan=False), st.integers(0, 12).map(lambda x: 100.0 * x),
+    st.just(np.nan))), min_size=1, max_size=300), st.integers(1, 8),
+    st.lists(st.integers(1, 299), max_size=4))
+@example([(0, 3000.0 - 10 * i) for i in range(80)], 1, [])  # every eviction a top time
+@example([(0, 300.0 * (i % 3 == 0)) for i in range(80)], 3, [40])  # ties
+def test_clock_kernel_keeps_the_quorum_largest_of_each_ring(recs, quorum, cuts):
+    """The kernel's incremental top list (ties, evictions, NaN, restores) against the
+    numpy reference: every service's clock is the quorum-th largest of its ring."""
+    from logml.window import kth_largest_reference, top_of
+    svc = np.array([r[0] for r in recs])
+    ts = np.array([r[1] for r in recs])
+    win = Windower(60, quorum=quorum)
+    bounds = sorted({0, len(ts), *[c for c in cuts if c < len(ts)]})
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        feed(win, ts[a:b], svc=svc[a:b], tmpl=np.zeros(b - a), n_s=3)
+        win = Windower.from_state(win.state(), seconds=60, quorum=quorum) if a % 2 else win
+        for s in range(len(win.est)):
+            want = kth_largest_reference(win.ring[s], win.ring_n[s], quorum)
+            if win.ring_n[s] >= quorum:
+                assert win.est[s] == want
+            assert win.top[s][quorum - 1] == want or win.ring_n[s] < quorum
+        rebuilt = np.empty_like(win.top)
+        top_of(win.ring, win.ring_n, rebuilt)
+        assert np.array_equal(win.top, rebuilt)
