@@ -274,3 +274,61 @@ def test_clock_kernel_keeps_the_quorum_largest_of_each_ring(recs, quorum, cuts):
         rebuilt = np.empty_like(win.top)
         top_of(win.ring, win.ring_n, rebuilt)
         assert np.array_equal(win.top, rebuilt)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=200), st.integers(1, 4))
+def test_first_k_matches_reference(pairs, k):
+    from logml.window import first_k, first_k_reference
+    pair = np.asarray(pairs, np.int64)
+    got = first_k(pair, 7, k)
+    assert got.tolist() == first_k_reference(pair, k).tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 300), st.floats(1, 1e6),
+       st.booleans())
+def test_counts_and_samples_match_a_plain_count(seed, n, spread, dense):
+    """Windows' counts, errors and samples against counting record by record in Python,
+    by the bincount path and by the sparse path (keys spread far)."""
+    import logml.window as wmod
+    rng = np.random.default_rng(seed)
+    ts = np.sort(rng.uniform(0, spread, n)) + 1.7e9
+    svc = rng.integers(0, 2, n)
+    tmpl = np.where(svc == 0, rng.integers(0, 2, n), 2)
+    err = rng.random(n) < 0.3
+    old = wmod._DENSE_SLACK
+    wmod._DENSE_SLACK = old if dense else -10 ** 12
+    try:
+        win = Windower(60, lateness_windows=1, quorum=1, max_ahead_windows=10 ** 9,
+                       max_gap_windows=10 ** 6)
+        out = feed(win, ts, tmpl, svc, err)
+        frames = win.close() + win.finish()[0]
+    finally:
+        wmod._DENSE_SLACK = old
+    bad = set(out.late.tolist()) | set(out.absurd.tolist()) | set(out.held.tolist())
+    want = {}
+    for i in range(n):
+        if i in bad:
+            continue
+        w = want.setdefault((int(svc[i]), np.floor(ts[i] / 60) * 60),
+                            [np.zeros(3, int), np.zeros(3, int), {}])
+        w[0][tmpl[i]] += 1
+        w[1][tmpl[i]] += int(err[i])
+        have = w[2].setdefault(int(tmpl[i]), [])
+        if len(have) < 3:
+            have.append(f"line {i}")
+    got = {}
+    for f in frames:
+        for s in f.services.tolist():
+            if f.lines[s]:
+                mine = T_SVC == s
+                got[(s, f.start)] = [np.where(mine, f.template_counts, 0),
+                                     np.where(mine, f.template_errors, 0),
+                                     {t: v for t, v in f.samples.items() if T_SVC[t] == s}]
+                assert f.lines[s] == f.template_counts[mine].sum()
+                assert f.errors[s] == f.template_errors[mine].sum()
+    assert sorted(got) == sorted(want)
+    for key, (c, e, smp) in want.items():
+        assert got[key][0].tolist() == c.tolist() and got[key][1].tolist() == e.tolist()
+        assert got[key][2] == smp
