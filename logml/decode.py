@@ -474,6 +474,9 @@ class Decoder:
         if js is None:
             batches.append(self._plain_lines(data, starts, ends, offs, status, ts, level, cut,
                                              tend, now, source, errors))
+        elif js.all():  # the usual block of JSON events: no copies
+            batches.append(self._json_lines(data, buf, starts, ends, offs, status, now,
+                                            source, errors))
         else:
             j = np.flatnonzero(js)
             batches.append(self._json_lines(data, buf, starts[j], ends[j], offs[j], status[j],
