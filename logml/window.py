@@ -79,13 +79,13 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
     """Decide every record's fate, in order; all state arrays are updated in place.
 
     Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
-    ``top[s]`` the ``quorum`` largest of them (descending), ``est[s]`` its robust clock (-inf until ``quorum`` times were seen), ``anchor[s]``
-    the offset that maps its clock onto the stream's progress ``glob[_P]``,
-    ``limit[s]`` the start of its first window still open (never moves back),
-    ``p_last[s]`` the progress at its last record; held records (ts, sequence number,
-    age in records of the service). ``glob`` = [progress, last event time, next seq].
-    Writes ``out_ts`` (NaN filled) and ``status``; held records resolved now go to
-    ``rel_seq``/``rel_status``; returns how many.
+    ``top[s]`` the ``quorum`` largest of them (descending), ``est[s]`` its robust clock
+    (-inf until ``quorum`` times were seen), ``anchor[s]`` the offset that maps its clock
+    onto the stream's progress ``glob[_P]``, ``limit[s]`` the start of its first window
+    still open (never moves back), ``p_last[s]`` the progress at its last record; held
+    records (ts, sequence number, age in records of the service). ``glob`` = [progress,
+    last event time, next seq]. Writes ``out_ts`` (NaN filled) and ``status``; held
+    records resolved now go to ``rel_seq``/``rel_status``; returns how many.
     """
     n = ts.shape[0]
     H = ring.shape[1]
@@ -397,8 +397,9 @@ class Windower:
         n_rel = clock_step(np.asarray(ts, np.float64), np.asarray(service, np.int32), live,
                            now, self.ring, self.ring_n, self.top, self.est, self.anchor,
                            self.limit, self.p_last, self.held_ts, self.held_seq,
-                           self.held_age, self.held_n, self.glob, self.w, self.lateness, self.ahead,
-                           self.idle, self.quorum, self.w, out_ts, status, rel_seq, rel_status)
+                           self.held_age, self.held_n, self.glob, self.w, self.lateness,
+                           self.ahead, self.idle, self.quorum, self.w, out_ts, status,
+                           rel_seq, rel_status)
         held = np.flatnonzero(status == HELD)
         for i in held.tolist():
             self.held[first_seq + i] = (
