@@ -477,6 +477,9 @@ class Decoder:
         if js is None:
             batches.append(self._plain_lines(data, starts, ends, offs, status, ts, level, cut,
                                              tend, now, source, errors))
+        elif js.all():  # the usual block of JSON events: no copies
+            batches.append(self._json_lines(data, buf, starts, ends, offs, status, now,
+                                            source, errors))
         else:
             j = np.flatnonzero(js)
             batches.append(self._json_lines(data, buf, starts[j], ends[j], offs[j], status[j],
@@ -535,34 +538,39 @@ class Decoder:
             fast = np.flatnonzero((status == OK) & ((ends - starts) <= cfg.max_line_bytes))
         jstatus, spans, mbuf, msg = jsonscan.scan(buf, starts[fast], ends[fast],
                                                   cfg.max_json_depth)
-        take = jstatus == jsonscan.FAST
-        spans, msg, fast = spans[take], msg[take], fast[take]
+        rows = np.flatnonzero(jstatus == jsonscan.FAST)
+        if len(rows) < len(fast):
+            msg, fast = msg[rows], fast[rows]
+        ts_s, ts_e, level, sid, uh, ufirst = jsonscan.fields(buf, spans, rows)
         # timestamps: the header grammar here; anything else, or absurd, takes the general
         # path; so does a message whose header time is impossible or absurd
-        ts_s, ts_e = spans[:, jsonscan.F_TS, 0], spans[:, jsonscan.F_TS, 1]
-        has_ts = ts_s >= 0
-        ts = scan_iso(buf, np.where(has_ts, ts_s, 0), np.where(has_ts, ts_e, 0))
+        has_ts = ts_e > 0  # an absent @timestamp has bounds (0, 0): no time
+        ts = scan_iso(buf, ts_s, ts_e)
         latest = now + cfg.max_future_skew_s
-        mstatus, hts, hlevel, cut, _ = scan_lines(mbuf, msg[:, 0], msg[:, 1], now)
+        m0, m1 = np.ascontiguousarray(msg[:, 0]), np.ascontiguousarray(msg[:, 1])
+        mstatus, hts, hlevel, cut, _ = scan_lines(mbuf, m0, m1, now)
         good = ((mstatus != BAD_TIME) & ~((hts < MIN_EPOCH) | (hts > latest))
                 & (~has_ts | ((ts >= MIN_EPOCH) & (ts <= latest))))
-        ts = np.where(np.isnan(hts), np.where(has_ts, ts, np.nan), hts)
-        level = jsonscan.span_levels(buf, spans, LEVEL_TABLE, LEVEL_CODE)
+        header = ~np.isnan(hts)
+        if header.any():
+            ts = np.where(header, hts, ts)
         level = np.where(level < 0, hlevel, level).astype(np.int8)
-        # services by the hash of their bytes: one string per distinct name
-        svc_span = np.where((spans[:, jsonscan.F_SVC, 0] == -1)[:, None],
-                            spans[:, jsonscan.F_SVCNAME], spans[:, jsonscan.F_SVC])
-        h = jsonscan.span_hashes(buf, svc_span[:, None, :], 0)
-        h[svc_span[:, 1] <= svc_span[:, 0]] = 0  # absent or empty: the default service
-        uniq, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-        names = [self.service if u == 0 else
-                 data[svc_span[f, 0]:svc_span[f, 1]].decode("utf-8", "replace")
-                 for u, f in zip(uniq.tolist(), first.tolist())]
-        keep = np.flatnonzero(good)
+        # services by the hash of their bytes: one string per distinct name, in hash order
+        by_hash = np.argsort(uh)
+        inverse = np.empty(len(uh), dtype=np.int32)
+        inverse[by_hash] = np.arange(len(uh), dtype=np.int32)
+        names = []
+        for u, r in zip(uh[by_hash].tolist(), ufirst[by_hash].tolist()):
+            g = jsonscan.F_SVCNAME if spans[rows[r], jsonscan.F_SVC, 0] == -1 \
+                else jsonscan.F_SVC
+            a, b = spans[rows[r], g].tolist()
+            names.append(self.service if u == 0 else data[a:b].decode("utf-8", "replace"))
         fast_batch = EventBatch(
-            mbuf, msg[:, 0], msg[:, 0] + cut, msg[:, 1], ts, level,
-            inverse.astype(np.int32).reshape(-1), names, offs[fast],
-            np.zeros(len(fast), dtype=bool), None, None).select(keep)
+            mbuf, m0, m0 + cut, m1, ts, level, inverse[sid], names,
+            offs[fast], np.zeros(len(fast), dtype=bool), None, None)
+        keep = np.flatnonzero(good)
+        if len(keep) < len(good):
+            fast_batch = fast_batch.select(keep)
         rest = np.ones(len(starts), dtype=bool)
         rest[fast[keep]] = False
         slow = np.flatnonzero(rest)

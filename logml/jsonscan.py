@@ -17,6 +17,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .plaintext import LEVEL_CODE, LEVEL_TABLE
+
 FAST, SLOW = 0, 1
 WHOLE = 0  # scan_long: the object ended well (CUT: the record ended inside it)
 # fields: message, @timestamp, timestamp, log{level}, log.level, level, loglevel, severity,
@@ -653,29 +655,54 @@ def scan_long(buf, cap, max_depth, table, lens):
     return WHOLE, spans, out[:mlen], mstate
 
 
-@nb.njit(cache=True)
-def span_hashes(buf, spans, field):
-    """64-bit hash of one field's bytes per record (0 when absent)."""
-    n = spans.shape[0]
-    out = np.zeros(n, dtype=np.uint64)
-    for i in range(n):
-        s = spans[i, field, 0]
-        if s < 0:
+@nb.njit(cache=True, inline="always")
+def _level_of(buf, s, m, table, lens, codes):
+    """Level code of the word buf[s:s+m] (any case); 0 when it is no level word."""
+    for k in range(table.shape[0]):
+        if lens[k] != m:
             continue
-        h = np.uint64(0xCBF29CE484222325)
-        for k in range(s, spans[i, field, 1]):
-            h = (h ^ np.uint64(buf[k])) * np.uint64(0x100000001B3)
-        out[i] = h | np.uint64(1)
-    return out
+        ok = True
+        for j in range(m):
+            c = buf[s + j]
+            if 97 <= c <= 122:
+                c -= 32
+            if c != table[k, j]:
+                ok = False
+                break
+        if ok:
+            return codes[k]
+    return 0
 
 
 @nb.njit(cache=True)
-def span_levels(buf, spans, table, codes):
-    """Level code per record as the general path reads it: log.level (nested or flat),
-    else level, loglevel, severity; 0 for an unknown word, -1 when there is none."""
-    n = spans.shape[0]
-    out = np.full(n, -1, dtype=np.int8)
-    for i in range(n):
+def event_fields(buf, spans, rows, table, codes):
+    """The columns of the records ``rows`` of a scan, in one pass over their spans:
+    (timestamp bounds (0, 0 when absent), level code (-1 when none; log.level nested or
+    flat, else level, loglevel, severity, as the general path reads them), service id by
+    first appearance, and per distinct service: the 64-bit hash of its name's bytes (0:
+    absent or empty, the default service) and the row where it first appears)."""
+    n = rows.shape[0]
+    ts_s = np.zeros(n, dtype=np.int64)
+    ts_e = np.zeros(n, dtype=np.int64)
+    level = np.full(n, -1, dtype=np.int8)
+    sid = np.empty(n, dtype=np.int32)
+    lens = np.zeros(table.shape[0], dtype=np.int64)
+    for k in range(table.shape[0]):
+        while lens[k] < table.shape[1] and table[k, lens[k]] != 0:
+            lens[k] += 1
+    cap = 16
+    while cap < 2 * n:
+        cap *= 2
+    slot_h = np.zeros(cap, dtype=np.uint64)
+    slot_id = np.full(cap, -1, dtype=np.int32)
+    uh = np.empty(n, dtype=np.uint64)
+    ufirst = np.empty(n, dtype=np.int64)
+    n_u = 0
+    for r in range(n):
+        i = rows[r]
+        if spans[i, F_TS, 0] >= 0:
+            ts_s[r] = spans[i, F_TS, 0]
+            ts_e[r] = spans[i, F_TS, 1]
         f = -1
         if spans[i, F_LOGLEVEL, 0] >= 0:
             f = F_LOGLEVEL
@@ -687,33 +714,74 @@ def span_levels(buf, spans, table, codes):
             f = F_LOGLEVEL2
         elif spans[i, F_SEVERITY, 0] >= 0:
             f = F_SEVERITY
-        if f < 0:
-            continue
-        s = spans[i, f, 0]
-        m = spans[i, f, 1] - s
-        out[i] = 0
-        for k in range(table.shape[0]):
-            ln = 0
-            while ln < 8 and table[k, ln] != 0:
-                ln += 1
-            if ln != m:
-                continue
-            ok = True
-            for j in range(m):
-                c = buf[s + j]
-                if 97 <= c <= 122:
-                    c -= 32
-                if c != table[k, j]:
-                    ok = False
-                    break
-            if ok:
-                out[i] = codes[k]
-                break
-    return out
+        if f >= 0:
+            level[r] = _level_of(buf, spans[i, f, 0], spans[i, f, 1] - spans[i, f, 0],
+                                 table, lens, codes)
+        g = F_SVCNAME if spans[i, F_SVC, 0] == -1 else F_SVC
+        s0 = spans[i, g, 0]
+        s1 = spans[i, g, 1]
+        h = np.uint64(0)
+        if s0 >= 0 and s1 > s0:
+            h = np.uint64(0xCBF29CE484222325)
+            for k in range(s0, s1):
+                h = (h ^ np.uint64(buf[k])) * np.uint64(0x100000001B3)
+            h = h | np.uint64(1)
+        j = np.int64(h ^ (h >> np.uint64(29))) & (cap - 1)
+        while slot_id[j] >= 0 and slot_h[j] != h:
+            j = (j + 1) & (cap - 1)
+        if slot_id[j] < 0:
+            slot_id[j] = n_u
+            slot_h[j] = h
+            uh[n_u] = h
+            ufirst[n_u] = r
+            n_u += 1
+        sid[r] = slot_id[j]
+    return ts_s, ts_e, level, sid, uh[:n_u], ufirst[:n_u]
+
+
+def event_fields_reference(buf, spans, rows, table, codes):
+    """Numpy/Python reference of ``event_fields``."""
+    sp = spans[rows]
+    has = sp[:, F_TS, 0] >= 0
+    ts_s = np.where(has, sp[:, F_TS, 0], 0)
+    ts_e = np.where(has, sp[:, F_TS, 1], 0)
+    words = {bytes(w[w != 0]): int(c) for w, c in zip(table, codes)}
+    level = np.full(len(rows), -1, dtype=np.int8)
+    hashes = np.zeros(len(rows), dtype=np.uint64)
+    for r, row in enumerate(sp):
+        if row[F_LOGLEVEL, 0] >= 0:
+            f = F_LOGLEVEL
+        elif row[F_LOGLEVEL, 0] == -1 and row[F_FLATLEVEL, 0] >= 0:
+            f = F_FLATLEVEL
+        else:
+            f = next((g for g in (F_LEVEL, F_LOGLEVEL2, F_SEVERITY) if row[g, 0] >= 0), -1)
+        if f >= 0:
+            level[r] = words.get(bytes(buf[row[f, 0]:row[f, 1]]).upper(), 0)
+        s0, s1 = row[F_SVCNAME] if row[F_SVC, 0] == -1 else row[F_SVC]
+        if s0 >= 0 and s1 > s0:
+            h = 0xCBF29CE484222325
+            for c in bytes(buf[s0:s1]):
+                h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+            hashes[r] = h | 1
+    uh, ufirst, sid = [], [], np.empty(len(rows), dtype=np.int32)
+    seen = {}
+    for r, h in enumerate(hashes.tolist()):
+        if h not in seen:
+            seen[h] = len(uh)
+            uh.append(h)
+            ufirst.append(r)
+        sid[r] = seen[h]
+    return (ts_s, ts_e, level, sid, np.array(uh, dtype=np.uint64),
+            np.array(ufirst, dtype=np.int64))
 
 
 def scan(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_depth: int):
     return scan_events(buf, starts, ends, max_depth, KEY_TABLE, KEY_LEN, SUB_LEVEL, SUB_NAME)
+
+
+def fields(buf: np.ndarray, spans: np.ndarray, rows: np.ndarray):
+    """``event_fields`` with logml's level words."""
+    return event_fields(buf, spans, rows, LEVEL_TABLE, LEVEL_CODE)
 
 
 def read_long(raw: bytes, cap: int, max_depth: int):

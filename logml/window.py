@@ -35,14 +35,15 @@ import numba as nb
 import numpy as np
 
 HISTORY = 32  # recent event times per service the robust clock looks at
+_DENSE_SLACK = 4096  # a batch's keys spanning up to 4 n + this are counted by bincount
 ACCEPT, LATE, HELD, ABSURD = 0, 1, 2, 3
 _P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
 
 
 @nb.njit(cache=True, inline="always")
-def _kth_largest(row, n, k, top):
-    """The k-th largest of row[:n] (n >= k), by a small insertion list (``top``: scratch
-    of length >= k)."""
+def _top_fill(row, n, top):
+    """``top`` = the len(top) largest of row[:n], descending, -inf padded."""
+    k = top.shape[0]
     for j in range(k):
         top[j] = -np.inf
     for j in range(n):
@@ -53,28 +54,42 @@ def _kth_largest(row, n, k, top):
                 top[p] = top[p - 1]
                 p -= 1
             top[p] = v
-    return top[k - 1]
 
 
 @nb.njit(cache=True)
-def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
+def top_of(ring, ring_n, top):
+    """Every service's ``top`` row from its ring (the clock kernel keeps them up to date
+    record by record; they are derived data, rebuilt after a restore)."""
+    H = ring.shape[1]
+    for s in range(ring.shape[0]):
+        _top_fill(ring[s], min(ring_n[s], H), top[s])
+
+
+def kth_largest_reference(ring, ring_n, quorum):
+    """Numpy reference of a service's clock: the quorum-th largest of its ring (-inf with
+    fewer than quorum times)."""
+    n = min(int(ring_n), ring.shape[0])
+    return -np.inf if n < quorum else float(np.sort(ring[:n])[::-1][quorum - 1])
+
+
+@nb.njit(cache=True)
+def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_last,
                held_ts, held_seq, held_age, held_n, glob, w, lateness, ahead, idle, quorum,
                cap, out_ts, status, rel_seq, rel_status):
     """Decide every record's fate, in order; all state arrays are updated in place.
 
     Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
-    ``est[s]`` its robust clock (-inf until ``quorum`` times were seen), ``anchor[s]``
-    the offset that maps its clock onto the stream's progress ``glob[_P]``,
-    ``limit[s]`` the start of its first window still open (never moves back),
-    ``p_last[s]`` the progress at its last record; held records (ts, sequence number,
-    age in records of the service). ``glob`` = [progress, last event time, next seq].
-    Writes ``out_ts`` (NaN filled) and ``status``; held records resolved now go to
-    ``rel_seq``/``rel_status``; returns how many.
+    ``top[s]`` the ``quorum`` largest of them (descending), ``est[s]`` its robust clock
+    (-inf until ``quorum`` times were seen), ``anchor[s]`` the offset that maps its clock
+    onto the stream's progress ``glob[_P]``, ``limit[s]`` the start of its first window
+    still open (never moves back), ``p_last[s]`` the progress at its last record; held
+    records (ts, sequence number, age in records of the service). ``glob`` = [progress,
+    last event time, next seq]. Writes ``out_ts`` (NaN filled) and ``status``; held
+    records resolved now go to ``rel_seq``/``rel_status``; returns how many.
     """
     n = ts.shape[0]
     H = ring.shape[1]
     n_rel = 0
-    top = np.empty(quorum)
     for i in range(n):
         s = service[i]
         seq = glob[_SEQ]
@@ -84,11 +99,11 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
         eff = e
         if e > -np.inf:
             adv = glob[_P] - (e - anchor[s]) - idle
-            if adv > 0:
+            if adv > 0:  # else limit[s] already holds est[s]'s limit (set below)
                 eff = e + adv
-            lim = np.floor((eff - lateness) / w) * w
-            if lim > limit[s]:
-                limit[s] = lim
+                lim = np.floor((eff - lateness) / w) * w
+                if lim > limit[s]:
+                    limit[s] = lim
         t = ts[i]
         observed = True
         if np.isnan(t):
@@ -110,11 +125,22 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
                 t = now
         out_ts[i] = t
         if observed:
-            ring[s, ring_n[s] % H] = t
+            slot = ring_n[s] % H
+            old = ring[s, slot]
+            ring[s, slot] = t
             ring_n[s] += 1
             glob[_LAST] = t
+            q = top[s]
+            if ring_n[s] > H and old >= q[quorum - 1]:
+                _top_fill(ring[s], H, q)  # the time that left may have been among the top
+            elif t > q[quorum - 1]:
+                p = quorum - 1
+                while p > 0 and q[p - 1] < t:
+                    q[p] = q[p - 1]
+                    p -= 1
+                q[p] = t
             if ring_n[s] >= quorum:
-                e = _kth_largest(ring[s], min(ring_n[s], H), quorum, top)
+                e = q[quorum - 1]
         moved = e > est[s]
         if e != est[s]:
             if est[s] == -np.inf:
@@ -177,6 +203,47 @@ def clock_step(ts, service, live, now, ring, ring_n, est, anchor, limit, p_last,
                     k += 1
             held_n[s] = k
     return n_rel
+
+
+@nb.njit(nb.int64[:](nb.int64[:], nb.int64, nb.int64), cache=True)
+def first_k(pair, n_pairs, k):
+    """Positions (in order) of the records among the first k of their pair id."""
+    seen = np.zeros(n_pairs, np.int32)
+    out = np.empty(pair.shape[0], np.int64)
+    m = 0
+    for i in range(pair.shape[0]):
+        p = pair[i]
+        c = seen[p]
+        if c < k:
+            out[m] = i
+            m += 1
+            seen[p] = c + 1
+    return out[:m]
+
+
+def first_k_reference(pair, k):
+    """Numpy reference of ``first_k``: rank of each record within its pair < k."""
+    order = np.argsort(pair, kind="stable")
+    sp = pair[order]
+    start = np.flatnonzero(np.r_[True, sp[1:] != sp[:-1]])
+    rank = np.arange(len(sp)) - np.repeat(start, np.diff(np.r_[start, len(sp)]))
+    return np.sort(order[rank < k])
+
+
+def _dense_ids(key: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(id per record, distinct keys ascending, records per key): as np.unique with
+    inverse and counts, by one bincount when the keys span a small range."""
+    lo = int(key.min())
+    span = int(key.max()) - lo + 1
+    if span > 4 * n + _DENSE_SLACK:
+        keys, ids, counts = np.unique(key, return_inverse=True, return_counts=True)
+        return ids.reshape(-1), keys, counts
+    off = key - lo
+    counts = np.bincount(off, minlength=span)
+    present = np.flatnonzero(counts)
+    remap = np.empty(span, np.int64)
+    remap[present] = np.arange(len(present))
+    return remap[off], present + lo, counts[present]
 
 
 @dataclass
@@ -251,6 +318,7 @@ class Windower:
         self._resize_services(0)
         self.local = np.zeros(0, np.int32)  # global template -> index within its service
         self.members: list[list[int]] = []  # per service: its global template indices
+        self._members_np: dict[int, np.ndarray] = {}  # derived: members as arrays
         self.open: list[dict[float, _Open]] = []
         self.next_start: list[float | None] = []
         self.gap_pending: list[bool] = []
@@ -276,7 +344,9 @@ class Windower:
             self.ring_n = self.held_n = np.zeros(0, np.int64)
             self.held_seq = self.held_age = np.zeros((0, HISTORY), np.int64)
             self.est = self.anchor = self.limit = self.p_last = z
+            self.top = np.zeros((0, self.quorum))
         self.ring = grow(self.ring, 0.0, (HISTORY,))
+        self.top = grow(self.top, -np.inf, (self.quorum,))
         self.ring_n = grow(self.ring_n, np.int64(0))
         self.est = grow(self.est, -np.inf)
         self.anchor = grow(self.anchor, 0.0)
@@ -325,10 +395,11 @@ class Windower:
         rel_status = np.empty(len(rel_seq), np.int8)
         first_seq = int(self.glob[_SEQ])
         n_rel = clock_step(np.asarray(ts, np.float64), np.asarray(service, np.int32), live,
-                           now, self.ring, self.ring_n, self.est, self.anchor, self.limit,
-                           self.p_last, self.held_ts, self.held_seq, self.held_age,
-                           self.held_n, self.glob, self.w, self.lateness, self.ahead,
-                           self.idle, self.quorum, self.w, out_ts, status, rel_seq, rel_status)
+                           now, self.ring, self.ring_n, self.top, self.est, self.anchor,
+                           self.limit, self.p_last, self.held_ts, self.held_seq,
+                           self.held_age, self.held_n, self.glob, self.w, self.lateness,
+                           self.ahead, self.idle, self.quorum, self.w, out_ts, status,
+                           rel_seq, rel_status)
         held = np.flatnonzero(status == HELD)
         for i in held.tolist():
             self.held[first_seq + i] = (
@@ -354,56 +425,80 @@ class Windower:
         return outcome
 
     def _count(self, ts, template, service, is_error, pos, sample_text) -> None:
-        if len(ts) == 0:
+        """Add records to their services' open windows: one bincount over (window, service,
+        template) for the whole batch, then one step per window and service touched."""
+        n = len(ts)
+        if n == 0:
             return
-        starts = np.floor(ts / self.w) * self.w
-        order = np.lexsort((service, starts))
-        svc_o, st_o = service[order], starts[order]
-        cut = np.flatnonzero((svc_o[1:] != svc_o[:-1]) | (st_o[1:] != st_o[:-1])) + 1
-        bounds = list(zip(np.r_[0, cut].tolist(), np.r_[cut, len(order)].tolist()))
-        opened: dict[tuple[int, float], _Open] = {}
-        for a, b in bounds:
-            sel = order[a:b]
-            s, start = int(svc_o[a]), float(st_o[a])
+        n_s, n_t = len(self.open), len(self.local)
+        wi = np.floor(ts / self.w).astype(np.int64)
+        gid, keys, glines = _dense_ids(wi * n_s + service, n)
+        n_g = len(keys)
+        gerr = np.bincount(gid[is_error], minlength=n_g).tolist()
+        pair = gid * n_t + template
+        if n_g * n_t <= 4 * n + 16 * _DENSE_SLACK:  # small: counts per (group, global template)
+            n_pairs = n_g * n_t
+            tc = np.bincount(pair, minlength=n_pairs).reshape(n_g, n_t)
+            te = np.bincount(pair[is_error], minlength=n_pairs).reshape(n_g, n_t)
+        else:  # groups spread far: only the (group, template) pairs present
+            upair, pair, pc = np.unique(pair, return_inverse=True, return_counts=True)
+            n_pairs = len(upair)
+            pe = np.bincount(pair[is_error], minlength=n_pairs)
+            cut = np.searchsorted(upair, np.arange(n_g + 1) * n_t)
+            ploc = self.local[upair % n_t]
+        accs = []
+        for g, (key, lines) in enumerate(zip(keys.tolist(), glines.tolist())):
+            w_idx, s = divmod(key, n_s)
+            start = float(w_idx) * self.w
             n_local = len(self.members[s])
             acc = self.open[s].get(start)
             if acc is None:
                 acc = self.open[s][start] = _Open(np.zeros(n_local, np.int64),
                                                   np.zeros(n_local, np.int64))
-            acc.counts = _grow(acc.counts, n_local)
-            acc.errors = _grow(acc.errors, n_local)
-            e = is_error[sel]
-            loc = self.local[template[sel]]
-            acc.counts[:n_local] += np.bincount(loc, minlength=n_local)
-            acc.errors[:n_local] += np.bincount(loc[e], minlength=n_local)
-            acc.lines += len(sel)
-            acc.error_lines += int(e.sum())
-            opened[(s, start)] = acc
+            elif len(acc.counts) < n_local:
+                acc.counts = _grow(acc.counts, n_local)
+                acc.errors = _grow(acc.errors, n_local)
+            if n_pairs == n_g * n_t:
+                members = self._members_of(s)
+                acc.counts[:n_local] += tc[g, members]
+                acc.errors[:n_local] += te[g, members]
+            else:
+                a, b = cut[g], cut[g + 1]
+                acc.counts[ploc[a:b]] += pc[a:b]
+                acc.errors[ploc[a:b]] += pe[a:b]
+            acc.lines += lines
+            acc.error_lines += gerr[g]
+            accs.append(acc)
         if sample_text is not None and self.sample_lines > 0:
-            # one pass per window start over all its services (templates are global)
-            st_sorted = st_o
-            wcut = np.flatnonzero(st_sorted[1:] != st_sorted[:-1]) + 1
-            for a, b in zip(np.r_[0, wcut].tolist(), np.r_[wcut, len(order)].tolist()):
-                sel = order[a:b]
-                start = float(st_o[a])
-                self._sample(template[sel], service[sel], pos[sel], start, opened,
-                             sample_text)
+            self._sample(pair, n_pairs, gid, template, pos, accs, sample_text)
 
-    def _sample(self, t: np.ndarray, svc: np.ndarray, pos: np.ndarray, start: float,
-                opened: dict, sample_text) -> None:
-        """Up to ``sample_lines`` lines per template and window, the first ones to come."""
-        order = np.argsort(t, kind="stable")
-        sorted_t = t[order]
-        firsts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]])
+    def _sample(self, pair, n_pairs, gid, template, pos, accs, sample_text) -> None:
+        """Up to ``sample_lines`` lines per template and window, the first ones to come;
+        the kernel picks each (window, template) pair's first lines of the batch."""
         k_max = self.sample_lines
-        for f in firsts.tolist():
-            tid = int(sorted_t[f])
-            acc = opened[(int(svc[order[f]]), start)]
-            have = acc.samples.setdefault(tid, [])
-            k = f
-            while len(have) < k_max and k < len(order) and sorted_t[k] == tid:
-                have.append(sample_text(int(pos[order[k]])))
-                k += 1
+        picks = first_k(pair, n_pairs, k_max)
+        picks = picks[np.argsort(pair[picks], kind="stable")]  # by window, then template
+        p_sorted = pair[picks]
+        firsts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
+        ends = np.r_[firsts[1:], len(picks)].tolist()
+        firsts = firsts.tolist()
+        at = picks[firsts]
+        pos_p = pos[picks].tolist()
+        for f, e, g, tid in zip(firsts, ends, gid[at].tolist(), template[at].tolist()):
+            samples = accs[g].samples
+            have = samples.get(tid)
+            if have is None:
+                samples[tid] = [sample_text(i) for i in pos_p[f:e]]
+            elif len(have) < k_max:
+                have.extend(sample_text(i) for i in pos_p[f:min(e, f + k_max - len(have))])
+
+    def _members_of(self, s: int) -> np.ndarray:
+        """Service s's global template indices in local order, as an array (cached)."""
+        m = self.members[s]
+        got = self._members_np.get(s)
+        if got is None or len(got) != len(m):
+            got = self._members_np[s] = np.asarray(m, np.int64)
+        return got
 
     # ---------------------------------------------------------------- time passing
     def tick(self, now: float) -> None:
@@ -522,6 +617,8 @@ class Windower:
         for key in ("glob", "ring", "ring_n", "est", "anchor", "limit", "p_last", "held_ts",
                     "held_seq", "held_age", "held_n", "local"):
             setattr(win, key, np.array(state[key]))
+        win.top = np.empty((len(win.ring), win.quorum))  # derived: not part of the state
+        top_of(win.ring, win.ring_n, win.top)
         win.late = int(state["late"])
         win.members = [list(m) for m in state["members"]]
         for svc in state["services"]:

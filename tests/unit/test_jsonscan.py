@@ -280,3 +280,22 @@ def test_over_long_events_against_the_general_path(items, cut_at):
     got, want = rows(got_events), rows(want_events)
     assert [r[:5] for r in got] == [r[:5] for r in want]
     assert got_events.truncated.all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(EVENT, min_size=0, max_size=20), st.integers(0, 2 ** 32 - 1))
+def test_event_fields_against_reference(events, seed):
+    """The fused columns kernel (timestamp bounds, level, service ids) against its
+    Python reference, on the rows the scanner took, in a shuffled subset."""
+    from logml import jsonscan
+    from logml.plaintext import split_lines
+    data = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+    buf, starts, ends, _, _, _ = split_lines(data)
+    status, spans, _, _ = jsonscan.scan(buf, starts, ends, 64)
+    rows = np.flatnonzero(status == jsonscan.FAST)
+    rows = np.random.default_rng(seed).permutation(rows)[: max(len(rows) - 1, 0)]
+    got = jsonscan.fields(buf, spans, rows)
+    want = jsonscan.event_fields_reference(buf, spans, rows, jsonscan.LEVEL_TABLE,
+                                           jsonscan.LEVEL_CODE)
+    for g, w in zip(got, want):
+        assert g.tolist() == w.tolist()

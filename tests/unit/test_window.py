@@ -1,5 +1,5 @@
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from logml.window import HISTORY, Windower
 
@@ -246,3 +246,89 @@ def test_outliers_never_change_the_windows_of_the_other_events(n, rate, seed, ou
     assert sum(extra.values()) + sum(v for k, v in got.items() if k not in clean) \
         <= int(is_outlier.sum())
     assert HISTORY >= 2 * 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.one_of(
+    st.floats(0, 5000, allow_nan=False), st.integers(0, 12).map(lambda x: 100.0 * x),
+    st.just(np.nan))), min_size=1, max_size=300), st.integers(1, 8),
+    st.lists(st.integers(1, 299), max_size=4))
+@example([(0, 3000.0 - 10 * i) for i in range(80)], 1, [])  # every eviction a top time
+@example([(0, 300.0 * (i % 3 == 0)) for i in range(80)], 3, [40])  # ties
+def test_clock_kernel_keeps_the_quorum_largest_of_each_ring(recs, quorum, cuts):
+    """The kernel's incremental top list (ties, evictions, NaN, restores) against the
+    numpy reference: every service's clock is the quorum-th largest of its ring."""
+    from logml.window import kth_largest_reference, top_of
+    svc = np.array([r[0] for r in recs])
+    ts = np.array([r[1] for r in recs])
+    win = Windower(60, quorum=quorum)
+    bounds = sorted({0, len(ts), *[c for c in cuts if c < len(ts)]})
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        feed(win, ts[a:b], svc=svc[a:b], tmpl=np.zeros(b - a), n_s=3)
+        win = Windower.from_state(win.state(), seconds=60, quorum=quorum) if a % 2 else win
+        for s in range(len(win.est)):
+            want = kth_largest_reference(win.ring[s], win.ring_n[s], quorum)
+            if win.ring_n[s] >= quorum:
+                assert win.est[s] == want
+            assert win.top[s][quorum - 1] == want or win.ring_n[s] < quorum
+        rebuilt = np.empty_like(win.top)
+        top_of(win.ring, win.ring_n, rebuilt)
+        assert np.array_equal(win.top, rebuilt)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=200), st.integers(1, 4))
+def test_first_k_matches_reference(pairs, k):
+    from logml.window import first_k, first_k_reference
+    pair = np.asarray(pairs, np.int64)
+    got = first_k(pair, 7, k)
+    assert got.tolist() == first_k_reference(pair, k).tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 300), st.floats(1, 1e6),
+       st.booleans())
+def test_counts_and_samples_match_a_plain_count(seed, n, spread, dense):
+    """Windows' counts, errors and samples against counting record by record in Python,
+    by the bincount path and by the sparse path (keys spread far)."""
+    import logml.window as wmod
+    rng = np.random.default_rng(seed)
+    ts = np.sort(rng.uniform(0, spread, n)) + 1.7e9
+    svc = rng.integers(0, 2, n)
+    tmpl = np.where(svc == 0, rng.integers(0, 2, n), 2)
+    err = rng.random(n) < 0.3
+    old = wmod._DENSE_SLACK
+    wmod._DENSE_SLACK = old if dense else -10 ** 12
+    try:
+        win = Windower(60, lateness_windows=1, quorum=1, max_ahead_windows=10 ** 9,
+                       max_gap_windows=10 ** 6)
+        out = feed(win, ts, tmpl, svc, err)
+        frames = win.close() + win.finish()[0]
+    finally:
+        wmod._DENSE_SLACK = old
+    bad = set(out.late.tolist()) | set(out.absurd.tolist()) | set(out.held.tolist())
+    want = {}
+    for i in range(n):
+        if i in bad:
+            continue
+        w = want.setdefault((int(svc[i]), np.floor(ts[i] / 60) * 60),
+                            [np.zeros(3, int), np.zeros(3, int), {}])
+        w[0][tmpl[i]] += 1
+        w[1][tmpl[i]] += int(err[i])
+        have = w[2].setdefault(int(tmpl[i]), [])
+        if len(have) < 3:
+            have.append(f"line {i}")
+    got = {}
+    for f in frames:
+        for s in f.services.tolist():
+            if f.lines[s]:
+                mine = T_SVC == s
+                got[(s, f.start)] = [np.where(mine, f.template_counts, 0),
+                                     np.where(mine, f.template_errors, 0),
+                                     {t: v for t, v in f.samples.items() if T_SVC[t] == s}]
+                assert f.lines[s] == f.template_counts[mine].sum()
+                assert f.errors[s] == f.template_errors[mine].sum()
+    assert sorted(got) == sorted(want)
+    for key, (c, e, smp) in want.items():
+        assert got[key][0].tolist() == c.tolist() and got[key][1].tolist() == e.tolist()
+        assert got[key][2] == smp
