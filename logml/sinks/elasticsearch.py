@@ -143,6 +143,7 @@ class ElasticsearchSink:
         self._pool: ThreadPoolExecutor | None = None
         self._log_docs = LogDocs()
         self._heads: dict[str, bytes] = {}  # index -> start of its action line
+        self.waited = 0.0  # seconds write/relieve waited for a request (backpressure)
 
     # ------------------------------------------------------------------ interface
     @property
@@ -159,6 +160,16 @@ class ElasticsearchSink:
         waiting = sum(b for _, _, b in self._inflight) + self._buffer_bytes
         return (bool(self._unsettled) or len(self._inflight) > self.max_in_flight
                 or waiting > (self.max_in_flight + 1) * self.chunk_bytes)
+
+    def relieve(self) -> bool:
+        """Backpressure without the ``flush`` barrier: wait for the oldest chunks until the
+        backlog is no longer full, while newer ones stay in flight. False when a chunk met
+        an outage (only ``flush`` retries it)."""
+        t0 = time.perf_counter()
+        while not self._unsettled and self._inflight and self.backlog_full():
+            self._settle(self._inflight.pop(0))
+        self.waited += time.perf_counter() - t0
+        return not self._unsettled
 
     def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
         """Buffer (id, document) pairs; ``dlq`` is not ours (the caller routes it)."""
@@ -251,8 +262,11 @@ class ElasticsearchSink:
         del buf[:n]
         self._buffer_bytes -= size
         # bounded memory: while every thread is busy and a chunk more waits, wait here
-        while len(self._inflight) > self.max_in_flight:
-            self._settle(self._inflight.pop(0))
+        if len(self._inflight) > self.max_in_flight:
+            t0 = time.perf_counter()
+            while len(self._inflight) > self.max_in_flight:
+                self._settle(self._inflight.pop(0))
+            self.waited += time.perf_counter() - t0
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_in_flight, "logml-es-bulk")
         self._inflight.append((self._pool.submit(self._send, chunk), n, size))
