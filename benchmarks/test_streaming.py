@@ -33,7 +33,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from logml import setup as S
@@ -271,6 +271,32 @@ write_logs = {str(write_logs).lower()}
     return {"lines_per_s": round(rate), "consumers": timings}
 
 
+def bare_consumer(env, records, lines: list[bytes]) -> float:
+    """Records a second one plain consumer takes out of Kafka, doing nothing with them
+    (the fetch settings of logml's consumer): the ceiling for logml without documents on
+    this broker and machine."""
+    bootstrap = env["KAFKA_BOOTSTRAP"]
+    topic = f"bench.{uuid.uuid4().hex[:8]}.bare"
+    _topics(bootstrap, (topic, PARTITIONS, None))
+    produce(bootstrap, topic, records)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20})
+    try:
+        c.subscribe([topic])
+        while not c.assignment():
+            c.poll(0.1)
+        n, t0 = 0, time.perf_counter()
+        while n < len(lines):
+            msgs = c.consume(20000, 0.5)
+            values = list(map(Message.value, msgs))
+            n += len(values)
+        return n / (time.perf_counter() - t0)
+    finally:
+        c.close()
+        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])
+
+
 def _median(xs):
     return float(statistics.median(xs))
 
@@ -286,16 +312,20 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
     for r in range(rounds):
         row = {}
         steps = [("loader", lambda: bare_loader(url, enriched)),
+                 ("bare_consumer", lambda: bare_consumer(env, records, lines)),
                  ("logml_documents", lambda: run_logml(env, records, lines, 1, True, tmp_path)),
                  ("logml_no_documents",
                   lambda: run_logml(env, records, lines, 1, False, tmp_path))]
         for name, step in (steps if r % 2 == 0 else steps[::-1]):  # alternate the order
             row[name] = step()
         row["ratio"] = round(row["logml_documents"]["lines_per_s"] / row["loader"], 3)
+        row["ratio_no_documents_to_bare_consumer"] = round(
+            row["logml_no_documents"]["lines_per_s"] / row["bare_consumer"], 3)
         per_round.append(row)
         print(f"round {r + 1}: loader {row['loader']:.0f} docs/s, logml with documents "
               f"{row['logml_documents']['lines_per_s']} lines/s (ratio {row['ratio']}), "
-              f"without {row['logml_no_documents']['lines_per_s']} lines/s")
+              f"without {row['logml_no_documents']['lines_per_s']} lines/s (bare consumer "
+              f"{row['bare_consumer']:.0f} records/s)")
     runs = {}
     for write_logs in (True, False):
         for consumers in counts:
@@ -322,6 +352,9 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
            load_average=os.getloadavg()[0],
            bare_loader_logml_documents_docs_per_s=[round(x["loader"]) for x in per_round],
            bare_loader_raw_events_docs_per_s=round(bare_raw),
+           bare_consumer_records_per_s=[round(x["bare_consumer"]) for x in per_round],
+           ratio_without_documents_to_bare_consumer_per_round=[
+               x["ratio_no_documents_to_bare_consumer"] for x in per_round],
            ratio_with_documents_per_round=[x["ratio"] for x in per_round],
            ratio_with_documents_median=round(ratio, 2),
            logml_1_consumer_with_documents_lines_per_s=runs[(True, 1)]["lines_per_s"],
