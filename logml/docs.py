@@ -162,6 +162,8 @@ class _TemplatePlan:
 
     def params(self, text: str) -> list[str]:
         """``TemplateEngine.params`` of a line of this template."""
+        if not self.slots:
+            return []
         m = self.match(text)
         if m is None:
             return []
@@ -287,12 +289,18 @@ class LogDocs:
         pre = pre.tobytes()
         dumps = orjson.dumps
         take = np.flatnonzero(ok)
-        for i, t, t0, t1, p0, p1 in zip(rows[take].tolist(), idx[rows[take]].tolist(),
-                                        events.text_start[rows[take]].tolist(),
-                                        events.end[rows[take]].tolist(), a[take].tolist(),
+        pre = memoryview(pre)
+        # ASCII messages (the common case) are decoded once, then sliced
+        text = raw.decode("ascii") if raw.isascii() else None
+        join = b"".join
+        keep = rows[take]
+        for i, t, t0, t1, p0, p1 in zip(keep.tolist(), idx[keep].tolist(),
+                                        events.text_start[keep].tolist(),
+                                        events.end[keep].tolist(), a[take].tolist(),
                                         z[take].tolist()):
-            out[i] = pre[p0:p1] + dumps(plans[t].params(raw[t0:t1].decode("utf-8", "replace"))) \
-                + (b',"truncated":true}}' if i in truncated else b"}}")
+            line = text[t0:t1] if text is not None else raw[t0:t1].decode("utf-8", "replace")
+            out[i] = join((pre[p0:p1], dumps(plans[t].params(line)),
+                           b',"truncated":true}}' if i in truncated else b"}}"))
         return rows[~ok]
 
 
