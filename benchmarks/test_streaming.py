@@ -263,12 +263,19 @@ write_logs = {str(write_logs).lower()}
         m = re.search(r"done: (\d+) records in [\d.]+ s \((\d+) records/s while busy\); "
                       r"seconds in (.*)", text)
         assert m, text[-3000:]
+        cpu = re.search(r"cpu: ([\d.]+) s", text)
+        assert cpu, text[-3000:]
         timings.append({"records": int(m.group(1)), "busy_lines_per_s": int(m.group(2)),
+                        "cpu_s": float(cpu.group(1)),
                         "seconds": {k: float(v) for k, v in
                                     (x.split() for x in m.group(3).split(", "))}})
         log.close()
     rate = len(lines) / (end - start)
-    return {"lines_per_s": round(rate), "consumers": timings}
+    # CPU of the consumer processes (all their threads) a line: what a busy machine
+    # inflates least; 1e6 / it is the lines a second one consumer makes on a core of its own
+    cpu = sum(t["cpu_s"] for t in timings) / len(lines) * 1e6
+    return {"lines_per_s": round(rate), "cpu_us_per_line": round(cpu, 2),
+            "consumers": timings}
 
 
 def bare_consumer(env, records, lines: list[bytes]) -> float:
@@ -325,8 +332,10 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
         print(f"round {r + 1}: loader {row['loader']:.0f} docs/s, logml with documents "
               f"{row['logml_documents']['lines_per_s']} lines/s (ratio {row['ratio']}), "
               f"without {row['logml_no_documents']['lines_per_s']} lines/s (bare consumer "
-              f"{row['bare_consumer']:.0f} records/s); consumer seconds with documents "
-              f"{row['logml_documents']['consumers'][0]['seconds']}")
+              f"{row['bare_consumer']:.0f} records/s); CPU a line with/without documents "
+              f"{row['logml_documents']['cpu_us_per_line']}/"
+              f"{row['logml_no_documents']['cpu_us_per_line']} us; consumer seconds with "
+              f"documents {row['logml_documents']['consumers'][0]['seconds']}")
     runs = {}
     for write_logs in (True, False):
         for consumers in counts:
@@ -334,6 +343,8 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
                 key = "logml_documents" if write_logs else "logml_no_documents"
                 runs[(write_logs, 1)] = {
                     "lines_per_s": round(_median([x[key]["lines_per_s"] for x in per_round])),
+                    "cpu_us_per_line": round(_median([x[key]["cpu_us_per_line"]
+                                                      for x in per_round]), 2),
                     "rounds": [x[key]["lines_per_s"] for x in per_round]}
             else:
                 runs[(write_logs, consumers)] = run_logml(env, records, lines, consumers,
@@ -344,6 +355,7 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
     table = [{"lines": len(lines), "services": SERVICES, "partitions": PARTITIONS,
               "per_line_documents": wl, "consumers": c, "lines_per_s": r["lines_per_s"],
               "lines_per_s_per_consumer": round(r["lines_per_s"] / c),
+              "consumer_cpu_us_per_line": r["cpu_us_per_line"],
               "ratio_to_bare_loader_logml_documents": round(r["lines_per_s"] / loader, 2),
               "ratio_to_bare_loader_raw_events": round(r["lines_per_s"] / bare_raw, 2)}
              for (wl, c), r in runs.items()]
@@ -360,6 +372,12 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
            ratio_with_documents_median=round(ratio, 2),
            logml_1_consumer_with_documents_lines_per_s=runs[(True, 1)]["lines_per_s"],
            logml_1_consumer_without_documents_lines_per_s=runs[(False, 1)]["lines_per_s"],
+           consumer_cpu_us_per_line={
+               name: [x[name]["cpu_us_per_line"] for x in per_round]
+               for name in ("logml_documents", "logml_no_documents")},
+           lines_per_cpu_second_median={
+               name: round(1e6 / _median([x[name]["cpu_us_per_line"] for x in per_round]))
+               for name in ("logml_documents", "logml_no_documents")},
            table=table,
            consumers={**{f"round{k + 1}_{name}": x[name]["consumers"]
                          for k, x in enumerate(per_round)
