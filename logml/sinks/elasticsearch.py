@@ -342,8 +342,11 @@ class ElasticsearchSink:
         for index, doc_id, src in chunk:
             head = heads.get(index)
             if head is None:
-                head = heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
-            parts += (head, orjson.dumps(doc_id), b"}}\n", src, b"\n")
+                head = heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":"'
+            # logml's ids are hex digests: no escaping, and no orjson.dumps per document
+            # (each of its results holds a buffer of kilobytes while it is alive)
+            parts += (head, doc_id.encode() if doc_id.isalnum() and doc_id.isascii()
+                      else orjson.dumps(doc_id)[1:-1], b'"}}\n', src, b"\n")
         body = b"".join(parts)
         t0 = time.perf_counter()
         try:
