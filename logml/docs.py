@@ -41,8 +41,10 @@ def window_doc(w, service: str) -> tuple[str, dict]:
                   "outage_probability": round(w.outage_probability, 4)}}
 
 
-def anomaly_doc(a, service: str, template_id: str | None, template: str | None) -> tuple[str, dict]:
-    return _id("anomaly", service, a.start, a.type, template_id or ""), {
+def anomaly_doc(a, service: str, template_id: str | None, template: str | None,
+                template_parents: list[str] | None = None) -> tuple[str, dict]:
+    """template_parents: ids of the templates this one was merged from (lineage), if any."""
+    doc_id, doc = _id("anomaly", service, a.start, a.type, template_id or ""), {
         "@timestamp": iso(a.start),
         "service": {"name": service},
         "event": {"kind": "alert", "dataset": "logml.anomalies",
@@ -57,11 +59,15 @@ def anomaly_doc(a, service: str, template_id: str | None, template: str | None) 
                   "severity": a.severity, "samples": a.samples,
                   "incident_id": f"{service}-{a.incident_id}",
                   "window": {"end": iso(a.end)}}}
+    if template_parents:
+        doc["logml"]["template_parents"] = list(template_parents)
+    return doc_id, doc
 
 
 def log_doc(events, i: int, template_id: str, template: str, params: list[str],
-            source: str) -> tuple[str, dict]:
-    """The event's own ECS fields, normalised, plus logml's."""
+            source: str, template_parents: list[str] | None = None) -> tuple[str, dict]:
+    """The event's own ECS fields, normalised, plus logml's (template_parents: the ids the
+    template was merged from, only when there are any)."""
     ev = events.event[i] if events.event else None
     host = events.host[i] if events.host else None
     if ev is None and events.raw_span is not None and events.raw_span[i, 0] >= 0:
@@ -81,6 +87,8 @@ def log_doc(events, i: int, template_id: str, template: str, params: list[str],
     if host is not None and not isinstance(doc.get("host"), dict):
         doc["host"] = {"name": host}
     doc["logml"] = {"template_id": template_id, "template": template, "params": params}
+    if template_parents:
+        doc["logml"]["template_parents"] = list(template_parents)
     if bool(events.truncated[i]):
         doc["logml"]["truncated"] = True
     return _id("log", source, int(events.offset[i])), doc
@@ -138,10 +146,13 @@ class _TemplatePlan:
     """What a template contributes to each of its lines, prepared once."""
     __slots__ = ("text", "head", "match", "slots")
 
-    def __init__(self, template_id: str, text: str):
+    def __init__(self, template_id: str, text: str, parents: list[str] = ()):
         self.text = text
+        # the lineage (ids merged into this template: fixed at its birth) only when it has one
         self.head = (b'{"template_id":' + orjson.dumps(template_id) +
-                     b',"template":' + orjson.dumps(text) + b',"params":')
+                     b',"template":' + orjson.dumps(text) +
+                     (b',"template_parents":' + orjson.dumps(list(parents)) if parents else b"")
+                     + b',"params":')
         pat = text.split()
         # One regex match cuts the params out of a line: tokens are maximal runs of \S
         # (str.split's whitespace) and each variable position tries, in the order of
@@ -215,7 +226,8 @@ class LogDocs:
             text = engine.template_text(t)
             plan = plans.get(t)
             if plan is None or plan.text != text:  # new, or generalised since
-                plans[t] = _TemplatePlan(engine.template_id(t), text)
+                plans[t] = _TemplatePlan(engine.template_id(t), text,
+                                         engine.lineage(t)["parents"])
         stamp_arr, days = _iso_array(events.ts)
         base = hashlib.blake2b(f"log\x1f{source}\x1f".encode(), digest_size=12)
         ids = []

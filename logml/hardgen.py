@@ -52,6 +52,8 @@ _NOUNS = ["rows", "entries", "keys", "records", "objects", "segments", "batches"
 TUNING_SCENARIOS = [
     {"name": "tune-2d", "seed": 11, "hours": 48, "services": 4, "rate": 2.0},
     {"name": "tune-1d", "seed": 12, "hours": 30, "services": 3, "rate": 4.0},
+    {"name": "tune-3d", "seed": 13, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "tune-2e", "seed": 14, "hours": 48, "services": 5, "rate": 3.0},
 ]
 HELDOUT_SCENARIOS = [
     {"name": "heldout-3d", "seed": 2718, "hours": 72, "services": 4, "rate": 1.5},
@@ -223,7 +225,8 @@ def build_chunks(seed: int, hours: float, services: int, start: float | None, ra
             lab.update(template_hint=t.hint, template_regex=t.regex, level=t.level,
                        factor=inc["factor"], bursty=inc["col"] in svc.bursty)
         elif typ == "drop":
-            inc["factor"] = 0.0 if rng.random() < 0.3 else float(np.round(rng.uniform(0.02, 0.1), 3))
+            inc["factor"] = (0.0 if rng.random() < 0.3
+                             else float(np.round(rng.uniform(0.02, 0.1), 3)))
             lab.update(template_hint=None, factor=inc["factor"])
         elif typ == "new_template":
             lv, sp = NOVEL[novel_order[k % len(NOVEL)]]

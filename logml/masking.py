@@ -29,6 +29,7 @@ compare the two.
 """
 from __future__ import annotations
 
+import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,10 +71,9 @@ _TABLE = nb.types.Array(nb.types.uint8, 2, "C", readonly=True)
 _I64 = nb.types.Array(nb.types.int64, 1, "A", readonly=True)
 _U64 = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
 _TABLE_ARGS = (_TABLE, _I64, _TABLE)
-_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1]))(
+_SIG_HASHES = nb.types.Tuple((nb.types.uint64[::1], nb.types.int32[::1], nb.types.uint8[::1],
+                               nb.types.int64[::1]))(
     _BYTES, _I64, _I64, _U64, nb.types.int64, *_TABLE_ARGS)
-_SIG_MASKED = nb.types.uint8[::1](_BYTES, nb.types.int64, nb.types.int64, nb.types.int64,
-                                  *_TABLE_ARGS)
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -127,6 +127,8 @@ def _is_close(c):  # ) ] } > " ' , ; : . !
 
 
 # ---------------------------------------------------------------- whole-token classes
+# (_counts, _whole_class and _copy are inlined where called: as calls they cost a fifth of
+# the scan, for well under a second of compiling)
 @nb.njit(cache=True)
 def _is_url(b, a, e):
     # letters then "://" then something
@@ -346,17 +348,17 @@ def _is_name(b, a, e):
     return dots >= 2 and part > 0 and (_is_alpha(b[last]) or b[last] == 95 or b[last] == 36)
 
 
-@nb.njit(cache=True)
-def _whole_class(b, a, e, flags):
-    if a >= e:
-        return 0
-    # one pass of cheap counts decides which checks can match at all
+@nb.njit(cache=True, inline="always")
+def _counts(b, a, e):
+    """Digits, colons, dots, dashes (and _), slashes, @ and = of b[a:e]: one pass of cheap
+    counts decides which checks can match at all."""
     digits = 0
     colons = 0
     dots = 0
     dashes = 0
     slashes = 0
     ats = 0
+    equals = 0
     for k in range(a, e):
         c = b[k]
         if _is_digit(c):
@@ -371,6 +373,15 @@ def _whole_class(b, a, e, flags):
             slashes += 1
         elif c == 64:
             ats += 1
+        elif c == 61:
+            equals += 1
+    return digits, colons, dots, dashes, slashes, ats, equals
+
+
+@nb.njit(cache=True, inline="always")
+def _whole_class(b, a, e, flags, digits, colons, dots, dashes, slashes, ats):
+    if a >= e:
+        return 0
     if slashes and colons and flags & (1 << URL) and _is_url(b, a, e):
         return URL
     if ats == 1 and dots and flags & (1 << EMAIL) and _is_email(b, a, e):
@@ -400,9 +411,13 @@ def _is_date_word(b, a, e, words):
     if n < 3 or n > 9:
         return False
     c0 = b[a] | 32
-    # first letters of month and weekday names: a d f j m n o s t w
-    if not (c0 == 97 or c0 == 100 or c0 == 102 or c0 == 106 or c0 == 109 or c0 == 110
-            or c0 == 111 or c0 == 115 or c0 == 116 or c0 == 119):
+    c1 = b[a + 1] | 32
+    # the first two letters of month and weekday names: most words fail here
+    if not ((c0 == 106 and (c1 == 97 or c1 == 117)) or (c0 == 102 and (c1 == 101 or c1 == 114))
+            or (c0 == 109 and (c1 == 97 or c1 == 111)) or (c0 == 97 and (c1 == 112 or c1 == 117))
+            or (c0 == 115 and (c1 == 101 or c1 == 97 or c1 == 117))
+            or (c0 == 111 and c1 == 99) or (c0 == 110 and c1 == 111) or (c0 == 100 and c1 == 101)
+            or (c0 == 116 and (c1 == 117 or c1 == 104)) or (c0 == 119 and c1 == 101)):
         return False
     for w in range(words.shape[0]):
         if words[w, 0] != c0 or (n < 10 and words[w, n] != 0) or words[w, n - 1] == 0:
@@ -426,12 +441,10 @@ def _put_ph(out, o, cls, ph, ph_len):
     return o + ph_len[cls]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _copy(b, a, e, out, o):
-    for k in range(a, e):
-        out[o] = b[k]
-        o += 1
-    return o
+    out[o:o + e - a] = b[a:e]
+    return o + e - a
 
 
 @nb.njit(cache=True)
@@ -511,11 +524,14 @@ def _mask_token(b, i, j, out, o, flags, ph, ph_len):
         a += 1
     while e > a and _is_close(b[e - 1]):
         e -= 1
-    cls = _whole_class(b, a, e, flags)
+    digits, colons, dots, dashes, slashes, ats, equals = _counts(b, a, e)
+    cls = _whole_class(b, a, e, flags, digits, colons, dots, dashes, slashes, ats)
     if cls != 0:
         o = _copy(b, i, a, out, o)
         o = _put_ph(out, o, cls, ph, ph_len)
         return _copy(b, e, j, out, o)
+    if digits == 0 and (equals == 0 or not flags & (1 << KV)):
+        return _copy(b, i, j, out, o)  # no number, no hex run, no key=value: as it is
     if flags & (1 << KV):
         # key=value: key is word characters; the value runs to the next , ; & or the end
         k = a
@@ -597,7 +613,9 @@ def _fnv(out, n, seed):
 
 
 def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
-    """Shape hash and token count of every line buf[starts[k]:ends[k]], one pass each.
+    """Shape hash, token count and masked form of every line buf[starts[k]:ends[k]], one
+    pass each: line k's masked form is masked[mends[k - 1]:mends[k]] (from 0 for k = 0),
+    kept so that a new shape is tokenised without masking its line again.
 
     seeds[k] is mixed into the hash so equal text in two services has two shapes. One core:
     the scan runs at over a million lines a second, and a parallel loop cost more in
@@ -606,29 +624,34 @@ def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
     n = starts.shape[0]
     hashes = np.empty(n, dtype=np.uint64)
     ntoks = np.empty(n, dtype=np.int32)
+    mends = np.empty(n, dtype=np.int64)
     longest = 0
+    total = 0
     for k in range(n):
         longest = max(longest, ends[k] - starts[k])
+        total += ends[k] - starts[k]
     # a placeholder is at most 7 bytes and replaces at least one byte
     out = np.empty(longest * 7 + 16, dtype=np.uint8)
+    masked = np.empty(total + total // 4 + 64, dtype=np.uint8)
+    o = 0
     for k in range(n):
         m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
+        if o + m > masked.shape[0]:
+            grown = np.empty(2 * masked.shape[0] + m, dtype=np.uint8)
+            grown[:o] = masked[:o]
+            masked = grown
+        masked[o:o + m] = out[:m]
+        o += m
+        mends[k] = o
         hashes[k] = _fnv(out, m, seeds[k])
         ntoks[k] = t
-    return hashes, ntoks
+    return hashes, ntoks, masked[:o], mends
 
 
-def _masked_line(buf, start, end, flags, ph, ph_len, words):
-    out = np.empty((end - start) * 7 + 8, dtype=np.uint8)
-    m, _ = _mask_line(buf, start, end, out, flags, ph, ph_len, words)
-    return out[:m]
-
-
-with compiling():  # the entry points, compiled at import (from the cache after the first run)
+with compiling():  # the entry point, compiled at import (from the cache after the first run)
     # nogil: Masker.hashes runs chunks of a large batch in threads, without numba's
     # parallel loops (which cost seconds of compiling on every fresh install)
     shape_hashes = nb.njit(_SIG_HASHES, cache=True, nogil=True)(_shape_hashes)
-    masked_line = nb.njit(_SIG_MASKED, cache=True)(_masked_line)
 
 
 # ---------------------------------------------------------------- Python face
@@ -645,8 +668,15 @@ class Masker:
 
     def hashes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Shape hash and token count of each line; a large batch is split over numba's
-        thread count (NUMBA_NUM_THREADS, numba.set_num_threads) in threads."""
+        """Shape hash and token count of each line."""
+        hashes, ntoks, _, _ = self.shapes(buf, starts, ends, seeds)
+        return hashes, ntoks
+
+    def shapes(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(shape hash, token count, masked bytes, end of each line's masked form in them);
+        a large batch is split over numba's thread count (NUMBA_NUM_THREADS,
+        numba.set_num_threads) in threads."""
         n = len(starts)
         parts = min(nb.get_num_threads(), n // PARALLEL_MIN_LINES)
         if parts < 2:
@@ -664,12 +694,17 @@ class Masker:
             self._pool, self._pool_size = ThreadPoolExecutor(parts - 1), parts - 1
         others = [self._pool.submit(part, k) for k in range(1, parts)]
         done = [part(0)] + [f.result() for f in others]  # this thread takes the first part
-        return np.concatenate([h for h, _ in done]), np.concatenate([t for _, t in done])
+        shift = np.cumsum([0] + [len(d[2]) for d in done[:-1]])
+        return (np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done]),
+                np.concatenate([d[2] for d in done]),
+                np.concatenate([d[3] + s for d, s in zip(done, shift.tolist())]))
 
     def mask_bytes(self, buf: np.ndarray, start: int, end: int) -> str:
-        out = masked_line(buf, start, end, self.flags, _PH_BYTES, _PH_LEN, _DW_BYTES)
-        return out.tobytes().decode(
-            "utf-8", "replace")
+        """The masked form of buf[start:end] (the shape pass on one line)."""
+        one = np.array([start], dtype=np.int64), np.array([end], dtype=np.int64)
+        _, _, masked, _ = shape_hashes(buf, *one, np.zeros(1, dtype=np.uint64), self.flags,
+                                       _PH_BYTES, _PH_LEN, _DW_BYTES)
+        return masked.tobytes().decode("utf-8", "replace")
 
     def mask(self, text: str) -> str:
         buf = np.frombuffer(text.encode("utf-8", "replace"), dtype=np.uint8)
@@ -703,14 +738,26 @@ def pack_lines(lines: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- reference
 _AL = "A-Za-z\x80-\U0010ffff"
 _ALNUM = "0-9" + _AL
-_REF_URL = re.compile(f"[{_AL}]+://.+", re.S)
-_REF_PATH = re.compile(r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S)
-_REF_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_REF_IPV4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?")
-_REF_TS = re.compile(r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+")
-_REF_NAME = re.compile(f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?")
-_REF_ID = re.compile(f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*")
-_REF_WORD = re.compile(f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+")
+# compiled on first use: only the tests run the reference, and compiling these character
+# classes costs a tenth of a second at every import
+_REF_PATTERNS = {
+    "URL": (f"[{_AL}]+://.+", re.S),
+    "PATH": (r"/[^/].*|//.+|\.{1,2}/.+|~/.+|[A-Za-z]:\\.+", re.S),
+    "UUID": (r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", 0),
+    "IPV4": (r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:[:/][0-9]+)?", 0),
+    "TS": (r"(?:[0-9]{1,4}|[.,][0-9]+|[:/\-TZ+])+", 0),
+    "NAME": (f"(?:[{_ALNUM}_$-]+\\.){{2,}}[{_AL}_$][{_ALNUM}_$-]*(?::[0-9]+)?", 0),
+    "ID": (f"[{_AL}](?:[{_AL}]|[_-](?=[{_AL}]))*[_-]-?[0-9][{_ALNUM}_\\-.:]*", 0),
+    "WORD": (f"(?:(?<![{_ALNUM}])[+-](?=[0-9]))?(?:[{_ALNUM}]|(?<=[0-9])[.,](?=[0-9]))+", 0),
+}
+
+
+@functools.cache
+def _rx(name: str) -> re.Pattern:
+    pattern, flags = _REF_PATTERNS[name]
+    return re.compile(pattern, flags)
+
+
 _REF_DATE_WORDS = frozenset(_DATE_WORDS)
 
 
@@ -738,7 +785,7 @@ def _ref_colon_hex(t: str) -> bool:
 
 
 def _ref_ts(t: str) -> bool:
-    if t[:1] in "+-" or not _REF_TS.fullmatch(t):
+    if t[:1] in "+-" or not _rx("TS").fullmatch(t):
         return False
     if re.search(r"[0-9]{5}", t.replace(".", " ").replace(",", " ")) and \
             re.search(r"(?:^|[^.,0-9])[0-9]{5}", t):
@@ -751,23 +798,23 @@ def _ref_whole(t: str, flags: int) -> int:
     if not t:
         return 0
     on = lambda cls: flags & (1 << cls)  # noqa: E731
-    if on(URL) and _REF_URL.fullmatch(t):
+    if on(URL) and _rx("URL").fullmatch(t):
         return URL
     if on(EMAIL) and _ref_email(t):
         return EMAIL
-    if on(PATH) and _REF_PATH.fullmatch(t):
+    if on(PATH) and _rx("PATH").fullmatch(t):
         return PATH
-    if on(NAME) and _REF_NAME.fullmatch(t):
+    if on(NAME) and _rx("NAME").fullmatch(t):
         return NAME
     if not re.search("[0-9]", t):
         return 0
-    if on(UUID) and _REF_UUID.fullmatch(t):
+    if on(UUID) and _rx("UUID").fullmatch(t):
         return UUID
-    if on(IP) and (_REF_IPV4.fullmatch(t) or _ref_colon_hex(t)):
+    if on(IP) and (_rx("IPV4").fullmatch(t) or _ref_colon_hex(t)):
         return IP
     if on(TS) and _ref_ts(t):
         return TS
-    if on(ID) and _REF_ID.fullmatch(t):
+    if on(ID) and _rx("ID").fullmatch(t):
         return ID
     return 0
 
@@ -808,7 +855,8 @@ def _ref_token(tok: str, flags: int) -> str:
         m = re.match(f"[{_ALNUM}_.\\-]+=", stripped)
         if m:
             value = re.match(r"[^,;&]*", stripped[m.end():]).group(0)
-            if re.search("[0-9]", value) or (flags & (1 << NAME) and _REF_NAME.fullmatch(value)):
+            if re.search("[0-9]", value) or (flags & (1 << NAME)
+                                             and _rx("NAME").fullmatch(value)):
                 cut = len(lead) + m.end()
                 return tok[:cut] + PLACEHOLDERS[KV] + _ref_words(tok[cut + len(value):], flags)
     return _ref_words(tok, flags)
@@ -817,7 +865,7 @@ def _ref_token(tok: str, flags: int) -> str:
 def _ref_words(tok: str, flags: int) -> str:
     out = []
     pos = 0
-    for m in _REF_WORD.finditer(tok):
+    for m in _rx("WORD").finditer(tok):
         if m.start() < pos:
             continue
         word = m.group(0)

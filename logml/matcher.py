@@ -4,8 +4,8 @@ Most new shapes of a long-running stream are new values in known templates (a us
 an order id, a host). Finding their template needs no change to any template, only the
 search ``TemplateEngine._best`` does in Python: masked tokens, candidates of the same
 length (those with the same first word first), similarity over the template's constant
-tokens, and whether each differing token pair is a variable by shape. ``match_run`` does
-that search for a run of new shapes in one numba call and stops at the first shape whose
+tokens, and whether each differing token pair is a variable by shape. ``cluster_run`` does
+that search for a batch's lines in one numba call and stops at the first shape whose
 clustering would change a template (generalise, start a sibling, merge, join another
 length, create one); the engine handles that one in Python, mirrors the change here and
 resumes. The Python search is the reference; the tests hold the two to the same answers.
@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from .jit import compiling
-from .masking import _DW_BYTES, _PH_BYTES, _PH_LEN, _mask_line
+from .masking import _PH_BYTES, _PH_LEN
 from .shapecache import ShapeCache, _slot
 
 HAS_LT, IS_VALUE, SKEL_WILD, DIGIT_LETTER, UNIT, KV, KV_VAR = 1, 2, 4, 8, 16, 32, 64
@@ -42,9 +42,16 @@ def _fnv(b, a, e, h):
     return h
 
 
+_M64 = (1 << 64) - 1
+
+
 def _hash_text(text: str) -> np.uint64:
-    data = np.frombuffer(text.encode(), dtype=np.uint8)
-    return _fnv(data, 0, len(data), FNV_OFFSET)
+    """_fnv of the text's UTF-8 bytes, in plain Python: it runs at import, where calling
+    the kernel would load it as one more entry point."""
+    h = int(FNV_OFFSET)
+    for c in text.encode():
+        h = ((h ^ c) * int(FNV_PRIME)) & _M64
+    return np.uint64(h)
 
 
 WILD_HASH = _hash_text("<*>")
@@ -189,6 +196,7 @@ def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf):
 
 _RO = dict(readonly=True)
 _BYTES = nb.types.Array(nb.types.uint8, 1, "C")
+_BYTES_RO = nb.types.Array(nb.types.uint8, 1, "C", readonly=True)
 _TABLE = nb.types.Array(nb.types.uint8, 2, "C", readonly=True)
 _I64 = nb.types.Array(nb.types.int64, 1, "A", readonly=True)
 _U64 = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
@@ -301,6 +309,15 @@ def bucket_key(service, n, first):
     return h | np.uint64(1)
 
 
+def bucket_key_py(service: int, n: int, first) -> np.uint64:
+    """bucket_key for the Index's Python side (no kernel entry point to load for it)."""
+    h = ((service + 1) * 0x9E3779B97F4A7C15) & _M64
+    h ^= ((n + 7) * 0xC2B2AE3D27D4EB4F) & _M64
+    h ^= (int(first) * 0x165667B19E3779F9) & _M64
+    h ^= h >> 29
+    return np.uint64(h | 1)
+
+
 @nb.njit(cache=True)
 def _bucket(tab_keys, tab_vals, key):
     i = _slot(tab_keys, key)
@@ -348,42 +365,68 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
     return -1, 0
 
 
-def _match_run(buf, starts, ends, svc, positions, begin, mask_flags, threshold, out,
-               tab_keys, tab_vals, head, nxt, ent, c_off, c_alive, c_first, c_template,
-               t_h, t_s, t_n, t_k, t_f, ph, ph_len, words, is_punct, units, wild):
-    """Template of each new shape positions[begin:], in order, until one needs Python:
-    returns the index of that one (len(positions) when none did)."""
-    longest = 0
-    for j in range(begin, positions.shape[0]):
-        k = positions[j]
-        longest = max(longest, ends[k] - starts[k])
-    scratch = np.empty(longest * 7 + 16, dtype=np.uint8)
-    sk = np.empty(longest * 7 + 16, dtype=np.uint8)
+def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match, cache_keys,
+                 cache_values, cache_room, lines, final, stats, tab_keys, tab_vals, head, nxt,
+                 ent, c_off, c_alive, c_first, c_template, t_h, t_s, t_n, t_k, t_f, ph, ph_len,
+                 is_punct, units, wild):
+    """Template of each line idx[begin:], in order of arrival, until a new shape needs
+    Python: returns that line's index (len(idx) when none did). longest: the longest
+    masked form's length.
+
+    idx holds the shape cache's answer from before the batch (-1: not cached); each line
+    gets its template resolved through ``final`` (merges so far) and is counted in
+    ``lines``. A line not cached is looked up again (an earlier line of the batch may have
+    brought its shape), else matched against the templates from its masked form
+    (masked[mends[k - 1]:mends[k]]) and, when no template has to change, cached: at most
+    cache_room shapes, stats[1] of them so far; stats[0] counts the shapes matched here.
+    With match False every new shape goes to Python."""
+    n = idx.shape[0]
+    scratch = np.empty(longest + 16, dtype=np.uint8)
+    sk = np.empty(longest + 16, dtype=np.uint8)
     cap = longest + 1
     th = np.empty(cap, np.uint64)
     ts = np.empty(cap, np.uint64)
     tn = np.empty(cap, np.uint64)
     tk = np.empty(cap, np.uint64)
     tf = np.empty(cap, np.int64)
-    for j in range(begin, positions.shape[0]):
-        k = positions[j]
-        m, _ = _mask_line(buf, starts[k], ends[k], scratch, mask_flags, ph, ph_len, words)
-        # hashes first: a new value in a known template's <*> needs no more
-        n = _hash_tokens(scratch, m, th, tf)
-        s = np.int64(svc[k])
-        lazy = n >= 0  # True, typed as a plain bool: one compiled _find_best for both
-        best, vw = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals,
-                              head, nxt, ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k,
-                              t_f, wild, lazy)
-        if best == -2:
-            n = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf)
-            best, vw = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys,
-                                  tab_vals, head, nxt, ent, c_off, c_alive, c_first, t_h, t_s,
-                                  t_n, t_k, t_f, wild, not lazy)
-        if best < 0 or vw != 0:
-            return j
-        out[j] = c_template[best]
-    return positions.shape[0]
+    for k in range(begin, n):
+        t = idx[k]
+        if t < 0:
+            q = keys[k] | np.uint64(1)
+            i = _slot(cache_keys, q)
+            if cache_keys[i] == q:
+                t = cache_values[i]
+            else:
+                if not match:
+                    return k
+                a = mends[k - 1] if k > 0 else 0
+                m = mends[k] - a
+                scratch[:m] = masked[a:a + m]
+                # hashes first: a new value in a known template's <*> needs no more
+                ntok = _hash_tokens(scratch, m, th, tf)
+                s = np.int64(svc[k])
+                lazy = ntok >= 0  # True, typed as a plain bool: one compiled _find_best
+                best, vw = _find_best(s, ntok, th, ts, tn, tk, tf, threshold, tab_keys,
+                                      tab_vals, head, nxt, ent, c_off, c_alive, c_first, t_h,
+                                      t_s, t_n, t_k, t_f, wild, lazy)
+                if best == -2:
+                    ntok = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn,
+                                     tk, tf)
+                    best, vw = _find_best(s, ntok, th, ts, tn, tk, tf, threshold, tab_keys,
+                                          tab_vals, head, nxt, ent, c_off, c_alive, c_first,
+                                          t_h, t_s, t_n, t_k, t_f, wild, not lazy)
+                if best < 0 or vw != 0:
+                    return k
+                t = c_template[best]
+                stats[0] += 1
+                if stats[1] < cache_room:
+                    cache_keys[i] = q
+                    cache_values[i] = t
+                    stats[1] += 1
+        t = final[t]
+        idx[k] = t
+        lines[t] += 1
+    return n
 
 
 def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nxt, ent,
@@ -391,7 +434,7 @@ def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, 
     """The best cluster of the tokens of one line (-1 if none), with its differing
     positions: values[0:nv] (variable pairs of two shapes) and words[0:nw]; (best, nv, nw)."""
     n = th.shape[0]
-    lazy = n < 0  # False, typed as a plain bool (the same compiled _find_best as _match_run)
+    lazy = n < 0  # False, typed as a plain bool (the same compiled _find_best as _cluster_run)
     best, _ = _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nxt,
                          ent, c_off, c_alive, c_first, t_h, t_s, t_n, t_k, t_f, wild, lazy)
     nv = 0
@@ -415,11 +458,12 @@ def _best_of_tokens(s, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, 
 
 
 with compiling():
-    match_run = nb.njit(nb.types.int64(
-        nb.types.Array(nb.types.uint8, 1, "C", readonly=True), _I64, _I64, _I32, _I64,
-        nb.types.int64, nb.types.int64, nb.types.float64, nb.types.int32[::1], _U64, _I32,
-        _I64, _I64, _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64,
-        _TABLE, _BOOL, _U64, nb.types.uint64), cache=True)(_match_run)
+    cluster_run = nb.njit(nb.types.int64(
+        _BYTES_RO, _I64, nb.types.int64, _U64, nb.types.int32[::1], _I32, nb.types.int64, nb.types.float64,
+        nb.types.boolean, _U64W, nb.types.int32[::1], nb.types.int64, _I64W,
+        nb.types.Array(nb.types.int32, 1, "C", readonly=True), _I64W, _U64, _I32, _I64, _I64,
+        _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64, _BOOL,
+        _U64, nb.types.uint64), cache=True)(_cluster_run)
     best_of_tokens = nb.njit(nb.types.UniTuple(nb.types.int64, 3)(
         nb.types.int64, _U64W, _U64W, _U64W, _U64W, _I64W, nb.types.float64, _U64, _I32, _I64,
         _I64,
@@ -428,7 +472,7 @@ with compiling():
 
 
 class Index:
-    """The engine's alive templates as arrays for match_run, kept in step by the engine:
+    """The engine's alive templates as arrays for cluster_run, kept in step by the engine:
     ``add`` (a new cluster), ``wild`` (positions generalised), ``move_first`` (its first
     token became <*>), ``kill`` (merged away). Bucket lists are append-only; the scan skips
     dead and moved entries, which keeps the engine's list order."""
@@ -498,8 +542,8 @@ class Index:
         self.c_alive[c] = True
         self.c_template[c] = template
         first = WILD_HASH if n and "<" in tokens[0] else (feats[0][0] if n else np.uint64(0))
-        self.c_first[c] = bucket_key(service, n, first)
-        self._append(bucket_key(service, n, np.uint64(0)), c)
+        self.c_first[c] = bucket_key_py(service, n, first)
+        self._append(bucket_key_py(service, n, 0), c)
         self._append(self.c_first[c], c)
         return c
 
@@ -511,7 +555,7 @@ class Index:
 
     def move_first(self, service: int, c: int, n: int) -> None:
         """Its first token became <*>: file it in that bucket, in slot order."""
-        self.c_first[c] = bucket_key(service, n, WILD_HASH)
+        self.c_first[c] = bucket_key_py(service, n, WILD_HASH)
         b = self._bucket(self.c_first[c])
         e = self.entries
         self.entries += 1
@@ -543,8 +587,10 @@ class Index:
                                       WILD_HASH, values, words)
         return best, values[:nv].tolist(), words[:nw].tolist()
 
-    def run(self, buf, starts, ends, svc, positions, begin, mask_flags, threshold, out):
-        return match_run(buf, starts, ends, svc, positions, begin, mask_flags, threshold, out,
-                         self.table.keys, self.table.values, self.head, self.nxt, self.ent,
-                         self.c_off, self.c_alive, self.c_first, self.c_template, *self.t,
-                         _PH_BYTES, _PH_LEN, _DW_BYTES, _IS_PUNCT, _UNIT_HASHES, WILD_HASH)
+    def run(self, masked, mends, longest, keys, idx, svc, begin, threshold, match, cache,
+            room, lines, final, stats) -> int:
+        return cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match, cache.keys,
+                           cache.values, room, lines, final, stats, self.table.keys,
+                           self.table.values, self.head, self.nxt, self.ent, self.c_off,
+                           self.c_alive, self.c_first, self.c_template, *self.t, _PH_BYTES,
+                           _PH_LEN, _IS_PUNCT, _UNIT_HASHES, WILD_HASH)

@@ -41,6 +41,10 @@ class Pipeline:
         # time and wall time moves the clocks on (``tick``); else the stream is replayed
         self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
+        # lineage for the detector: made from known templates (never new_template); merged
+        # into another (its series ends)
+        self.template_derived = np.zeros(0, dtype=bool)
+        self.template_retired = np.zeros(0, dtype=bool)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
         self.gauges: dict = {"scores": {}, "top": {}, "last_window_end": 0.0}
@@ -153,23 +157,38 @@ class Pipeline:
             return
         added = np.array([t.service for t in templates[before:]], dtype=np.int32)
         self.template_service = np.concatenate((self.template_service, added))
+        self._lineage(before)
         with self.stats.lock:
             for s in added.tolist():
                 self.stats.new_templates[self.engine.services[s].name] += 1
             for k, tree in enumerate(self.engine.services):
                 self.stats.templates[tree.name] = self.engine.templates_of(k)
 
+    def _lineage(self, before: int) -> None:
+        """Lineage flags of the templates from index ``before`` on, and of their parents
+        (merges make new templates only)."""
+        engine = self.engine
+        new = engine.templates[before:]
+        self.template_derived = np.concatenate((self.template_derived, np.array(
+            [bool(t.parents) for t in new], dtype=bool)))
+        self.template_retired = np.concatenate((self.template_retired,
+                                                np.zeros(len(new), dtype=bool)))
+        for p in {p for t in new for p in t.parents}:
+            self.template_retired[engine.template_index[p]] = engine.successor(p) != p
+
     def _score(self, frames) -> None:
         engine = self.engine
         names = [s.name for s in engine.services]
         for frame in frames:
-            det: Detection = self.detector.score(frame, self.template_service, len(names))
+            det: Detection = self.detector.score(frame, self.template_service, len(names),
+                                                 self.template_derived, self.template_retired)
             self.sink.write("windows", [window_doc(w, names[w.service]) for w in det.windows])
             docs = []
             for a in det.anomalies:
                 tid = engine.template_id(a.template) if a.template >= 0 else None
                 text = engine.template_text(a.template) if a.template >= 0 else None
-                docs.append(anomaly_doc(a, names[a.service], tid, text))
+                parents = engine.lineage(a.template)["parents"] if a.template >= 0 else None
+                docs.append(anomaly_doc(a, names[a.service], tid, text, parents))
             self.sink.write("anomalies", docs)
             with self.stats.lock:
                 for a in det.anomalies:
@@ -244,6 +263,8 @@ class Pipeline:
                 f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))
         self.engine, self.windower, self.detector = engine, windower, detector
         self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
+        self.template_derived = self.template_retired = np.zeros(0, dtype=bool)
+        self._lineage(0)
         self.positions, self.gauges = positions, gauges
         self._publish()
 

@@ -14,14 +14,28 @@ A UTF-8 byte order mark at the start of a line is dropped before anything else.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
+from .jit import compiling
+
 OK, EMPTY, NUL, BAD_UTF8, BAD_TIME = 0, 1, 2, 3, 4
 NO_TS, BAD_TS = -1e18, -2e18  # no timestamp here; a timestamp-shaped impossible time
 MAX_OFFSET_MIN = 14 * 60  # UTC offsets run from -12:00 to +14:00
-PARALLEL_LINES = 4096
+PARALLEL_LINES = 4096  # per thread: below it a thread costs more than it saves
+
+# the one signature of each kernel: text buffers and tables are read-only (bytes), positions
+# contiguous int64 (scan_lines and scan_iso make them so), outputs contiguous
+_I, _F = nb.int64, nb.float64
+_BUF = nb.types.Array(nb.uint8, 1, "C", readonly=True)
+_TABLE = nb.types.Array(nb.uint8, 2, "C", readonly=True)
+_CODES = nb.types.Array(nb.int8, 1, "C", readonly=True)
+_FLAGS = nb.types.Array(nb.boolean, 1, "C", readonly=True)
+_POS = nb.types.Array(nb.int64, 1, "C", readonly=True)
+_OUT8, _OUTF, _OUTI = nb.int8[::1], nb.float64[::1], nb.int64[::1]
+_HELPER = {"cache": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}  # jit-only
 
 _LEVEL_WORDS = ["TRACE", "DEBUG", "FINE", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR",
                 "SEVERE", "FATAL", "CRITICAL", "CRIT", "ALERT", "EMERG", "PANIC"]
@@ -43,22 +57,20 @@ MONTH_TABLE = np.array([[ord(c) for c in m] for m in _MONTHS], dtype=np.uint8)
 WEEKDAY_TABLE = np.array([[ord(c) for c in m] for m in _WEEKDAYS], dtype=np.uint8)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always")
 def _digit(c):
     return 48 <= c <= 57
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always")
 def _space(c):
     return c == 32 or (9 <= c <= 13)
 
 
-@nb.njit(cache=True)
 def _word_char(c):
     return _digit(c) or (65 <= c <= 90) or (97 <= c <= 122) or c == 95 or c >= 128
 
 
-@nb.njit(cache=True)
 def _days_from_civil(y, m, d):
     y -= m <= 2
     era = (y if y >= 0 else y - 399) // 400
@@ -68,7 +80,6 @@ def _days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
-@nb.njit(cache=True)
 def _num(b, p, e, lo, hi):
     """Digits at p: (value, end) when there are lo..hi of them (and no more), else (-1, p)."""
     v = 0
@@ -81,7 +92,6 @@ def _num(b, p, e, lo, hi):
     return v, q
 
 
-@nb.njit(cache=True)
 def _frac(b, p, e, maxd, comma):
     """[.,]digits at p -> (fraction, end); (0.0, p) when absent; (-1.0, p) when it has more
     than maxd digits. digits / 10**n, as the reference computes it, so both agree exactly."""
@@ -99,7 +109,6 @@ def _frac(b, p, e, maxd, comma):
     return 0.0, p
 
 
-@nb.njit(cache=True)
 def _time(b, p, e, hour_min):
     """H:MM:SS at p -> (h, m, s, end); h = -1 when the shape does not match."""
     h, q = _num(b, p, e, hour_min, 2)
@@ -114,7 +123,6 @@ def _time(b, p, e, hour_min):
     return h, mi, s, q
 
 
-@nb.njit(cache=True)
 def _days_in_month(y, m):
     if m == 2:
         return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
@@ -123,14 +131,12 @@ def _days_in_month(y, m):
     return 31
 
 
-@nb.njit(cache=True)
 def _valid(y, mo, d, h, mi, s):
     """A time that exists: second 60 (a leap second) is allowed in any minute."""
     return (y >= 1 and 1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23
             and mi <= 59 and s <= 60)
 
 
-@nb.njit(cache=True)
 def _tz(b, q, e):
     """Z or [+-]HH[:]MM at q -> (seconds to add for UTC, end, 0 absent | 1 ok | 2 invalid)."""
     if q < e and (b[q] == 90 or b[q] == 122):
@@ -152,7 +158,6 @@ def _tz(b, q, e):
     return 0.0, q, 0
 
 
-@nb.njit(cache=True)
 def _three(b, p, e, table):
     """Index of a 3-letter name (any case) at p in table, or -1."""
     if p + 3 > e:
@@ -164,12 +169,10 @@ def _three(b, p, e, table):
     return -1
 
 
-@nb.njit(cache=True)
 def _alpha(c):
     return (65 <= c <= 90) or (97 <= c <= 122)
 
 
-@nb.njit(cache=True)
 def _iso(b, p, e):
     """YYYY-MM-DD[T ]HH:MM:SS[.f][Z|+HH:MM] at p -> (epoch | NO_TS | BAD_TS, end)."""
     y, q = _num(b, p, e, 4, 4)
@@ -193,7 +196,6 @@ def _iso(b, p, e):
     return _days_from_civil(y, mo, d) * 86400.0 + (h * 3600 + mi * 60 + s) + frac + off, q
 
 
-@nb.njit(cache=True)
 def _no_year(mo, d, h, mi, s, frac, year, now):
     """Epoch of a date without a year: this year, or last year when that would put it more
     than a day ahead of now (December read in January); BAD_TS when it does not exist."""
@@ -205,7 +207,6 @@ def _no_year(mo, d, h, mi, s, frac, year, now):
     return _days_from_civil(year, mo, d) * 86400.0 + secs + frac
 
 
-@nb.njit(cache=True)
 def _syslog(b, p, e, year, now, months, weekdays):
     """[Www ]Mmm D HH:MM:SS[.f][ YYYY] at p (syslog, Apache) -> (epoch | NO_TS | BAD_TS, end).
     A word that is not a month name is no timestamp."""
@@ -257,7 +258,6 @@ def _syslog(b, p, e, year, now, months, weekdays):
     return NO_TS, p
 
 
-@nb.njit(cache=True)
 def _logcat(b, p, e, year, now):
     """MM-DD HH:MM:SS[.f] at p (Android logcat) -> (epoch | NO_TS | BAD_TS, end)."""
     mo, q = _num(b, p, e, 2, 2)
@@ -279,7 +279,6 @@ def _logcat(b, p, e, year, now):
     return _no_year(mo, d, h, mi, s, frac, year, now), q2
 
 
-@nb.njit(cache=True)
 def _level(b, p, e, table, codes, only, need_only, ignore_case):
     """[LEVEL]: at p -> (code, end); (0, p) when there is none."""
     q = p
@@ -312,7 +311,7 @@ def _level(b, p, e, table, codes, only, need_only, ignore_case):
     return 0, p
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(inline="always")
 def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
                status, ts, level, cut, end):
     """Line i of ``scan_lines``, written into its output arrays."""
@@ -407,26 +406,14 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
     cut[i] = r - s
 
 
-@nb.njit(cache=True, parallel=True)
-def _scan_par(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
-              status, ts, level, cut, end):
-    for i in nb.prange(starts.shape[0]):
-        _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
-                   weekdays, status, ts, level, cut, end)
-
-
-@nb.njit(cache=True)
-def _scan_ser(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
-              status, ts, level, cut, end):
+def _scan(buf, starts, ends, limit, year, now, levels, codes, only, months, weekdays,
+          status, ts, level, cut, end):
     for i in range(starts.shape[0]):
         _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, months,
                    weekdays, status, ts, level, cut, end)
 
 
-@nb.njit(cache=True)
-def scan_iso(buf, starts, ends):
-    """Epoch of each text that is exactly one ISO 8601 timestamp of the header grammar,
-    else NaN (not that shape: the general reader decides; or an impossible time)."""
+def _scan_iso(buf, starts, ends):
     n = starts.shape[0]
     out = np.full(n, np.nan)
     for i in range(n):
@@ -443,16 +430,44 @@ def scan_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, now: float
     character boundary when the limit falls inside one. ``now`` gives the year of dates
     that have none."""
     n = starts.shape[0]
+    starts, ends = _positions(starts), _positions(ends)
     out = (np.zeros(n, dtype=np.int8), np.full(n, np.nan), np.zeros(n, dtype=np.int8),
            np.zeros(n, dtype=np.int64), np.empty(n, dtype=np.int64))
-    # threads pay off on big blocks only; waking them costs milliseconds on a busy machine
-    run = _scan_par if n >= PARALLEL_LINES else _scan_ser
-    run(buf, starts, ends, limit, time.gmtime(now).tm_year, now, LEVEL_TABLE, LEVEL_CODE,
-        LEVEL_ONLY, MONTH_TABLE, WEEKDAY_TABLE, *out)
+    tables = (LEVEL_TABLE, LEVEL_CODE, LEVEL_ONLY, MONTH_TABLE, WEEKDAY_TABLE)
+    year = time.gmtime(now).tm_year
+
+    def part(a, b):
+        _scan(buf, starts[a:b], ends[a:b], limit, year, now, *tables, *(o[a:b] for o in out))
+    # threads pay off on big blocks only; waking them costs milliseconds on a busy machine.
+    # Threads over one nogil kernel, not a parallel loop: that compiles a second time, slowly
+    parts = min(nb.get_num_threads(), n // PARALLEL_LINES)
+    if parts < 2:
+        part(0, n)
+        return out
+    cuts = np.linspace(0, n, parts + 1).astype(np.int64).tolist()
+    with ThreadPoolExecutor(parts - 1) as pool:
+        others = [pool.submit(part, cuts[k], cuts[k + 1]) for k in range(1, parts)]
+        part(cuts[0], cuts[1])
+        for f in others:
+            f.result()
     return out
 
 
-@nb.njit(cache=True)
+def _positions(a: np.ndarray) -> np.ndarray:
+    """Line positions as the kernels take them (contiguous int64): one compiled version."""
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _grown(a, m):
+    """a copy of a's first m entries in an array twice as long (a loop, not a slice
+    assignment: that one compiles its shape-mismatch error message, seconds on a fresh
+    install)."""
+    out = np.empty(2 * m, dtype=np.int64)
+    for k in range(m):
+        out[k] = a[k]
+    return out
+
+
 def _split(buf):
     starts = np.empty(buf.shape[0] // 128 + 16, dtype=np.int64)  # grows when lines are short
     ends = np.empty_like(starts)
@@ -481,9 +496,7 @@ def _split(buf):
                 runs[r - 1, 1] += 1
             else:
                 if r == runs.shape[0]:
-                    grown = np.empty((2 * r, 4), dtype=np.int64)
-                    grown[:r] = runs
-                    runs = grown
+                    runs = _grown(runs.ravel(), 4 * r).reshape((2 * r, 4))
                 runs[r, 0] = ln
                 runs[r, 1] = 1
                 runs[r, 2] = s
@@ -491,15 +504,7 @@ def _split(buf):
                 r += 1
         else:
             if m == starts.shape[0]:
-                grow = np.empty(2 * m, dtype=np.int64)
-                grow[:m] = starts
-                starts = grow
-                grow = np.empty(2 * m, dtype=np.int64)
-                grow[:m] = ends
-                ends = grow
-                grow = np.empty(2 * m, dtype=np.int64)
-                grow[:m] = lines
-                lines = grow
+                starts, ends, lines = _grown(starts, m), _grown(ends, m), _grown(lines, m)
             starts[m] = s
             ends[m] = e
             lines[m] = ln
@@ -518,3 +523,37 @@ def split_lines(data: bytes):
     buf = np.frombuffer(data, dtype=np.uint8)
     starts, ends, line, runs, n = _split(buf)
     return buf, starts, ends, line, runs, n
+
+
+def scan_iso(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Epoch of each text that is exactly one ISO 8601 timestamp of the header grammar,
+    else NaN (not that shape: the general reader decides; or an impossible time)."""
+    return _scan_iso(buf, _positions(starts), _positions(ends))
+
+
+# Each kernel is compiled once, for one signature, when the module is imported (from the
+# cache after the first run): no specialisation per literal argument or array layout, and
+# no compiling in the middle of a run. Callees come before their callers.
+with compiling():
+    _word_char = nb.njit((nb.uint8,), **_HELPER)(_word_char)
+    _days_from_civil = nb.njit((_I, _I, _I), **_HELPER)(_days_from_civil)
+    _num = nb.njit((_BUF, _I, _I, _I, _I), **_HELPER)(_num)
+    _frac = nb.njit((_BUF, _I, _I, _I, nb.boolean), **_HELPER)(_frac)
+    _time = nb.njit((_BUF, _I, _I, _I), **_HELPER)(_time)
+    _days_in_month = nb.njit((_I, _I), **_HELPER)(_days_in_month)
+    _valid = nb.njit((_I, _I, _I, _I, _I, _I), **_HELPER)(_valid)
+    _tz = nb.njit((_BUF, _I, _I), **_HELPER)(_tz)
+    _three = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_three)
+    _alpha = nb.njit((nb.uint8,), **_HELPER)(_alpha)
+    _iso = nb.njit((_BUF, _I, _I), **_HELPER)(_iso)
+    _no_year = nb.njit((_I, _I, _I, _I, _I, _F, _I, _F), **_HELPER)(_no_year)
+    _syslog = nb.njit((_BUF, _I, _I, _I, _F, _TABLE, _TABLE), **_HELPER)(_syslog)
+    _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
+    _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
+                     **_HELPER)(_level)
+    # nogil: scan_lines runs the parts of a big block in threads
+    _scan = nb.njit((_BUF, _POS, _POS, _I, _I, _F, _TABLE, _CODES, _FLAGS, _TABLE, _TABLE,
+                     _OUT8, _OUTF, _OUT8, _OUTI, _OUTI), cache=True, nogil=True)(_scan)
+    _scan_iso = nb.njit((_BUF, _POS, _POS), cache=True)(_scan_iso)
+    _grown = nb.njit((_POS, _I), **_HELPER)(_grown)
+    _split = nb.njit((_BUF,), cache=True)(_split)

@@ -31,7 +31,7 @@ from pathlib import Path
 KINDS = ("logs", "windows", "anomalies")
 ILM_DAYS = 90
 TEMPLATE_PRIORITY = 200
-TEMPLATE_VERSION = 2  # bump when the mappings change
+TEMPLATE_VERSION = 3  # bump when the mappings change
 LIVE_REFRESH = "5s"  # per-line documents searchable within 5 s, refreshes kept cheap
 PACKAGED_OBJECTS = Path(__file__).resolve().parent / "kibana" / "logml-objects.ndjson"
 OBJECTS_FILE = "kibana-objects.ndjson"
@@ -70,7 +70,7 @@ def mappings(kind: str) -> dict:
                                        "file": {"properties": {"path": _KW}}}}
         props["logml"] = {"properties": {
             "template_id": _KW, "template": {"type": "keyword", "ignore_above": 2048},
-            "params": _KW, "truncated": {"type": "boolean"}}}
+            "template_parents": _KW, "params": _KW, "truncated": {"type": "boolean"}}}
         return {"dynamic": True, "date_detection": False,
                 "dynamic_templates": [{"strings_as_keyword": {
                     "match_mapping_type": "string", "mapping": _KW}}],
@@ -84,7 +84,7 @@ def mappings(kind: str) -> dict:
     elif kind == "anomalies":
         props["logml"] = {"properties": {
             "anomaly": {"properties": {"type": _KW}},
-            "template_id": _KW, "template": _TEXT_KW,
+            "template_id": _KW, "template": _TEXT_KW, "template_parents": _KW,
             "actual": {"type": "double"}, "expected": {"type": "double"},
             "lower": {"type": "double"}, "upper": {"type": "double"},
             "zscore": {"type": "double"}, "anomaly_score": {"type": "float"},

@@ -34,7 +34,7 @@ def lookup(keys, values, queries):
     return out
 
 
-@nb.njit(nb.types.boolean(_KEYS, _VALUES, nb.types.uint64, nb.types.int32), cache=True)
+@nb.njit(cache=True)
 def insert(keys, values, key, value):
     key = key | np.uint64(1)
     i = _slot(keys, key)
@@ -88,17 +88,20 @@ class ShapeCache:
             self._reset(self.keys.shape[0])
         if (self.size + 1) * 2 > self.keys.shape[0]:
             self._grow()
-        if insert(self.keys, self.values, np.uint64(key), np.int32(value)):
-            self.size += 1
+        # through insert_all: one entry point for both (each costs compile and load time)
+        self.size += insert_all(self.keys, self.values, np.array([key], dtype=np.uint64),
+                                np.array([value], dtype=np.int32))
 
-    def insert_many(self, keys: np.ndarray, values: np.ndarray):
-        """insert of each pair at once (a batch's new shapes)."""
-        keys, values = keys[-self.max_entries:], values[-self.max_entries:]
-        if self.size + len(keys) > self.max_entries:
+    def reserve(self, n: int) -> int:
+        """Room for n more shapes (a batch's new ones, inserted by a kernel): cleared first
+        when they would not all fit under max_entries, grown so that at most half the slots
+        are used; how many may be inserted."""
+        if self.size + n > self.max_entries:
             self._reset(self.keys.shape[0])
-        while (self.size + len(keys)) * 2 > self.keys.shape[0]:
+        room = min(n, self.max_entries - self.size)
+        while (self.size + room) * 2 > self.keys.shape[0]:
             self._grow()
-        self.size += insert_all(self.keys, self.values, keys, values)
+        return room
 
     def _grow(self):
         old_keys, old_values = self.keys, self.values

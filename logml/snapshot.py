@@ -33,7 +33,7 @@ import orjson
 from . import __version__
 
 MAGIC = b"LOGMLSNAP\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 UNSAFE_FORMAT = 1  # format 1 held serialised Python objects: refused, never read
 MAX_HEADER_BYTES = 16 << 20
 MAX_BODY_BYTES = 4 << 30  # a state claiming more data than this is refused unread
@@ -332,7 +332,24 @@ def _decode(node, arrays: list, view, depth: int, name: str):
     return {k: _decode(v, arrays, view, depth + 1, name) for k, v in node.items()}
 
 
-_READERS = {FORMAT_VERSION: _read_v2}  # older formats that can be migrated join here
+def _read_v3(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 3: the container of format 2; the pipeline's detector also holds its
+    error-rate runs (``e_rs``, ``e_rn``: one float per service)."""
+    return _read_v2(data, header, start, name, limit)
+
+
+def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 2 -> 3: a detector saved before error-rate runs existed has none open."""
+    tree = _read_v2(data, header, start, name, limit)
+    det = tree.get("detector") if isinstance(tree, dict) else None
+    if isinstance(det, dict) and isinstance(det.get("alive"), np.ndarray):
+        n = len(det["alive"])
+        for key in ("e_rs", "e_rn"):
+            det.setdefault(key, np.zeros(n))
+    return tree
+
+
+_READERS = {3: _read_v3, 2: _migrate_2}  # older formats that can be migrated join here
 
 
 # ---------------------------------------------------------------- files

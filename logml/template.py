@@ -258,51 +258,38 @@ class TemplateEngine:
         svc = np.broadcast_to(np.asarray(services, dtype=np.int32), (n,))
         seeds = np.fromiter((s.seed for s in self.services), dtype=np.uint64,
                             count=len(self.services))[svc]
-        keys, _ = self.masker.hashes(buf, starts, ends, seeds)
+        keys, _, masked, mends = self.masker.shapes(buf, starts, ends, seeds)
         idx = self.cache.lookup(keys)
-        miss = np.flatnonzero(idx < 0)
-        self.shape_hits += n - len(miss)
-        prev = 0
-        if len(miss):
-            # each new shape once, in order of first appearance (clustering is order-bound):
-            # the compiled matcher takes runs of them, Python the ones that change a template
-            _, first, inverse = np.unique(keys[miss], return_index=True, return_inverse=True)
-            order = np.argsort(first)
-            rank = np.empty_like(order)
-            rank[order] = np.arange(len(order))
-            rank = rank[inverse]  # of each missed line: its shape's place in `positions`
-            positions = miss[first[order]]
-            self.new_shapes += len(positions)
-            got = np.full(len(positions), -1, dtype=np.int32)
-            flags = self.masker.flags
-            j = 0
-            while j < len(positions):
-                if self.compiled:
-                    j = self.index.run(buf, starts, ends, svc, positions, j, flags,
-                                       self.config.similarity, got)
-                    if j == len(positions):
-                        break
-                pos = int(positions[j])
-                # the lines before it arrived first: their templates count now
-                lo, hi = np.searchsorted(miss, [prev, pos])
-                idx[miss[lo:hi]] = got[rank[lo:hi]]
-                self._count(idx[prev:pos])
-                prev = pos
-                masked = self.masker.mask_bytes(buf, starts[pos], ends[pos])
-                got[j] = self._cluster(int(svc[pos]), masked, self.lines_seen + pos)
-                j += 1
-            lo = np.searchsorted(miss, prev)
-            idx[miss[lo:]] = got[rank[lo:]]
-            self.cache.insert_many(keys[positions], got)
-        self._count(idx[prev:])
+        misses = int(np.count_nonzero(idx < 0))
+        self.shape_hits += n - misses
+        # room in the cache for every new shape of the batch, cleared first when it would
+        # not fit (it is only a cache)
+        room = self.cache.reserve(misses)
+        stats = np.zeros(2, dtype=np.int64)  # shapes matched in compiled code, cached there
+        longest = int(np.max(np.diff(mends, prepend=0))) if n else 0
+        k = 0
+        while True:
+            # in order of arrival (clustering is order-bound): the compiled run templates
+            # and counts lines until a new shape changes a template; that one goes to Python
+            k = self.index.run(masked, mends, longest, keys, idx, svc, k, self.config.similarity,
+                               self.compiled, self.cache, room, self._lines, self._final,
+                               stats)
+            self.cache.size += int(stats[1])
+            room -= int(stats[1])
+            self.new_shapes += int(stats[0])
+            stats[:] = 0
+            if k == n:
+                break
+            text = masked[mends[k - 1] if k else 0:mends[k]].tobytes().decode("utf-8",
+                                                                              "replace")
+            t = self._cluster(int(svc[k]), text, self.lines_seen + k)
+            self.new_shapes += 1
+            if room > 0:
+                self.cache.insert(int(keys[k]), t)
+                room -= 1
+            idx[k] = t  # resolved and counted by the next run
         self.lines_seen += n
         return idx
-
-    def _count(self, idx: np.ndarray) -> None:
-        """Lines arrive: their templates resolved (merges so far) and counted, in place."""
-        if len(idx):
-            idx[:] = self._final[idx]
-            np.add.at(self._lines, idx, 1)
 
     def template_events(self, events) -> tuple[np.ndarray, np.ndarray]:
         """(template index, engine service index) of each event of a decoded EventBatch,

@@ -28,9 +28,11 @@ def warm(quiet: bool = False) -> float:
     from . import jit
     if not quiet:
         print("logml warmup: loading numba kernels (a fresh install compiles them "
-              "once: about 40 s of CPU) ...", file=sys.stderr, flush=True)
+              "once: about 35 s of CPU, on two cores when it has them) ...", file=sys.stderr,
+              flush=True)
         jit.notice_given()
     t0 = time.perf_counter()
+    jit.load_kernels()
     from .config import load
     from .generate import write
     from .parse import parse_stream

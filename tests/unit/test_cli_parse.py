@@ -3,7 +3,9 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import orjson
+from hypothesis import given, settings, strategies as st
 
 
 def run(args, stdin=b""):
@@ -59,3 +61,30 @@ def test_parse_missing_file_says_so(tmp_path):
 def test_help_lists_commands():
     p = run(["--help"])
     assert p.returncode == 0 and b"parse" in p.stdout
+
+
+def test_parse_csv_keeps_the_row_of_a_line_with_an_impossible_time(tmp_path):
+    """CSV rows carry no reason, so parse skips the dead-letter records: numbering holds."""
+    f = tmp_path / "app.log"
+    f.write_bytes(b"2025-11-24T10:00:00Z INFO user 1 logged in\n"
+                  b"2025-11-24T25:00:00Z INFO user 2 logged in\n"
+                  b"2025-11-24T10:00:02Z INFO user 3 logged in\n")
+    p = run(["parse", str(f)])
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.reader(io.StringIO(p.stdout.decode())))
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert rows[2][1:] == ["", ""] and rows[1][1] == rows[3][1] != ""
+    p = run(["parse", "--format", "jsonl", str(f)])
+    assert orjson.loads(p.stdout.splitlines()[1])["error"] == "bad_timestamp"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 10**12), st.lists(st.text(max_size=12), min_size=1, max_size=5),
+       st.lists(st.integers(0, 4), max_size=50))
+def test_rows_kernel_matches_a_python_join(first, frags, which):
+    from logml.parse import _rows
+    which = [w % len(frags) for w in which]
+    data = [f.encode() for f in frags]
+    got = _rows(first, np.array(which, dtype=np.int64), np.frombuffer(b"".join(data), np.uint8),
+                np.cumsum([len(d) for d in data], dtype=np.int64)).tobytes()
+    assert got == b"".join(b"%d%s\n" % (first + k, data[w]) for k, w in enumerate(which))

@@ -210,6 +210,20 @@ def test_memory_per_series_is_measured_and_small():
     assert per_series == cm.N_FIELDS * 4 + cm.N_PROFILE * (4 + 2) + 4
 
 
+def test_weighted_drop_weights_steady_templates_most():
+    """A drop of the steady half of a service's traffic stands out in the weighted
+    statistic even where a bursty template's noise hides it in the total."""
+    group = np.zeros(2, np.int64)
+    seen = np.full(2, 100, np.int32)
+    mu = np.array([50.0, 50.0])
+    sd = np.array([math.sqrt(50.0), math.sqrt(50.0 + 1.0 * 2500.0)])  # Poisson, bursty
+    _, _, _, d, v = cm.family_pass(group, seen, 30, np.zeros(2), mu, 0.01, 1,
+                                   np.array([30.0, 50.0]), sd, 1.5)
+    z_weighted = d[0] / math.sqrt(v[0])
+    z_total = -20.0 / math.sqrt(sd @ sd)
+    assert z_weighted < -2.5 < z_total
+
+
 def test_family_pass_matches_reference():
     rng = np.random.default_rng(1)
     n = 500
@@ -217,7 +231,9 @@ def test_family_pass_matches_reference():
     seen = rng.integers(0, 60, n).astype(np.int32)
     s = np.where(rng.random(n) < 0.2, rng.normal(0, 3, n), 0.0)
     mu = rng.gamma(0.5, 10.0, n)
-    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7)
-    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7)
+    sd = np.sqrt(mu + rng.uniform(0, 0.5, n) * mu * mu)
+    x = rng.poisson(mu * rng.uniform(0.3, 3.0, n)).astype(np.float64)
+    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5)
+    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5)
     for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-12)
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)

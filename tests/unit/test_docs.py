@@ -14,7 +14,7 @@ NOW = 1767225600.0 + 3 * 86400
 
 def reference(events, idx, engine, source):
     return [log_doc(events, i, engine.template_id(t), engine.template_text(t),
-                    engine.params(events.text(i), t), source)
+                    engine.params(events.text(i), t), source, engine.lineage(t)["parents"])
             for i, t in enumerate(idx.tolist())]
 
 

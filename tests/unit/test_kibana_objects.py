@@ -144,8 +144,10 @@ def test_window_docs_are_fully_mapped():
 @pytest.mark.parametrize("template_id,template", [("a1b2c3", "conn reset by <IP>"), (None, None)])
 def test_anomaly_docs_are_fully_mapped(template_id, template):
     kind = "spike" if template_id else "error_rate"
-    _id, doc = anomaly_doc(_anomaly(3 if template_id else -1, kind), "api", template_id, template)
+    _id, doc = anomaly_doc(_anomaly(3 if template_id else -1, kind), "api", template_id, template,
+                           ["b2c3d4", "c3d4e5"] if template_id else None)  # merged from
     mapped, leaves = _assert_all_mapped("anomalies", doc)
+    assert ("logml.template_parents" in leaves) == bool(template_id)
     for f in ("service.name", "@timestamp", "logml.anomaly.type", "logml.template_id",
               "logml.template", "logml.actual", "logml.expected", "logml.lower", "logml.upper",
               "logml.zscore", "logml.anomaly_score", "event.severity", "logml.severity",
@@ -163,13 +165,14 @@ def test_log_docs_logml_and_core_ecs_fields_are_mapped_explicitly():
              "input": {"type": "filestream"}}
     events, errors = Decoder().decode([orjson.dumps(event)], [0], "test")
     assert not errors and len(events) == 1
-    _id, doc = log_doc(events, 0, "a1b2c3", "conn reset by <IP>", ["10.0.0.1"], "test")
+    _id, doc = log_doc(events, 0, "a1b2c3", "conn reset by <IP>", ["10.0.0.1"], "test",
+                       ["b2c3d4"])  # a template merged from another
     doc["logml"]["truncated"] = True  # set on truncated lines only
     mapped = _mapped("logs")
     leaves = _leaves(doc)
     logml_fields = {f for f in leaves if f.startswith("logml.")}
     assert logml_fields == {"logml.template_id", "logml.template", "logml.params",
-                            "logml.truncated"}
+                            "logml.template_parents", "logml.truncated"}
     for f in logml_fields | {"@timestamp", "message", "service.name", "host.name", "log.level",
                              "log.file.path"}:
         assert f in mapped, f

@@ -1,7 +1,8 @@
 """The alert budget on a held-out hard scenario (logml.hardgen.HELDOUT_SCENARIOS): bursty,
-seasonal traffic with many small templates, gradual and seasonal incidents. Not met yet
-(docs/detection.md, README): strict xfail, so closing the gap turns this red until the
-marker goes."""
+seasonal traffic with many small templates, gradual and seasonal incidents. The false
+alarms are within the budget; recall within 2 windows is not (seasonal incidents, gradual
+drops and spikes in bursty templates come late: docs/detection.md): strict xfail, so
+closing the gap turns this red until the marker goes."""
 import json
 import subprocess
 import sys
@@ -12,8 +13,8 @@ from logml.hardgen import HELDOUT_SCENARIOS
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="hard held-out budget not met: ~3.3 false criticals "
-                   "and ~2.2 false warnings per service-day, recall ~78 % within 2 windows")
+@pytest.mark.xfail(strict=True, reason="hard held-out recall not met: 11/14 within 2 windows "
+                   "(false alarms 0.9 critical, 1.2 warnings per service-day: within budget)")
 def test_alert_budget_on_held_out_hard_scenario(tmp_path):
     sc = HELDOUT_SCENARIOS[1]
 

@@ -189,7 +189,7 @@ def test_layout_is_magic_header_segments_and_checksum():
     assert data.startswith(snapshot.MAGIC)
     end = data.index(b"\n", len(snapshot.MAGIC))
     header = json.loads(data[len(snapshot.MAGIC):end])
-    assert header["format"] == snapshot.FORMAT_VERSION == 2 and header["kind"] == "pipeline"
+    assert header["format"] == snapshot.FORMAT_VERSION == 3 and header["kind"] == "pipeline"
     a, z, n = header["arrays"]
     assert a == {"path": "/a", "dtype": "int32", "shape": [3], "nbytes": 12,
                  "compression": "none", "stored_bytes": 12}
@@ -241,8 +241,8 @@ def refused(data: bytes, kind: str = "k", match: str | None = None, **kw) -> str
 def test_newer_and_unknown_formats_are_refused_with_the_numbers():
     data = snapshot.dumps("k", {"a": 1})
     h, body = header_of(data)
-    msg = refused(assemble({**h, "format": 3}, body))
-    assert msg == ("state was written by format 3; this logml reads up to 2: upgrade logml "
+    msg = refused(assemble({**h, "format": 4}, body))
+    assert msg == ("state was written by format 4; this logml reads up to 3: upgrade logml "
                    "or delete the state")
     refused(assemble({**h, "format": 0}, body), match="unknown format 0")
     refused(assemble({**h, "format": "2"}, body), match="no format number")
@@ -686,15 +686,16 @@ def test_malformed_template_states_are_refused(edit, words):
 
 
 # ---------------------------------------------------------------- the fixture
-def test_the_format_2_fixture_still_loads_and_continues():
-    """tests/fixtures/state-v2.logmlstate was written by format 2 from the template stage
-    on state-v2.input.tsv (see make_state_v2.py); it must load as long as format 2 is read
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_the_format_fixtures_still_load_and_continue(fmt):
+    """tests/fixtures/state-vN.logmlstate was written by format N from the template stage
+    on state-v2.input.tsv (see make_state_vN.py); it must load as long as format N is read
     (changing what a stage saves means a new format and a migration, docs/state-format.md)."""
-    path = FIXTURES / "state-v2.logmlstate"
+    path = FIXTURES / f"state-v{fmt}.logmlstate"
     lines = [tuple(r.split("\t", 1)) for r in
              (FIXTURES / "state-v2.input.tsv").read_text().splitlines()]
     header, _ = header_of(path.read_bytes())
-    assert header["format"] == 2 and header["kind"] == "templates"
+    assert header["format"] == fmt and header["kind"] == "templates"
     assert {a["path"] for a in header["arrays"]} >= {"/templates/id", "/cache/keys"}
     state = snapshot.read(path, "templates")
     assert plain(state)
@@ -715,16 +716,23 @@ def test_the_format_2_fixture_still_loads_and_continues():
     assert len(engine.templates) == n and set(ids) <= {t.template_id for t in engine.templates}
 
 
-def test_the_format_2_pipeline_fixture_restores_and_continues(tmp_path):
-    """tests/fixtures/state-v2-pipeline.logmlstate: a whole pipeline's state (default
-    config, windows open) after state-v2-pipeline.input.jsonl (see make_state_v2.py)."""
-    path = FIXTURES / "state-v2-pipeline.logmlstate"
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
+    """tests/fixtures/state-vN-pipeline.logmlstate: a whole pipeline's state (default
+    config, windows open) after state-v2-pipeline.input.jsonl (see make_state_vN.py).
+    Format 2 is migrated: its detector gets the error-rate runs of format 3, none open."""
+    path = FIXTURES / f"state-v{fmt}-pipeline.logmlstate"
     data = (FIXTURES / "state-v2-pipeline.input.jsonl").read_bytes()
     events = [orjson.loads(line) for line in data.splitlines()]
     header, _ = header_of(path.read_bytes())
-    assert header["format"] == 2 and header["kind"] == STATE_KIND
+    assert header["format"] == fmt and header["kind"] == STATE_KIND
+    assert ("/detector/e_rs" in {a["path"] for a in header["arrays"]}) == (fmt >= 3)
     state = snapshot.read(path, STATE_KIND)
     assert state["config"]["window"]["seconds"] == 60
+    det = state["detector"]
+    assert det["e_rs"].shape == det["e_rn"].shape == det["alive"].shape
+    if fmt == 2:
+        assert not det["e_rs"].any() and not det["e_rn"].any()
     p = Pipeline(Config(), JsonlSink(tmp_path))
     p.load(path)
     services = list(dict.fromkeys(e["service"]["name"] for e in events))

@@ -227,3 +227,14 @@ def test_a_restored_engine_continues_as_if_never_stopped():
             snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
         got += [restored.template_id(i) for i in restored.template_batch(lines[1000:])]
         assert got == expected, system
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(0, 2**20), st.integers(0, 2**64 - 1),
+       st.text(max_size=12))
+def test_matcher_keys_in_python_equal_the_kernels(service, n, first, text):
+    """The Index files buckets with Python twins of the kernels' hashes: they must agree."""
+    from logml.matcher import FNV_OFFSET, _fnv, _hash_text, bucket_key, bucket_key_py
+    assert bucket_key_py(service, n, first) == bucket_key(service, n, np.uint64(first))
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    assert _hash_text(text) == _fnv(data, 0, len(data), FNV_OFFSET)

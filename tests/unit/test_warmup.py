@@ -31,8 +31,7 @@ def test_entry_points_keep_one_specialisation():
     cache.insert(7, 1)
     cache.lookup(np.array([7, 9], dtype=np.uint64))
     cache.lookup(np.array([7, 9, 11, 13], dtype=np.uint64)[::2])
-    for kernel in (masking.shape_hashes, masking.masked_line, shapecache.lookup,
-                   shapecache.insert):
+    for kernel in (masking.shape_hashes, shapecache.lookup, shapecache.insert_all):
         assert len(kernel.signatures) == 1, kernel
 
 
@@ -67,3 +66,54 @@ def test_two_first_runs_at_once_share_an_empty_cache(tmp_path):
     third = subprocess.run(cmd, env=env, capture_output=True, timeout=900)
     assert third.returncode == 0 and third.stdout == outs[0][0]
     assert b"compiling" not in third.stderr
+
+
+def test_commands_without_templates_load_no_numba():
+    """eval, generate, setup and the command line itself import neither numba nor the
+    kernels: on a fresh install they do not compile first."""
+    code = ("import sys\nfrom logml import cli, evaluate, generate, report, setup\n"
+            "print(sorted(m for m in ('numba', 'logml.masking', 'logml.plaintext', "
+            "'matplotlib') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == b"[]"
+
+
+@pytest.mark.slow
+def test_warmup_leaves_nothing_to_compile(tmp_path):
+    """After ``python -m logml.warmup`` in an empty cache, ``logml parse`` (plain lines) and
+    ``logml run`` (JSON events: windows, scores) compile no kernel: the warm-up drove the
+    same specialisations."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    cached = [sys.executable, "-c", "from logml.jit import _cached\n"
+              "print(_cached('plaintext', '_scan'), _cached('plaintext', 'nothing'))"]
+    # a first run knows it is one (and compiles in two processes)
+    assert subprocess.run(cached, env=env, capture_output=True).stdout.split() == \
+        [b"False", b"False"]
+    w = subprocess.run([sys.executable, "-m", "logml.warmup"], env=env, capture_output=True,
+                       timeout=1800)
+    assert w.returncode == 0, w.stderr[-2000:]
+    assert b"kernels ready" in w.stderr
+    assert subprocess.run(cached, env=env, capture_output=True).stdout.split() == \
+        [b"True", b"False"]
+    log = tmp_path / "in.log"
+    log.write_bytes(b"\n".join((DATA / "Linux" / "Linux_2k.log").read_bytes().splitlines()[:300]))
+    count = ("import sys\nfrom numba.core import event\n"
+             "class L(event.Listener):\n"
+             "    n = []\n"
+             "    def on_start(self, ev): self.n.append(ev.data['dispatcher'].py_func.__qualname__)\n"
+             "    def on_end(self, ev): pass\n"
+             "event.register('numba:compile', L())\n"
+             "from logml.cli import main\n"
+             "code = main(sys.argv[1:])\n"
+             "print('COMPILED', sorted(set(L.n)), file=sys.stderr)\n"
+             "sys.exit(code)\n")
+    from logml.generate import write
+    events, _ = write(tmp_path / "gen", seed=3, hours=0.5, services=2, start=1_764_000_000.0,
+                      rate=2.0)
+    for args in (["parse", str(log)],
+                 ["run", "--input", str(events), "--output", str(tmp_path / "out")]):
+        p = subprocess.run([sys.executable, "-c", count, *args], env=env, capture_output=True,
+                           timeout=900)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert b"COMPILED []" in p.stderr, (args, p.stderr[-2000:])
