@@ -27,11 +27,15 @@ def batches(tmp_path_factory):
                             orjson.loads(x)["log"]["level"].upper().encode(),
                             orjson.loads(x)["message"].encode()) for x in lines]
     engine = TemplateEngine()
-    out = {"json": [], "plain": []}
-    for kind, source in (("json", lines), ("plain", plain)):
+    out = {"json": [], "plain": [], "json_spliced": []}
+    for kind, source in (("json", lines), ("plain", plain), ("json_spliced", lines)):
         for k in range(0, len(source), BATCH):
             block = b"\n".join(source[k:k + BATCH]) + b"\n"
-            events, _ = Decoder(keep_events=True).decode_block(block, k, "b", now=1.8e9)
+            # json_spliced: the pipeline's decoder when documents are on (the JSON fast
+            # path keeps the events' bytes, LogDocs splices them); json: every event a dict
+            decoder = Decoder(keep_raw=True) if kind == "json_spliced" else \
+                Decoder(keep_events=True)
+            events, _ = decoder.decode_block(block, k, "b", now=1.8e9)
             idx, _ = engine.template_events(events)
             out[kind].append((events, idx))
     return engine, out
@@ -58,7 +62,7 @@ def bytes_path(builder, engine, events, idx):
     return body
 
 
-@pytest.mark.parametrize("kind", ["json", "plain"])
+@pytest.mark.parametrize("kind", ["json", "plain", "json_spliced"])
 def test_document_build_cost(benchmark, batches, record, kind):
     engine, data = batches
     runs = data[kind]

@@ -3,28 +3,37 @@ the same Elasticsearch, in the same run (the machine is shared: only ratios with
 mean something). Needs the real services (tests/services/up kafka elasticsearch).
 
 - bare loader: one thread, 5000 documents a request, one request at a time, logml's index
-  template, run before and after the consumers; twice: with the events as they are (what
-  Filebeat would index) and with the very documents logml writes (built beforehand), the
-  server's speed for the same documents;
-- logml: 1, 2 and 4 consumers (separate processes, one consumer group, settings of
-  pipelines/kafka.toml) with per-line documents on and off, each run on a fresh topic of 4
-  partitions: the consumers join the group first, then the lines are produced. Throughput:
-  all lines / seconds from the start of producing to the moment Kafka has every offset
-  committed (committed = acknowledged by every sink).
+  template (the same refresh settings as logml's indices); with the events as they are
+  (what Filebeat would index) and with the very documents logml writes (built beforehand),
+  the server's speed for the same documents;
+- logml: consumers (separate processes, one consumer group, settings of
+  pipelines/kafka.toml: 5000 documents or 8 MB a bulk request, 3 in flight) with per-line
+  documents on and off, each run on a fresh topic of 4 partitions. The consumers join the
+  group, are stopped (SIGSTOP) once the group is stable, the lines are produced, and the
+  clock starts when they continue (SIGCONT): neither producing nor start-up is timed,
+  as neither is for the loader. Throughput: all lines / seconds from then to the moment
+  Kafka has every offset committed (committed = acknowledged by every sink).
+- rounds (LOGML_BENCH_ROUNDS, default 3): each round runs the loader (logml's documents)
+  and one consumer with and without documents, alternating which goes first; the ratio is
+  the median of the rounds' ratios. Then the scale-out table: 2 and 4 consumers, documents
+  on and off, once each (LOGML_BENCH_CONSUMERS), and the raw-events loader once.
 """
 import hashlib
 import os
 import re
+import signal
+import statistics
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 import uuid
 from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from logml import setup as S
@@ -153,6 +162,19 @@ def _tail(log) -> str:
     return "".join(x for x in log.read().splitlines(True)[-30:] if "rdkafka" not in x)
 
 
+def _stable(bootstrap: str, group: str, consumers: int) -> bool:
+    """Every consumer in the group with its share of the partitions, no rebalance going on."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        desc = admin.describe_consumer_groups([group])[group].result(10)
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+    if str(desc.state).split(".")[-1] != "STABLE" or len(desc.members) != consumers:
+        return False
+    shares = [len(m.assignment.topic_partitions) for m in desc.members]
+    return sum(shares) == PARTITIONS and max(shares) - min(shares) <= 1
+
+
 def run_logml(env, records, lines: list[bytes], consumers: int, write_logs: bool,
               tmp_path: Path) -> dict:
     """Acknowledged lines a second of ``consumers`` processes, and their own timings."""
@@ -163,7 +185,9 @@ def run_logml(env, records, lines: list[bytes], consumers: int, write_logs: bool
     _topics(bootstrap, (topic, PARTITIONS, None), (dlq, 1, None),
             (state, 1, {"cleanup.policy": "compact", "max.message.bytes": "67108864"}))
     assert S.setup(url, prefix=prefix).ok
+    shipped = tomllib.loads((REPO / "pipelines" / "kafka.toml").read_text())
     cfg = tmp_path / f"{tag}.toml"
+    # pipelines/kafka.toml's settings; a session long enough for the pause while producing
     cfg.write_text(f"""
 source = "kafka"
 sink = "elasticsearch"
@@ -173,8 +197,9 @@ topic = "{topic}"
 dlq_topic = "{dlq}"
 state_topic = "{state}"
 group = "{group}"
-batch_size = 20000
-commit_interval_s = 5.0
+batch_size = {shipped["kafka"]["batch_size"]}
+commit_interval_s = {shipped["kafka"]["commit_interval_s"]}
+session_timeout_s = 60
 [elasticsearch]
 url = "{url}"
 index_prefix = "{prefix}"
@@ -182,33 +207,41 @@ write_logs = {str(write_logs).lower()}
 """)
     logs = [open(tmp_path / f"{tag}-{k}.log", "w+") for k in range(consumers)]
     procs = [subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg),
-                               "--exit-when-idle", "6"], stdout=log, stderr=subprocess.STDOUT,
+                               "--exit-when-idle", "120"], stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True, cwd=REPO) for log in logs]
     committed = Committed(bootstrap, group, topic)
+    stopped = False
     try:
-        # every consumer in the group with its partitions, then the lines arrive
-        deadline = time.time() + 120
-        while not all("opened [" in Path(log.name).read_text() for log in logs):
+        # every consumer in the group with its partitions; stopped while the lines arrive
+        deadline = time.time() + 180
+        while not (all("opened [" in Path(log.name).read_text() for log in logs)
+                   and _stable(bootstrap, group, consumers)):
             assert time.time() < deadline and all(p.poll() is None for p in procs), \
                 "\n".join(_tail(log) for log in logs)
-            time.sleep(0.2)
+            time.sleep(0.3)
         time.sleep(0.5)
-        start = time.time()
+        for p in procs:
+            os.kill(p.pid, signal.SIGSTOP)
+        stopped = True
         produce(bootstrap, topic, records)
+        start = time.time()
+        for p in procs:
+            os.kill(p.pid, signal.SIGCONT)
+        stopped = False
         deadline = time.time() + 1800
         while time.time() < deadline:
             done = committed()
             end = time.time()
             if done >= len(lines):
                 break
-            # a consumer idle and caught up stops (--exit-when-idle) while others go on
-            failed = any(p.poll() not in (None, 0) for p in procs) or \
-                all(p.poll() is not None for p in procs)
+            failed = any(p.poll() is not None for p in procs)
             if failed and committed() < len(lines):
                 raise AssertionError("consumers failed or ended early:\n" + "\n".join(
                     _tail(log) for log in logs))
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert done == len(lines), (done, len(lines))
+        for p in procs:  # a graceful stop (flush, checkpoint, commit, leave the group)
+            os.kill(p.pid, signal.SIGTERM)
         for p in procs:
             assert p.wait(120) == 0
         if write_logs:  # nothing lost, nothing doubled
@@ -217,6 +250,8 @@ write_logs = {str(write_logs).lower()}
     finally:
         committed.close()
         for p in procs:
+            if stopped:
+                os.kill(p.pid, signal.SIGCONT)
             stop_group(p)
         _es(url, f"{prefix}-*", "DELETE")
         for kind in S.KINDS:
@@ -228,42 +263,124 @@ write_logs = {str(write_logs).lower()}
         m = re.search(r"done: (\d+) records in [\d.]+ s \((\d+) records/s while busy\); "
                       r"seconds in (.*)", text)
         assert m, text[-3000:]
+        cpu = re.search(r"cpu: ([\d.]+) s", text)
+        assert cpu, text[-3000:]
         timings.append({"records": int(m.group(1)), "busy_lines_per_s": int(m.group(2)),
+                        "cpu_s": float(cpu.group(1)),
                         "seconds": {k: float(v) for k, v in
                                     (x.split() for x in m.group(3).split(", "))}})
         log.close()
     rate = len(lines) / (end - start)
-    return {"lines_per_s": round(rate), "consumers": timings}
+    # CPU of the consumer processes (all their threads) a line: what a busy machine
+    # inflates least; 1e6 / it is the lines a second one consumer makes on a core of its own
+    cpu = sum(t["cpu_s"] for t in timings) / len(lines) * 1e6
+    return {"lines_per_s": round(rate), "cpu_us_per_line": round(cpu, 2),
+            "consumers": timings}
+
+
+def bare_consumer(env, records, lines: list[bytes]) -> float:
+    """Records a second one plain consumer takes out of Kafka, doing nothing with them
+    (the fetch settings of logml's consumer): the ceiling for logml without documents on
+    this broker and machine."""
+    bootstrap = env["KAFKA_BOOTSTRAP"]
+    topic = f"bench.{uuid.uuid4().hex[:8]}.bare"
+    _topics(bootstrap, (topic, PARTITIONS, None))
+    produce(bootstrap, topic, records)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20})
+    try:
+        c.subscribe([topic])
+        while not c.assignment():
+            c.poll(0.1)
+        n, t0 = 0, time.perf_counter()
+        while n < len(lines):
+            msgs = c.consume(20000, 0.5)
+            values = list(map(Message.value, msgs))
+            n += len(values)
+        return n / (time.perf_counter() - t0)
+    finally:
+        c.close()
+        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])
+
+
+def _median(xs):
+    return float(statistics.median(xs))
 
 
 def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
     env, records, lines = workload
     url = env["ES_URL"]
     raw, enriched = raw_documents(lines), logml_documents(lines)
-    bare = {"raw_events": [bare_loader(url, raw)], "logml_documents": [bare_loader(url, enriched)]}
-    runs = {}
+    rounds = int(os.environ.get("LOGML_BENCH_ROUNDS", "3"))
     counts = [int(x) for x in os.environ.get("LOGML_BENCH_CONSUMERS", "1,2,4").split(",")]
+    bare_loader(url, enriched[:20000])  # warm-up: the server's caches, the index template
+    per_round = []
+    for r in range(rounds):
+        row = {}
+        steps = [("loader", lambda: bare_loader(url, enriched)),
+                 ("bare_consumer", lambda: bare_consumer(env, records, lines)),
+                 ("logml_documents", lambda: run_logml(env, records, lines, 1, True, tmp_path)),
+                 ("logml_no_documents",
+                  lambda: run_logml(env, records, lines, 1, False, tmp_path))]
+        for name, step in (steps if r % 2 == 0 else steps[::-1]):  # alternate the order
+            row[name] = step()
+        row["ratio"] = round(row["logml_documents"]["lines_per_s"] / row["loader"], 3)
+        row["ratio_no_documents_to_bare_consumer"] = round(
+            row["logml_no_documents"]["lines_per_s"] / row["bare_consumer"], 3)
+        per_round.append(row)
+        print(f"round {r + 1}: loader {row['loader']:.0f} docs/s, logml with documents "
+              f"{row['logml_documents']['lines_per_s']} lines/s (ratio {row['ratio']}), "
+              f"without {row['logml_no_documents']['lines_per_s']} lines/s (bare consumer "
+              f"{row['bare_consumer']:.0f} records/s); CPU a line with/without documents "
+              f"{row['logml_documents']['cpu_us_per_line']}/"
+              f"{row['logml_no_documents']['cpu_us_per_line']} us; consumer seconds with "
+              f"documents {row['logml_documents']['consumers'][0]['seconds']}")
+    runs = {}
     for write_logs in (True, False):
         for consumers in counts:
-            runs[(write_logs, consumers)] = run_logml(env, records, lines, consumers,
-                                                      write_logs, tmp_path)
-    bare["raw_events"].append(bare_loader(url, raw))
-    bare["logml_documents"].append(bare_loader(url, enriched))
-    ref = {k: sum(v) / len(v) for k, v in bare.items()}
-    one = runs[(True, 1)]["lines_per_s"]
+            if consumers == 1:
+                key = "logml_documents" if write_logs else "logml_no_documents"
+                runs[(write_logs, 1)] = {
+                    "lines_per_s": round(_median([x[key]["lines_per_s"] for x in per_round])),
+                    "cpu_us_per_line": round(_median([x[key]["cpu_us_per_line"]
+                                                      for x in per_round]), 2),
+                    "rounds": [x[key]["lines_per_s"] for x in per_round]}
+            else:
+                runs[(write_logs, consumers)] = run_logml(env, records, lines, consumers,
+                                                          write_logs, tmp_path)
+    bare_raw = bare_loader(url, raw)
+    loader = _median([x["loader"] for x in per_round])
+    ratio = _median([x["ratio"] for x in per_round])
     table = [{"lines": len(lines), "services": SERVICES, "partitions": PARTITIONS,
               "per_line_documents": wl, "consumers": c, "lines_per_s": r["lines_per_s"],
-              "ratio_to_bare_loader_raw_events": round(r["lines_per_s"] / ref["raw_events"], 2),
-              "ratio_to_bare_loader_logml_documents":
-                  round(r["lines_per_s"] / ref["logml_documents"], 2)}
+              "lines_per_s_per_consumer": round(r["lines_per_s"] / c),
+              "consumer_cpu_us_per_line": r["cpu_us_per_line"],
+              "ratio_to_bare_loader_logml_documents": round(r["lines_per_s"] / loader, 2),
+              "ratio_to_bare_loader_raw_events": round(r["lines_per_s"] / bare_raw, 2)}
              for (wl, c), r in runs.items()]
-    record("streaming_vs_bare_loader" + ("" if counts == [1, 2, 4] else "_partial"),
-           lines=len(lines), services=SERVICES, partitions=PARTITIONS,
+    record("streaming_vs_bare_loader" + ("" if counts == [1, 2, 4] and rounds >= 3
+                                         else "_partial"),
+           lines=len(lines), services=SERVICES, partitions=PARTITIONS, rounds=rounds,
            load_average=os.getloadavg()[0],
-           bare_loader_docs_per_s={k: [round(x) for x in v] for k, v in bare.items()},
-           logml_1_consumer_with_documents_lines_per_s=one,
-           ratio_with_documents_to_raw_events_loader=round(one / ref["raw_events"], 2),
-           ratio_with_documents_to_same_documents_loader=round(one / ref["logml_documents"], 2),
+           bare_loader_logml_documents_docs_per_s=[round(x["loader"]) for x in per_round],
+           bare_loader_raw_events_docs_per_s=round(bare_raw),
+           bare_consumer_records_per_s=[round(x["bare_consumer"]) for x in per_round],
+           ratio_without_documents_to_bare_consumer_per_round=[
+               x["ratio_no_documents_to_bare_consumer"] for x in per_round],
+           ratio_with_documents_per_round=[x["ratio"] for x in per_round],
+           ratio_with_documents_median=round(ratio, 2),
+           logml_1_consumer_with_documents_lines_per_s=runs[(True, 1)]["lines_per_s"],
+           logml_1_consumer_without_documents_lines_per_s=runs[(False, 1)]["lines_per_s"],
+           consumer_cpu_us_per_line={
+               name: [x[name]["cpu_us_per_line"] for x in per_round]
+               for name in ("logml_documents", "logml_no_documents")},
+           lines_per_cpu_second_median={
+               name: round(1e6 / _median([x[name]["cpu_us_per_line"] for x in per_round]))
+               for name in ("logml_documents", "logml_no_documents")},
            table=table,
-           consumers={f"{'logs' if wl else 'nologs'}_{c}": r["consumers"]
-                      for (wl, c), r in runs.items()})
+           consumers={**{f"round{k + 1}_{name}": x[name]["consumers"]
+                         for k, x in enumerate(per_round)
+                         for name in ("logml_documents", "logml_no_documents")},
+                      **{f"{'logs' if wl else 'nologs'}_{c}": r["consumers"]
+                         for (wl, c), r in runs.items() if c != 1}})

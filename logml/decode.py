@@ -249,6 +249,10 @@ class EventBatch:
     truncated: np.ndarray  # bool
     host: list | None = None
     event: list | None = None  # the original JSON events
+    # Decoder(keep_raw=True): the original bytes of the events the JSON fast path read,
+    # ``raw[raw_span[i, 0]:raw_span[i, 1]]`` (-1: no such bytes, see ``event``/``host``)
+    raw: np.ndarray | None = None
+    raw_span: np.ndarray | None = None
 
     def __len__(self):
         return len(self.ts)
@@ -268,7 +272,8 @@ class EventBatch:
         return EventBatch(self.buf, self.msg_start[idx], self.text_start[idx], self.end[idx],
                           self.ts[idx], self.level[idx], self.service[idx], self.services,
                           self.offset[idx], self.truncated[idx], pick(self.host),
-                          pick(self.event))
+                          pick(self.event), self.raw,
+                          None if self.raw_span is None else self.raw_span[idx])
 
     @staticmethod
     def merge(a: "EventBatch", b: "EventBatch") -> "EventBatch":
@@ -291,7 +296,8 @@ class EventBatch:
             cat((a.buf, b.buf)), cat((a.msg_start, b.msg_start + shift)),
             cat((a.text_start, b.text_start + shift)), cat((a.end, b.end + shift)),
             cat((a.ts, b.ts)), cat((a.level, b.level)), cat((remap(a), remap(b))), names,
-            cat((a.offset, b.offset)), cat((a.truncated, b.truncated)), hosts, events)
+            cat((a.offset, b.offset)), cat((a.truncated, b.truncated)), hosts, events,
+            *_merge_raw(a, b))
         return both.select(np.argsort(both.offset, kind="stable"))
 
     @classmethod
@@ -299,6 +305,20 @@ class EventBatch:
         z = np.zeros(0, dtype=np.int64)
         return cls(np.zeros(0, np.uint8), z, z, z, np.zeros(0), np.zeros(0, np.int8),
                    np.zeros(0, np.int32), [], z, np.zeros(0, bool), [], [])
+
+
+def _merge_raw(a: EventBatch, b: EventBatch):
+    """(raw, raw_span) of two batches merged (a first)."""
+    if a.raw_span is None and b.raw_span is None:
+        return None, None
+    none = lambda x: np.full((len(x), 2), -1, dtype=np.int64)  # noqa: E731
+    sa = none(a) if a.raw_span is None else a.raw_span
+    sb = none(b) if b.raw_span is None else b.raw_span
+    raw = a.raw if a.raw is not None else b.raw
+    if a.raw is not None and b.raw is not None and a.raw is not b.raw:
+        sb = np.where(sb >= 0, sb + len(a.raw), sb)
+        raw = np.concatenate((a.raw, b.raw))
+    return raw, np.concatenate((sa, sb))
 
 
 class _Rows:
@@ -412,7 +432,8 @@ class Decoder:
     """Turns raw records into an EventBatch plus error records; holds no state."""
 
     def __init__(self, config: DecodeConfig | None = None, service: str | None = None,
-                 keep_events: bool = False, dead_letters: bool = True):
+                 keep_events: bool = False, dead_letters: bool = True,
+                 keep_raw: bool = False):
         self.config = config or DecodeConfig()
         self.service = service or self.config.default_service
         # the original JSON events (and hosts) are kept only when documents need them
@@ -420,6 +441,9 @@ class Decoder:
         # False: plain lines that fail are dropped without an error record each (a caller
         # that writes no dead letters, `logml parse` to CSV: a record costs a microsecond)
         self.dead_letters = dead_letters
+        # documents need the originals, read fast: the JSON fast path stays on and keeps
+        # each event's bytes (EventBatch.raw), the general path its dict (docs.LogDocs)
+        self.keep_raw = keep_raw
 
     # ------------------------------------------------------------------ entry points
     def decode(self, records: list[bytes], offsets=None, source: str = "",
@@ -567,7 +591,8 @@ class Decoder:
             names.append(self.service if u == 0 else data[a:b].decode("utf-8", "replace"))
         fast_batch = EventBatch(
             mbuf, m0, m0 + cut, m1, ts, level, inverse[sid], names,
-            offs[fast], np.zeros(len(fast), dtype=bool), None, None)
+            offs[fast], np.zeros(len(fast), dtype=bool), None, None,
+            *((buf, np.stack((starts[fast], ends[fast]), 1)) if self.keep_raw else ()))
         keep = np.flatnonzero(good)
         if len(keep) < len(good):
             fast_batch = fast_batch.select(keep)

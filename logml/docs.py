@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 
+import numba as nb
 import numpy as np
 import orjson
 
@@ -68,6 +69,11 @@ def log_doc(events, i: int, template_id: str, template: str, params: list[str],
     """The event's own ECS fields, normalised, plus logml's (template_parents: the ids the
     template was merged from, only when there are any)."""
     ev = events.event[i] if events.event else None
+    host = events.host[i] if events.host else None
+    if ev is None and events.raw_span is not None and events.raw_span[i, 0] >= 0:
+        s, e = events.raw_span[i].tolist()  # the fast path kept the bytes, not the dict
+        ev = orjson.loads(events.raw[s:e].tobytes())
+        host = event_host(ev)
     doc = dict(ev) if ev else {}
     doc.pop("_id", None)
     doc["@timestamp"] = iso(float(events.ts[i]))
@@ -78,14 +84,24 @@ def log_doc(events, i: int, template_id: str, template: str, params: list[str],
     if level != "unknown":
         log = doc.get("log") if isinstance(doc.get("log"), dict) else {}
         doc["log"] = {**log, "level": level}
-    if events.host and events.host[i] is not None and not isinstance(doc.get("host"), dict):
-        doc["host"] = {"name": events.host[i]}
+    if host is not None and not isinstance(doc.get("host"), dict):
+        doc["host"] = {"name": host}
     doc["logml"] = {"template_id": template_id, "template": template, "params": params}
     if template_parents:
         doc["logml"]["template_parents"] = list(template_parents)
     if bool(events.truncated[i]):
         doc["logml"]["truncated"] = True
     return _id("log", source, int(events.offset[i])), doc
+
+
+def event_host(ev: dict) -> str | None:
+    """The host name of a JSON event, as the decoder's general path reads it."""
+    host = ev.get("host")
+    if isinstance(host, dict):
+        host = host.get("name")
+    elif host is None:
+        host = ev.get("host.name")
+    return str(host) if host is not None else None
 
 
 def dlq_doc(err) -> tuple[str, dict]:
@@ -107,12 +123,18 @@ _MS_PER_DAY = 86_400_000
 
 def iso_batch(ts: np.ndarray) -> tuple[list[bytes], np.ndarray]:
     """(``iso(t)`` as bytes, UTC day number) for every t; same rounding as ``iso``."""
+    text, days = _iso_array(ts)
+    return text.tolist(), days
+
+
+def _iso_array(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``iso_batch`` as an S24 array."""
     ts = np.asarray(ts, dtype=np.float64)
     secs = np.floor(ts)
     ms = np.round((ts - secs) * 1000.0)  # the fraction is exact; round half even like iso
     total = secs.astype(np.int64) * 1000 + ms.astype(np.int64)
     text = np.datetime_as_string(total.astype("datetime64[ms]"), unit="ms")
-    return np.char.add(text, "Z").astype("S24").tolist(), total // _MS_PER_DAY
+    return np.char.add(text, "Z").astype("S24"), total // _MS_PER_DAY
 
 
 def day_name(day: int) -> str:
@@ -151,6 +173,8 @@ class _TemplatePlan:
 
     def params(self, text: str) -> list[str]:
         """``TemplateEngine.params`` of a line of this template."""
+        if not self.slots:
+            return []
         m = self.match(text)
         if m is None:
             return []
@@ -179,7 +203,13 @@ def _cut(tok: str, pat: str) -> str:
 
 class LogDocs:
     """Per-line documents of a batch as bulk-ready JSON bytes, equal (as JSON) to
-    ``log_doc``'s. Keeps the prepared template parts between batches."""
+    ``log_doc``'s. Keeps the prepared template parts between batches.
+
+    Three kinds of lines: JSON events the decoder's fast path read (their bytes kept,
+    ``EventBatch.raw``) are spliced by one numba pass (``_event_docs``): the event's
+    members copied as they came, logml's fields written around them, only the params per
+    line in Python; JSON events of the general path (a dict) are re-serialised; plain lines
+    are formatted from the batch's columns."""
 
     def __init__(self):
         self._plans: dict[int, _TemplatePlan] = {}
@@ -191,48 +221,387 @@ class LogDocs:
         if n == 0:
             return np.zeros(0, np.int64), [], []
         plans = self._plans
-        for t in np.unique(idx).tolist():
+        used = np.unique(idx)
+        for t in used.tolist():
             text = engine.template_text(t)
             plan = plans.get(t)
             if plan is None or plan.text != text:  # new, or generalised since
                 plans[t] = _TemplatePlan(engine.template_id(t), text,
                                          engine.lineage(t)["parents"])
-        stamps, days = iso_batch(events.ts)
+        stamp_arr, days = _iso_array(events.ts)
         base = hashlib.blake2b(f"log\x1f{source}\x1f".encode(), digest_size=12)
-        services = [b'","service":{"name":' + orjson.dumps(s) + b"}," for s in events.services]
-        raw = events.buf.tobytes()
-        hosts = events.host
-        originals = events.event
-        names = events.services
-        truncated = events.truncated
-        truncated = set(np.flatnonzero(truncated).tolist()) if truncated.any() else ()
-        dumps = orjson.dumps
-        ids, out = [], []
-        append_id, append = ids.append, out.append
-        rows = zip(idx.tolist(), events.offset.tolist(), events.msg_start.tolist(),
-                   events.text_start.tolist(), events.end.tolist(), events.level.tolist(),
-                   events.service.tolist(), stamps)
-        for i, (t, off, m0, t0, t1, level, s, stamp) in enumerate(rows):
+        ids = []
+        append_id = ids.append
+        for off in events.offset.tolist():
             h = base.copy()
             h.update(b"%d" % off)
             append_id(h.hexdigest())
-            plan = plans[t]
-            ours = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) + \
-                (b',"truncated":true}' if i in truncated else b"}")
-            ev = originals[i] if originals else None
-            host = hosts[i] if hosts else None
-            if ev:
-                append(_with_event(ev, stamp, names[s], level, host, ours))
-            elif host is None:
-                append(b'{"@timestamp":"' + stamp + b'","message":' +
-                       dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
-                       _LEVEL_PART[level] + b'"logml":' + ours + b"}")
-            else:
-                append(b'{"@timestamp":"' + stamp + b'","message":' +
-                       dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1] + services[s] +
-                       _LEVEL_PART[level] + b'"host":{"name":' + dumps(host) + b'},"logml":' +
-                       ours + b"}")
+        raw = events.buf.tobytes()
+        truncated = events.truncated
+        truncated = set(np.flatnonzero(truncated).tolist()) if truncated.any() else ()
+        dumps = orjson.dumps
+        out: list = [None] * n
+        rest = np.arange(n)
+        if events.raw_span is not None:
+            spliced = np.flatnonzero(events.raw_span[:, 0] >= 0)
+            if len(spliced):
+                declined = self._splice(events, idx, used, stamp_arr, spliced, raw, truncated,
+                                        out)
+                rest = np.union1d(np.flatnonzero(events.raw_span[:, 0] < 0), declined)
+        if len(rest):
+            stamps = stamp_arr[rest].tolist()
+            services = [b'","service":{"name":' + dumps(s) + b"}," for s in events.services]
+            hosts = events.host
+            originals = events.event
+            names = events.services
+            evbytes = events.raw
+            for i, stamp in zip(rest.tolist(), stamps):
+                t = int(idx[i])
+                t0, t1 = int(events.text_start[i]), int(events.end[i])
+                plan = plans[t]
+                ours = plan.head + dumps(plan.params(raw[t0:t1].decode("utf-8", "replace"))) \
+                    + (b',"truncated":true}' if i in truncated else b"}")
+                ev = originals[i] if originals else None
+                host = hosts[i] if hosts else None
+                level, s = int(events.level[i]), int(events.service[i])
+                if ev is None and evbytes is not None and events.raw_span[i, 0] >= 0:
+                    a, z = events.raw_span[i].tolist()  # the splice declined it
+                    ev = orjson.loads(evbytes[a:z].tobytes())
+                    host = event_host(ev)
+                if ev:
+                    out[i] = _with_event(ev, stamp, names[s], level, host, ours)
+                    continue
+                m0 = int(events.msg_start[i])
+                message = dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1]
+                if host is None:
+                    out[i] = (b'{"@timestamp":"' + stamp + b'","message":' + message +
+                              services[s] + _LEVEL_PART[level] + b'"logml":' + ours + b"}")
+                else:
+                    out[i] = (b'{"@timestamp":"' + stamp + b'","message":' + message +
+                              services[s] + _LEVEL_PART[level] + b'"host":{"name":' +
+                              dumps(host) + b'},"logml":' + ours + b"}")
         return days, ids, out
+
+    def _splice(self, events, idx, used, stamp_arr, rows, raw, truncated, out) -> np.ndarray:
+        """Documents of the fast-path JSON events at ``rows`` into ``out``; the rows the
+        splice declined (returned) take the dict path."""
+        plans = self._plans
+        heads = [plans[t].head for t in used.tolist()]
+        head_off = np.zeros(len(heads) + 1, np.int64)
+        np.cumsum([len(h) for h in heads], out=head_off[1:])
+        svc = [orjson.dumps(x) for x in events.services]
+        svc_off = np.zeros(len(svc) + 1, np.int64)
+        np.cumsum([len(x) for x in svc], out=svc_off[1:])
+        tmpl = np.searchsorted(used, idx[rows])
+        pre, a, z, ok = _event_docs(
+            events.raw, events.raw_span[rows], stamp_arr[rows].view(np.uint8).reshape(-1, 24),
+            _bytes(b"".join(svc)), svc_off, events.service[rows].astype(np.int64),
+            events.level[rows].astype(np.int64), _LEVEL_BUF, _LEVEL_OFF,
+            _bytes(b"".join(heads)), head_off, tmpl, _KEY_TABLE, _KEY_LEN)
+        pre = pre.tobytes()
+        dumps = orjson.dumps
+        take = np.flatnonzero(ok)
+        pre = memoryview(pre)
+        # ASCII messages (the common case) are decoded once, then sliced
+        text = raw.decode("ascii") if raw.isascii() else None
+        join = b"".join
+        keep = rows[take]
+        for i, t, t0, t1, p0, p1 in zip(keep.tolist(), idx[keep].tolist(),
+                                        events.text_start[keep].tolist(),
+                                        events.end[keep].tolist(), a[take].tolist(),
+                                        z[take].tolist()):
+            line = text[t0:t1] if text is not None else raw[t0:t1].decode("utf-8", "replace")
+            out[i] = join((pre[p0:p1], dumps(plans[t].params(line)),
+                           b',"truncated":true}}' if i in truncated else b"}}"))
+        return rows[~ok]
+
+
+def _bytes(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype=np.uint8)
+
+
+_LEVEL_JSON = [orjson.dumps(x) for x in LEVELS]
+_LEVEL_BUF = _bytes(b"".join(_LEVEL_JSON))
+_LEVEL_OFF = np.cumsum([0] + [len(x) for x in _LEVEL_JSON]).astype(np.int64)
+# top-level keys logml rewrites, and the members it sets in service and log
+_DOC_KEYS = ["_id", "@timestamp", "service", "log", "host", "logml", "host.name", "name",
+             "level"]
+_K_ID, _K_TS, _K_SVC, _K_LOG, _K_HOST, _K_LOGML, _K_HOSTNAME, _K_NAME, _K_LEVEL = range(9)
+_KEY_TABLE = np.zeros((len(_DOC_KEYS), 16), dtype=np.uint8)
+_KEY_LEN = np.array([len(k) for k in _DOC_KEYS], dtype=np.int64)
+for _k, _w in enumerate(_DOC_KEYS):
+    _KEY_TABLE[_k, :len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
+_L_TS = _bytes(b'"@timestamp":"')
+_L_SVC = _bytes(b'","service":{')
+_L_NAME = _bytes(b'"name":')
+_L_LOG = _bytes(b',"log":{')
+_L_LEVEL = _bytes(b'"level":')
+_L_HOST = _bytes(b',"host":{"name":')
+_L_LOGML = _bytes(b',"logml":')
+_MAX_MEMBERS = 512
+
+
+@nb.njit(cache=True, inline="always")
+def _ws(c):
+    return c == 32 or c == 9 or c == 10 or c == 13
+
+
+@nb.njit(cache=True)
+def _skip(b, p, e):
+    while p < e and _ws(b[p]):
+        p += 1
+    return p
+
+
+@nb.njit(cache=True)
+def _str_end(b, p, e):
+    """After the closing quote of the string at b[p]; -1 when it does not end."""
+    p += 1
+    while p < e:
+        c = b[p]
+        if c == 92:
+            p += 2
+        elif c == 34:
+            return p + 1
+        else:
+            p += 1
+    return -1
+
+
+@nb.njit(cache=True)
+def _value_end(b, p, e):
+    """After the JSON value at b[p] (valid JSON: the decoder's scanner checked it)."""
+    c = b[p]
+    if c == 34:
+        return _str_end(b, p, e)
+    if c == 123 or c == 91:
+        depth = 0
+        while p < e:
+            c = b[p]
+            if c == 34:
+                p = _str_end(b, p, e)
+                if p < 0:
+                    return -1
+                continue
+            if c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+                if depth == 0:
+                    return p + 1
+            p += 1
+        return -1
+    while p < e:
+        c = b[p]
+        if c == 44 or c == 125 or c == 93 or _ws(c):
+            return p
+        p += 1
+    return p
+
+
+@nb.njit(cache=True)
+def _key_id(b, k0, k1, table, lens):
+    n = k1 - k0
+    for k in range(table.shape[0]):
+        if lens[k] != n:
+            continue
+        same = True
+        for j in range(n):
+            if b[k0 + j] != table[k, j]:
+                same = False
+                break
+        if same:
+            return k
+    return -1
+
+
+@nb.njit(cache=True)
+def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
+    """Members of the object at b[p]: key spans (with quotes), value spans, key ids; -1
+    when the splice must decline (an escaped or repeated key: a dict keeps the last of
+    equal keys, Elasticsearch refuses repeated ones; more members than room)."""
+    q = _skip(b, p + 1, e)
+    if q < e and b[q] == 125:
+        return 0
+    n = 0
+    while True:
+        if q >= e or b[q] != 34 or n >= ks.shape[0]:
+            return -1
+        k1 = _str_end(b, q, e)
+        if k1 < 0:
+            return -1
+        for j in range(q + 1, k1 - 1):
+            if b[j] == 92:
+                return -1
+        for m in range(n):
+            if ke[m] - ks[m] == k1 - q:
+                same = True
+                for j in range(k1 - q):
+                    if b[ks[m] + j] != b[q + j]:
+                        same = False
+                        break
+                if same:
+                    return -1
+        ks[n], ke[n] = q, k1
+        kid[n] = _key_id(b, q + 1, k1 - 1, table, lens)
+        c = _skip(b, k1, e)
+        if c >= e or b[c] != 58:
+            return -1
+        v = _skip(b, c + 1, e)
+        if v >= e:
+            return -1
+        v1 = _value_end(b, v, e)
+        if v1 < 0:
+            return -1
+        vs[n], ve[n] = v, v1
+        n += 1
+        q = _skip(b, v1, e)
+        if q < e and b[q] == 44:
+            q = _skip(b, q + 1, e)
+            continue
+        if q < e and b[q] == 125:
+            return n
+        return -1
+
+
+@nb.njit(cache=True, inline="always")
+def _put(out, o, src, s, e):
+    for j in range(s, e):
+        out[o] = src[j]
+        o += 1
+    return o
+
+
+@nb.njit(cache=True, inline="always")
+def _lit(out, o, lit):
+    return _put(out, o, lit, 0, lit.shape[0])
+
+
+@nb.njit(cache=True)
+def _event_docs(raw, spans, stamps, svc_buf, svc_off, service, level, level_buf, level_off,
+                head_buf, head_off, tmpl, table, lens):
+    """Per event: its document up to and including ``"params":`` (the caller appends the
+    params and ``}}``) in ``pre[a:z]``, as ``_with_event`` makes it: the event's members as
+    they came except ``_id``, ``@timestamp``, ``service``, ``logml`` (and ``log`` when a
+    level is known, a string ``host``), which are written anew. ok False: declined (the
+    dict path takes it)."""
+    n = spans.shape[0]
+    cap = 0
+    for i in range(n):
+        cap += (2 * (spans[i, 1] - spans[i, 0]) + svc_off[service[i] + 1] - svc_off[service[i]]
+                + head_off[tmpl[i] + 1] - head_off[tmpl[i]] + 128)
+    out = np.empty(cap, dtype=np.uint8)
+    a = np.zeros(n, dtype=np.int64)
+    z = np.zeros(n, dtype=np.int64)
+    ok = np.ones(n, dtype=np.bool_)
+    m_ = _MAX_MEMBERS
+    ks, ke, vs, ve = (np.empty(m_, np.int64), np.empty(m_, np.int64), np.empty(m_, np.int64),
+                      np.empty(m_, np.int64))
+    kid = np.empty(m_, np.int64)
+    nks, nke, nvs, nve = (np.empty(m_, np.int64), np.empty(m_, np.int64),
+                          np.empty(m_, np.int64), np.empty(m_, np.int64))
+    nkid = np.empty(m_, np.int64)
+    o = 0
+    for i in range(n):
+        s, e = spans[i, 0], spans[i, 1]
+        p = _skip(raw, s, e)
+        m = -1
+        if p < e and raw[p] == 123:
+            m = _members(raw, p, e, ks, ke, vs, ve, kid, table, lens)
+        if m < 0:
+            ok[i] = False
+            continue
+        lv = level[i]
+        svc, log, host, hostname = -1, -1, -1, -1
+        for j in range(m):
+            k = kid[j]
+            if k == 2:
+                svc = j
+            elif k == 3:
+                log = j
+            elif k == 4:
+                host = j
+            elif k == 6:
+                hostname = j
+        # the host the decoder read: an object's is kept as it is; a string's, or a flat
+        # host.name's (no host), becomes {"name": ...}; anything else: the dict path
+        host_str = -1
+        if host >= 0:
+            c = raw[vs[host]]
+            if c == 34:
+                host_str = host
+            elif c != 123:
+                ok[i] = False
+                continue
+        elif hostname >= 0:
+            if raw[vs[hostname]] != 34:
+                ok[i] = False
+                continue
+            host_str = hostname
+        o0 = o
+        out[o] = 123
+        o += 1
+        first = True
+        for j in range(m):
+            k = kid[j]
+            if k == 0 or k == 1 or k == 2 or k == 5 or (k == 3 and lv != 0) or \
+                    (k == 4 and host_str == j):
+                continue
+            if not first:
+                out[o] = 44
+                o += 1
+            o = _put(out, o, raw, ks[j], ve[j])
+            first = False
+        if not first:
+            out[o] = 44
+            o += 1
+        o = _lit(out, o, _L_TS)
+        for j in range(24):
+            out[o] = stamps[i, j]
+            o += 1
+        o = _lit(out, o, _L_SVC)
+        bad = False
+        if svc >= 0 and raw[vs[svc]] == 123:
+            mm = _members(raw, vs[svc], ve[svc], nks, nke, nvs, nve, nkid, table, lens)
+            if mm < 0:
+                bad = True
+            for j in range(max(mm, 0)):
+                if nkid[j] != 7:
+                    o = _put(out, o, raw, nks[j], nve[j])
+                    out[o] = 44
+                    o += 1
+        o = _lit(out, o, _L_NAME)
+        o = _put(out, o, svc_buf, svc_off[service[i]], svc_off[service[i] + 1])
+        out[o] = 125
+        o += 1
+        if lv != 0:
+            o = _lit(out, o, _L_LOG)
+            if log >= 0 and raw[vs[log]] == 123:
+                mm = _members(raw, vs[log], ve[log], nks, nke, nvs, nve, nkid, table, lens)
+                if mm < 0:
+                    bad = True
+                for j in range(max(mm, 0)):
+                    if nkid[j] != 8:
+                        o = _put(out, o, raw, nks[j], nve[j])
+                        out[o] = 44
+                        o += 1
+            o = _lit(out, o, _L_LEVEL)
+            o = _put(out, o, level_buf, level_off[lv], level_off[lv + 1])
+            out[o] = 125
+            o += 1
+        if host_str >= 0:
+            o = _lit(out, o, _L_HOST)
+            o = _put(out, o, raw, vs[host_str], ve[host_str])
+            out[o] = 125
+            o += 1
+        if bad:
+            ok[i] = False
+            o = o0
+            continue
+        o = _lit(out, o, _L_LOGML)
+        o = _put(out, o, head_buf, head_off[tmpl[i]], head_off[tmpl[i] + 1])
+        a[i], z[i] = o0, o
+    return out[:o], a, z, ok
 
 
 def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: bytes) -> bytes:

@@ -33,7 +33,7 @@ class Pipeline:
         self.cfg = config
         self.sink = sink
         self.stats = stats or Stats()
-        self.decoder = Decoder(config.decode, service, keep_events=sink.write_logs)
+        self.decoder = Decoder(config.decode, service, keep_raw=sink.write_logs)
         self.engine = TemplateEngine(config.template)
         self.windower = Windower(**self._window_params())
         self.detector = Detector(config.score, config.window.seconds)

@@ -2,8 +2,10 @@
 
 ``write`` buffers; a full chunk (``bulk_max_docs`` documents or ``bulk_max_bytes``) goes
 at once to a thread, up to ``max_in_flight`` bulk requests at a time, so indexing overlaps
-processing. ``backlog_full()`` (never blocks) tells the caller to pause its input; ``write``
-itself waits only when one chunk more than the threads can take is already waiting.
+processing. ``backlog_full()`` (never blocks) tells the caller to pause its input, and
+``relieve()`` waits for the oldest requests until it is not full (the newer ones stay in
+flight); ``write`` itself waits only when one chunk more than the threads can take is
+already waiting.
 ``flush`` is the barrier: it returns once every document written before it is acknowledged
 by Elasticsearch or dead-lettered, so the caller may commit its input offsets after it:
 
@@ -143,6 +145,7 @@ class ElasticsearchSink:
         self._pool: ThreadPoolExecutor | None = None
         self._log_docs = LogDocs()
         self._heads: dict[str, bytes] = {}  # index -> start of its action line
+        self.waited = 0.0  # seconds write/relieve waited for a request (backpressure)
 
     # ------------------------------------------------------------------ interface
     @property
@@ -159,6 +162,16 @@ class ElasticsearchSink:
         waiting = sum(b for _, _, b in self._inflight) + self._buffer_bytes
         return (bool(self._unsettled) or len(self._inflight) > self.max_in_flight
                 or waiting > (self.max_in_flight + 1) * self.chunk_bytes)
+
+    def relieve(self) -> bool:
+        """Backpressure without the ``flush`` barrier: wait for the oldest chunks until the
+        backlog is no longer full, while newer ones stay in flight. False when a chunk met
+        an outage (only ``flush`` retries it)."""
+        t0 = time.perf_counter()
+        while not self._unsettled and self._inflight and self.backlog_full():
+            self._settle(self._inflight.pop(0))
+        self.waited += time.perf_counter() - t0
+        return not self._unsettled
 
     def write(self, kind: str, docs: list[tuple[str, dict]]) -> None:
         """Buffer (id, document) pairs; ``dlq`` is not ours (the caller routes it)."""
@@ -251,8 +264,11 @@ class ElasticsearchSink:
         del buf[:n]
         self._buffer_bytes -= size
         # bounded memory: while every thread is busy and a chunk more waits, wait here
-        while len(self._inflight) > self.max_in_flight:
-            self._settle(self._inflight.pop(0))
+        if len(self._inflight) > self.max_in_flight:
+            t0 = time.perf_counter()
+            while len(self._inflight) > self.max_in_flight:
+                self._settle(self._inflight.pop(0))
+            self.waited += time.perf_counter() - t0
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_in_flight, "logml-es-bulk")
         self._inflight.append((self._pool.submit(self._send, chunk), n, size))
@@ -326,8 +342,11 @@ class ElasticsearchSink:
         for index, doc_id, src in chunk:
             head = heads.get(index)
             if head is None:
-                head = heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":'
-            parts += (head, orjson.dumps(doc_id), b"}}\n", src, b"\n")
+                head = heads[index] = b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":"'
+            # logml's ids are hex digests: no escaping, and no orjson.dumps per document
+            # (each of its results holds a buffer of kilobytes while it is alive)
+            parts += (head, doc_id.encode() if doc_id.isalnum() and doc_id.isascii()
+                      else orjson.dumps(doc_id)[1:-1], b'"}}\n', src, b"\n")
         body = b"".join(parts)
         t0 = time.perf_counter()
         try:

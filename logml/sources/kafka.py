@@ -73,7 +73,10 @@ class KafkaSource:
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": int(config.session_timeout_s * 1000),
             "heartbeat.interval.ms": max(500, int(config.session_timeout_s * 1000) // 5),
-            "max.poll.interval.ms": 600000, "enable.partition.eof": False})
+            "max.poll.interval.ms": 600000, "enable.partition.eof": False,
+            # big fetches: a backlog arrives in few round trips (a busy broker answers
+            # each one late), a batch of batch_size is there when asked for
+            "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20})
 
     def name(self, partition: int) -> str:
         return source_name(self.topic, partition)

@@ -288,6 +288,42 @@ def test_chunks_in_flight_fill_the_backlog_and_flush_waits_for_all(es, es_url, p
     sink.close()
 
 
+def test_relieve_waits_for_the_oldest_chunk_only(es, es_url, prefix):
+    """Backpressure without the barrier: relieve returns once the backlog is not full, with
+    the newer chunks still counted as pending (not acknowledged), and reports an outage."""
+    docs = window_docs(30)
+    index = write_blocked_index(es, prefix, docs)
+    sink, stats, dlq = make_sink(es_url, prefix, bulk_max_docs=10, max_in_flight=2,
+                                 max_retries=100, backoff_base_s=0.05, backoff_max_s=0.1)
+    sink.write("windows", docs)  # 3 chunks of 10: more than the 2 threads take
+    assert sink.backlog_full()
+    lift = threading.Timer(1.0, lambda: es.indices.put_settings(
+        index=index, settings={"index.blocks.write": False}))
+    lift.start()
+    try:
+        assert sink.relieve() and not sink.backlog_full()
+    finally:
+        lift.join()
+    assert sink.waited > 0.5
+    sink.flush()
+    assert sink.pending == 0 and counts(es, prefix)["windows"] == 30 and not dlq
+    sink.close()
+    # an outage: the chunk gives up (no retries left), relieve leaves it to flush
+    write_blocked_index(es, prefix + "-b", docs)
+    sink, stats, dlq = make_sink(es_url, prefix + "-b", bulk_max_docs=10, max_in_flight=1,
+                                 max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02)
+    sink.write("windows", docs)
+    deadline = time.time() + 30
+    while sink._inflight and time.time() < deadline:  # noqa: SLF001 - until every chunk
+        sink.backlog_full()  # has met the blocked index (this collects finished ones)
+        time.sleep(0.05)
+    assert not sink.relieve() and sink.backlog_full()
+    with pytest.raises(SinkUnavailable):
+        sink.flush()
+    assert sink.pending == 30
+    sink.close()
+
+
 @pytest.mark.parametrize("compress", [False, True])
 def test_chunks_are_sized_by_bytes_and_may_be_gzipped(es, es_url, prefix, compress):
     docs = window_docs(40)

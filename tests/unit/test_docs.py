@@ -149,3 +149,73 @@ def test_params_equal_the_engines_on_random_lines_and_templates():
         text = " ".join(pat)
         assert _TemplatePlan("t", text).params(line) == \
             TemplateEngine.params(E(text), line, 0), (text, line)
+
+
+SPLICE_EVENTS = [
+    {"@timestamp": "2026-01-01T00:00:01.250Z", "message": "conn reset by 10.0.0.1",
+     "service": {"name": "api", "type": "web"}, "host": {"name": "web-1", "ip": ["1.2.3.4"]},
+     "log": {"level": "ERROR", "offset": 1234, "file": {"path": "/var/log/api.log"}},
+     "agent": {"type": "filebeat", "version": "8.19.0"}, "_id": "x", "logml": {"a": 1}},
+    {"@timestamp": "2026-01-01T00:00:02Z", "message": "GET /a/b 200 in 12 ms",
+     "service": "worker", "host": "h2", "level": "warn", "tags": ["a", "b"], "n": 1.50},
+    {"timestamp": "2026-01-01T00:02:00Z", "message": "job 7 done", "host.name": "h3",
+     "service.name": "db", "x": None, "y": True, "z": -0.0},
+    {"@timestamp": "2026-01-02T00:00:00Z", "message": "job 8 done", "log": {"x": 1}},
+    {"message": "2026-01-02T00:00:00Z INFO plain \"quoted\" \\ text\u2028 \x01 \u00e9",
+     "service": {"name": "api", "e\u00e9": "\u00e9"}, "log": {"level": "bogus"}},
+    {"message": "no level", "log": {"file": {"path": "/x"}}, "host": {}},
+    {"message": "m", "fields": {"service": "fs"}, "service": {"name": "s2"}},
+]
+SPLICE_LINES = [orjson.dumps(e) for e in SPLICE_EVENTS] + [
+    b'  { "message" : "spaced out" , "service" : { "name" : "api" , "k" : [ 1 , {"a":"}"} ] } ,'
+    b' "log" : { "level" : "info" }, "other": "a\\"b" }  ',
+    b'{"message":"dup key","a":1,"a":2}',  # declined: the dict path keeps the last
+    b'{"message":"dup nested","service":{"name":"x","k":1,"k":2},"level":"info"}',
+    b'{"message":"escaped key","a\\u0062":1}',
+    b'{"message":"escaped nested key","log":{"lev\\u0065l":"x","b":1},"level":"info"}',
+    b'{"message":"a host number","host":5}',
+    b'{"message":"host.name in a host object","host":{"id":1},"host.name":"h9"}',
+    b"a plain line among JSON events 42",
+]
+
+
+@pytest.mark.parametrize("fmt", ["auto", "json"])
+def test_spliced_json_events_equal_the_dict_path(fmt):
+    """Events of the decoder's fast path (bytes kept, not dicts) spliced by the numba pass;
+    the reference is log_doc on the same event as a dict."""
+    from logml.config import DecodeConfig
+    lines = SPLICE_LINES if fmt == "auto" else SPLICE_LINES[:-1]
+    data = b"\n".join(lines) + b"\n"
+    events, errors = Decoder(DecodeConfig(format=fmt), keep_raw=True).decode_block(
+        data, 50, "k", now=NOW)
+    assert not [e for e in errors if not e.kept] and len(events) == len(lines)
+    assert (events.raw_span[:, 0] >= 0).sum() >= 10  # most went the fast path
+    events.ts[np.isnan(events.ts)] = NOW
+    docs = check(events, TemplateEngine())
+    general, _ = Decoder(DecodeConfig(format=fmt), keep_events=True).decode_block(
+        data, 50, "k", now=NOW)
+    general.ts[np.isnan(general.ts)] = NOW
+    engine = TemplateEngine()
+    idx, _ = engine.template_events(general)
+    assert [orjson.loads(d) for d in docs] == \
+        [d for _, d in reference(general, idx, engine, "kafka:logs.raw:3")]
+    first = orjson.loads(docs[0])
+    assert first["service"] == {"name": "api", "type": "web"} and "_id" not in first
+    assert first["logml"]["template"] and first["log"]["level"] == "error"
+
+
+def test_spliced_documents_equal_the_general_paths_on_generated_events(tmp_path):
+    from logml.generate import write
+    events_file, _ = write(tmp_path, seed=3, hours=1, services=4, start=1_764_000_000.0,
+                           rate=0.5)
+    data = events_file.read_bytes()
+    fast, _ = Decoder(keep_raw=True).decode_block(data, 0, "k", now=NOW)
+    slow, _ = Decoder(keep_events=True).decode_block(data, 0, "k", now=NOW)
+    assert (fast.raw_span[:, 0] >= 0).all() and len(fast) == len(slow)
+    for ev in (fast, slow):
+        ev.ts[np.isnan(ev.ts)] = NOW
+    engine = TemplateEngine()
+    idx, _ = engine.template_events(fast)
+    a = LogDocs().build(fast, idx, engine, "k")
+    b = LogDocs().build(slow, idx, engine, "k")
+    assert a[1] == b[1] and [orjson.loads(x) for x in a[2]] == [orjson.loads(x) for x in b[2]]
