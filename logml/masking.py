@@ -445,8 +445,12 @@ def _put_ph(out, o, cls, ph, ph_len):
 
 @nb.njit(cache=True, inline="always")
 def _copy(b, a, e, out, o):
-    for k in range(e - a):  # a loop: a slice copy compiles its error message (seconds)
-        out[o + k] = b[a + k]
+    # a loop, as a slice copy compiles its error message (seconds); unsigned indices, as
+    # signed ones are checked for negative (wraparound) on every byte
+    ou = np.uint64(o)
+    au = np.uint64(a)
+    for k in range(np.uint64(e - a)):
+        out[ou + k] = b[au + k]
     return o + e - a
 
 
@@ -641,11 +645,12 @@ def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
         m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
         if o + m > masked.shape[0]:
             grown = np.empty(2 * masked.shape[0] + m, dtype=np.uint8)
-            for q in range(o):  # loops, not slice copies (their error message compiles)
+            for q in range(np.uint64(o)):  # loops, not slice copies (see _copy)
                 grown[q] = masked[q]
             masked = grown
-        for q in range(m):
-            masked[o + q] = out[q]
+        ou = np.uint64(o)
+        for q in range(np.uint64(m)):
+            masked[ou + q] = out[q]
         o += m
         mends[k] = o
         hashes[k] = _fnv(out, m, seeds[k])

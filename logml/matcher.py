@@ -407,8 +407,11 @@ def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match
                     return k
                 a = mends[k - 1] if k > 0 else 0
                 m = mends[k] - a
-                for j in range(m):  # a loop: a slice copy compiles its error message
-                    scratch[j] = masked[a + j]
+                # a loop (a slice copy compiles its error message), unsigned indices (no
+                # negative-index check per byte)
+                au = np.uint64(a)
+                for j in range(np.uint64(m)):
+                    scratch[j] = masked[au + j]
                 # hashes first: a new value in a known template's <*> needs no more
                 ntok = _hash_tokens(scratch, m, th, tf)
                 s = np.int64(svc[k])
