@@ -43,6 +43,12 @@ S_MAX = 300.0       # surprise cap (-log10 of the smallest probability reported)
 
 
 # ---------------------------------------------------------------- tails
+# ln_tail and _saddle_ln get one explicit signature: callers pass literal True/False and
+# int or float counts, and each distinct type compiled them (and all below them) again.
+_TAIL_SIG = nb.types.float64(nb.types.float64, nb.types.float64, nb.types.float64,
+                             nb.types.boolean)
+
+
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _logpmf(x, mu, k):
     """Natural log of the NB(mu, k) (Poisson when k == 0) mass at integer x >= 0."""
@@ -124,7 +130,7 @@ def _ln_norm_sf(z):
             + math.log1p(-1.0 / z2 + 3.0 / (z2 * z2)))
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(_TAIL_SIG, cache=True, error_model="numpy")
 def _saddle_ln(y, mu, k, upper):
     """ln P(X >= y + 1/2) (upper) or ln P(X <= y - 1/2) from the saddlepoint at y: the
     Barndorff-Nielsen r* = w + ln(u/w)/w of the signed root deviance w, with u the
@@ -155,7 +161,7 @@ def _approx_lower_ln(x, mu, k):
     return _saddle_ln(x + 0.5, mu, k, False)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(_TAIL_SIG, cache=True, error_model="numpy")
 def ln_tail(x, mu, k, upper):
     """ln P(X >= x) (upper) or ln P(X <= x) for X ~ NB(mu, k), x a non-negative integer.
 

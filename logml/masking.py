@@ -434,8 +434,10 @@ def _is_date_word(b, a, e, words):
 
 
 # ---------------------------------------------------------------- writing
-@nb.njit(cache=True)
+@nb.njit(nb.types.int64(nb.types.uint8[::1], nb.types.int64, nb.types.int64, *_TABLE_ARGS[:2]),
+         cache=True)
 def _put_ph(out, o, cls, ph, ph_len):
+    """Placeholder cls at out[o:]; the end (one signature: callers pass literal classes)."""
     for m in range(ph_len[cls]):
         out[o + m] = ph[cls, m]
     return o + ph_len[cls]
@@ -443,7 +445,12 @@ def _put_ph(out, o, cls, ph, ph_len):
 
 @nb.njit(cache=True, inline="always")
 def _copy(b, a, e, out, o):
-    out[o:o + e - a] = b[a:e]
+    # a loop, as a slice copy compiles its error message (seconds); unsigned indices, as
+    # signed ones are checked for negative (wraparound) on every byte
+    ou = np.uint64(o)
+    au = np.uint64(a)
+    for k in range(np.uint64(e - a)):
+        out[ou + k] = b[au + k]
     return o + e - a
 
 
@@ -638,9 +645,12 @@ def _shape_hashes(buf, starts, ends, seeds, flags, ph, ph_len, words):
         m, t = _mask_line(buf, starts[k], ends[k], out, flags, ph, ph_len, words)
         if o + m > masked.shape[0]:
             grown = np.empty(2 * masked.shape[0] + m, dtype=np.uint8)
-            grown[:o] = masked[:o]
+            for q in range(np.uint64(o)):  # loops, not slice copies (see _copy)
+                grown[q] = masked[q]
             masked = grown
-        masked[o:o + m] = out[:m]
+        ou = np.uint64(o)
+        for q in range(np.uint64(m)):
+            masked[ou + q] = out[q]
         o += m
         mends[k] = o
         hashes[k] = _fnv(out, m, seeds[k])

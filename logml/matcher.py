@@ -35,8 +35,10 @@ _IS_PUNCT = np.zeros(256, dtype=np.bool_)
 _IS_PUNCT[np.frombuffer(_PUNCT, dtype=np.uint8)] = True
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.uint64(nb.types.Array(nb.types.uint8, 1, "C", readonly=True),
+                         nb.types.int64, nb.types.int64, nb.types.uint64), cache=True)
 def _fnv(b, a, e, h):
+    """FNV-1a of b[a:e] from h (one signature: callers pass literal and int64 bounds)."""
     for k in range(a, e):
         h = (h ^ np.uint64(b[k])) * FNV_PRIME
     return h
@@ -275,7 +277,11 @@ def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat,
     return sim, values, words
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.Tuple((nb.types.int64, nb.types.float64, nb.types.int64))(
+    nb.types.int64, nb.types.uint64, nb.types.int64, nb.types.uint64[::1], nb.types.uint64[::1],
+    nb.types.uint64[::1], nb.types.uint64[::1], nb.types.int64[::1], _I64, _I64, _I64, _I64,
+    _BOOL, _U64, _U64, _U64, _U64, _U64, _I64, nb.types.uint64, nb.types.int64,
+    nb.types.float64, nb.types.int64, nb.types.boolean), cache=True)
 def _best_in(bucket, first_key, n, th, ts, tn, tk, tf, head, nxt, ent, c_off, c_alive,
              c_first, t_h, t_s, t_n, t_k, t_f, wild, best, best_sim, best_vw, lazy):
     """Scan one bucket's list (skipping dead clusters and, with first_key, those moved
@@ -401,7 +407,11 @@ def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match
                     return k
                 a = mends[k - 1] if k > 0 else 0
                 m = mends[k] - a
-                scratch[:m] = masked[a:a + m]
+                # a loop (a slice copy compiles its error message), unsigned indices (no
+                # negative-index check per byte)
+                au = np.uint64(a)
+                for j in range(np.uint64(m)):
+                    scratch[j] = masked[au + j]
                 # hashes first: a new value in a known template's <*> needs no more
                 ntok = _hash_tokens(scratch, m, th, tf)
                 s = np.int64(svc[k])
@@ -461,11 +471,13 @@ with compiling():
     cluster_run = nb.njit(nb.types.int64(
         _BYTES_RO, _I64, nb.types.int64, _U64, nb.types.int32[::1], _I32, nb.types.int64, nb.types.float64,
         nb.types.boolean, _U64W, nb.types.int32[::1], nb.types.int64, _I64W,
-        nb.types.Array(nb.types.int32, 1, "C", readonly=True), _I64W, _U64, _I32, _I64, _I64,
+        nb.types.Array(nb.types.int32, 1, "C", readonly=True), _I64W, _U64W,
+        nb.types.int32[::1], _I64, _I64,
         _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64, _BOOL,
         _U64, nb.types.uint64), cache=True)(_cluster_run)
     best_of_tokens = nb.njit(nb.types.UniTuple(nb.types.int64, 3)(
-        nb.types.int64, _U64W, _U64W, _U64W, _U64W, _I64W, nb.types.float64, _U64, _I32, _I64,
+        nb.types.int64, _U64W, _U64W, _U64W, _U64W, _I64W, nb.types.float64, _U64W,
+        nb.types.int32[::1], _I64,
         _I64,
         _I64, _I64, _BOOL, _U64, _U64, _U64, _U64, _U64, _I64, nb.types.uint64, _I64W, _I64W),
         cache=True)(_best_of_tokens)

@@ -14,8 +14,9 @@ _KEYS, _VALUES = nb.types.uint64[::1], nb.types.int32[::1]
 _QUERIES = nb.types.Array(nb.types.uint64, 1, "A", readonly=True)
 
 
-@nb.njit(cache=True)
+@nb.njit(nb.types.int64(_KEYS, nb.types.uint64), cache=True)
 def _slot(keys, key):
+    """Slot of key, or the empty slot where it goes (one signature: tables are contiguous)."""
     mask = keys.shape[0] - 1
     i = np.int64(key & np.uint64(mask))
     while keys[i] != EMPTY and keys[i] != key:
