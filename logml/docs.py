@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from .decode import LEVELS
+from .jsonscan import key_index
 
 SEVERITY_NUMBER = {"warning": 2, "critical": 3}  # event.severity: higher is worse
 
@@ -400,22 +401,6 @@ def _value_end(b, p, e):
 
 
 @nb.njit(cache=True)
-def _key_id(b, k0, k1, table, lens):
-    n = k1 - k0
-    for k in range(table.shape[0]):
-        if lens[k] != n:
-            continue
-        same = True
-        for j in range(n):
-            if b[k0 + j] != table[k, j]:
-                same = False
-                break
-        if same:
-            return k
-    return -1
-
-
-@nb.njit(cache=True)
 def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
     """Members of the object at b[p]: key spans (with quotes), value spans, key ids; -1
     when the splice must decline (an escaped or repeated key: a dict keeps the last of
@@ -443,7 +428,7 @@ def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
                 if same:
                     return -1
         ks[n], ke[n] = q, k1
-        kid[n] = _key_id(b, q + 1, k1 - 1, table, lens)
+        kid[n] = key_index(b, q + 1, k1 - 1, table, lens)
         c = _skip(b, k1, e)
         if c >= e or b[c] != 58:
             return -1
@@ -475,6 +460,19 @@ def _put(out, o, src, s, e):
 @nb.njit(cache=True, inline="always")
 def _lit(out, o, lit):
     return _put(out, o, lit, 0, lit.shape[0])
+
+
+@nb.njit(cache=True)
+def _other_members(out, o, raw, p, e, skip, ks, ke, vs, ve, kid, table, lens):
+    """Copy the members of the object at raw[p:e] except key `skip` (logml writes that one
+    itself), each followed by a comma; True when the splice must decline."""
+    mm = _members(raw, p, e, ks, ke, vs, ve, kid, table, lens)
+    for j in range(max(mm, 0)):
+        if kid[j] != skip:
+            o = _put(out, o, raw, ks[j], ve[j])
+            out[o] = 44
+            o += 1
+    return o, mm < 0
 
 
 @nb.njit(cache=True)
@@ -562,14 +560,8 @@ def _event_docs(raw, spans, stamps, svc_buf, svc_off, service, level, level_buf,
         o = _lit(out, o, _L_SVC)
         bad = False
         if svc >= 0 and raw[vs[svc]] == 123:
-            mm = _members(raw, vs[svc], ve[svc], nks, nke, nvs, nve, nkid, table, lens)
-            if mm < 0:
-                bad = True
-            for j in range(max(mm, 0)):
-                if nkid[j] != 7:
-                    o = _put(out, o, raw, nks[j], nve[j])
-                    out[o] = 44
-                    o += 1
+            o, bad = _other_members(out, o, raw, vs[svc], ve[svc], 7, nks, nke, nvs, nve,
+                                    nkid, table, lens)
         o = _lit(out, o, _L_NAME)
         o = _put(out, o, svc_buf, svc_off[service[i]], svc_off[service[i] + 1])
         out[o] = 125
@@ -577,14 +569,9 @@ def _event_docs(raw, spans, stamps, svc_buf, svc_off, service, level, level_buf,
         if lv != 0:
             o = _lit(out, o, _L_LOG)
             if log >= 0 and raw[vs[log]] == 123:
-                mm = _members(raw, vs[log], ve[log], nks, nke, nvs, nve, nkid, table, lens)
-                if mm < 0:
-                    bad = True
-                for j in range(max(mm, 0)):
-                    if nkid[j] != 8:
-                        o = _put(out, o, raw, nks[j], nve[j])
-                        out[o] = 44
-                        o += 1
+                o, worse = _other_members(out, o, raw, vs[log], ve[log], 8, nks, nke, nvs,
+                                          nve, nkid, table, lens)
+                bad = bad or worse
             o = _lit(out, o, _L_LEVEL)
             o = _put(out, o, level_buf, level_off[lv], level_off[lv + 1])
             out[o] = 125

@@ -303,7 +303,8 @@ def _key_is(b, k0, k1, word):
 
 
 @nb.njit(cache=True)
-def _which_key(b, k0, k1, table, lens):
+def key_index(b, k0, k1, table, lens):
+    """Row of `table` (keys, lengths `lens`) equal to b[k0:k1], or -1."""
     n = k1 - k0
     for k in range(table.shape[0]):
         if lens[k] != n:
@@ -505,7 +506,7 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                 if k1 < 0 or esc:
                     slow = True
                     break
-                field = _which_key(buf, q + 1, k1 - 1, table, lens)
+                field = key_index(buf, q + 1, k1 - 1, table, lens)
                 q = _skip_ws(buf, k1, e)
                 if q >= e or buf[q] != 58:
                     slow = True
@@ -613,7 +614,7 @@ def scan_long(buf, cap, max_depth, table, lens):
             k1, esc = _string_end(buf, q, e)
             if k1 < 0:
                 return k1, spans, out[:mlen], mstate
-            field = -1 if esc else _which_key(buf, q + 1, k1 - 1, table, lens)
+            field = -1 if esc else key_index(buf, q + 1, k1 - 1, table, lens)
             q = _skip_ws(buf, k1, e)
             if q >= e:
                 return CUT, spans, out[:mlen], mstate

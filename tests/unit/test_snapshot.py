@@ -689,7 +689,7 @@ def test_malformed_template_states_are_refused(edit, words):
 @pytest.mark.parametrize("fmt", [2, 3])
 def test_the_format_fixtures_still_load_and_continue(fmt):
     """tests/fixtures/state-vN.logmlstate was written by format N from the template stage
-    on state-v2.input.tsv (see make_state_vN.py); it must load as long as format N is read
+    on state-v2.input.tsv (see make_state.py); it must load as long as format N is read
     (changing what a stage saves means a new format and a migration, docs/state-format.md)."""
     path = FIXTURES / f"state-v{fmt}.logmlstate"
     lines = [tuple(r.split("\t", 1)) for r in
@@ -719,7 +719,7 @@ def test_the_format_fixtures_still_load_and_continue(fmt):
 @pytest.mark.parametrize("fmt", [2, 3])
 def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
     """tests/fixtures/state-vN-pipeline.logmlstate: a whole pipeline's state (default
-    config, windows open) after state-v2-pipeline.input.jsonl (see make_state_vN.py).
+    config, windows open) after state-v2-pipeline.input.jsonl (see make_state.py).
     Format 2 is migrated: its detector gets the error-rate runs of format 3, none open."""
     path = FIXTURES / f"state-v{fmt}-pipeline.logmlstate"
     data = (FIXTURES / "state-v2-pipeline.input.jsonl").read_bytes()
