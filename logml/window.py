@@ -41,19 +41,24 @@ _P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
 
 
 @nb.njit(cache=True, inline="always")
+def _top_insert(top, k, v):
+    """Put v into top[:k] (descending) when it is larger than the smallest kept."""
+    if v > top[k - 1]:
+        p = k - 1
+        while p > 0 and top[p - 1] < v:
+            top[p] = top[p - 1]
+            p -= 1
+        top[p] = v
+
+
+@nb.njit(cache=True, inline="always")
 def _top_fill(row, n, top):
     """``top`` = the len(top) largest of row[:n], descending, -inf padded."""
     k = top.shape[0]
     for j in range(k):
         top[j] = -np.inf
     for j in range(n):
-        v = row[j]
-        if v > top[k - 1]:
-            p = k - 1
-            while p > 0 and top[p - 1] < v:
-                top[p] = top[p - 1]
-                p -= 1
-            top[p] = v
+        _top_insert(top, k, row[j])
 
 
 @nb.njit(cache=True)
@@ -133,12 +138,8 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             q = top[s]
             if ring_n[s] > H and old >= q[quorum - 1]:
                 _top_fill(ring[s], H, q)  # the time that left may have been among the top
-            elif t > q[quorum - 1]:
-                p = quorum - 1
-                while p > 0 and q[p - 1] < t:
-                    q[p] = q[p - 1]
-                    p -= 1
-                q[p] = t
+            else:
+                _top_insert(q, quorum, t)
             if ring_n[s] >= quorum:
                 e = q[quorum - 1]
         moved = e > est[s]
