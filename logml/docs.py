@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from .decode import LEVELS
-from .jsonscan import key_index
+from .jsonscan import is_ws, key_index, skip_ws
 
 SEVERITY_NUMBER = {"warning": 2, "critical": 3}  # event.severity: higher is worse
 
@@ -342,18 +342,6 @@ _L_LOGML = _bytes(b',"logml":')
 _MAX_MEMBERS = 512
 
 
-@nb.njit(cache=True, inline="always")
-def _ws(c):
-    return c == 32 or c == 9 or c == 10 or c == 13
-
-
-@nb.njit(cache=True)
-def _skip(b, p, e):
-    while p < e and _ws(b[p]):
-        p += 1
-    return p
-
-
 @nb.njit(cache=True)
 def _str_end(b, p, e):
     """After the closing quote of the string at b[p]; -1 when it does not end."""
@@ -394,7 +382,7 @@ def _value_end(b, p, e):
         return -1
     while p < e:
         c = b[p]
-        if c == 44 or c == 125 or c == 93 or _ws(c):
+        if c == 44 or c == 125 or c == 93 or is_ws(c):
             return p
         p += 1
     return p
@@ -405,7 +393,7 @@ def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
     """Members of the object at b[p]: key spans (with quotes), value spans, key ids; -1
     when the splice must decline (an escaped or repeated key: a dict keeps the last of
     equal keys, Elasticsearch refuses repeated ones; more members than room)."""
-    q = _skip(b, p + 1, e)
+    q = skip_ws(b, p + 1, e)
     if q < e and b[q] == 125:
         return 0
     n = 0
@@ -429,10 +417,10 @@ def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
                     return -1
         ks[n], ke[n] = q, k1
         kid[n] = key_index(b, q + 1, k1 - 1, table, lens)
-        c = _skip(b, k1, e)
+        c = skip_ws(b, k1, e)
         if c >= e or b[c] != 58:
             return -1
-        v = _skip(b, c + 1, e)
+        v = skip_ws(b, c + 1, e)
         if v >= e:
             return -1
         v1 = _value_end(b, v, e)
@@ -440,9 +428,9 @@ def _members(b, p, e, ks, ke, vs, ve, kid, table, lens):
             return -1
         vs[n], ve[n] = v, v1
         n += 1
-        q = _skip(b, v1, e)
+        q = skip_ws(b, v1, e)
         if q < e and b[q] == 44:
-            q = _skip(b, q + 1, e)
+            q = skip_ws(b, q + 1, e)
             continue
         if q < e and b[q] == 125:
             return n
@@ -502,7 +490,7 @@ def _event_docs(raw, spans, stamps, svc_buf, svc_off, service, level, level_buf,
     o = 0
     for i in range(n):
         s, e = spans[i, 0], spans[i, 1]
-        p = _skip(raw, s, e)
+        p = skip_ws(raw, s, e)
         m = -1
         if p < e and raw[p] == 123:
             m = _members(raw, p, e, ks, ke, vs, ve, kid, table, lens)

@@ -48,7 +48,7 @@ _INF = np.frombuffer(b"Infinity", dtype=np.uint8).copy()
 
 
 @nb.njit(cache=True, inline="always")
-def _ws(c):
+def is_ws(c):
     return c == 32 or c == 9 or c == 10 or c == 13
 
 
@@ -58,8 +58,8 @@ def _digit(c):
 
 
 @nb.njit(cache=True)
-def _skip_ws(b, p, e):
-    while p < e and _ws(b[p]):
+def skip_ws(b, p, e):
+    while p < e and is_ws(b[p]):
         p += 1
     return p
 
@@ -236,7 +236,7 @@ def _value_end(b, p, e, max_depth, stack, exact):
     q = p
     state = 0  # 0: a value is due, 1: after a value inside a container, 2: a key is due
     while True:
-        q = _skip_ws(b, q, e)
+        q = skip_ws(b, q, e)
         if q >= e:
             return CUT
         c = b[q]
@@ -257,7 +257,7 @@ def _value_end(b, p, e, max_depth, stack, exact):
             q, _ = _string_end(b, q, e)
             if q < 0:
                 return q
-            q = _skip_ws(b, q, e)
+            q = skip_ws(b, q, e)
             if q >= e:
                 return CUT
             if b[q] != 58:
@@ -274,7 +274,7 @@ def _value_end(b, p, e, max_depth, stack, exact):
                 if depth > max_depth:
                     return DEEP
                 stack[depth] = c
-                q = _skip_ws(b, q + 1, e)
+                q = skip_ws(b, q + 1, e)
                 if q >= e:
                     return CUT
                 if b[q] != c + 2:
@@ -327,7 +327,7 @@ def _sub_string(b, p, e, sub, max_depth, stack):
     found = 0
     s0 = 0
     s1 = 0
-    q = _skip_ws(b, p + 1, e)
+    q = skip_ws(b, p + 1, e)
     if q < e and b[q] == 125:
         return 0, 0, 0, q + 1
     while q < e:
@@ -337,10 +337,10 @@ def _sub_string(b, p, e, sub, max_depth, stack):
         if k1 < 0 or esc:
             return -1, 0, 0, 0
         is_sub = _key_is(b, q + 1, k1 - 1, sub)
-        q = _skip_ws(b, k1, e)
+        q = skip_ws(b, k1, e)
         if q >= e or b[q] != 58:
             return -1, 0, 0, 0
-        q = _skip_ws(b, q + 1, e)
+        q = skip_ws(b, q + 1, e)
         if q >= e:
             return -1, 0, 0, 0
         if is_sub:
@@ -355,9 +355,9 @@ def _sub_string(b, p, e, sub, max_depth, stack):
             q = _value_end(b, q, e, max_depth, stack, True)
             if q < 0:
                 return -1, 0, 0, 0
-        q = _skip_ws(b, q, e)
+        q = skip_ws(b, q, e)
         if q < e and b[q] == 44:
-            q = _skip_ws(b, q + 1, e)
+            q = skip_ws(b, q + 1, e)
             continue
         if q < e and b[q] == 125:
             return found, s0, s1, q + 1
@@ -466,13 +466,13 @@ def json_shaped(buf, starts, ends, max_depth):
     stack = np.zeros(max_depth + 2, dtype=np.uint8)
     for i in range(n):
         e = ends[i]
-        p = _skip_ws(buf, starts[i], e)
+        p = skip_ws(buf, starts[i], e)
         if p < e and buf[p] == 123:
-            q = _skip_ws(buf, p + 1, e)
+            q = skip_ws(buf, p + 1, e)
             out[i] = q < e and (buf[q] == 34 or buf[q] == 125)
         elif p < e and buf[p] == 91:
             q = _value_end(buf, p, e, max_depth, stack, False)
-            out[i] = q == DEEP or (q >= 0 and _skip_ws(buf, q, e) == e)
+            out[i] = q == DEEP or (q >= 0 and skip_ws(buf, q, e) == e)
     return out
 
 
@@ -489,11 +489,11 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
     o = 0
     for i in range(n):
         e = ends[i]
-        p = _skip_ws(buf, starts[i], e)
+        p = skip_ws(buf, starts[i], e)
         if p >= e or buf[p] != 123:
             status[i] = SLOW
             continue
-        q = _skip_ws(buf, p + 1, e)
+        q = skip_ws(buf, p + 1, e)
         slow = False
         if q < e and buf[q] == 125:
             q += 1
@@ -507,11 +507,11 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                     slow = True
                     break
                 field = key_index(buf, q + 1, k1 - 1, table, lens)
-                q = _skip_ws(buf, k1, e)
+                q = skip_ws(buf, k1, e)
                 if q >= e or buf[q] != 58:
                     slow = True
                     break
-                q = _skip_ws(buf, q + 1, e)
+                q = skip_ws(buf, q + 1, e)
                 if q >= e:
                     slow = True
                     break
@@ -552,16 +552,16 @@ def scan_events(buf, starts, ends, max_depth, table, lens, sub_level, sub_name):
                     else:
                         slow = True  # numbers, nulls and objects where text is expected
                         break
-                q = _skip_ws(buf, q, e)
+                q = skip_ws(buf, q, e)
                 if q < e and buf[q] == 44:
-                    q = _skip_ws(buf, q + 1, e)
+                    q = skip_ws(buf, q + 1, e)
                     continue
                 if q < e and buf[q] == 125:
                     q += 1
                     break
                 slow = True
                 break
-        if not slow and _skip_ws(buf, q, e) != e:
+        if not slow and skip_ws(buf, q, e) != e:
             slow = True  # something after the object
         # fields that only the general path reads the same way
         if not slow and (spans[i, F_MSG, 0] < 0 or spans[i, F_TS, 0] == -1 and
@@ -599,10 +599,10 @@ def scan_long(buf, cap, max_depth, table, lens):
     stack = np.zeros(max_depth + 2, dtype=np.uint8)
     mlen = 0
     mstate = 0
-    p = _skip_ws(buf, 0, e)
+    p = skip_ws(buf, 0, e)
     if p >= e or buf[p] != 123:
         return NOT_OBJECT, spans, out[:0], 0
-    q = _skip_ws(buf, p + 1, e)
+    q = skip_ws(buf, p + 1, e)
     if q < e and buf[q] == 125:
         q += 1
     else:
@@ -615,12 +615,12 @@ def scan_long(buf, cap, max_depth, table, lens):
             if k1 < 0:
                 return k1, spans, out[:mlen], mstate
             field = -1 if esc else key_index(buf, q + 1, k1 - 1, table, lens)
-            q = _skip_ws(buf, k1, e)
+            q = skip_ws(buf, k1, e)
             if q >= e:
                 return CUT, spans, out[:mlen], mstate
             if buf[q] != 58:
                 return BAD, spans, out[:mlen], mstate
-            q = _skip_ws(buf, q + 1, e)
+            q = skip_ws(buf, q + 1, e)
             if q >= e:
                 return CUT, spans, out[:mlen], mstate
             v = q
@@ -641,17 +641,17 @@ def scan_long(buf, cap, max_depth, table, lens):
                     if field == F_MSG:
                         mstate = 3
                         mlen = 0
-            q = _skip_ws(buf, q, e)
+            q = skip_ws(buf, q, e)
             if q >= e:
                 return CUT, spans, out[:mlen], mstate
             if buf[q] == 44:
-                q = _skip_ws(buf, q + 1, e)
+                q = skip_ws(buf, q + 1, e)
                 continue
             if buf[q] == 125:
                 q += 1
                 break
             return BAD, spans, out[:mlen], mstate
-    if _skip_ws(buf, q, e) != e:
+    if skip_ws(buf, q, e) != e:
         return BAD, spans, out[:mlen], mstate
     return WHOLE, spans, out[:mlen], mstate
 
