@@ -1,7 +1,8 @@
 """``python -m logml.warmup``: compile every numba kernel once, ahead of the first real run.
 
 It drives the real code paths on a few thousand lines (``logml parse`` of plain-text lines,
-the embedded pipeline over a short synthetic JSON stream with its windows and scores), so
+the embedded pipeline over a short synthetic JSON stream with its windows and scores,
+with and without per-line documents), so
 exactly the specialisations those commands use land in numba's on-disk cache. ``make demo``
 and ``make test`` run it first: a fresh clone compiles once, with a message, not silently
 inside a timed test or in two consumers at the same time.
@@ -41,7 +42,9 @@ def warm(quiet: bool = False) -> float:
     with tempfile.TemporaryDirectory(prefix="logml-warmup-") as tmp:
         events, _ = write(tmp, seed=1, hours=0.5, services=2, start=1_764_000_000.0,
                           rate=2.0)
-        run_file(load(overrides={"output.dir": f"{tmp}/out"}), str(events), progress=False)
+        for logs in (False, True):  # per-line documents have kernels of their own
+            run_file(load(overrides={"output.dir": f"{tmp}/out{int(logs)}",
+                                     "output.write_logs": logs}), str(events), progress=False)
     took = time.perf_counter() - t0
     if not quiet:
         print(f"logml warmup: kernels ready in {took:.1f} s", file=sys.stderr)

@@ -82,7 +82,8 @@ def test_commands_without_templates_load_no_numba():
 @pytest.mark.slow
 def test_warmup_leaves_nothing_to_compile(tmp_path):
     """After ``python -m logml.warmup`` in an empty cache, ``logml parse`` (plain lines) and
-    ``logml run`` (JSON events: windows, scores) compile no kernel: the warm-up drove the
+    ``logml run`` (JSON events: windows, scores; with and without per-line documents)
+    compile no kernel: the warm-up drove the
     same specialisations."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
     cached = [sys.executable, "-c", "from logml.jit import _cached\n"
@@ -112,7 +113,9 @@ def test_warmup_leaves_nothing_to_compile(tmp_path):
     events, _ = write(tmp_path / "gen", seed=3, hours=0.5, services=2, start=1_764_000_000.0,
                       rate=2.0)
     for args in (["parse", str(log)],
-                 ["run", "--input", str(events), "--output", str(tmp_path / "out")]):
+                 ["run", "--input", str(events), "--output", str(tmp_path / "out")],
+                 ["run", "--input", str(events), "--output", str(tmp_path / "logs"),
+                  "--write-logs"]):
         p = subprocess.run([sys.executable, "-c", count, *args], env=env, capture_output=True,
                            timeout=900)
         assert p.returncode == 0, p.stderr[-2000:]
