@@ -8,6 +8,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from logml.config import DecodeConfig
 from logml.decode import Decoder
+from splitref import reference_split
 
 NOW = 1_764_000_000.0
 
@@ -132,25 +133,6 @@ def test_raw_json_lines_agree_with_the_general_path(lines):
 
 
 # ---------------------------------------------------------------- splitting, detection
-def reference_split(data: bytes):
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    kept, runs = [], []
-    for k, line in enumerate(lines):
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if line.startswith(b"\xef\xbb\xbf"):
-            line = line[3:]
-        if line.strip(b" \t\n\r\x0b\x0c"):
-            kept.append((k, line))
-        elif runs and runs[-1][0] + runs[-1][1] == k:
-            runs[-1][1] += 1
-        else:
-            runs.append([k, 1, line])
-    return kept, runs, len(lines)
-
-
 BYTES = st.lists(st.sampled_from([b"a", b"{", b" ", b"\t", b"\r", b"\n", b"\n", b"\xef\xbb\xbf",
                                   b"\xef", b"\x0b", b"xyz"]), max_size=40).map(b"".join)
 

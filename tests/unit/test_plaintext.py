@@ -8,6 +8,7 @@ import pytest
 from logml import plaintext
 from logml.decode import parse_header
 from logml.plaintext import BAD_TIME, PARALLEL_LINES, scan_iso, scan_lines, split_lines
+from splitref import reference_split
 
 
 NOW = 1_764_000_000.0
@@ -60,23 +61,6 @@ def test_big_blocks_agree_with_small_pieces(n):
     for k, got in enumerate(whole):
         want = np.concatenate([p[k] for p in pieces])
         np.testing.assert_array_equal(got, want)
-
-
-def reference_split(data: bytes):
-    """(kept (index, line) pairs, blank runs [first, count, text of the first], lines)."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    kept, runs = [], []
-    for k, line in enumerate(lines):
-        line = line.removesuffix(b"\r").removeprefix(b"\xef\xbb\xbf")
-        if line.strip(b" \t\n\r\x0b\x0c"):
-            kept.append((k, line))
-        elif runs and runs[-1][0] + runs[-1][1] == k:
-            runs[-1][1] += 1
-        else:
-            runs.append([k, 1, line])
-    return kept, runs, len(lines)
 
 
 def test_split_grows_its_arrays():
