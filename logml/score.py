@@ -13,8 +13,9 @@ The z-score's denominator never drops below a noise floor, std >= sqrt(p(1-p)/li
 (binomial noise) and >= ``floor``, because a series that has been perfectly flat (var ~ 0)
 would otherwise turn any wiggle into an enormous z. The first ``warmup`` observations of
 a series only train its baseline (z = 0). After that, an observation with |z| >
-``damp_z`` updates the baseline with the smaller ``alpha_anomalous``, so an incident does
-not quickly become the new normal.
+``damp_z`` updates the mean with the smaller ``alpha_anomalous`` and the variance with
+its deviation clipped to ``damp_z`` sd (Huber), so an incident does not quickly become
+the new normal, nor widen the baseline so that the next incident looks ordinary.
 """
 from __future__ import annotations
 
@@ -43,9 +44,16 @@ def _ewma_one(x, m, v, s, min_var, alpha, alpha_anomalous, warmup, damp_z):
     diff = x - m
     z = diff / std if std > 0.0 else 0.0
     warm = s >= warmup
-    a = alpha_anomalous if (warm and abs(z) > damp_z) else alpha
+    a = alpha
+    dv = diff  # the deviation the variance learns from
+    if warm and abs(z) > damp_z:
+        # an outlier (an incident): the mean learns slowly, the variance from the
+        # deviation clipped to damp_z sd (Huber), so an incident does not widen the
+        # baseline and blunt the test of the next one for hours
+        a = alpha_anomalous
+        dv = math.copysign(damp_z * std, diff)
     incr = a * diff
-    return (z if warm else 0.0), m + incr, (1.0 - a) * (v + diff * incr), s + 1
+    return (z if warm else 0.0), m + incr, (1.0 - a) * (v + dv * a * dv), s + 1
 
 
 def _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup, damp_z):
@@ -56,11 +64,13 @@ def _ewma_reference(x, mean, var, seen, min_var, alpha, alpha_anomalous, warmup,
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(std > 0.0, diff / std, 0.0)
     warm = seen >= warmup
-    a = np.where(warm & (np.abs(z) > damp_z), alpha_anomalous, alpha)
+    out = warm & (np.abs(z) > damp_z)
+    a = np.where(out, alpha_anomalous, alpha)
+    dv = np.where(out, np.copysign(damp_z * std, diff), diff)
     incr = a * diff
     z_out = np.where(warm & ~first, z, 0.0)
     mean_new = np.where(first, x, mean + incr)
-    var_new = np.where(first, 0.0, (1.0 - a) * (var + diff * incr))
+    var_new = np.where(first, 0.0, (1.0 - a) * (var + dv * a * dv))
     return z_out, mean_new, var_new, seen + 1
 
 

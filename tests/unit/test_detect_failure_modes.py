@@ -243,3 +243,25 @@ def test_service_drop_shows_in_its_steady_templates_when_the_total_is_noisy():
     drops = [i for i, d in enumerate(later) if any(a.type == "drop" and a.template == -1
                                                     for a in d.anomalies)]
     assert drops and drops[0] <= 2
+
+
+def test_an_error_incident_does_not_blunt_the_error_test_for_the_next():
+    """An error-rate incident (30 % errors for 15 windows) must not widen the error ratio's
+    baseline: its variance learns an outlier's deviation clipped to 3 sd (score.ratio_step),
+    so a second, smaller incident (10 %) an hour later is found within two windows (with
+    the incident's full deviations in the variance it took 4 windows or was missed); no
+    error_rate alert in between."""
+    rng = np.random.default_rng(0)
+    det = detector()
+    ts = np.zeros(3, np.int32)
+    lam = np.array([50.0, 30.0, 20.0])
+    second = DAY + 75
+    dets = []
+    for k in range(second + 5):
+        c = rng.poisson(lam)
+        share = 0.3 if DAY <= k < DAY + 15 else (0.1 if k >= second else 0.005)
+        dets.append(det.score(frame(k, c, rng.binomial(c, share)), ts, 1))
+    assert not [a for a in alerts(dets[DAY + 18:second]) if a.type == "error_rate"]
+    found = [i for i, d in enumerate(dets[second:])
+             if any(a.type == "error_rate" for a in d.anomalies)]
+    assert found and found[0] <= 1
