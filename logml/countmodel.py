@@ -279,6 +279,7 @@ RUN_MAX = 64          # ... combined by Fisher's method over at most this many w
 BURST_S = 3.0         # a lone upward window past p = 0.001 under NB is a burst
 PI_NULL = 0.0015      # burst rate a calibrated NB shows by chance (with margin)
 BURST_WINDOWS = 2.0   # a burst lasts at most two windows
+BURST_TAIL_SHARE = 0.7  # a run's third window under 0.7 x its burst's peak is its tail
 RHYTHM_CHI2 = 4.0     # a day profile this far from flat (chi2 per hour) is a rhythm
 PI_PRIOR_WINDOWS = 120.0  # the burst rate starts as a mean over this many windows
 BURST_SD_MIN = 1.0   # spread of log burst sizes at least this
@@ -384,6 +385,16 @@ def fisher_surprise(total, n):
     return min((y - math.log(acc)) * LOG10E, S_MAX)
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _burst_tail(rn, s1, x, mu, pi, lb):
+    """The third window of an upward run in a series with bursts, well below the peak of
+    the burst pending since the run's first window (lb, its log size): one burst lit
+    three windows (one of 90 s can straddle two boundaries, its middle window takes the
+    most) and this is its tail: the run is as surprising as that burst's peak, no more."""
+    return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0
+            and x < BURST_TAIL_SHARE * mu * math.exp(lb))
+
+
 @nb.njit(cache=True, error_model="numpy")
 def burst_surprise(s_nb, x, mu, pi, bm, bv):
     """Upward surprise under the mixture (1 - pe) NB + pe Burst, pe = pi - PI_NULL: a
@@ -423,7 +434,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
     Upward, it is softened by the series' own bursts (``burst_surprise``); a run of
     same-way windows past p = 0.05 is combined (Fisher, doubled for looking twice);
     in a series with bursts, two windows up count as the weaker one twice at most (a
-    burst straddles a window boundary unevenly, a spike lifts both alike).
+    burst straddles a window boundary unevenly, a spike lifts both alike), and a third
+    that falls well below the peak of the burst the run began with is that burst's tail
+    (``_burst_tail``): the run then counts as the peak alone.
 
     Mode: the baselines' squared errors are capped at (3 sd)^2 of the one in use, so
     bursts do not decide. ``rhythm_first`` (service totals): a clear day-one rhythm
@@ -567,6 +580,10 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                             # straddling a window boundary, which splits unevenly: the
                             # weaker window counts twice at most
                             sr = min(sr, 2.0 * min(s1, prs))
+                        elif _burst_tail(rn, s1, xi, mu, st[PI, i], st[LB, i]):
+                            xp = math.floor(mu * math.exp(st[LB, i]) + 0.5)
+                            sr = min(sr, burst_surprise(surprise(xp, mu, k), xp, mu, st[PI, i],
+                                                        st[BM, i], st[BV, i]))
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
@@ -848,6 +865,15 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
     span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
     sr = np.where(span2, np.minimum(sr, 2.0 * np.minimum(s1, prs)), sr)
+    lb0 = get(LB)
+    with np.errstate(over="ignore"):
+        tail = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0)
+                & (x < BURST_TAIL_SHARE * mu * np.exp(lb0)))
+    xp = np.floor(mu * np.exp(np.where(tail, lb0, 0.0)) + 0.5)
+    sr2 = np.zeros(len(idx))
+    sr2[tail] = _burst_v(_surprise_v(xp[tail], mu[tail], k[tail]), xp[tail], mu[tail], pi[tail],
+                         bm[tail], bv[tail])
+    sr = np.where(tail, np.minimum(sr, sr2), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)

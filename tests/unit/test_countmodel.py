@@ -93,20 +93,27 @@ def test_fisher_and_z_equivalent():
 
 
 # ---------------------------------------------------------------- the model kernel
-def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8):
+def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8, spread=False):
+    """spread: a burst lights three windows (a third of it, all, a third), as a 90 s
+    burst straddling two boundaries does."""
     rng = np.random.default_rng(seed)
     lam = rng.gamma(1.0, 5.0, n)
+    later = [np.ones(n), np.ones(n)]  # what bursts started earlier add to the next windows
     for t in range(windows):
         hp, d = cm.slots(t * window_s, (t + 1) * window_s)
         mult = np.where(rng.random(n) < burst, rng.uniform(3, 10, n), 1.0)
+        if spread:
+            edge = 1.0 + (mult - 1.0) / 3.0
+            mult, later = np.maximum(edge, later[0]), [np.maximum(mult, later[1]), edge]
         x = rng.poisson(lam * (1 + rhythm * math.sin(2 * math.pi * hp / 24)) * mult)
         x = np.where(rng.random(n) < 0.01, 0, x)  # a silence now and then
         yield t, hp, d, x.astype(np.float64), rng.random(n) < 0.8
 
 
-@pytest.mark.parametrize("seed,window_s,windows", [(0, 600.0, 3200), (1, 3600.0, 400),
-                                                    (2, 60.0, 400)])
-def test_model_kernel_matches_reference(seed, window_s, windows):
+@pytest.mark.parametrize("seed,window_s,windows,spread", [
+    (0, 600.0, 3200, False), (1, 3600.0, 400, False), (2, 60.0, 400, False),
+    (3, 60.0, 1500, True)])
+def test_model_kernel_matches_reference(seed, window_s, windows, spread):
     """Windows of 10 minutes and an hour let days and weeks pass: every branch (warm-up,
     the day and week profiles, switching, runs, bursts, silences) is compared."""
     n = 30
@@ -114,7 +121,7 @@ def test_model_kernel_matches_reference(seed, window_s, windows):
     state = cm.new_state(n)
     idx = np.arange(n)
     modes = set()
-    for t, hp, d, x, take in stream(seed, n, windows, window_s):
+    for t, hp, d, x, take in stream(seed, n, windows, window_s, spread=spread):
         sel = idx[take]
         want, ws, wm, wsd = cm.model_step_reference(sel, x[sel], state, hp, d, params)
         s, mu, sd = (np.empty(len(sel)) for _ in range(3))
