@@ -102,14 +102,16 @@ def analyse(sc: dict, tmp: Path) -> dict:
         for i in mine:
             on = float(i.get("onset", i["start"]))
             off &= ~((t >= on - W) & (t <= float(i["end"]) + AFTER_S))
+        if off.sum() < 100:  # too little ordinary traffic to say what ordinary is
+            continue
         do = np.clip(d[off], -1.0, 1.0)  # a burst must not decide the spread of drops
-        lo = math.sqrt(2.0 * float(np.mean(np.minimum(do, 0.0) ** 2))) if len(do) else float("nan")
+        lo = math.sqrt(2.0 * float(np.mean(np.minimum(do, 0.0) ** 2)))
         services[name] = {
             "windows_off_incident": int(off.sum()),
-            "median_expected": round(float(np.median(mu[off])), 1) if off.any() else None,
-            "poisson_sd_rel": round(float(np.median(1.0 / np.sqrt(mu[off]))), 4) if off.any() else None,
+            "median_expected": round(float(np.median(mu[off])), 1),
+            "poisson_sd_rel": round(float(np.median(1.0 / np.sqrt(mu[off]))), 4),
             "lower_semi_sd_rel": round(lo, 4),
-            "quantile_1e-3_rel": round(float(np.quantile(do, 1e-3)), 4) if len(do) else None,
+            "quantile_1e-3_rel": round(float(np.quantile(do, 1e-3)), 4),
             "lag1_autocorrelation": round(float(np.corrcoef(do[1:], do[:-1])[0, 1]), 3),
             "variance_ratio_k_sums": {str(k): round(_var_ratio(do, k), 2) for k in (2, 3, 4, 8)}}
         for i in mine:
