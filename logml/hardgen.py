@@ -54,6 +54,9 @@ TUNING_SCENARIOS = [
     {"name": "tune-1d", "seed": 12, "hours": 30, "services": 3, "rate": 4.0},
     {"name": "tune-3d", "seed": 13, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "tune-2e", "seed": 14, "hours": 48, "services": 5, "rate": 3.0},
+    {"name": "tune-3f", "seed": 15, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "tune-2g", "seed": 16, "hours": 48, "services": 5, "rate": 2.0},
+    {"name": "tune-3h", "seed": 17, "hours": 72, "services": 4, "rate": 2.0},
 ]
 HELDOUT_SCENARIOS = [
     {"name": "heldout-3d", "seed": 2718, "hours": 72, "services": 4, "rate": 1.5},
