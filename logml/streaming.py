@@ -33,7 +33,7 @@ from .metrics import MetricsPortError, Stats, serve
 from .pipeline import Pipeline
 from .sinks import Sink, SinkUnavailable
 from .sinks.kafka_dlq import DeadLetterProducer
-from .sources.kafka import KafkaSource, ReadError, StreamingError
+from .sources.kafka import LINGER_S, KafkaSource, ReadError, StreamingError
 
 log = logging.getLogger("logml.streaming")
 REFRESH_S = 60.0  # an unchanged partition is checkpointed again this often (fresh dlq mark)
@@ -394,10 +394,13 @@ class GroupMember:
         last_data = 0.0
         started, cpu0 = time.perf_counter(), time.process_time()
         clean = True
+        n = 0
         try:
             while self.running:
                 t0 = time.perf_counter()
-                batches = self.source.poll(k.poll_timeout_s)
+                # right after records, a short wait: when none are left the sinks are
+                # flushed and offsets committed at once, not a poll timeout later
+                batches = self.source.poll(LINGER_S if n else k.poll_timeout_s)
                 t1 = time.perf_counter()
                 if self.watchdog.take():
                     self._suspect()
