@@ -201,7 +201,8 @@ class GroupMember:
         self.last_checkpoint = time.monotonic()
         self.last_flush = time.monotonic()
         self.last_lag = 0.0
-        # where the time goes (logged at exit): consume, process (documents apart: building
+        # where the time goes (logged at exit): consume (getting records that were there,
+        # not waiting for them), process (documents apart: building
         # per-line documents), backpressure (waiting for the oldest bulk requests while
         # newer ones are in flight), flush (the barrier before a commit), commit, checkpoint
         self.timings = dict.fromkeys(("consume", "process", "documents", "backpressure",
@@ -420,7 +421,7 @@ class GroupMember:
                 if n:
                     last_data = now
                     self.records += n
-                    self.timings["consume"] += t1 - t0
+                    self.timings["consume"] += t1 - t0 - self.source.idle_s
                     docs, wait = self.sink.doc_seconds - docs0, self.sink.waited() - wait0
                     self.timings["documents"] += docs
                     self.timings["backpressure"] += wait
