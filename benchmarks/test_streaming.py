@@ -84,9 +84,9 @@ def _service_cpu() -> dict[str, float]:
     tests/services/up; empty when they run elsewhere): who else works while logml runs."""
     out = {}
     run = os.environ.get("LOGML_SERVICES_RUN")
-    for name in ("kafka", "elasticsearch"):
+    for name in ("kafka", "elasticsearch") if run else ():
         try:
-            pid = (Path(run) / f"{name}.pid").read_text().strip() if run else ""
+            pid = int((Path(run) / f"{name}.pid").read_text())
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             continue
