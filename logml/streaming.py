@@ -16,6 +16,7 @@ all partitions and leaves the group; windows stay open for the next owner.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -392,6 +393,10 @@ class GroupMember:
         self.source.check_topics(k.dlq_topic, k.state_topic)
         self.source.subscribe()
         self.watchdog.start()
+        # What start-up made (modules, numba's and the clients' objects: 100k+) is never
+        # garbage: out of the collector's sight, a full collection, which the messages of
+        # a few batches set off, no longer walks all of it (~0.2 s CPU a 250k records).
+        gc.freeze()
         last_data = 0.0
         started, cpu0 = time.perf_counter(), time.process_time()
         clean = True
