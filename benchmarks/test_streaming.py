@@ -13,8 +13,12 @@ mean something). Needs the real services (tests/services/up kafka elasticsearch)
   clock starts when they continue (SIGCONT): neither producing nor start-up is timed,
   as neither is for the loader. Throughput: all lines / seconds from then to the moment
   Kafka has every offset committed (committed = acknowledged by every sink).
-- rounds (LOGML_BENCH_ROUNDS, default 3): each round runs the loader (logml's documents)
-  and one consumer with and without documents, alternating which goes first; the ratio is
+- bare consumer: one plain Kafka consumer (logml's fetch settings) only taking the records
+  out, its CPU a record, and the broker's and Elasticsearch's CPU during each timed part
+  (from tests/services/up's pid files): what bounds a consumer on this machine;
+- rounds (LOGML_BENCH_ROUNDS, default 3): each round runs the loader (logml's documents),
+  the bare consumer and one logml consumer with and without documents, alternating which
+  goes first; the ratio is
   the median of the rounds' ratios. Then the scale-out table: 2 and 4 consumers, documents
   on and off, once each (LOGML_BENCH_CONSUMERS), and the raw-events loader once.
 """
