@@ -13,11 +13,16 @@ mean something). Needs the real services (tests/services/up kafka elasticsearch)
   clock starts when they continue (SIGCONT): neither producing nor start-up is timed,
   as neither is for the loader. Throughput: all lines / seconds from then to the moment
   Kafka has every offset committed (committed = acknowledged by every sink).
-- rounds (LOGML_BENCH_ROUNDS, default 3): each round runs the loader (logml's documents)
-  and one consumer with and without documents, alternating which goes first; the ratio is
+- bare consumer: one plain Kafka consumer (logml's fetch settings) only taking the records
+  out, its CPU a record, and the broker's and Elasticsearch's CPU during each timed part
+  (from tests/services/up's pid files): what bounds a consumer on this machine;
+- rounds (LOGML_BENCH_ROUNDS, default 3): each round runs the loader (logml's documents),
+  the bare consumer and one logml consumer with and without documents, alternating which
+  goes first; the ratio is
   the median of the rounds' ratios. Then the scale-out table: 2 and 4 consumers, documents
   on and off, once each (LOGML_BENCH_CONSUMERS), and the raw-events loader once.
 """
+import gc
 import hashlib
 import os
 import re
@@ -42,6 +47,7 @@ from logml.docs import LogDocs, day_name
 from logml.config import load
 from logml.generate import write
 from logml.pipeline import Pipeline
+from logml.sources.kafka import FETCH_SETTINGS
 from logml.template import TemplateEngine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +81,25 @@ class Committed:
 
     def close(self) -> None:
         self.c.close()
+
+
+def _service_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the Kafka broker and Elasticsearch (JVMs started by
+    tests/services/up; empty when they run elsewhere): who else works while logml runs."""
+    out = {}
+    run = os.environ.get("LOGML_SERVICES_RUN")
+    for name in ("kafka", "elasticsearch") if run else ():
+        try:
+            pid = int((Path(run) / f"{name}.pid").read_text())
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _cpu_since(before: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - before[k], 2) for k, v in _service_cpu().items() if k in before}
 
 
 def _es(url: str, path: str, method: str = "GET", body: bytes | None = None) -> dict:
@@ -224,7 +249,7 @@ write_logs = {str(write_logs).lower()}
             os.kill(p.pid, signal.SIGSTOP)
         stopped = True
         produce(bootstrap, topic, records)
-        start = time.time()
+        start, services_cpu = time.time(), _service_cpu()
         for p in procs:
             os.kill(p.pid, signal.SIGCONT)
         stopped = False
@@ -239,6 +264,7 @@ write_logs = {str(write_logs).lower()}
                 raise AssertionError("consumers failed or ended early:\n" + "\n".join(
                     _tail(log) for log in logs))
             time.sleep(0.05)
+        services_cpu = _cpu_since(services_cpu)
         assert done == len(lines), (done, len(lines))
         for p in procs:  # a graceful stop (flush, checkpoint, commit, leave the group)
             os.kill(p.pid, signal.SIGTERM)
@@ -275,31 +301,39 @@ write_logs = {str(write_logs).lower()}
     # inflates least; 1e6 / it is the lines a second one consumer makes on a core of its own
     cpu = sum(t["cpu_s"] for t in timings) / len(lines) * 1e6
     return {"lines_per_s": round(rate), "cpu_us_per_line": round(cpu, 2),
-            "consumers": timings}
+            "services_cpu_s": services_cpu, "consumers": timings}
 
 
-def bare_consumer(env, records, lines: list[bytes]) -> float:
+def bare_consumer(env, records, lines: list[bytes]) -> dict:
     """Records a second one plain consumer takes out of Kafka, doing nothing with them
-    (the fetch settings of logml's consumer): the ceiling for logml without documents on
-    this broker and machine."""
+    (logml's fetch settings), from the first poll to the last record (not a poll timeout
+    later): the ceiling for one logml consumer on this broker and machine. With its own
+    CPU (all threads: librdkafka's fetcher and the Python objects of the messages) and the
+    broker's, to tell which of them bounds it."""
     bootstrap = env["KAFKA_BOOTSTRAP"]
     topic = f"bench.{uuid.uuid4().hex[:8]}.bare"
     _topics(bootstrap, (topic, PARTITIONS, None))
     produce(bootstrap, topic, records)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{uuid.uuid4().hex}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                  "max.partition.fetch.bytes": 8 << 20, "fetch.max.bytes": 64 << 20})
+                  **FETCH_SETTINGS})
     try:
         c.subscribe([topic])
         while not c.assignment():
             c.poll(0.1)
-        n, t0 = 0, time.perf_counter()
+        n, services, cpu0 = 0, _service_cpu(), time.process_time()
+        gc.freeze()  # this process's millions of lines and documents are not the consumer's
+        t0 = time.perf_counter()
         while n < len(lines):
-            msgs = c.consume(20000, 0.5)
+            msgs = c.consume(20000, 0.05)
             values = list(map(Message.value, msgs))
             n += len(values)
-        return n / (time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        return {"records_per_s": round(n / seconds),
+                "cpu_us_per_record": round((time.process_time() - cpu0) / n * 1e6, 2),
+                "services_cpu_s": _cpu_since(services)}
     finally:
+        gc.unfreeze()
         c.close()
         AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])
 
@@ -327,12 +361,13 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
             row[name] = step()
         row["ratio"] = round(row["logml_documents"]["lines_per_s"] / row["loader"], 3)
         row["ratio_no_documents_to_bare_consumer"] = round(
-            row["logml_no_documents"]["lines_per_s"] / row["bare_consumer"], 3)
+            row["logml_no_documents"]["lines_per_s"]
+            / row["bare_consumer"]["records_per_s"], 3)
         per_round.append(row)
         print(f"round {r + 1}: loader {row['loader']:.0f} docs/s, logml with documents "
               f"{row['logml_documents']['lines_per_s']} lines/s (ratio {row['ratio']}), "
               f"without {row['logml_no_documents']['lines_per_s']} lines/s (bare consumer "
-              f"{row['bare_consumer']:.0f} records/s); CPU a line with/without documents "
+              f"{row['bare_consumer']['records_per_s']} records/s); CPU a line with/without documents "
               f"{row['logml_documents']['cpu_us_per_line']}/"
               f"{row['logml_no_documents']['cpu_us_per_line']} us; consumer seconds with "
               f"documents {row['logml_documents']['consumers'][0]['seconds']}")
@@ -365,7 +400,19 @@ def test_streaming_vs_bare_bulk_loader(workload, tmp_path, record):
            load_average=os.getloadavg()[0],
            bare_loader_logml_documents_docs_per_s=[round(x["loader"]) for x in per_round],
            bare_loader_raw_events_docs_per_s=round(bare_raw),
-           bare_consumer_records_per_s=[round(x["bare_consumer"]) for x in per_round],
+           bare_consumer_records_per_s=[x["bare_consumer"]["records_per_s"]
+                                        for x in per_round],
+           bare_consumer_cpu_us_per_record=[x["bare_consumer"]["cpu_us_per_record"]
+                                            for x in per_round],
+           # CPU seconds of the broker and Elasticsearch during each timed read/run
+           services_cpu_s={
+               **{f"round{k + 1}_bare_consumer": x["bare_consumer"]["services_cpu_s"]
+                  for k, x in enumerate(per_round)},
+               **{f"round{k + 1}_{name}": x[name]["services_cpu_s"]
+                  for k, x in enumerate(per_round)
+                  for name in ("logml_documents", "logml_no_documents")},
+               **{f"{'logs' if wl else 'nologs'}_{c}": r["services_cpu_s"]
+                  for (wl, c), r in runs.items() if c != 1}},
            ratio_without_documents_to_bare_consumer_per_round=[
                x["ratio_no_documents_to_bare_consumer"] for x in per_round],
            ratio_with_documents_per_round=[x["ratio"] for x in per_round],

@@ -2,7 +2,7 @@
 
 ``write`` buffers; a full chunk (``bulk_max_docs`` documents or ``bulk_max_bytes``) goes
 at once to a thread, up to ``max_in_flight`` bulk requests at a time, so indexing overlaps
-processing. ``backlog_full()`` (never blocks) tells the caller to pause its input, and
+processing; when no request is in flight, whatever is buffered goes too. ``backlog_full()`` (never blocks) tells the caller to pause its input, and
 ``relieve()`` waits for the oldest requests until it is not full (the newer ones stay in
 flight); ``write`` itself waits only when one chunk more than the threads can take is
 already waiting.
@@ -250,6 +250,11 @@ class ElasticsearchSink:
                 and not self._unsettled:
             self._seal(self._buffer)
         self._collect(block=False)
+        if self._buffer and not self._inflight and not self._unsettled:
+            # no request in flight: send what there is now (the window documents of a
+            # run without per-line documents, a slow stream), indexed while the pipeline
+            # goes on, rather than all of it at the barrier before the next commit
+            self._seal(self._buffer)
 
     def _seal(self, buf) -> None:
         """Hand the oldest chunk's worth of the buffer to a thread."""

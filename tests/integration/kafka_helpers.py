@@ -41,7 +41,12 @@ group = "{names['group']}"
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
     for key, value in records:
-        p.produce(topic, key=key, value=value)
+        while True:
+            try:
+                p.produce(topic, key=key, value=value)
+                break
+            except BufferError:  # the local queue is full (a busy broker): let it drain
+                p.poll(0.1)
         p.poll(0)
     assert p.flush(60) == 0
 

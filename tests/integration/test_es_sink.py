@@ -136,6 +136,25 @@ def test_write_flush_counts_and_replay_is_idempotent(es, es_url, prefix):
     sink.close()
 
 
+def test_an_idle_sink_sends_a_part_chunk_without_waiting_for_the_flush(es, es_url, prefix):
+    """Less than a chunk, nothing in flight: sent at once (indexed while the pipeline goes
+    on); with a request in flight, kept for a full chunk or the flush."""
+    sink, stats, dlq = make_sink(es_url, prefix, bulk_max_docs=100)
+    docs = window_docs(30)
+    sink.write("windows", docs[:10])
+    assert len(sink._inflight) == 1 and not sink._buffer  # noqa: SLF001
+    sink.write("windows", docs[10:])  # the first request may still be in flight
+    assert len(sink._buffer) in (0, 20)  # noqa: SLF001
+    deadline = time.time() + 30
+    while sink._inflight and time.time() < deadline:  # noqa: SLF001 - acknowledged
+        sink.backlog_full()  # (collects finished requests) without a flush
+        time.sleep(0.05)
+    assert sink.pending == len(sink._buffer)  # noqa: SLF001
+    sink.flush()
+    assert sink.pending == 0 and counts(es, prefix)["windows"] == 30 and not dlq
+    sink.close()
+
+
 def test_write_logs_off_drops_log_documents(es, es_url, prefix):
     config = ElasticsearchConfig(url=es_url, index_prefix=prefix, write_logs=False)
     sink = ElasticsearchSink(config, Stats(), DeadLetters())

@@ -87,17 +87,19 @@ def skipped(log_text: str) -> int:
     return sum(int(n) for n in re.findall(r"replay: (\d+) dead letters", log_text))
 
 
-@pytest.mark.parametrize("fault,interval", [
-    ("mid_batch:20", 1.0),    # records processed, nothing flushed
-    ("after_bulk:20", 1.0),   # Elasticsearch and dead letters acknowledged, no commit
-    ("checkpoint:12", 0.001),  # one partition's checkpoint written, the others not
+@pytest.mark.parametrize("fault,interval,commit_every", [
+    ("mid_batch:20", 1.0, 0.0),    # records processed, nothing flushed
+    ("after_bulk:20", 1.0, 0.0),   # Elasticsearch and dead letters acknowledged, no commit
+    ("checkpoint:12", 0.001, 0.0),  # one partition's checkpoint written, the others not
+    # as pipelines/kafka.toml runs: several batches indexed between two commits
+    ("after_bulk:3", 0.001, 0.05),
 ])
 def test_kill_at_a_crash_point_then_takeover_writes_what_an_uninterrupted_run_does(
-        baseline, kafka_env, es_env, es, tmp_path, fault, interval):
+        baseline, kafka_env, es_env, es, tmp_path, fault, interval, commit_every):
     bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
     names = new_run(bootstrap, baseline.topic)
     cfg = pipeline_file(tmp_path / "k.toml", names, bootstrap, es_env["ES_URL"],
-                        checkpoint_interval_s=interval)
+                        checkpoint_interval_s=interval, commit_interval_s=commit_every)
     log = tmp_path / "consumer.log"
     try:
         rc = run(cfg, log, fault=fault)
