@@ -195,9 +195,10 @@ class Detector:
         (merged again before a window closed, or without lines) stands for its own
         parents; one without any adds nothing."""
         seen = self.tm["seen"]
-        has_parents = np.zeros(len(into), dtype=bool)
-        has_parents[into[into >= 0]] = True
-        for t in t_idx[(seen[t_idx] == 0) & has_parents[t_idx]].tolist():
+        fresh = t_idx[seen[t_idx] == 0]
+        if not len(fresh):
+            return
+        for t in fresh[np.isin(fresh, into)].tolist():
             src, todo = [], [t]
             while todo:
                 for p in np.flatnonzero(into == todo.pop()).tolist():
@@ -245,7 +246,7 @@ class Detector:
         terrors = _pad(frame.template_errors, T)
         into = None
         if merged_into is not None:
-            into = _pad(np.asarray(merged_into, dtype=np.int64), T, -1)
+            into = _pad(np.asarray(merged_into), T, -1)
             counts, terrors = _fold(counts, terrors, into)
             if retired is None:
                 retired = into >= 0
