@@ -100,9 +100,11 @@ def test_multi_level_merge_and_a_parent_without_lines():
                   np.full(4, -1))
     into = np.array([2, 2, 5, 5, 5, -1])
     derived = np.array([False, False, True, False, False, True])
-    d = det.score(frame(60, [0, 0, 0, 0, 0, 500]), ts, 1, derived, into >= 0, into)
+    # the window of the merges: lines of A, B, C and D count as E's (through C)
+    d = det.score(frame(60, [10, 5, 3, 2, 0, 480]), ts, 1, derived, into >= 0, into)
     (a,) = [a for a in d.anomalies if a.template == 5]
     assert a.type == "spike" and a.expected == pytest.approx(100.0, rel=0.15)
+    assert a.actual == 500
     assert det.tm["seen"][2] == 0 and det.tm["seen"][5] == 61
 
 
