@@ -338,7 +338,10 @@ def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray
     the day profile's slot means add (a parent without samples in a slot counts its flat
     level there), its sums HSUM/DSUM are those of the summed profile and a slot's sample
     count is the smallest of the parents' (a slot one parent barely knew learns fast);
-    ``seen`` is the largest (the merged series is as warm as its oldest part). Cannot be
+    ``seen`` is the smallest: the sum is known only as well as its least known part (a
+    sibling born a window before the merge has a level from one, maybe partial, window),
+    so the merged series is warm when all its parents were, and until then learns at the
+    young part's pace. Cannot be
     combined: MODE (which baseline is in use) is the largest parent's; the burst
     statistics PI, BM, BV are the parent's whose bursts add the most lines (excess rate
     x share of the mean), its log burst size diluted by that share (a burst of x M in a
@@ -373,7 +376,7 @@ def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray
     out[BV] = st[BV, b]
     # LB, RS, RN stay 0
     return (out.astype(np.float32), prof_c.astype(np.float32),
-            pcnt.min(axis=1).astype(np.uint16), int(np.max(seen)))
+            pcnt.min(axis=1).astype(np.uint16), int(np.min(seen)))
 
 
 def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool,
