@@ -341,11 +341,12 @@ def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray
     ``seen`` is the smallest: the sum is known only as well as its least known part (a
     sibling born a window before the merge has a level from one, maybe partial, window),
     so the merged series is warm when all its parents were, and until then learns at the
-    young part's pace. Cannot be
-    combined: MODE (which baseline is in use) is the largest parent's; the burst
-    statistics PI, BM, BV are the parent's whose bursts add the most lines (excess rate
-    x share of the mean), its log burst size diluted by that share (a burst of x M in a
-    part with share w is one of x 1 + (M - 1) w of the sum): whether several parents
+    young part's pace.
+
+    Cannot be combined: MODE (which baseline is in use) is the largest parent's; the
+    burst statistics PI, BM, BV are the parent's whose bursts add the most lines (excess
+    rate x share of the mean), its log burst size diluted by that share (a burst of x M
+    in a part with share w is one of x 1 + (M - 1) w of the sum): whether several parents
     burst together is not known, so their rates are not added. A pending burst (LB) and
     the run accumulators RS, RN start afresh: a run of one parent is no run of the sum.
     """
