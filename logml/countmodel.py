@@ -320,6 +320,66 @@ def grow_state(state: dict, n: int) -> dict:
     return fresh
 
 
+def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray) -> tuple:
+    """The model of a series that is the sum of others (a template merged from its
+    parents gets their lines), from the columns of those others (``st[:, j]``,
+    ``prof[:, j]``, ``pcnt[:, j]``, ``seen[j]``: j over the parents): returns its
+    (st column, prof column, pcnt column, seen). So the merged series is tested from its
+    first window with what its parents knew, not after a warm-up of its own.
+
+    Assumption: the parents are independent series, so means add and so do variances:
+    mu = sum mu_p, and mu + k mu^2 = sum (mu_p + k_p mu_p^2) gives
+    k = sum k_p mu_p^2 / (sum mu_p)^2 for each baseline (mu_p its level). Parents that
+    rise and fall together have a larger sum variance than this; the merged series'
+    own windows then teach its k (as they teach every series).
+
+    Rows: levels F, LD, LL, LW and trend TF add (a sum's trend is the sum of trends);
+    squared errors EF..EW add (independent errors), so the baselines compare as before;
+    the day profile's slot means add (a parent without samples in a slot counts its flat
+    level there), its sums HSUM/DSUM are those of the summed profile and a slot's sample
+    count is the smallest of the parents' (a slot one parent barely knew learns fast);
+    ``seen`` is the smallest: the sum is known only as well as its least known part (a
+    sibling born a window before the merge has a level from one, maybe partial, window),
+    so the merged series is warm when all its parents were, and until then learns at the
+    young part's pace.
+
+    Cannot be combined: MODE (which baseline is in use) is the largest parent's; the
+    burst statistics PI, BM, BV are the parent's whose bursts add the most lines (excess
+    rate x share of the mean), its log burst size diluted by that share (a burst of x M
+    in a part with share w is one of x 1 + (M - 1) w of the sum): whether several parents
+    burst together is not known, so their rates are not added. A pending burst (LB) and
+    the run accumulators RS, RN start afresh: a run of one parent is no run of the sum.
+    """
+    f64 = np.float64
+    st = np.asarray(st, f64).reshape(N_FIELDS, -1)
+    prof = np.asarray(prof, f64).reshape(N_PROFILE, -1)
+    pcnt = np.asarray(pcnt).reshape(N_PROFILE, -1)
+    out = np.zeros(N_FIELDS)
+    levels = [np.maximum(st[F] + TREND_PHI * st[TF], 0.0)] + \
+        [np.maximum(st[f], 0.0) for f in (LD, LL, LW)]
+    for f in (F, TF, LD, LL, LW, EF, ED, EL, EW):
+        out[f] = st[f].sum()
+    for m, mu in enumerate(levels):
+        total = mu.sum()
+        out[KF + m] = (st[KF + m] * mu * mu).sum() / (total * total) if total > 0.0 else \
+            st[KF + m].max()
+    filled = np.where(pcnt > 0, prof, np.maximum(st[F], 0.0))
+    prof_c = filled.sum(axis=1)
+    out[HSUM] = prof_c[:24].sum()
+    out[DSUM] = prof_c[24:].sum()
+    biggest = int(np.argmax(levels[0]))
+    out[MODE] = st[MODE, biggest]
+    share = levels[0] / max(levels[0].sum(), MU_MIN)
+    excess = np.where(st[BV] > 0.0, np.maximum(st[PI] - PI_NULL, 0.0), 0.0) * share
+    b = int(np.argmax(excess)) if excess.max() > 0.0 else biggest
+    out[PI] = st[PI, b]
+    out[BM] = math.log1p(math.expm1(st[BM, b]) * share[b]) if excess[b] > 0.0 else st[BM, b]
+    out[BV] = st[BV, b]
+    # LB, RS, RN stay 0
+    return (out.astype(np.float32), prof_c.astype(np.float32),
+            pcnt.min(axis=1).astype(np.uint16), int(np.min(seen)))
+
+
 def model_params(alpha: float, window_seconds: float, warmup: int, seasonal: bool,
                  rhythm_first: bool = False) -> tuple:
     """The kernel's scalar parameters, all derived from the config (never stored).

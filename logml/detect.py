@@ -92,6 +92,24 @@ def _pad(a: np.ndarray, n: int, fill=0) -> np.ndarray:
     return out
 
 
+def _fold(counts: np.ndarray, errors: np.ndarray, into: np.ndarray) -> tuple:
+    """Counts of templates merged into others (into[t] >= 0) added to the template they
+    resolve to now (through every later merge): lines of a window still open at a merge
+    were counted under the parents' ids."""
+    moved = np.flatnonzero((into >= 0) & ((counts > 0) | (errors > 0)))
+    if not len(moved):
+        return counts, errors
+    final = into[moved]
+    while (into[final] >= 0).any():
+        final = np.where(into[final] >= 0, into[final], final)
+    counts, errors = counts.copy(), errors.copy()
+    np.add.at(counts, final, counts[moved])
+    np.add.at(errors, final, errors[moved])
+    counts[moved] = 0
+    errors[moved] = 0
+    return counts, errors
+
+
 def _alpha(half_life: float) -> float:
     return 1.0 - 0.5 ** (1.0 / half_life)
 
@@ -170,14 +188,38 @@ class Detector:
                       hpos, day, *params, s, mu, sd)
         return s, mu, sd
 
+    def _inherit(self, t_idx: np.ndarray, into: np.ndarray) -> None:
+        """Templates of t_idx scored for the first time that were merged from others
+        (``into[p] == t``) start from their parents' models summed (``cm.inherit``), so
+        the merged series is tested from its first window on. A parent never scored
+        (merged again before a window closed, or without lines) stands for its own
+        parents; one without any adds nothing."""
+        seen = self.tm["seen"]
+        fresh = t_idx[seen[t_idx] == 0]
+        if not len(fresh):
+            return
+        for t in fresh[np.isin(fresh, into)].tolist():
+            src, todo = [], [t]
+            while todo:
+                for p in np.flatnonzero(into == todo.pop()).tolist():
+                    (src if seen[p] > 0 else todo).append(p)
+            if src:
+                st, prof, pcnt, n = cm.inherit(self.tm["st"][:, src], self.tm["prof"][:, src],
+                                               self.tm["pcnt"][:, src], seen[src])
+                self.tm["st"][:, t], self.tm["prof"][:, t] = st, prof
+                self.tm["pcnt"][:, t], seen[t] = pcnt, n
+
     def score(self, frame: WindowFrame, template_service: np.ndarray,
               n_services: int, derived: np.ndarray | None = None,
-              retired: np.ndarray | None = None) -> Detection:
+              retired: np.ndarray | None = None,
+              merged_into: np.ndarray | None = None) -> Detection:
         """template_service[t] is the service of template t (one entry per template).
-        Lineage (optional bool arrays): derived[t], t was made from known templates (its
+        Lineage (optional arrays): derived[t], t was made from known templates (its
         lineage has parents), so its lines are not new: it never raises new_template;
         retired[t], t was merged into another that gets its lines now: its series ends
-        (no drop to zero, no update)."""
+        (no drop to zero, no update); merged_into[t], the template t was merged into (-1:
+        none): a merged template continues its parents' series (their lines of this
+        window count as its own, and it starts from their models, ``_inherit``)."""
         cfg = self.cfg
         T = len(template_service)
         self._resize(T, n_services)
@@ -201,6 +243,13 @@ class Detector:
             self.e_rs[jumped] = 0.0
             self.e_rn[jumped] = 0.0
         counts = _pad(frame.template_counts, T)
+        terrors = _pad(frame.template_errors, T)
+        into = None
+        if merged_into is not None:
+            into = _pad(np.asarray(merged_into), T, -1)
+            counts, terrors = _fold(counts, terrors, into)
+            if retired is None:
+                retired = into >= 0
         # a template series exists from its first line
         exists = (self.tm["seen"][:T] > 0) | (counts > 0)
         if frame.services is not None:
@@ -208,7 +257,8 @@ class Detector:
         if retired is not None:
             exists &= ~_pad(np.asarray(retired, dtype=bool), T)
         t_idx = np.flatnonzero(exists)
-        terrors = _pad(frame.template_errors, T)
+        if into is not None:
+            self._inherit(t_idx, into)
         hpos, day = cm.slots(frame.start, frame.end)
 
         t_seen_before = self.tm["seen"][t_idx]  # model_step replaces, never edits, this

@@ -42,9 +42,11 @@ class Pipeline:
         self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
         # lineage for the detector: made from known templates (never new_template); merged
-        # into another (its series ends)
+        # into another (its series ends); the index of that other (-1: none), whose series
+        # continues the merged ones'
         self.template_derived = np.zeros(0, dtype=bool)
         self.template_retired = np.zeros(0, dtype=bool)
+        self.template_merged_into = np.zeros(0, dtype=np.int32)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
         self.gauges: dict = {"scores": {}, "top": {}, "last_window_end": 0.0}
@@ -173,6 +175,11 @@ class Pipeline:
             [bool(t.parents) for t in new], dtype=bool)))
         self.template_retired = np.concatenate((self.template_retired,
                                                 np.zeros(len(new), dtype=bool)))
+        self.template_merged_into = np.concatenate((self.template_merged_into,
+                                                    np.full(len(new), -1, dtype=np.int32)))
+        for k, t in enumerate(new):
+            for p in t.parents:
+                self.template_merged_into[engine.template_index[p]] = before + k
         for p in {p for t in new for p in t.parents}:
             self.template_retired[engine.template_index[p]] = engine.successor(p) != p
 
@@ -181,7 +188,8 @@ class Pipeline:
         names = [s.name for s in engine.services]
         for frame in frames:
             det: Detection = self.detector.score(frame, self.template_service, len(names),
-                                                 self.template_derived, self.template_retired)
+                                                 self.template_derived, self.template_retired,
+                                                 self.template_merged_into)
             self.sink.write("windows", [window_doc(w, names[w.service]) for w in det.windows])
             docs = []
             for a in det.anomalies:
@@ -264,6 +272,7 @@ class Pipeline:
         self.engine, self.windower, self.detector = engine, windower, detector
         self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
         self.template_derived = self.template_retired = np.zeros(0, dtype=bool)
+        self.template_merged_into = np.zeros(0, dtype=np.int32)
         self._lineage(0)
         self.positions, self.gauges = positions, gauges
         self._publish()

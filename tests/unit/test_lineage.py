@@ -1,13 +1,14 @@
 """Template lineage in what logml writes: a template merged from others lists their ids as
 ``template_parents`` (per-line documents, anomaly documents, ``logml parse`` JSONL rows,
-mapped as a keyword); to the detector it is not a new template, and the templates merged
-into it do not drop to zero."""
+mapped as a keyword); to the detector it is not a new template, the templates merged
+into it do not drop to zero, and it continues their series (their baselines summed)."""
 import subprocess
 import sys
 
 import numpy as np
 import orjson
 
+from logml import snapshot
 from logml.config import Config
 from logml.decode import Decoder
 from logml.detect import Detector
@@ -150,3 +151,72 @@ def test_pipeline_merge_after_warm_up_raises_no_new_template(tmp_path):
     assert tagged and all(d["logml"]["template_id"] == engine.template_id(merged)
                           for d in tagged)
     assert {d["logml"]["params"][0] for d in tagged} == set(USERS)
+
+
+
+def _merge_then_spike_lines(start=1_764_000_000):
+    """api: 20 steady lines a window; alice, bob and carol 10 lines each (three templates)
+    until window 40, where dave's line merges them; from then on the merged template gets
+    the same 30 lines a window, except window 42: five times as many."""
+    lines = []
+    for w in range(46):
+        for k in range(20):
+            lines.append(_event(start + w * 60 + k * 3, f"request {k} served in {k + 3} ms"))
+        users = (["alice"] * 30 if w == 0 else USERS[:3] * 10 if w < 40
+                 else USERS * 30 if w == 42 else USERS * 6)
+        for k, u in enumerate(users):
+            lines.append(_event(start + w * 60 + 1 + k * 0.3,
+                                f"session opened for user {u} by sshd"))
+    return lines
+
+
+def _run_lines(tmp_path, lines, restore_at=()):
+    """Anomaly documents of a pipeline fed ``lines`` in blocks of 10 (windows close as
+    the stream goes on), saved and restored from its state before the lines at
+    ``restore_at`` (as a checkpoint and the next owner would)."""
+    p, docs = None, []
+
+    def collect():
+        f = tmp_path / str(len(docs)) / "anomalies.jsonl"
+        p.sink.close()
+        docs.append([orjson.loads(x) for x in f.read_bytes().splitlines()] if f.exists()
+                    else [])
+
+    for at in range(0, len(lines), 10):
+        if p is None or at in restore_at:
+            state = p and p.state()
+            if p is not None:
+                collect()
+            p = Pipeline(Config(), JsonlSink(tmp_path / str(len(docs))))
+            if state is not None:
+                p.restore(snapshot.loads(snapshot.dumps("pipeline", state), "pipeline"))
+        data = b"\n".join(lines[at:at + 10]) + b"\n"
+        p.process_block(data, at, "input", at + 10)
+    p.finish()
+    collect()
+    return p, [a for part in docs for a in part]
+
+
+def test_merged_template_spiking_right_after_the_merge_is_a_spike(tmp_path):
+    """The merged template continues its parents' series, so a spike in the window after
+    the merge is found (it used to be in warm-up), on the merged template; saving and
+    restoring the pipeline at the merge changes nothing."""
+    lines = _merge_then_spike_lines()
+    p, anomalies = _run_lines(tmp_path / "whole", lines)
+    engine = p.engine
+    merged = max(range(len(engine.templates)), key=lambda t: len(engine.lineage(t)["parents"]))
+    assert len(engine.lineage(merged)["parents"]) == 3
+    assert p.template_merged_into.tolist() == [
+        merged if engine.template_id(t) in engine.lineage(merged)["parents"] else -1
+        for t in range(len(engine.templates))]
+    got = [(a["logml"]["anomaly"]["type"], a["logml"]["template_id"], a["@timestamp"])
+           for a in anomalies]
+    assert got == [("spike", engine.template_id(merged), "2025-11-24T16:42:00.000Z")]
+    # restored after the block holding dave's first line (the merge; the merged template
+    # has lines, its window is still open), and again after the spike's window began
+    first = next(i for i, x in enumerate(lines) if b"user dave" in x) // 10 * 10
+    _, again = _run_lines(tmp_path / "cut", lines, (first + 10, first + 100))
+    assert [(a["logml"]["anomaly"]["type"], a["logml"]["template_id"], a["@timestamp"],
+             a["logml"]["anomaly_score"]) for a in again] == \
+        [(a["logml"]["anomaly"]["type"], a["logml"]["template_id"], a["@timestamp"],
+          a["logml"]["anomaly_score"]) for a in anomalies]
