@@ -3,9 +3,10 @@
 ``write`` buffers; a full chunk (``bulk_max_docs`` documents or ``bulk_max_bytes``) goes
 at once to a thread, up to ``max_in_flight`` bulk requests at a time, so indexing overlaps
 processing; when no request is in flight, whatever is buffered goes too.
-``backlog_full()`` (never blocks) tells the caller to pause its input, and ``relieve()`` waits for the oldest requests until it is not full (the newer ones stay in
-flight); ``write`` itself waits only when one chunk more than the threads can take is
-already waiting.
+``backlog_full()`` (never blocks) tells the caller to pause its input, and ``relieve()``
+waits for the oldest requests until it is not full (the newer ones stay in flight);
+``write`` itself waits only when one chunk more than the threads can take is already
+waiting.
 ``flush`` is the barrier: it returns once every document written before it is acknowledged
 by Elasticsearch or dead-lettered, so the caller may commit its input offsets after it:
 
