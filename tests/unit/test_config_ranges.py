@@ -1,0 +1,64 @@
+"""Every numeric setting refuses a value out of its range with a message naming the key,
+so an operator's slip ends in one line instead of a crash deep in a stage or a silently
+odd run."""
+import dataclasses
+import typing
+
+import pytest
+
+from logml.config import Config, ConfigError, load
+
+
+def numeric_keys() -> list[str]:
+    keys = []
+    for section in dataclasses.fields(Config):
+        if not dataclasses.is_dataclass(section.type if not isinstance(section.type, str)
+                                        else typing.get_type_hints(Config)[section.name]):
+            continue
+        cls = typing.get_type_hints(Config)[section.name]
+        for f, typ in typing.get_type_hints(cls).items():
+            if typ in (int, float) or (typing.get_origin(typ) is not None
+                                       and int in typing.get_args(typ)):
+                keys.append(f"{section.name}.{f}")
+    return keys
+
+
+def test_every_numeric_key_is_found():
+    keys = numeric_keys()
+    assert "window.seconds" in keys and "metrics.port" in keys and len(keys) > 30
+
+
+@pytest.mark.parametrize("key", numeric_keys())
+def test_a_negative_value_is_refused_naming_the_key(key):
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        load(overrides={key: -1}, env={})
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"metrics.top_templates": 0}, "metrics.top_templates: must be at least 1"),
+    ({"score.error_ratio_floor": 1.5}, "score.error_ratio_floor: must be in"),
+    ({"score.half_life_windows": float("nan")}, "expected a number, got nan"),
+    ({"decode.default_service": " "}, "decode.default_service: must name a service"),
+    ({"output.dir": ""}, "output.dir: must name a directory"),
+    ({"elasticsearch.index_prefix": "Logs"}, "elasticsearch.index_prefix: 'Logs' is not"),
+    ({"sink": "elasticsearch", "elasticsearch.url": "127.0.0.1:9200"},
+     "elasticsearch.url: '127.0.0.1:9200' is not a URL like http://"),
+    ({"sink": "elasticsearch", "elasticsearch.url": "http://es"}, "names no port"),
+    ({"source": "kafka", "kafka.topic": ""}, "kafka.topic: must not be empty"),
+])
+def test_values_out_of_range(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load(overrides=override, env={})
+
+
+def test_values_only_checked_where_they_are_used():
+    # an ES URL of a file-to-JSONL run is never used: a stray ES_URL does not stop it
+    assert load(overrides={"elasticsearch.url": "${ES_URL}"}, env={"ES_URL": "x"})
+    assert load(overrides={"kafka.topic": ""}, env={})
+
+
+def test_a_pipeline_file_that_is_not_text(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_bytes(b"\xff\xfe[window]\n")
+    with pytest.raises(ConfigError, match="not a TOML text file"):
+        load(p, env={})
