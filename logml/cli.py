@@ -14,6 +14,33 @@ class UsageError(Exception):
     """A command given wrongly; the message says what to give."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line like every operator error."""
+
+    def error(self, message):
+        sys.stderr.write(f"logml: error: {message}; see `{self.prog} --help`\n")
+        sys.exit(2)
+
+
+def _number(kind, low: float, strict: bool, what: str):
+    """An argparse type: a number of ``kind`` above ``low`` (or at least, if not strict)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+_POSITIVE = _number(float, 0, True, "a positive number")
+_POSITIVE_INT = _number(int, 0, True, "a positive whole number")
+_COUNT = _number(int, 0, False, "a whole number, 0 or more")
+
+
 @contextmanager
 def _loading():
     """A command's imports (numba and its type system: about 100k objects that live as
@@ -47,12 +74,23 @@ def cmd_run(args) -> int:
     with _loading():
         config = load(args.config, overrides=overrides)
     if config.source == "kafka" and not args.input:
+        embedded_only = [flag for flag, given in (
+            ("--state", args.state), ("--keep-open", args.keep_open),
+            ("--follow", args.follow), ("--service", args.service)) if given]
+        if embedded_only:
+            raise UsageError(f"{', '.join(embedded_only)}: for --input runs only; a Kafka "
+                             f"consumer keeps its state in kafka.state_topic and takes "
+                             f"service names from the events: drop "
+                             f"{'them' if len(embedded_only) > 1 else 'it'}")
         with _loading():
             from .streaming import run_kafka
         return run_kafka(config, exit_when_idle=args.exit_when_idle)
     if not args.input:
         raise UsageError("give --input FILE|- (embedded mode) or -c PIPELINE.toml with "
                          "source = \"kafka\"")
+    if args.exit_when_idle is not None:
+        raise UsageError("--exit-when-idle is for Kafka mode; an --input run ends at the "
+                         "end of its input (or with SIGTERM/Ctrl-C under --follow): drop it")
     with _loading():
         from .run import Runner
     state = args.state or config.output.snapshot or None
@@ -86,9 +124,26 @@ def cmd_eval(args) -> int:
     import json
 
     from .evaluate import evaluate, format_report, load_anomalies
-    with open(args.labels) as f:
-        labels = json.load(f)
-    result = evaluate(load_anomalies(args.anomalies), labels, args.window_seconds)
+    with open(args.labels, "rb") as f:
+        data = f.read()
+    try:
+        labels = json.loads(data)
+    except ValueError as e:
+        raise UsageError(f"{args.labels}: not JSON ({e}): give the labels.json that logml "
+                         f"generate wrote") from None
+    if not (isinstance(labels, dict) and isinstance(labels.get("incidents"), list)):
+        raise UsageError(f"{args.labels}: not a labels file (no \"incidents\" list): give "
+                         f"the labels.json that logml generate wrote")
+    try:
+        anomalies = load_anomalies(args.anomalies)
+    except ValueError as e:
+        raise UsageError(f"{str(e).splitlines()[0]}: give the anomalies.jsonl that logml "
+                         f"run wrote") from None
+    if anomalies and not any(isinstance((d.get("logml") or {}).get("anomaly"), dict)
+                             or "logml.anomaly.type" in d for d in anomalies):
+        raise UsageError(f"{args.anomalies}: holds no anomaly documents (no logml.anomaly): "
+                         f"give the anomalies.jsonl that logml run wrote")
+    result = evaluate(anomalies, labels, args.window_seconds)
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -97,10 +152,16 @@ def cmd_eval(args) -> int:
 
 
 def cmd_setup(args) -> int:
-    from .config import interpolate
+    from .config import index_prefix_problem, interpolate, url_problem
     from .setup import run_setup
-    return run_setup(interpolate(args.es), args.kibana, args.out, args.prefix, args.replicas,
-                     args.ingest_mode)
+    es = interpolate(args.es)
+    for flag, problem in (("--es", url_problem(es)),
+                          ("--kibana", args.kibana and url_problem(
+                              args.kibana, "http://127.0.0.1:5601", need_port=False)),
+                          ("--prefix", index_prefix_problem(args.prefix))):
+        if problem:
+            raise UsageError(f"{flag}: {problem}")
+    return run_setup(es, args.kibana, args.out, args.prefix, args.replicas, args.ingest_mode)
 
 
 def cmd_demo(args) -> int:
@@ -109,9 +170,11 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="logml",
-        description="Log lines to templates, windows and anomalies. Start with `logml demo`.")
+        description="Log lines to templates, windows and anomalies. Start with `logml demo`.",
+        epilog="`logml COMMAND --help` describes each command. Errors are one line "
+        "`logml: error: ...` with exit status 2; --debug adds the traceback.")
     p.add_argument("--version", action="version", version=f"logml {__version__}")
     p.add_argument("--debug", action="store_true",
                    help="show a traceback on errors (for a bug report)")
@@ -139,13 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--input", metavar="FILE|-", help="log file, or - for stdin")
     sp.add_argument("--output", metavar="DIR", help="directory for windows.jsonl, "
                     "anomalies.jsonl, dlq.jsonl (and logs.jsonl); default logml-out")
-    sp.add_argument("-c", "--config", metavar="PIPELINE.toml", help="pipeline file")
-    sp.add_argument("--metrics-port", type=int, metavar="N",
-                    help="serve Prometheus metrics on 127.0.0.1:N/metrics")
+    sp.add_argument("-c", "--config", metavar="PIPELINE.toml",
+                    help="pipeline file (default: the defaults documented in "
+                    "pipelines/default.toml)")
+    sp.add_argument("--metrics-port", type=_COUNT, metavar="N",
+                    help="serve Prometheus metrics on 127.0.0.1:N/metrics (default "
+                    "metrics.port: 0 = off)")
     sp.add_argument("--write-logs", action="store_true",
                     help="also write every enriched line to logs.jsonl")
     sp.add_argument("--format", choices=["auto", "json", "plain"],
-                    help="input lines: JSON events, plain text, or auto (default)")
+                    help="input lines: JSON events, plain text, or auto: both mixed "
+                    "(default decode.format: auto)")
     sp.add_argument("--service", help="service name for lines that carry none "
                     "(default: decode.default_service)")
     sp.add_argument("--state", metavar="FILE", help="restore state from FILE if it exists; "
@@ -157,47 +224,54 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--follow", action="store_true",
                     help="keep reading FILE as it grows and across rotation, like tail -F "
                     "(stop with SIGTERM or Ctrl-C; windows stay open in --state)")
-    sp.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
-                    help="Kafka mode: stop cleanly after SECONDS without new records")
+    sp.add_argument("--exit-when-idle", type=_POSITIVE, metavar="SECONDS",
+                    help="Kafka mode: stop cleanly after SECONDS without new records "
+                    "(default: run until SIGTERM or Ctrl-C)")
     sp.set_defaults(func=cmd_run)
 
     sp = add("parse", help="one row per line: line_no, template_id, template",
              description="Template every line of FILE (or - for stdin) and print one "
              "row per input line, in order.")
-    sp.add_argument("file", metavar="FILE|-")
+    sp.add_argument("file", metavar="FILE|-", help="log file, or - for stdin")
     sp.add_argument("--format", choices=["csv", "jsonl"], default="csv",
                     help="csv: line_no,template_id,template; jsonl adds params (default csv)")
     sp.add_argument("--json", action="store_true",
                     help="input lines are JSON events (Filebeat, Logstash), not plain text")
     sp.add_argument("-c", "--config", metavar="PIPELINE.toml",
-                    help="pipeline file with [template] masks and thresholds")
+                    help="pipeline file with [template] masks and thresholds (default: "
+                    "pipelines/default.toml's)")
     sp.set_defaults(func=cmd_parse)
 
     sp = add("generate", help="synthetic multi-service logs with labelled incidents",
              description="Write OUT/events.jsonl (Filebeat ECS events) and "
              "OUT/labels.json; deterministic by seed.")
-    sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument("--hours", type=float, default=6.0)
-    sp.add_argument("--services", type=int, default=4)
-    sp.add_argument("--rate", type=float, default=10.0, help="mean lines/s per service")
+    sp.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
+    sp.add_argument("--hours", type=_POSITIVE, default=6.0,
+                    help="hours of logs (default 6)")
+    sp.add_argument("--services", type=_POSITIVE_INT, default=4,
+                    help="number of services (default 4)")
+    sp.add_argument("--rate", type=_POSITIVE, default=10.0,
+                    help="mean lines/s per service (default 10; the file holds about "
+                    "hours x 3600 x services x rate lines)")
     sp.add_argument("--hard", action="store_true",
                     help="bursty, seasonal traffic with many small templates, holidays, "
                     "gradual and seasonal incidents (days of it: try --hours 48 --rate 2)")
-    sp.add_argument("--out", default="logml-generated")
+    sp.add_argument("--out", default="logml-generated", metavar="DIR",
+                    help="output directory (default logml-generated)")
     sp.set_defaults(func=cmd_generate)
 
     sp = add("setup", help="index templates, ILM policy, Kibana saved objects",
              description="Install index templates (and an ILM policy where the "
              "server supports it) in Elasticsearch, write the Kibana saved objects "
              "as ndjson and, with --kibana, import them. Reports what it skipped.")
-    sp.add_argument("--es", default="${ES_URL:-http://127.0.0.1:19200}",
+    sp.add_argument("--es", default="${ES_URL:-http://127.0.0.1:19200}", metavar="URL",
                     help="Elasticsearch URL (default $ES_URL or http://127.0.0.1:19200)")
     sp.add_argument("--kibana", metavar="URL", help="Kibana URL to import the saved objects")
     sp.add_argument("--out", default=".", metavar="DIR",
                     help="where to write kibana-objects.ndjson (default .)")
     sp.add_argument("--prefix", default="logml", help="index prefix (default logml)")
-    sp.add_argument("--replicas", type=int, help="replicas per index (default: 0 on a "
-                    "one-node cluster, else 1)")
+    sp.add_argument("--replicas", type=_COUNT, metavar="N", help="replicas per index "
+                    "(default: 0 on a one-node cluster, else 1)")
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--backfill", dest="ingest_mode", action="store_const", const="backfill",
                       help="only switch the per-line indices to bulk loading: no refresh, no "
@@ -209,9 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("eval", help="recall, false alarms and delay against labels",
              description="Compare ANOMALIES (anomalies.jsonl of logml run) with "
              "LABELS (labels.json of logml generate).")
-    sp.add_argument("anomalies")
-    sp.add_argument("labels")
-    sp.add_argument("--window-seconds", type=int, default=60)
+    sp.add_argument("anomalies", metavar="ANOMALIES", help="anomalies.jsonl of logml run "
+                    "(or - for stdin)")
+    sp.add_argument("labels", metavar="LABELS", help="labels.json of logml generate")
+    sp.add_argument("--window-seconds", type=_POSITIVE_INT, default=60, metavar="N",
+                    help="window length of the run (its window.seconds; default 60)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")
     sp.set_defaults(func=cmd_eval)
     return p
@@ -223,9 +299,10 @@ def operator_error(e: BaseException) -> str | None:
     import errno
 
     from .metrics import MetricsPortError
+    from .setup import SetupError
     from .snapshot import SnapshotError
     from .sources.file import InputError
-    if isinstance(e, (MetricsPortError, SnapshotError, InputError, UsageError)):
+    if isinstance(e, (MetricsPortError, SnapshotError, InputError, UsageError, SetupError)):
         return str(e)
     if isinstance(e, ConfigError):
         return f"configuration: {e}"
@@ -238,6 +315,7 @@ def operator_error(e: BaseException) -> str | None:
         errno.EPERM: "operation not permitted: check the path and its permissions",
         errno.EISDIR: "is a directory: give a file",
         errno.ENOTDIR: "a part of the path is not a directory",
+        errno.EEXIST: "exists and is not a directory: give a directory (or a new path)",
         errno.EROFS: "read-only file system: choose a writable --output / --state",
         errno.ENOSPC: "no space left on device: free space or choose another --output, then "
                       "rerun (with the same --state it resumes from the last checkpoint)",

@@ -200,7 +200,7 @@ class Config:
         need(k.checkpoint_interval_s > 0, "kafka.checkpoint_interval_s", "must be positive")
         need(k.state_read_stall_s > 0, "kafka.state_read_stall_s", "must be positive")
         es = self.elasticsearch
-        problem = es_url_problem(es.url) if self.sink == "elasticsearch" else None
+        problem = url_problem(es.url) if self.sink == "elasticsearch" else None
         need(problem is None, "elasticsearch.url", f"{problem}")
         problem = index_prefix_problem(es.index_prefix)
         need(problem is None, "elasticsearch.index_prefix", f"{problem}")
@@ -213,11 +213,13 @@ class Config:
         return self
 
 
-def es_url_problem(url: str) -> str | None:
-    """What is wrong with an Elasticsearch URL (None: nothing), checked before a client
-    is made: the client's own complaint is a traceback."""
+def url_problem(url: str, example: str = "http://127.0.0.1:9200",
+                need_port: bool = True) -> str | None:
+    """What is wrong with a server URL (None: nothing), checked before a client is made:
+    the client's own complaint is a traceback. The Elasticsearch client wants the port of
+    an http URL spelt out (need_port)."""
     from urllib.parse import urlsplit
-    example = "like http://127.0.0.1:9200"
+    example = f"like {example}"
     try:
         u = urlsplit(url.strip())
         port = u.port
@@ -225,7 +227,7 @@ def es_url_problem(url: str) -> str | None:
         return f"{url!r} is not a URL {example}"
     if u.scheme not in ("http", "https") or not u.hostname:
         return f"{url!r} is not a URL {example}"
-    if port is None and u.scheme == "http":
+    if need_port and port is None and u.scheme == "http":
         return f"{url!r} names no port: add it, {example}"
     return None
 

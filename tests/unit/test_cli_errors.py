@@ -95,3 +95,115 @@ def test_a_bug_is_not_disguised_as_an_operator_error():
     assert operator_error(KeyError("x")) is None
     assert operator_error(ConfigError("k: bad")) == "configuration: k: bad"
     assert "no space left" in operator_error(OSError(28, "No space left on device"))
+
+
+# ---------------------------------------------------------------- operator's audit, session 4
+
+def test_a_usage_mistake_is_one_line_too():
+    one_line(logml("run", "--format", "xml"), "invalid choice: 'xml'", "logml run --help")
+    one_line(logml("frob"), "invalid choice: 'frob'")
+
+
+def test_output_that_is_a_file(tmp_path):
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "file").write_bytes(b"")
+    one_line(logml("run", "--input", tmp_path / "a.log", "--output", tmp_path / "file"),
+             "exists and is not a directory")
+    one_line(logml("generate", "--hours", "0.01", "--out", tmp_path / "file"),
+             "exists and is not a directory")
+
+
+def test_a_setting_out_of_range_is_refused_before_the_run(tmp_path):
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "p.toml").write_text("[metrics]\ntop_templates = 0\n")
+    one_line(logml("run", "-c", tmp_path / "p.toml", "--input", tmp_path / "a.log",
+                   "--output", tmp_path / "o"), "metrics.top_templates: must be at least 1")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_pipeline_file_that_is_not_text(tmp_path):
+    (tmp_path / "p.toml").write_bytes(b"\xff\xfe[x]\n")
+    one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-"), "not a TOML text file")
+
+
+def test_parse_of_a_missing_file(tmp_path):
+    one_line(logml("parse", tmp_path / "nope.log"), "nope.log: no such file")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--hours", "-1"], ["--hours", "'-1' is not a positive number"]),
+    (["--services", "0"], ["--services", "positive whole number"]),
+    (["--rate", "nan"], ["--rate", "'nan'"]),
+])
+def test_generate_arguments_out_of_range(tmp_path, args, words):
+    one_line(logml("generate", *args, "--out", tmp_path / "g"), *words)
+
+
+def test_eval_of_the_wrong_files(tmp_path):
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"incidents": [], "services": ["a"], "start": 0, "end": 3600}')
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"@timestamp": "2025-11-24T10:00:00Z", "message": "x"}\n')
+    one_line(logml("eval", events, labels), "events.jsonl: holds no anomaly documents",
+             "anomalies.jsonl")
+    one_line(logml("eval", labels, labels), "labels.json: holds no anomaly documents")
+    (tmp_path / "text.log").write_bytes(LOG)
+    one_line(logml("eval", tmp_path / "text.log", labels), "text.log:1: not JSON",
+             "anomalies.jsonl")
+    one_line(logml("eval", tmp_path / "none.jsonl", events), "events.jsonl: not a labels file",
+             "labels.json")
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    one_line(logml("eval", tmp_path / "empty.jsonl", tmp_path / "empty.jsonl"), "not JSON")
+    one_line(logml("eval", tmp_path / "empty.jsonl", labels, "--window-seconds", "0"),
+             "--window-seconds")
+    # no anomalies at all is a result, not an error
+    assert logml("eval", tmp_path / "empty.jsonl", labels).returncode == 0
+
+
+def test_run_flags_of_the_other_mode_are_refused(tmp_path):
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "k.toml").write_text('source = "kafka"\n')
+    # refused before Kafka is contacted
+    one_line(logml("run", "-c", tmp_path / "k.toml", "--state", tmp_path / "s", "--follow"),
+             "--state, --follow: for --input runs only")
+    one_line(logml("run", "--input", tmp_path / "a.log", "--output", tmp_path / "o",
+                   "--exit-when-idle", "3"), "--exit-when-idle is for Kafka mode")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--es", "127.0.0.1:9200"], ["--es: '127.0.0.1:9200' is not a URL"]),
+    (["--prefix", "Logs"], ["--prefix: 'Logs' is not a valid index name prefix"]),
+    (["--replicas", "-1"], ["--replicas"]),
+    (["--kibana", "kibana"], ["--kibana"]),
+])
+def test_setup_arguments(tmp_path, args, words):
+    # refused before any server is asked; a dead --es keeps a failure of this test away
+    # from any real Elasticsearch
+    es = [] if args[0] == "--es" else ["--es", f"http://127.0.0.1:{free_port()}"]
+    one_line(logml("setup", "--out", tmp_path, *es, *args), *words)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_setup_when_elasticsearch_is_not_there(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    one_line(logml("setup", "--es", url, "--out", tmp_path),
+             f"cannot reach Elasticsearch at {url}: Connection refused", "--es URL")
+    one_line(logml("setup", "--es", url, "--live"), "cannot reach Elasticsearch")
+
+
+def test_setup_against_a_server_that_is_not_elasticsearch(tmp_path):
+    import http.server
+    import threading
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        one_line(logml("setup", "--es", f"http://127.0.0.1:{server.server_port}",
+                       "--out", tmp_path), "is not Elasticsearch")
+    finally:
+        server.shutdown()
