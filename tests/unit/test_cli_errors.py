@@ -207,3 +207,35 @@ def test_setup_against_a_server_that_is_not_elasticsearch(tmp_path):
                        "--out", tmp_path), "is not Elasticsearch")
     finally:
         server.shutdown()
+
+
+def test_a_state_file_logml_cannot_use_says_what_to_do(tmp_path):
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "state").write_bytes(b"LOGMLSNAP")
+    one_line(logml("run", "--input", tmp_path / "a.log", "--output", tmp_path / "o",
+                   "--state", tmp_path / "state"), "state file", "move this one away")
+
+
+def test_a_state_path_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "file").write_bytes(b"")
+    one_line(logml("run", "--input", tmp_path / "a.log", "--output", tmp_path / "o",
+                   "--state", tmp_path / "file" / "state"), "cannot write state file",
+             "give --state a path in a writable directory")
+    assert not (tmp_path / "o").exists()  # refused before the run wrote anything
+
+
+def test_ctrl_c_during_the_demo_is_not_a_success(tmp_path):
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "logml.cli", "demo", "--out", tmp_path / "d"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "d" / "output").exists() and p.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.005)  # the run of the generated logs has begun
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err.decode()
+    assert not (tmp_path / "d" / "report.html").exists()
+    assert b"Traceback" not in err
