@@ -82,6 +82,7 @@ def cmd_run(args) -> int:
                              f"consumer keeps its state in kafka.state_topic and takes "
                              f"service names from the events: drop "
                              f"{'them' if len(embedded_only) > 1 else 'it'}")
+        _check_kafka(config.kafka.bootstrap)
         with _loading():
             from .streaming import run_kafka
         return run_kafka(config, exit_when_idle=args.exit_when_idle)
@@ -110,6 +111,51 @@ def cmd_run(args) -> int:
           f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/"
           f"{saved}", file=sys.stderr)
     return 0
+
+
+def _refusing(bootstrap: str) -> str | None:
+    """Why no bootstrap server takes a TCP connection when every one refuses at once
+    (nothing listens: the common mistake, answered without waiting for the metadata
+    timeout); None when one answers or it cannot be told quickly."""
+    import socket
+    why = None
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition("://")[2].rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
+                return None
+        except ConnectionRefusedError as e:
+            why = why or f"{host}:{port}: {e.strerror}"
+        except (OSError, ValueError):
+            return None  # unresolvable, filtered, no port: the client's answer is better
+    return why
+
+
+def _check_kafka(bootstrap: str, timeout_s: float = 15.0) -> None:
+    """Kafka out of reach at the start is one line, not the consumer's clients logging a
+    failed connection every few milliseconds (hundreds of lines) before it: a probe whose
+    client logs to nowhere asks for the cluster's metadata first."""
+    import logging
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+    refused = _refusing(bootstrap)
+    if refused:
+        raise UsageError(f"cannot reach Kafka at {bootstrap} ({refused}): start it, or give "
+                         f"its address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline "
+                         f"file)")
+    quiet = logging.getLogger("logml.kafka_probe")
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet})
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as e:
+        err = e.args[0] if e.args else None
+        why = err.str() if hasattr(err, "str") else str(e)
+        raise UsageError(f"cannot reach Kafka at {bootstrap} ({why}): start it, or give its "
+                         f"address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline "
+                         f"file)") from None
 
 
 def cmd_generate(args) -> int:

@@ -239,3 +239,12 @@ def test_ctrl_c_during_the_demo_is_not_a_success(tmp_path):
     assert p.returncode == 130, err.decode()
     assert not (tmp_path / "d" / "report.html").exists()
     assert b"Traceback" not in err
+
+
+def test_kafka_out_of_reach_at_the_start_is_one_line(tmp_path):
+    # nothing listens there: before, the consumer's clients logged a failed connection
+    # every few milliseconds for 15 s (hundreds of lines) ahead of the error
+    (tmp_path / "k.toml").write_text('source = "kafka"\n')
+    bootstrap = f"127.0.0.1:{free_port()}"
+    p = logml("run", "-c", tmp_path / "k.toml", env={**os.environ, "KAFKA_BOOTSTRAP": bootstrap})
+    one_line(p, f"cannot reach Kafka at {bootstrap}", "Connection refused", "KAFKA_BOOTSTRAP")
