@@ -248,3 +248,12 @@ def test_kafka_out_of_reach_at_the_start_is_one_line(tmp_path):
     bootstrap = f"127.0.0.1:{free_port()}"
     p = logml("run", "-c", tmp_path / "k.toml", env={**os.environ, "KAFKA_BOOTSTRAP": bootstrap})
     one_line(p, f"cannot reach Kafka at {bootstrap}", "Connection refused", "KAFKA_BOOTSTRAP")
+
+
+def test_the_state_file_tool_has_help_and_one_line_errors(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "logml.snapshot", "--help"], capture_output=True,
+                       timeout=60)
+    assert p.returncode == 0 and b"usage: python -m logml.snapshot FILE" in p.stdout
+    bad = subprocess.run([sys.executable, "-m", "logml.snapshot"], capture_output=True,
+                         timeout=60)
+    one_line(bad, "give one state file")
