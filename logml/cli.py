@@ -83,6 +83,8 @@ def cmd_run(args) -> int:
                              f"service names from the events: drop "
                              f"{'them' if len(embedded_only) > 1 else 'it'}")
         _check_kafka(config.kafka.bootstrap)
+        if config.sink == "elasticsearch":
+            _check_templates(config.elasticsearch.url, config.elasticsearch.index_prefix)
         with _loading():
             from .streaming import run_kafka
         return run_kafka(config, exit_when_idle=args.exit_when_idle)
@@ -156,6 +158,35 @@ def _check_kafka(bootstrap: str, timeout_s: float = 15.0) -> None:
         raise UsageError(f"cannot reach Kafka at {bootstrap} ({why}): start it, or give its "
                          f"address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline "
                          f"file)") from None
+
+
+def _check_templates(url: str, prefix: str) -> None:
+    """Say so when `logml setup` was not run for this prefix: the daily indices would be
+    created with guessed mappings that stay wrong until they are deleted. A warning, not
+    an error: Elasticsearch out of reach is the sink's to wait for (it pauses, loses
+    nothing), and a consumer may rightly start before setup ran. Also keeps the
+    transport's per-attempt warnings out of the log while Elasticsearch is down (the
+    consumer logs each pause with the URL)."""
+    import logging
+
+    from elasticsearch import ApiError, Elasticsearch, TransportError
+
+    from .setup import KINDS
+    logging.getLogger("elastic_transport.node_pool").setLevel(logging.ERROR)
+    client = Elasticsearch(url, request_timeout=5, max_retries=0)
+    try:
+        found = client.options(ignore_status=404).indices.get_index_template(
+            name=f"{prefix}-*")
+        names = {t["name"] for t in found.get("index_templates", [])}
+    except (ApiError, TransportError):
+        return
+    finally:
+        client.close()
+    missing = [f"{prefix}-{k}" for k in KINDS if f"{prefix}-{k}" not in names]
+    if missing:
+        print(f"logml run: warning: Elasticsearch at {url} has no index template "
+              f"{', '.join(missing)}: run `logml setup --es {url} --prefix {prefix}` first, "
+              f"or new indices get guessed mappings", file=sys.stderr, flush=True)
 
 
 def cmd_generate(args) -> int:
