@@ -257,3 +257,12 @@ def test_the_state_file_tool_has_help_and_one_line_errors(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "logml.snapshot"], capture_output=True,
                          timeout=60)
     one_line(bad, "give one state file")
+
+
+def test_a_metrics_address_that_is_not_here(tmp_path):
+    # a numeric address this host does not have: refused by bind, no name lookup
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "p.toml").write_text('[metrics]\naddress = "::2"\n')
+    one_line(logml("run", "-c", tmp_path / "p.toml", "--input", tmp_path / "a.log",
+                   "--output", tmp_path / "o", "--metrics-port", free_port()),
+             "cannot serve metrics on ::2", "check metrics.address")
