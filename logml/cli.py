@@ -36,6 +36,14 @@ def _number(kind, low: float, strict: bool, what: str):
     return parse
 
 
+def _given(text: str) -> str:
+    """An argparse type refusing an empty value: `--state "$STATE"` with STATE unset
+    must not quietly mean "no state" (or --output "" the default directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a value (an unset shell variable?)")
+    return text
+
+
 _POSITIVE = _number(float, 0, True, "a positive number")
 _POSITIVE_INT = _number(int, 0, True, "a positive whole number")
 _COUNT = _number(int, 0, False, "a whole number, 0 or more")
@@ -268,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
              description="Generate a few hours of multi-service logs with labelled "
              "incidents, run the whole pipeline on them (no services needed), "
              "print what was found against the truth and write a report.")
-    sp.add_argument("--out", default="logml-demo", help="report directory (default logml-demo)")
+    sp.add_argument("--out", default="logml-demo", type=_given, help="report directory (default logml-demo)")
     sp.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
     sp.set_defaults(func=cmd_demo)
 
@@ -276,10 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
              "configured (e.g. Kafka to Elasticsearch)",
              description="Embedded: logml run --input FILE|- --output DIR. "
              "Configured: logml run -c pipelines/kafka.toml.")
-    sp.add_argument("--input", metavar="FILE|-", help="log file, or - for stdin")
-    sp.add_argument("--output", metavar="DIR", help="directory for windows.jsonl, "
+    sp.add_argument("--input", metavar="FILE|-", type=_given, help="log file, or - for stdin")
+    sp.add_argument("--output", metavar="DIR", type=_given, help="directory for windows.jsonl, "
                     "anomalies.jsonl, dlq.jsonl (and logs.jsonl); default logml-out")
-    sp.add_argument("-c", "--config", metavar="PIPELINE.toml",
+    sp.add_argument("-c", "--config", metavar="PIPELINE.toml", type=_given,
                     help="pipeline file (default: the defaults documented in "
                     "pipelines/default.toml)")
     sp.add_argument("--metrics-port", type=_COUNT, metavar="N",
@@ -290,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["auto", "json", "plain"],
                     help="input lines: JSON events, plain text, or auto: both mixed "
                     "(default decode.format: auto)")
-    sp.add_argument("--service", help="service name for lines that carry none "
+    sp.add_argument("--service", type=_given, help="service name for lines that carry none "
                     "(default: decode.default_service)")
-    sp.add_argument("--state", metavar="FILE", help="restore state from FILE if it exists; "
+    sp.add_argument("--state", metavar="FILE", type=_given, help="restore state from FILE if it exists; "
                     "checkpoint outputs and state there as the run goes (a killed run "
                     "rerun with the same FILE writes no line twice)")
     sp.add_argument("--keep-open", action="store_true",
@@ -309,12 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("parse", help="one row per line: line_no, template_id, template",
              description="Template every line of FILE (or - for stdin) and print one "
              "row per input line, in order.")
-    sp.add_argument("file", metavar="FILE|-", help="log file, or - for stdin")
+    sp.add_argument("file", metavar="FILE|-", type=_given, help="log file, or - for stdin")
     sp.add_argument("--format", choices=["csv", "jsonl"], default="csv",
                     help="csv: line_no,template_id,template; jsonl adds params (default csv)")
     sp.add_argument("--json", action="store_true",
                     help="input lines are JSON events (Filebeat, Logstash), not plain text")
-    sp.add_argument("-c", "--config", metavar="PIPELINE.toml",
+    sp.add_argument("-c", "--config", metavar="PIPELINE.toml", type=_given,
                     help="pipeline file with [template] masks and thresholds (default: "
                     "pipelines/default.toml's)")
     sp.set_defaults(func=cmd_parse)
@@ -333,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--hard", action="store_true",
                     help="bursty, seasonal traffic with many small templates, holidays, "
                     "gradual and seasonal incidents (days of it: try --hours 48 --rate 2)")
-    sp.add_argument("--out", default="logml-generated", metavar="DIR",
+    sp.add_argument("--out", default="logml-generated", metavar="DIR", type=_given,
                     help="output directory (default logml-generated)")
     sp.set_defaults(func=cmd_generate)
 
@@ -343,10 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
              "as ndjson and, with --kibana, import them. Reports what it skipped.")
     sp.add_argument("--es", default="${ES_URL:-http://127.0.0.1:19200}", metavar="URL",
                     help="Elasticsearch URL (default $ES_URL or http://127.0.0.1:19200)")
-    sp.add_argument("--kibana", metavar="URL", help="Kibana URL to import the saved objects")
-    sp.add_argument("--out", default=".", metavar="DIR",
+    sp.add_argument("--kibana", metavar="URL", type=_given,
+                    help="Kibana URL to import the saved objects")
+    sp.add_argument("--out", default=".", metavar="DIR", type=_given,
                     help="where to write kibana-objects.ndjson (default .)")
-    sp.add_argument("--prefix", default="logml", help="index prefix (default logml)")
+    sp.add_argument("--prefix", default="logml", type=_given, help="index prefix (default logml)")
     sp.add_argument("--replicas", type=_COUNT, metavar="N", help="replicas per index "
                     "(default: 0 on a one-node cluster, else 1)")
     mode = sp.add_mutually_exclusive_group()
@@ -360,9 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("eval", help="recall, false alarms and delay against labels",
              description="Compare ANOMALIES (anomalies.jsonl of logml run) with "
              "LABELS (labels.json of logml generate).")
-    sp.add_argument("anomalies", metavar="ANOMALIES", help="anomalies.jsonl of logml run "
+    sp.add_argument("anomalies", metavar="ANOMALIES", type=_given, help="anomalies.jsonl of logml run "
                     "(or - for stdin)")
-    sp.add_argument("labels", metavar="LABELS", help="labels.json of logml generate")
+    sp.add_argument("labels", metavar="LABELS", type=_given, help="labels.json of logml generate")
     sp.add_argument("--window-seconds", type=_POSITIVE_INT, default=60, metavar="N",
                     help="window length of the run (its window.seconds; default 60)")
     sp.add_argument("--json", action="store_true", help="print the result as JSON")

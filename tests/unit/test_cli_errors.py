@@ -266,3 +266,15 @@ def test_a_metrics_address_that_is_not_here(tmp_path):
     one_line(logml("run", "-c", tmp_path / "p.toml", "--input", tmp_path / "a.log",
                    "--output", tmp_path / "o", "--metrics-port", free_port()),
              "cannot serve metrics on ::2", "check metrics.address")
+
+
+@pytest.mark.parametrize("flag", ["--state", "--output", "--service", "-c"])
+def test_an_empty_value_is_not_taken_for_none(tmp_path, flag):
+    # `--state "$STATE"` with STATE unset ran without a state (no exactly-once resume);
+    # `--output ""` wrote to ./logml-out
+    (tmp_path / "a.log").write_bytes(LOG)
+    args = {"--output": tmp_path / "o", flag: ""}
+    p = logml("run", "--input", tmp_path / "a.log", *[x for kv in args.items() for x in kv],
+              cwd=tmp_path)
+    one_line(p, f"argument {flag}", "empty")
+    assert not (tmp_path / "logml-out").exists() and not (tmp_path / "o").exists()
