@@ -102,6 +102,15 @@ def cmd_run(args) -> int:
     if args.exit_when_idle is not None:
         raise UsageError("--exit-when-idle is for Kafka mode; an --input run ends at the "
                          "end of its input (or with SIGTERM/Ctrl-C under --follow): drop it")
+    if config.sink != "jsonl" or config.source != "file":
+        # the pipeline file's settings apply to the file, but not its Kafka/Elasticsearch
+        # ends: say so rather than leave the operator looking in Elasticsearch
+        ends = ([f"--input replaces source = \"{config.source}\""]
+                if config.source != "file" else []) + \
+            ([f"sink = \"{config.sink}\" is for Kafka mode only"]
+             if config.sink != "jsonl" else [])
+        print(f"logml run: note: {'; '.join(ends)}: writing JSON lines to "
+              f"{config.output.dir}/", file=sys.stderr, flush=True)
     with _loading():
         from .run import Runner
     state = args.state or config.output.snapshot or None

@@ -278,3 +278,16 @@ def test_an_empty_value_is_not_taken_for_none(tmp_path, flag):
               cwd=tmp_path)
     one_line(p, f"argument {flag}", "empty")
     assert not (tmp_path / "logml-out").exists() and not (tmp_path / "o").exists()
+
+
+def test_an_input_run_says_where_its_documents_go_when_the_pipeline_names_other_ends(tmp_path):
+    # sink = "elasticsearch" in an --input run: JSON lines are written, not documents to
+    # Elasticsearch; before, nothing said so
+    (tmp_path / "a.log").write_bytes(LOG)
+    (tmp_path / "p.toml").write_text('sink = "elasticsearch"\n')
+    p = logml("run", "-c", tmp_path / "p.toml", "--input", tmp_path / "a.log", "--output",
+              tmp_path / "o")
+    assert p.returncode == 0, p.stderr
+    note = p.stderr.decode().splitlines()[0]
+    assert note.startswith("logml run: note: sink = \"elasticsearch\" is for Kafka mode only")
+    assert (tmp_path / "o" / "windows.jsonl").exists()
