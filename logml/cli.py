@@ -62,7 +62,15 @@ def _loading():
         gc.enable()
 
 
+def _stdin_hint(command: str, path: str) -> None:
+    """`-` with nothing piped in reads the terminal: say so, or the command seems to hang."""
+    if path == "-" and sys.stdin is not None and sys.stdin.isatty():
+        print(f"logml {command}: reading lines from the terminal (Ctrl-D ends); pipe them "
+              f"in or give a file instead of -", file=sys.stderr, flush=True)
+
+
 def cmd_parse(args) -> int:
+    _stdin_hint("parse", args.file)
     with _loading():
         from .parse import run
         config = load(args.config)
@@ -111,6 +119,7 @@ def cmd_run(args) -> int:
              if config.sink != "jsonl" else [])
         print(f"logml run: note: {'; '.join(ends)}: writing JSON lines to "
               f"{config.output.dir}/", file=sys.stderr, flush=True)
+    _stdin_hint("run", args.input)
     with _loading():
         from .run import Runner
     state = args.state or config.output.snapshot or None
@@ -218,6 +227,7 @@ def cmd_eval(args) -> int:
     import json
 
     from .evaluate import evaluate, format_report, load_anomalies
+    _stdin_hint("eval", args.anomalies)
     with open(args.labels, "rb") as f:
         data = f.read()
     try:

@@ -291,3 +291,19 @@ def test_an_input_run_says_where_its_documents_go_when_the_pipeline_names_other_
     note = p.stderr.decode().splitlines()[0]
     assert note.startswith("logml run: note: sink = \"elasticsearch\" is for Kafka mode only")
     assert (tmp_path / "o" / "windows.jsonl").exists()
+
+
+def test_reading_a_terminal_says_so(tmp_path):
+    # `logml parse -` typed without a pipe waits on the terminal: before, in silence
+    import pty
+    import time
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "logml.cli", "parse", "-"], stdin=slave,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    time.sleep(3)
+    os.write(master, b"\x04")  # Ctrl-D: end of input
+    out, err = p.communicate(timeout=60)
+    os.close(master)
+    assert p.returncode == 0, err
+    assert b"logml parse: reading lines from the terminal (Ctrl-D ends)" in err
