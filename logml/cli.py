@@ -301,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("run", help="the pipeline on a file or stdin (JSONL out), or as "
              "configured (e.g. Kafka to Elasticsearch)",
-             description="Embedded: logml run --input FILE|- --output DIR. "
-             "Configured: logml run -c pipelines/kafka.toml.")
+             description="Embedded: logml run --input FILE|- --output DIR (--state, "
+             "--keep-open, --follow and --service are for these runs). Configured: logml run "
+             "-c pipelines/kafka.toml (--exit-when-idle is for these).")
     sp.add_argument("--input", metavar="FILE|-", type=_given, help="log file, or - for stdin")
     sp.add_argument("--output", metavar="DIR", type=_given, help="directory for windows.jsonl, "
                     "anomalies.jsonl, dlq.jsonl (and logs.jsonl); default logml-out")
@@ -310,8 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pipeline file (default: the defaults documented in "
                     "pipelines/default.toml)")
     sp.add_argument("--metrics-port", type=_COUNT, metavar="N",
-                    help="serve Prometheus metrics on 127.0.0.1:N/metrics (default "
-                    "metrics.port: 0 = off)")
+                    help="serve Prometheus metrics on port N at metrics.address "
+                    "(127.0.0.1 unless set), path /metrics (default metrics.port: 0 = off)")
     sp.add_argument("--write-logs", action="store_true",
                     help="also write every enriched line to logs.jsonl")
     sp.add_argument("--format", choices=["auto", "json", "plain"],

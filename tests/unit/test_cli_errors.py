@@ -307,3 +307,20 @@ def test_reading_a_terminal_says_so(tmp_path):
     os.close(master)
     assert p.returncode == 0, err
     assert b"logml parse: reading lines from the terminal (Ctrl-D ends)" in err
+
+
+def test_every_option_has_help_and_names_its_default():
+    import argparse
+
+    from logml.cli import build_parser
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, cmd in sub.choices.items():
+        for action in cmd._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue
+            where = f"logml {name} {action.option_strings or action.dest}"
+            assert action.help, f"{where}: no help"
+            takes_value = action.nargs != 0 and action.option_strings
+            if takes_value and action.default not in (None, argparse.SUPPRESS):
+                assert "default" in action.help, f"{where}: default {action.default} unsaid"
