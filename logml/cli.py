@@ -98,6 +98,7 @@ def cmd_run(args) -> int:
                              f"consumer keeps its state in kafka.state_topic and takes "
                              f"service names from the events: drop "
                              f"{'them' if len(embedded_only) > 1 else 'it'}")
+        _check_metrics_port(config)  # a local mistake, said before any server is asked
         _check_kafka(config.kafka.bootstrap)
         if config.sink == "elasticsearch":
             _check_templates(config.elasticsearch.url, config.elasticsearch.index_prefix)
@@ -139,6 +140,16 @@ def cmd_run(args) -> int:
           f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/"
           f"{saved}", file=sys.stderr)
     return 0
+
+
+def _check_metrics_port(config) -> None:
+    """MetricsPortError now when no port of metrics.port can be served; the consumer binds
+    it again itself."""
+    from .metrics import Stats, serve
+    server = serve(Stats(), config.metrics.port, config.metrics.address)
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 def _refusing(bootstrap: str) -> str | None:
