@@ -313,8 +313,11 @@ def _build(cls, data: dict, prefix: str, env):
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
+            import difflib
             where = f"[{prefix}]" if prefix else "the top level"
-            raise ConfigError(f"unknown key {key!r} in {where}; known: {sorted(names)}")
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{hint}; known: {sorted(names)}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{f.name}" if prefix else f.name

@@ -62,3 +62,14 @@ def test_a_pipeline_file_that_is_not_text(tmp_path):
     p.write_bytes(b"\xff\xfe[window]\n")
     with pytest.raises(ConfigError, match="not a TOML text file"):
         load(p, env={})
+
+
+def test_a_misspelt_key_gets_the_likely_one(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text("[window]\nsecond = 5\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'second' in \[window\] \(did you mean "
+                       r"'seconds'\?\); known: "):
+        load(p, env={})
+    p.write_text("[kafka]\nzzz = 5\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'zzz' in \[kafka\]; known: "):
+        load(p, env={})
