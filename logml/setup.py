@@ -281,7 +281,7 @@ def import_to_kibana(kibana_url: str, ndjson: bytes, timeout: float = 30.0) -> t
     except urllib.error.HTTPError as e:
         return False, f"HTTP {e.code}: {e.read()[:500].decode(errors='replace')}"
     except (urllib.error.URLError, OSError, ValueError) as e:
-        return False, f"{type(e).__name__}: {e}"
+        return False, f"{_why(e)} (is Kibana at that URL? --kibana URL)"
     if result.get("success"):
         return True, f"{result.get('successCount', 0)} objects imported"
     errs = [f"{x.get('type')}/{x.get('id')}: {x.get('error', {}).get('type')}"
@@ -304,7 +304,7 @@ def _why(e: BaseException) -> str:
     text = str(e)
     if "is not Elasticsearch" in text:
         return "the server there is not Elasticsearch"
-    m = re.search(r"\[Errno -?\d+\] ([^)\]'\"]+)", text)
+    m = re.search(r"\[Errno -?\d+\] ([^)\]'\"<>]+)", text)
     if m:
         return m.group(1).strip()
     return text.splitlines()[0][:200] if text else type(e).__name__

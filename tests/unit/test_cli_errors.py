@@ -324,3 +324,11 @@ def test_every_option_has_help_and_names_its_default():
             takes_value = action.nargs != 0 and action.option_strings
             if takes_value and action.default not in (None, argparse.SUPPRESS):
                 assert "default" in action.help, f"{where}: default {action.default} unsaid"
+
+
+def test_setup_with_kibana_out_of_reach_names_it(tmp_path):
+    # Elasticsearch is out of reach too (it is asked first): the Kibana import is only
+    # reached through setup() itself, so this checks import_to_kibana's answer
+    from logml.setup import import_to_kibana
+    ok, what = import_to_kibana(f"http://127.0.0.1:{free_port()}", b"{}\n", timeout=5)
+    assert not ok and what == "Connection refused (is Kibana at that URL? --kibana URL)"
