@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def operator_error(e: BaseException) -> str | None:
+def operator_error(e: BaseException, command: str = "run") -> str | None:
     """The one line that tells an operator what went wrong and what to do, or None when
     the exception is not an operator's mistake (a bug: traceback)."""
     import errno
@@ -442,6 +442,8 @@ def operator_error(e: BaseException) -> str | None:
         errno.EADDRNOTAVAIL: "address not available here: check metrics.address",
         errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
     }.get(e.errno)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) and command != "run":
+        what = f"{e.strerror or 'no space left'}: free space or write the output elsewhere"
     return where + (what or e.strerror or str(e))
 
 
@@ -461,7 +463,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:
-        message = operator_error(e)
+        message = operator_error(e, args.command)
         if message is None or args.debug:
             raise
         print(f"logml: error: {message}", file=sys.stderr)

@@ -332,3 +332,16 @@ def test_setup_with_kibana_out_of_reach_names_it(tmp_path):
     from logml.setup import import_to_kibana
     ok, what = import_to_kibana(f"http://127.0.0.1:{free_port()}", b"{}\n", timeout=5)
     assert not ok and what == "Connection refused (is Kibana at that URL? --kibana URL)"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_under_stdout_is_not_blamed_on_output(tmp_path):
+    # `logml eval ... > file` on a full disk: before, the advice was about --output/--state
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"incidents": [], "services": [], "start": 0, "end": 60}')
+    (tmp_path / "a.jsonl").write_bytes(b"")
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run([sys.executable, "-m", "logml.cli", "eval", tmp_path / "a.jsonl",
+                            labels], stdout=full, stderr=subprocess.PIPE, timeout=60)
+    line = one_line(p, "free space or write the output elsewhere")
+    assert "--output" not in line
