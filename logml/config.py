@@ -161,7 +161,8 @@ class Config:
              "must be at least 1")
         need(self.template.shape_cache_entries >= 1, "template.shape_cache_entries",
              "must be at least 1")
-        need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
+        need(1 <= self.window.seconds <= 86400, "window.seconds",
+             "must be in 1..86400 (a second to a day)")
         need(self.window.allowed_lateness_windows >= 0, "window.allowed_lateness_windows",
              "must be 0 or more")
         need(self.window.idle_windows >= 0, "window.idle_windows", "must be 0 or more")
@@ -296,6 +297,8 @@ def _coerce(value, typ, key: str, env):
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not -2**63 <= value < 2**63:  # TOML's integers are 64-bit; tomllib takes any
+            raise ConfigError(f"{key}: {value} is too large")
         return value
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:

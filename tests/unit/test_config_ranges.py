@@ -73,3 +73,17 @@ def test_a_misspelt_key_gets_the_likely_one(tmp_path):
     p.write_text("[kafka]\nzzz = 5\n")
     with pytest.raises(ConfigError, match=r"unknown key 'zzz' in \[kafka\]; known: "):
         load(p, env={})
+
+
+@pytest.mark.parametrize("toml,message", [
+    # tomllib takes integers of any size; the kernels then failed with numba's TypeError
+    ("[decode]\nmax_line_bytes = 100000000000000000000000\n",
+     "decode.max_line_bytes: 100000000000000000000000 is too large"),
+    # a window longer than time_t can count: OverflowError in the window stage
+    ("[window]\nseconds = 1000000000000000000\n", "window.seconds: must be in 1..86400"),
+])
+def test_huge_values(tmp_path, toml, message):
+    p = tmp_path / "p.toml"
+    p.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load(p, env={})
