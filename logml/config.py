@@ -152,7 +152,8 @@ class Config:
         need(self.decode.max_line_bytes >= 64, "decode.max_line_bytes", "must be at least 64")
         unknown = [m for m in self.template.masks if m not in _mask_bits()]
         need(not unknown, "template.masks", f"unknown {unknown}; known: {list(_mask_bits())}")
-        need(self.decode.max_json_depth >= 1, "decode.max_json_depth", "must be at least 1")
+        need(1 <= self.decode.max_json_depth <= 10000, "decode.max_json_depth",
+             "must be in 1..10000")
         need(self.decode.max_future_skew_s >= 0, "decode.max_future_skew_s", "must be 0 or more")
         need(self.decode.default_service.strip() != "", "decode.default_service",
              "must name a service")

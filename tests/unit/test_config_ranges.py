@@ -81,6 +81,8 @@ def test_a_misspelt_key_gets_the_likely_one(tmp_path):
      "decode.max_line_bytes: 100000000000000000000000 is too large"),
     # a window longer than time_t can count: OverflowError in the window stage
     ("[window]\nseconds = 1000000000000000000\n", "window.seconds: must be in 1..86400"),
+    # the JSON scanner's stack is this deep: MemoryError before
+    ("[decode]\nmax_json_depth = 1000000000000000\n", "decode.max_json_depth: must be in"),
 ])
 def test_huge_values(tmp_path, toml, message):
     p = tmp_path / "p.toml"
