@@ -194,11 +194,14 @@ class Config:
         for name in ("bootstrap", "topic", "dlq_topic", "state_topic", "group"):
             need(self.source != "kafka" or getattr(k, name).strip() != "", f"kafka.{name}",
                  "must not be empty")
-        need(k.batch_size >= 1, "kafka.batch_size", "must be at least 1")
+        need(1 <= k.batch_size <= 1_000_000, "kafka.batch_size",
+             "must be in 1..1000000 (the Kafka client's limit per consume)")
         need(k.poll_timeout_s > 0, "kafka.poll_timeout_s", "must be positive")
         need(k.commit_interval_s >= 0, "kafka.commit_interval_s",
              "must be 0 (every batch) or more")
-        need(k.session_timeout_s >= 1, "kafka.session_timeout_s", "must be at least 1")
+        need(1 <= k.session_timeout_s <= 3600, "kafka.session_timeout_s",
+             "must be in 1..3600 (the Kafka client's range; brokers allow up to 1800 unless "
+             "group.max.session.timeout.ms is raised)")
         need(k.checkpoint_interval_s > 0, "kafka.checkpoint_interval_s", "must be positive")
         need(k.state_read_stall_s > 0, "kafka.state_read_stall_s", "must be positive")
         es = self.elasticsearch

@@ -81,6 +81,9 @@ def test_a_misspelt_key_gets_the_likely_one(tmp_path):
      "decode.max_line_bytes: 100000000000000000000000 is too large"),
     # a window longer than time_t can count: OverflowError in the window stage
     ("[window]\nseconds = 1000000000000000000\n", "window.seconds: must be in 1..86400"),
+    # the Kafka client's own limits: ValueError / KafkaException tracebacks before
+    ("[kafka]\nbatch_size = 2000000\n", "kafka.batch_size: must be in 1..1000000"),
+    ("[kafka]\nsession_timeout_s = 100000.0\n", "kafka.session_timeout_s: must be in 1..3600"),
     # the JSON scanner's stack is this deep: MemoryError before
     ("[decode]\nmax_json_depth = 1000000000000000\n", "decode.max_json_depth: must be in"),
 ])
