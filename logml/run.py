@@ -14,6 +14,7 @@ small reads, and the pipeline's clock ticks at least once a second.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -59,9 +60,10 @@ def check_state_path(path: str) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise snapshot.SnapshotError(f"cannot write state file {path} ({e.filename}: "
-                                     f"{e.strerror or e}): give --state a path in a "
-                                     f"writable directory") from None
+        why = "not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR) else \
+            (e.strerror or str(e))
+        raise snapshot.SnapshotError(f"cannot write state file {path} ({e.filename}: {why}): "
+                                     f"give --state a path in a writable directory") from None
     if not os.access(p.parent, os.W_OK | os.X_OK):
         raise snapshot.SnapshotError(f"cannot write state file {path}: directory "
                                      f"{p.parent} is not writable: give --state a path in a "
