@@ -133,8 +133,8 @@ def cmd_run(args) -> int:
     s = pipe.stats
     total = sum(s.lines.values())
     anomalies = sum(s.anomalies.values())
-    stopped = f"stopped by {runner.stopped_by}, windows left open: " if runner.stopped_by \
-        else ""
+    kept = "windows left open" if state else "open windows not written (no --state keeps them)"
+    stopped = f"stopped by {runner.stopped_by}, {kept}: " if runner.stopped_by else ""
     saved = f"; state saved to {state}" if state and runner.checkpoints else ""
     print(f"logml run: {stopped}{total:,} lines, {len(pipe.engine.templates):,} templates, "
           f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/"

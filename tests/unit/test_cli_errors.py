@@ -345,3 +345,31 @@ def test_a_full_disk_under_stdout_is_not_blamed_on_output(tmp_path):
                             labels], stdout=full, stderr=subprocess.PIPE, timeout=60)
     line = one_line(p, "free space or write the output elsewhere")
     assert "--output" not in line
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_a_stopped_run_says_whether_its_open_windows_are_kept(tmp_path, with_state):
+    # without --state the open windows of a stopped run are never written: before, the
+    # summary said "windows left open" either way
+    import signal
+    import time
+    state = ["--state", tmp_path / "s"] if with_state else []
+    p = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "--input", "-",
+                          "--output", tmp_path / "o", *state], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdin.write(LOG)
+    p.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "o" / "windows.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1].decode()
+    p.stdin.close()
+    assert p.returncode == 0, err
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("logml run: stopped by SIGINT, "), summary
+    if with_state:
+        assert "windows left open" in summary
+    else:
+        assert "open windows not written (no --state keeps them)" in summary
