@@ -152,10 +152,18 @@ class Config:
         need(self.decode.max_line_bytes >= 64, "decode.max_line_bytes", "must be at least 64")
         unknown = [m for m in self.template.masks if m not in _mask_bits()]
         need(not unknown, "template.masks", f"unknown {unknown}; known: {list(_mask_bits())}")
+        need(1 <= self.decode.max_json_depth <= 10000, "decode.max_json_depth",
+             "must be in 1..10000")
+        need(self.decode.max_future_skew_s >= 0, "decode.max_future_skew_s", "must be 0 or more")
+        need(self.decode.default_service.strip() != "", "decode.default_service",
+             "must name a service")
         need(0.0 < self.template.similarity <= 1.0, "template.similarity", "must be in (0, 1]")
         need(self.template.max_templates_per_service >= 1, "template.max_templates_per_service",
              "must be at least 1")
-        need(self.window.seconds >= 1, "window.seconds", "must be at least 1")
+        need(self.template.shape_cache_entries >= 1, "template.shape_cache_entries",
+             "must be at least 1")
+        need(1 <= self.window.seconds <= 86400, "window.seconds",
+             "must be in 1..86400 (a second to a day)")
         need(self.window.allowed_lateness_windows >= 0, "window.allowed_lateness_windows",
              "must be 0 or more")
         need(self.window.idle_windows >= 0, "window.idle_windows", "must be 0 or more")
@@ -164,19 +172,80 @@ class Config:
         need(self.window.max_ahead_windows > self.window.allowed_lateness_windows,
              "window.max_ahead_windows", "must be more than window.allowed_lateness_windows")
         need(self.score.half_life_windows > 0, "score.half_life_windows", "must be positive")
-        need(0 < self.score.warning_score <= self.score.critical_score < 100,
-             "score.warning_score", "must be positive and at most score.critical_score, "
-             "which must be below 100")
+        need(self.score.warmup_windows >= 0, "score.warmup_windows", "must be 0 or more")
+        need(0 <= self.score.error_ratio_floor <= 1, "score.error_ratio_floor",
+             "must be in [0, 1] (a share of lines)")
+        need(self.score.new_template_min_lines >= 1, "score.new_template_min_lines",
+             "must be at least 1")
+        need(self.score.incident_gap_windows >= 0, "score.incident_gap_windows",
+             "must be 0 or more")
+        need(self.score.sample_lines >= 0, "score.sample_lines", "must be 0 or more")
+        need(0 < self.score.critical_score < 100, "score.critical_score",
+             "must be above 0 and below 100")
+        need(0 < self.score.warning_score <= self.score.critical_score,
+             "score.warning_score", "must be positive and at most score.critical_score")
         need(self.output.checkpoint_every_s >= 0, "output.checkpoint_every_s",
              "must be 0 (every block) or more")
+        need(self.output.dir.strip() != "", "output.dir", "must name a directory")
         need(port_range(self.metrics.port) is not None, "metrics.port",
              "must be a port number or a range like \"9108-9117\"")
+        need(self.metrics.top_templates >= 1, "metrics.top_templates", "must be at least 1")
         k = self.kafka
-        need(k.batch_size >= 1, "kafka.batch_size", "must be at least 1")
-        need(k.session_timeout_s >= 1, "kafka.session_timeout_s", "must be at least 1")
+        for name in ("bootstrap", "topic", "dlq_topic", "state_topic", "group"):
+            need(self.source != "kafka" or getattr(k, name).strip() != "", f"kafka.{name}",
+                 "must not be empty")
+        need(1 <= k.batch_size <= 1_000_000, "kafka.batch_size",
+             "must be in 1..1000000 (the Kafka client's limit per consume)")
+        need(k.poll_timeout_s > 0, "kafka.poll_timeout_s", "must be positive")
+        need(k.commit_interval_s >= 0, "kafka.commit_interval_s",
+             "must be 0 (every batch) or more")
+        need(1 <= k.session_timeout_s <= 3600, "kafka.session_timeout_s",
+             "must be in 1..3600 (the Kafka client's range; brokers allow up to 1800 unless "
+             "group.max.session.timeout.ms is raised)")
         need(k.checkpoint_interval_s > 0, "kafka.checkpoint_interval_s", "must be positive")
         need(k.state_read_stall_s > 0, "kafka.state_read_stall_s", "must be positive")
+        es = self.elasticsearch
+        problem = url_problem(es.url) if self.sink == "elasticsearch" else None
+        need(problem is None, "elasticsearch.url", f"{problem}")
+        problem = index_prefix_problem(es.index_prefix)
+        need(problem is None, "elasticsearch.index_prefix", f"{problem}")
+        need(es.bulk_max_docs >= 1, "elasticsearch.bulk_max_docs", "must be at least 1")
+        need(es.bulk_max_bytes >= 1024, "elasticsearch.bulk_max_bytes", "must be at least 1024")
+        need(es.max_in_flight >= 1, "elasticsearch.max_in_flight", "must be at least 1")
+        need(es.max_retries >= 0, "elasticsearch.max_retries", "must be 0 or more")
+        need(es.unavailable_timeout_s > 0, "elasticsearch.unavailable_timeout_s",
+             "must be positive")
         return self
+
+
+def url_problem(url: str, example: str = "http://127.0.0.1:9200",
+                need_port: bool = True) -> str | None:
+    """What is wrong with a server URL (None: nothing), checked before a client is made:
+    the client's own complaint is a traceback. The Elasticsearch client wants the port of
+    an http URL spelt out (need_port)."""
+    from urllib.parse import urlsplit
+    example = f"like {example}"
+    try:
+        u = urlsplit(url.strip())
+        port = u.port
+    except ValueError:
+        return f"{url!r} is not a URL {example}"
+    if u.scheme not in ("http", "https") or not u.hostname:
+        return f"{url!r} is not a URL {example}"
+    if need_port and port is None and u.scheme == "http":
+        return f"{url!r} names no port: add it, {example}"
+    return None
+
+
+_INDEX_PREFIX = re.compile(r"[a-z0-9][a-z0-9._+-]*")
+
+
+def index_prefix_problem(prefix: str) -> str | None:
+    """What Elasticsearch would refuse in an index name prefix (None: nothing)."""
+    if not _INDEX_PREFIX.fullmatch(prefix):
+        return (f"{prefix!r} is not a valid index name prefix: lowercase letters, digits "
+                "and . _ + -, starting with a letter or digit")
+    return None
 
 
 def port_range(spec: int | str) -> range | None:
@@ -232,9 +301,11 @@ def _coerce(value, typ, key: str, env):
     if typ is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not -2**63 <= value < 2**63:  # TOML's integers are 64-bit; tomllib takes any
+            raise ConfigError(f"{key}: {value} is too large")
         return value
     if typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         return float(value)
     if typ is str:
@@ -249,8 +320,11 @@ def _build(cls, data: dict, prefix: str, env):
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
+            import difflib
             where = f"[{prefix}]" if prefix else "the top level"
-            raise ConfigError(f"unknown key {key!r} in {where}; known: {sorted(names)}")
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{hint}; known: {sorted(names)}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{f.name}" if prefix else f.name
@@ -278,7 +352,10 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
         if not p.exists():
             raise ConfigError(f"pipeline file {p} not found")
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not a TOML text file (not UTF-8 at byte {e.start}): "
+                              "give the pipeline file") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML: {e}") from None
     for dotted, value in (overrides or {}).items():

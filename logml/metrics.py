@@ -249,7 +249,9 @@ def serve(stats: Stats, port: int | str, addr: str = "127.0.0.1"):
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise MetricsPortError(f"cannot serve metrics on {addr}:{p}: "
-                                       f"{e.strerror or e}") from None
+                                       f"{e.strerror or e}; check metrics.address (an "
+                                       f"address of this host: 127.0.0.1, or 0.0.0.0 for "
+                                       f"all)") from None
     if len(ports) == 1:
         raise MetricsPortError(f"metrics port {ports[0]} is in use; give each consumer on "
                                "this host its own (--metrics-port N) or a range in the "

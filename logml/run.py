@@ -14,6 +14,8 @@ small reads, and the pipeline's clock ticks at least once a second.
 """
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sys
 import threading
@@ -36,9 +38,44 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# what to do with a state file logml cannot use, where its message does not say already
+_STATE_ADVICE = ("give another --state FILE, or move this one away to start afresh (the "
+                 "outputs are then rewritten from the start of the input)")
+
+
+def _advised(e: snapshot.SnapshotError, advice: str = _STATE_ADVICE) -> snapshot.SnapshotError:
+    """The error with what to do added, unless its message says it already."""
+    text = str(e)
+    if any(w in text for w in ("delete", "upgrade", "restore", " give ")):
+        return e
+    return snapshot.SnapshotError(f"{text}: {advice}")
+
+
+def check_state_path(path: str) -> None:
+    """Refuse a --state path that cannot be written before any work is done (the first
+    checkpoint would fail only after a block was processed and written)."""
+    p = Path(path)
+    if p.is_dir():
+        raise snapshot.SnapshotError(f"--state {path} is a directory: give a file path")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        why = "not a directory" if e.errno in (errno.EEXIST, errno.ENOTDIR) else \
+            (e.strerror or str(e))
+        raise snapshot.SnapshotError(f"cannot write state file {path} ({e.filename}: {why}): "
+                                     f"give --state a path in a writable directory") from None
+    if not os.access(p.parent, os.W_OK | os.X_OK):
+        raise snapshot.SnapshotError(f"cannot write state file {path}: directory "
+                                     f"{p.parent} is not writable: give --state a path in a "
+                                     f"writable directory")
+
+
 def read_state(path: str) -> tuple[dict, dict]:
     """(pipeline state, embedded part) of a state file; SnapshotError if it is not one."""
-    tree = snapshot.read(path, STATE_KIND)
+    try:
+        tree = snapshot.read(path, STATE_KIND)
+    except snapshot.SnapshotError as e:
+        raise _advised(e) from None
     emb = tree.pop(EMBEDDED, None) if isinstance(tree, dict) else None
     emb = {} if emb is None else emb
     inputs = emb.get("inputs", {}) if isinstance(emb, dict) else None
@@ -67,6 +104,8 @@ class Runner:
 
     def run(self) -> Pipeline:
         cfg = self.cfg
+        if self.state:
+            check_state_path(self.state)
         inp = Input(self.path)
         try:
             tree, emb = read_state(self.state) if self.state and Path(self.state).exists() \
@@ -97,7 +136,10 @@ class Runner:
         cfg = self.cfg
         pipe = self.pipe = Pipeline(cfg, sink, stats, self.service)
         if tree is not None:
-            pipe.restore(tree, f"state file {self.state}")
+            try:
+                pipe.restore(tree, f"state file {self.state}")
+            except snapshot.SnapshotError as e:
+                raise _advised(e) from None
         source = str(Path(self.path).resolve()) if inp.seekable else self.path
         self.inputs = dict(emb.get("inputs", {}))
         saved = self.inputs.get(source)
@@ -169,7 +211,11 @@ class Runner:
         tree[EMBEDDED] = {"inputs": self.inputs,
                           "outputs": {"dir": str(Path(self.cfg.output.dir).resolve()),
                                       "files": lengths}}
-        snapshot.write(self.state, STATE_KIND, tree)
+        try:
+            snapshot.write(self.state, STATE_KIND, tree)
+        except snapshot.SnapshotError as e:
+            raise _advised(e, "free space or fix the path, then rerun with the same --state "
+                           "(it resumes from the last checkpoint written)") from None
         self.checkpoints += 1
 
     def _catch_signals(self):
@@ -189,4 +235,11 @@ class Runner:
 
 def run_file(config: Config, path: str, state: str | None = None, keep_open: bool = False,
              service: str | None = None, progress: bool = True) -> Pipeline:
-    return Runner(config, path, state, keep_open, service, progress).run()
+    """The whole of ``path`` through the pipeline. A SIGINT/SIGTERM stop raises
+    KeyboardInterrupt once the stop is checkpointed: the caller (demo, warm-up) asked for
+    the whole file and must not go on as if it had it."""
+    runner = Runner(config, path, state, keep_open, service, progress)
+    pipe = runner.run()
+    if runner.stopped_by:
+        raise KeyboardInterrupt(runner.stopped_by)
+    return pipe

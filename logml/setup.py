@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -281,7 +280,7 @@ def import_to_kibana(kibana_url: str, ndjson: bytes, timeout: float = 30.0) -> t
     except urllib.error.HTTPError as e:
         return False, f"HTTP {e.code}: {e.read()[:500].decode(errors='replace')}"
     except (urllib.error.URLError, OSError, ValueError) as e:
-        return False, f"{type(e).__name__}: {e}"
+        return False, f"{_why(e)} (is Kibana at that URL? --kibana URL)"
     if result.get("success"):
         return True, f"{result.get('successCount', 0)} objects imported"
     errs = [f"{x.get('type')}/{x.get('id')}: {x.get('error', {}).get('type')}"
@@ -292,9 +291,37 @@ def import_to_kibana(kibana_url: str, ndjson: bytes, timeout: float = 30.0) -> t
 # --------------------------------------------------------------------------- setup
 
 
+class SetupError(Exception):
+    """logml setup could not do its work; the message (one line) says what to do."""
+
+
+def _why(e: BaseException) -> str:
+    """The gist of a client error: the client nests the socket's reason several levels
+    deep ("Connection error caused by: ConnectionError(... [Errno 111] Connection
+    refused))")."""
+    import re
+    text = str(e)
+    if "is not Elasticsearch" in text:
+        return "the server there is not Elasticsearch"
+    m = re.search(r"\[Errno -?\d+\] ([^)\]'\"<>]+)", text)
+    if m:
+        return m.group(1).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _refused(e: BaseException) -> str:
+    """An error answer in a line: status, type and Elasticsearch's reason."""
+    body = getattr(e, "body", None)
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and getattr(e, "status_code", None):
+        return f"Elasticsearch answered {e.status_code} {err.get('type')}: {err.get('reason')}"
+    return _why(e)
+
+
 @dataclass
 class SetupReport:
     es_url: str
+    unreachable: str | None = None  # why Elasticsearch could not be reached at all
     server: str = ""
     ilm_supported: bool | None = None
     installed: list[str] = field(default_factory=list)
@@ -364,6 +391,7 @@ def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
             health = client.cluster.health()
         except (ApiError, TransportError) as e:
             report.errors.append(f"Elasticsearch at {es_url} not reachable: {e}")
+            report.unreachable = _why(e)
             return report
         version = info["version"]["number"]
         data_nodes = int(health.get("number_of_data_nodes", 1))
@@ -415,7 +443,7 @@ def setup(es_url: str, prefix: str = "logml", kibana_url: str | None = None,
                                         f"keep their mappings; the template applies to new "
                                         f"(daily) indices")
             except (ApiError, TransportError) as e:
-                report.errors.append(f"index template {name}: {e}")
+                report.errors.append(f"index template {name}: {_refused(e)}")
 
         ndjson = kibana_ndjson(prefix)
         n = len(kibana_objects(prefix))
@@ -463,6 +491,7 @@ def ingest_mode(es_url: str, mode: str, prefix: str = "logml", replicas: int | N
             data_nodes = int(client.cluster.health().get("number_of_data_nodes", 1))
         except (ApiError, TransportError) as e:
             report.errors.append(f"Elasticsearch at {es_url} not reachable: {e}")
+            report.unreachable = _why(e)
             return report
         name, pattern = f"{prefix}-logs", index_pattern(prefix, "logs")
         try:
@@ -520,12 +549,22 @@ def ingest_mode(es_url: str, mode: str, prefix: str = "logml", replicas: int | N
 def run_setup(es_url: str, kibana_url: str | None = None, out_dir: str | Path | None = None,
               prefix: str = "logml", replicas: int | None = None,
               mode: str | None = None) -> int:
-    """The ``logml setup`` command: run setup (or only switch the ingest mode), print the
-    report, exit status 0 or 1."""
+    """The ``logml setup`` command: run setup (or only switch the ingest mode) and print
+    the report; SetupError (one line) when Elasticsearch is out of reach or a step failed
+    (the report, printed first, lists which)."""
     if mode is not None:
         report = ingest_mode(es_url, mode, prefix=prefix, replicas=replicas)
     else:
         report = setup(es_url, prefix=prefix, kibana_url=kibana_url, out_dir=out_dir,
                        replicas=replicas)
-    print(report.format(), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
+    if report.unreachable:
+        raise SetupError(f"cannot reach Elasticsearch at {es_url}: {report.unreachable}; "
+                         f"start it, or give its URL (--es URL or ES_URL)")
+    print(report.format())
+    if not report.ok:
+        n, first = len(report.errors), report.errors[0].splitlines()[0]
+        what = first if n == 1 else f"{n} steps failed (the report lists them), first: {first}"
+        todo = "" if "logml setup" in first else \
+            "; fix the cause and run logml setup again (it is idempotent)"
+        raise SetupError(what + todo)
+    return 0

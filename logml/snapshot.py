@@ -415,10 +415,18 @@ def _outline(node, indent: str = "") -> list[str]:
 def main(argv=None) -> int:
     """``python -m logml.snapshot FILE [--tree]``: the header, checked; --tree the outline."""
     args = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m logml.snapshot FILE [--tree]"
+    if "-h" in args or "--help" in args:
+        print(f"{usage}\n\nCheck a logml state file (as `logml run --state FILE` writes "
+              f"it): print its header,\nverify its checksum and decode it; --tree also "
+              f"prints the outline of the state it holds.")
+        return 0
     show_tree = "--tree" in args
     args = [a for a in args if a != "--tree"]
-    if len(args) != 1:
-        print("usage: python -m logml.snapshot FILE [--tree]", file=sys.stderr)
+    unknown = [a for a in args if a.startswith("-") and a != "-"]
+    if unknown or len(args) != 1:
+        what = f"unknown option {unknown[0]}" if unknown else "give one state file"
+        print(f"logml: error: {what}; {usage}", file=sys.stderr)
         return 2
     path = args[0]
     try:

@@ -137,7 +137,9 @@ def test_unreachable_server_is_an_error_not_a_crash(tmp_path):
     report = S.setup("http://127.0.0.1:1", prefix="logmlx", out_dir=tmp_path)
     assert not report.ok
     assert "not reachable" in report.errors[0]
-    assert S.run_setup("http://127.0.0.1:1", out_dir=tmp_path) == 1
+    with pytest.raises(S.SetupError, match="cannot reach Elasticsearch at http://127.0.0.1:1: "
+                       "Connection refused; start it"):
+        S.run_setup("http://127.0.0.1:1", out_dir=tmp_path)
 
 
 def test_backfill_then_live_switches_refresh_and_replicas_of_the_log_indices(es, es_url,
@@ -172,3 +174,26 @@ def test_backfill_then_live_switches_refresh_and_replicas_of_the_log_indices(es,
 def test_ingest_mode_needs_the_templates(es_url, prefix):
     report = S.ingest_mode(es_url, "backfill", prefix=prefix)
     assert not report.ok and "run logml setup first" in report.format()
+
+
+def test_a_template_elasticsearch_refuses_is_one_line_exit_2(es, es_url, prefix, tmp_path):
+    """Someone else's template with logml's priority over the same indices: Elasticsearch
+    refuses logml's; the operator gets the report on stdout and one line on stderr that
+    names the template and Elasticsearch's reason."""
+    import subprocess
+    import sys
+    blocker = f"{prefix}-blocker"
+    es.indices.put_index_template(name=blocker, index_patterns=[f"{prefix}-logs-*"],
+                                  priority=S.TEMPLATE_PRIORITY)
+    try:
+        p = subprocess.run([sys.executable, "-m", "logml.cli", "setup", "--es", es_url,
+                            "--prefix", prefix, "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        es.indices.delete_index_template(name=blocker)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"logml: error: index template {prefix}-logs: Elasticsearch "
+                               f"answered 400"), lines[0]
+    assert blocker in lines[0] and "run logml setup again" in lines[0]
+    assert f"index template {prefix}-windows ({prefix}-windows-*): created" in p.stdout
