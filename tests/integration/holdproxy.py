@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 
 class HoldProxy:
     """``HoldProxy(es_url, hold_after=n)``: forwards the first ``n`` bulk requests, then
-    holds (``hold()`` holds at once, ``forward()`` ends a hold for new requests).
-    ``forwarded``/``held``: bulk requests forwarded / black-holed so far."""
+    holds every later one (a count, not a moment: the same point in every run).
+    ``forwarded``/``held``: bulk requests forwarded / black-holed so far. Other requests
+    are always forwarded."""
 
-    def __init__(self, upstream_url: str, hold_after: int | None = None):
+    def __init__(self, upstream_url: str, hold_after: int):
         u = urlsplit(upstream_url)
         self.upstream = (u.hostname, u.port or 9200)
         self.hold_after = hold_after
-        self.holding = False
         self.forwarded = 0
         self.held = 0
         self.lock = threading.Lock()
@@ -33,14 +33,6 @@ class HoldProxy:
         self._sockets: list[socket.socket] = []
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
-
-    def hold(self) -> None:
-        with self.lock:
-            self.holding = True
-
-    def forward(self) -> None:
-        with self.lock:
-            self.holding, self.hold_after = False, None
 
     def close(self) -> None:
         self._closed = True
@@ -77,10 +69,7 @@ class HoldProxy:
                     break
                 bulk = b"/_bulk" in request[:request.index(b"\r\n")]
                 with self.lock:
-                    if bulk and self.hold_after is not None \
-                            and self.forwarded >= self.hold_after:
-                        self.holding = True
-                    swallow = bulk and self.holding
+                    swallow = bulk and self.forwarded >= self.hold_after
                     if swallow:
                         self.held += 1
                     elif bulk:

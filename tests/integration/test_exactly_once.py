@@ -14,6 +14,13 @@ what an uninterrupted run wrote: every document once (by id), the same anomalies
 dead letter once. A consumer that commits before its bulks are acknowledged fails both
 ways: offsets and checkpoints past held lines, and then those lines' documents missing.
 
+Small bulk requests (500 documents) with 16 in flight: after the hold the consumer goes on
+for several thousand lines and many 50 ms commit intervals before its backlog is full, so
+a commit or checkpoint that does not wait for its requests is taken while they are held.
+(Checked: the test fails when ElasticsearchSink.flush does not wait for the requests in
+flight, and when the barrier-less commits of branch consume-trail do not wait for their
+mark; it passes on that branch as it is, which does wait. The kill tests pass on both.)
+
 The hold is what is observed, not an outage: ``unavailable_timeout_s`` is set far above
 it (the sink would otherwise give up, keep the documents and retry them, which is the
 outage path test_es_outage.py covers), and the hold ends (kill) long before the client's
