@@ -106,7 +106,8 @@ def new_run(bootstrap: str, topic: str) -> dict[str, str]:
 
 def pipeline_file(path: Path, names: dict, bootstrap: str, es_url: str,
                   write_logs: bool = True, checkpoint_interval_s: float = 1.0,
-                  commit_interval_s: float = 0.0) -> Path:
+                  commit_interval_s: float = 0.0, es_extra: str = "") -> Path:
+    """A pipeline file of one run; ``es_extra``: more [elasticsearch] lines."""
     path.write_text(pipeline_toml(names, bootstrap, "elasticsearch", f"""batch_size = 500
 session_timeout_s = 6.0
 checkpoint_interval_s = {checkpoint_interval_s}
@@ -115,7 +116,7 @@ commit_interval_s = {commit_interval_s}
 url = "{es_url}"
 index_prefix = "{names['prefix']}"
 write_logs = {str(write_logs).lower()}
-"""))
+{es_extra}"""))
     return path
 
 
