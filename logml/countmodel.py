@@ -641,7 +641,8 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                             # weaker window counts twice at most
                             sr = min(sr, 2.0 * min(s1, prs))
                         elif _burst_tail(rn, s1, xi, mu, st[PI, i], st[LB, i]):
-                            xp = math.floor(mu * math.exp(st[LB, i]) + 0.5)
+                            # a float, as every count here: surprise compiles for one signature
+                            xp = float(math.floor(mu * math.exp(st[LB, i]) + 0.5))
                             sr = min(sr, burst_surprise(surprise(xp, mu, k), xp, mu, st[PI, i],
                                                         st[BM, i], st[BV, i]))
                         if sr > abs(s1):
