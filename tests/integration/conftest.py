@@ -10,6 +10,6 @@ def es_url(es_env) -> str:
 
 @pytest.fixture(scope="module")
 def es(es_url):
-    client = Elasticsearch(es_url, request_timeout=30)
+    client = Elasticsearch(es_url, request_timeout=60)  # big bulk reads in the hand-over tests
     yield client
     client.close()

@@ -68,6 +68,14 @@ def create_input(bootstrap: str) -> str:
     return topic
 
 
+def scenario_topic(bootstrap: str, tmp: Path) -> tuple[str, list]:
+    """The hand-over scenario produced to a new input topic: (topic, records)."""
+    topic = create_input(bootstrap)
+    records = scenario_records(tmp, start=1_764_000_000.0)
+    produce(bootstrap, topic, records)
+    return topic, records
+
+
 def produce(bootstrap: str, topic: str, records, pace_s: float = 0.0, chunks: int = 1):
     """Produce in order; with ``pace_s``, in ``chunks`` parts ``pace_s`` apart (a live
     stream)."""

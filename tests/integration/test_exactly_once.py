@@ -32,11 +32,11 @@ import re
 import time
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import helpers
 
-from handover_kit import (PARTITIONS, create_input, dead_letters, delete_indices,
-                          differences, ends, es_documents, new_run, pipeline_file, produce,
-                          run, scenario_records, start, wait_committed)
+from handover_kit import (PARTITIONS, dead_letters, delete_indices, differences, ends,
+                          es_documents, new_run, pipeline_file, run, scenario_topic, start,
+                          wait_committed)
 from holdproxy import HoldProxy
 from kafka_helpers import committed, read_all
 from logml.docs import _id
@@ -50,20 +50,11 @@ ES_EXTRA = "bulk_max_docs = 500\nmax_in_flight = 16\nunavailable_timeout_s = 600
 
 
 @pytest.fixture(scope="module")
-def es(es_env):
-    client = Elasticsearch(es_env["ES_URL"], request_timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def baseline(kafka_env, es_env, es, tmp_path_factory):
     """The scenario in Kafka and what an uninterrupted run writes of it."""
     bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
     tmp = tmp_path_factory.mktemp("exactly")
-    topic = create_input(bootstrap)
-    records = scenario_records(tmp, start=1_764_000_000.0)
-    produce(bootstrap, topic, records)
+    topic, records = scenario_topic(bootstrap, tmp)
     names = new_run(bootstrap, topic)
     cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_env["ES_URL"],
                         es_extra=ES_EXTRA)

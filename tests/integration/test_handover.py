@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 from confluent_kafka import Producer
-from elasticsearch import Elasticsearch
 
-from handover_kit import (create_input, dead_letters, delete_indices, differences, ends,
-                          es_documents, new_run, pipeline_file, produce, run,
-                          scenario_records, start, wait_committed)
+from handover_kit import (dead_letters, delete_indices, differences, ends, es_documents,
+                          new_run, pipeline_file, run, scenario_topic, start, wait_committed)
 from kafka_helpers import read_all
 from servicekit import stop_group
 
@@ -32,20 +30,11 @@ class Baseline:
 
 
 @pytest.fixture(scope="module")
-def es(es_env):
-    client = Elasticsearch(es_env["ES_URL"], request_timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def baseline(kafka_env, es_env, es, tmp_path_factory):
     """The scenario in Kafka and an uninterrupted run over it."""
     bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
     tmp = tmp_path_factory.mktemp("handover")
-    topic = create_input(bootstrap)
-    records = scenario_records(tmp, start=1_764_000_000.0)
-    produce(bootstrap, topic, records)
+    topic, records = scenario_topic(bootstrap, tmp)
     names = new_run(bootstrap, topic)
     cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_env["ES_URL"])
     assert run(cfg, tmp / "base.log") == 0, (tmp / "base.log").read_text()[-3000:]
