@@ -45,11 +45,6 @@ _FALSE = np.frombuffer(b"false", dtype=np.uint8).copy()
 _NULL = np.frombuffer(b"null", dtype=np.uint8).copy()
 _NAN = np.frombuffer(b"NaN", dtype=np.uint8).copy()
 _INF = np.frombuffer(b"Infinity", dtype=np.uint8).copy()
-# Helpers called with constant arguments get one explicit signature each: otherwise numba
-# compiles a specialisation per literal (exact=True/False, o=0) on every cold start.
-_RO = nb.types.Array(nb.uint8, 1, "C", readonly=True)
-_RW = nb.types.Array(nb.uint8, 1, "C")
-_I = nb.int64
 
 
 @nb.njit(cache=True, inline="always")
@@ -164,7 +159,7 @@ def _word(b, q, e, word):
     return q + word.shape[0]
 
 
-@nb.njit((_RO, _I, _I, nb.boolean), cache=True)
+@nb.njit(cache=True)
 def _scalar_end(b, p, e, exact):
     """A number, true, false or null at p (strict JSON grammar): its end or an error code.
     NaN, Infinity, -Infinity and numbers of 1e309 or more are NON_FINITE; in [1e308, 1e309)
@@ -233,7 +228,7 @@ def _scalar_end(b, p, e, exact):
     return q
 
 
-@nb.njit((_RO, _I, _I, _I, _RW, nb.boolean), cache=True)
+@nb.njit(cache=True)
 def _value_end(b, p, e, max_depth, stack, exact):
     """p at a value: the index after it, validated as strict JSON all the way down, or an
     error code (DEEP when nested deeper than max_depth). ``stack`` holds max_depth + 1."""
@@ -375,7 +370,7 @@ def _utf8_len(cp):
     return 1 if cp < 0x80 else (2 if cp < 0x800 else (3 if cp < 0x10000 else 4))
 
 
-@nb.njit((_RW, _I, _I), cache=True)
+@nb.njit(cache=True)
 def _put_utf8(out, o, cp):
     if cp < 0x80:
         out[o] = cp
@@ -396,7 +391,7 @@ def _put_utf8(out, o, cp):
     return o + 4
 
 
-@nb.njit((_RO, _I, _I, _RW, _I), cache=True)
+@nb.njit(cache=True)
 def _unescape(b, p, e, out, o):
     """Validated JSON string body b[p:e] (without quotes) unescaped into out at o: new o,
     or -1 when it holds NUL (dead-lettered by the general path)."""
