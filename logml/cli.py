@@ -178,11 +178,13 @@ def _check_kafka(bootstrap: str, timeout_s: float = 15.0) -> None:
 
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
+    def unreachable(why: str) -> UsageError:
+        return UsageError(f"cannot reach Kafka at {bootstrap} ({why}): start it, or give its "
+                          f"address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline file)")
+
     refused = _refusing(bootstrap)
     if refused:
-        raise UsageError(f"cannot reach Kafka at {bootstrap} ({refused}): start it, or give "
-                         f"its address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline "
-                         f"file)")
+        raise unreachable(refused)
     quiet = logging.getLogger("logml.kafka_probe")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
@@ -192,9 +194,7 @@ def _check_kafka(bootstrap: str, timeout_s: float = 15.0) -> None:
     except KafkaException as e:
         err = e.args[0] if e.args else None
         why = err.str() if hasattr(err, "str") else str(e)
-        raise UsageError(f"cannot reach Kafka at {bootstrap} ({why}): start it, or give its "
-                         f"address (KAFKA_BOOTSTRAP, or kafka.bootstrap in the pipeline "
-                         f"file)") from None
+        raise unreachable(why) from None
 
 
 def _check_templates(url: str, prefix: str) -> None:
