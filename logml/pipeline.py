@@ -41,12 +41,12 @@ class Pipeline:
         # time and wall time moves the clocks on (``tick``); else the stream is replayed
         self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
-        # lineage for the detector: made from known templates (never new_template); merged
-        # into another (its series ends); the index of that other (-1: none), whose series
-        # continues the merged ones'
+        # lineage for the detector: made from known templates (never new_template); the
+        # index of the template it was merged into (-1: none; its series ends there and
+        # the other's continues it), from the window starting at template_merged_from on
         self.template_derived = np.zeros(0, dtype=bool)
-        self.template_retired = np.zeros(0, dtype=bool)
         self.template_merged_into = np.zeros(0, dtype=np.int32)
+        self.template_merged_from = np.zeros(0)
         self.positions: dict[str, int] = {}  # input -> offset after the last processed record
         # last closed window's gauges per service, kept in the state
         self.gauges: dict = {"scores": {}, "top": {}, "last_window_end": 0.0}
@@ -96,7 +96,7 @@ class Pipeline:
             e.source = e.source or source
         self._dead_letter(errors)
         engine = self.engine
-        before = len(engine.templates)
+        before, first_line = len(engine.templates), engine.lines_seen
         idx, svc = engine.template_events(events)
         self._new_templates(before)
         if len(events):
@@ -110,6 +110,10 @@ class Pipeline:
             events.message, lambda i: [events.message(i), int(events.offset[i]), source],
             self.live, time.time())
         events.ts = out.ts  # lines without a time now carry the one they were given
+        if len(engine.templates) > before:
+            for t in engine.templates[before:]:
+                t.first_open_window = float(out.open_from[t.first_seen_line - first_line])
+            self._lineage(before)
         if self.sink.write_logs and len(events):
             self.sink.write_log_batch(events, idx, engine, source)
         self._dead_letter(
@@ -159,7 +163,6 @@ class Pipeline:
             return
         added = np.array([t.service for t in templates[before:]], dtype=np.int32)
         self.template_service = np.concatenate((self.template_service, added))
-        self._lineage(before)
         with self.stats.lock:
             for s in added.tolist():
                 self.stats.new_templates[self.engine.services[s].name] += 1
@@ -167,29 +170,33 @@ class Pipeline:
                 self.stats.templates[tree.name] = self.engine.templates_of(k)
 
     def _lineage(self, before: int) -> None:
-        """Lineage flags of the templates from index ``before`` on, and of their parents
-        (merges make new templates only)."""
+        """Lineage of the templates from index ``before`` on, and of their parents (merges
+        make new templates only). A merge holds from the first window still open at the
+        line that made it: windows its service's clock had passed by then are scored as
+        they were, however long they stay open until the batch ends."""
         engine = self.engine
         new = engine.templates[before:]
         self.template_derived = np.concatenate((self.template_derived, np.array(
             [bool(t.parents) for t in new], dtype=bool)))
-        self.template_retired = np.concatenate((self.template_retired,
-                                                np.zeros(len(new), dtype=bool)))
         self.template_merged_into = np.concatenate((self.template_merged_into,
                                                     np.full(len(new), -1, dtype=np.int32)))
+        self.template_merged_from = np.concatenate((self.template_merged_from,
+                                                    np.full(len(new), np.nan)))
         for k, t in enumerate(new):
             for p in t.parents:
                 self.template_merged_into[engine.template_index[p]] = before + k
-        for p in {p for t in new for p in t.parents}:
-            self.template_retired[engine.template_index[p]] = engine.successor(p) != p
+                self.template_merged_from[engine.template_index[p]] = t.first_open_window
 
     def _score(self, frames) -> None:
         engine = self.engine
         names = [s.name for s in engine.services]
         for frame in frames:
+            # merges made after this window could no longer change are not its business
+            # (NaN: saved before format 4, the merge holds for every window)
+            into = np.where(self.template_merged_from > frame.start, -1,
+                            self.template_merged_into)
             det: Detection = self.detector.score(frame, self.template_service, len(names),
-                                                 self.template_derived, self.template_retired,
-                                                 self.template_merged_into)
+                                                 self.template_derived, into >= 0, into)
             self.sink.write("windows", [window_doc(w, names[w.service]) for w in det.windows])
             docs = []
             for a in det.anomalies:
@@ -271,8 +278,9 @@ class Pipeline:
                 f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))
         self.engine, self.windower, self.detector = engine, windower, detector
         self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
-        self.template_derived = self.template_retired = np.zeros(0, dtype=bool)
+        self.template_derived = np.zeros(0, dtype=bool)
         self.template_merged_into = np.zeros(0, dtype=np.int32)
+        self.template_merged_from = np.zeros(0)
         self._lineage(0)
         self.positions, self.gauges = positions, gauges
         self._publish()

@@ -33,7 +33,7 @@ import orjson
 from . import __version__
 
 MAGIC = b"LOGMLSNAP\n"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 UNSAFE_FORMAT = 1  # format 1 held serialised Python objects: refused, never read
 MAX_HEADER_BYTES = 16 << 20
 MAX_BODY_BYTES = 4 << 30  # a state claiming more data than this is refused unread
@@ -332,24 +332,43 @@ def _decode(node, arrays: list, view, depth: int, name: str):
     return {k: _decode(v, arrays, view, depth + 1, name) for k, v in node.items()}
 
 
-def _read_v3(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 3: the container of format 2; the pipeline's detector also holds its
-    error-rate runs (``e_rs``, ``e_rn``: one float per service)."""
+def _read_v4(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 4: the container of format 2; each template also holds the first window its
+    service still had open when it was made (``first_open_window``: where a merge begins)."""
     return _read_v2(data, header, start, name, limit)
 
 
+def _migrate_3(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 3 -> 4: templates saved before ``first_open_window`` existed get NaN (unknown:
+    their merges hold for every window, as format 3's did)."""
+    return _add_open_windows(_read_v2(data, header, start, name, limit))
+
+
 def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 2 -> 3: a detector saved before error-rate runs existed has none open."""
+    """Format 2 -> 4: a detector saved before error-rate runs existed has none open; then
+    as format 3."""
     tree = _read_v2(data, header, start, name, limit)
     det = tree.get("detector") if isinstance(tree, dict) else None
     if isinstance(det, dict) and isinstance(det.get("alive"), np.ndarray):
         n = len(det["alive"])
         for key in ("e_rs", "e_rn"):
             det.setdefault(key, np.zeros(n))
+    return _add_open_windows(tree)
+
+
+def _add_open_windows(tree):
+    """The format 4 column of the templates in a pipeline's or a template stage's tree."""
+    if not isinstance(tree, dict):
+        return tree
+    engine = tree.get("templates") if "detector" in tree else tree  # pipeline or templates
+    ts = engine.get("templates") if isinstance(engine, dict) else None
+    if isinstance(ts, dict) and isinstance(ts.get("id"), np.ndarray):
+        ts.setdefault("first_open_window", np.full(len(ts["id"]), np.nan))
     return tree
 
 
-_READERS = {3: _read_v3, 2: _migrate_2}  # older formats that can be migrated join here
+# older formats that can be migrated join here
+_READERS = {4: _read_v4, 3: _migrate_3, 2: _migrate_2}
 
 
 # ---------------------------------------------------------------- files

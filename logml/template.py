@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -174,6 +175,9 @@ class Template:
     cluster_id: int  # index in the service's clusters; -1 for overflow
     first_seen_line: int  # engine-wide line counter when created
     parents: tuple[str, ...] = ()  # ids of the templates merged into this one
+    # start of its service's first window still open at the line that made it (set by the
+    # pipeline; NaN when unknown): a merge holds for that window and later ones only
+    first_open_window: float = math.nan
 
 
 @dataclass(slots=True)
@@ -536,8 +540,9 @@ class TemplateEngine:
     def state(self) -> dict:
         """Plain data (PLAN contract 1), no config: each service's clusters in creation
         order (template index, alive, tokens), the sibling groups, the templates (id,
-        cluster row, first line, parents, lines, resolved index) and the shape cache. The
-        matcher's arrays and the candidate lists are rebuilt from the clusters."""
+        cluster row, first line, parents, lines, resolved index, first open window) and the
+        shape cache. The matcher's arrays and the candidate lists are rebuilt from the
+        clusters."""
         clusters = [(k, c) for k, tree in enumerate(self.services) for c in tree.clusters]
         groups = [(k, key, members) for k, tree in enumerate(self.services)
                   for key, members in tree.groups.items()]
@@ -563,6 +568,8 @@ class TemplateEngine:
                                               dtype=np.int64),
                           "first_seen_line": np.array([t.first_seen_line for t in ts],
                                                       dtype=np.int64),
+                          "first_open_window": np.array([t.first_open_window for t in ts],
+                                                        dtype=np.float64),
                           "parents": [np.array([int(p, 16) for p in t.parents], dtype=np.uint64)
                                       for t in ts],
                           "lines": self._lines[:n].copy(),
@@ -590,8 +597,9 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
     cl, gr, ts = state["clusters"], state["groups"], state["templates"]
     c_svc, c_t, c_alive, c_text = (cl[k] for k in ("service", "template", "alive", "text"))
     g_svc, g_pos, g_text, g_mem = (gr[k] for k in ("service", "positions", "text", "members"))
-    t_svc, t_id, t_cl, t_line, t_par, t_lines, t_final = (ts[k] for k in (
-        "service", "id", "cluster", "first_seen_line", "parents", "lines", "final"))
+    t_svc, t_id, t_cl, t_line, t_par, t_lines, t_final, t_open = (ts[k] for k in (
+        "service", "id", "cluster", "first_seen_line", "parents", "lines", "final",
+        "first_open_window"))
     n, m, g = len(c_t), len(t_id), len(g_svc)
     _need(isinstance(names, list) and all(isinstance(x, str) for x in names)
           and len(set(names)) == len(names), "service names must be distinct strings")
@@ -600,8 +608,10 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
     _need(all(isinstance(x, list) for x in (g_pos, g_mem, t_par)), "list columns")
     _need(len(c_svc) == n and len(c_alive) == n and len(c_text) == n, "cluster columns differ")
     _need(len(g_pos) == g and len(g_text) == g and len(g_mem) == g, "group columns differ")
-    _need(all(len(a) == m for a in (t_svc, t_cl, t_line, t_par, t_lines, t_final)),
+    _need(all(len(a) == m for a in (t_svc, t_cl, t_line, t_par, t_lines, t_final, t_open)),
           "template columns differ")
+    _need(isinstance(t_open, np.ndarray) and t_open.dtype == np.float64,
+          "first_open_window must be float64")
     _need(all(_int_array(a) for a in (overflow, c_svc, c_t, g_svc, t_svc, t_id, t_cl, t_line,
                                       t_lines, t_final, *g_pos, *g_mem, *t_par)),
           "columns must be integer arrays")
@@ -645,13 +655,15 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
         _need(in_range(members, len(tree.clusters)) and in_range(pos, text.count(" ") + 1),
               "a sibling group out of range")
         tree.groups[(tuple(pos.tolist()), tuple(text.split(" ")))] = members.tolist()
-    for k, (svc, tid, row, line, parents) in enumerate(zip(
-            t_svc.tolist(), t_id.tolist(), t_cl.tolist(), t_line.tolist(), t_par)):
+    for k, (svc, tid, row, line, parents, open_) in enumerate(zip(
+            t_svc.tolist(), t_id.tolist(), t_cl.tolist(), t_line.tolist(), t_par,
+            t_open.tolist())):
         _need(row < 0 or (c_svc[row] == svc and c_t[row] == k),
               "clusters and templates do not match")
         tid = f"{tid:016x}"
         engine.templates.append(Template(svc, tid, local[row] if row >= 0 else -1, line,
-                                         tuple(f"{p:016x}" for p in parents.tolist())))
+                                         tuple(f"{p:016x}" for p in parents.tolist()),
+                                         open_))
         engine.template_index[tid] = k
     _need(all(c_t[r] == k for k, r in enumerate(t_cl.tolist()) if r >= 0)
           and len(rows) == n, "clusters and templates do not match")

@@ -80,7 +80,7 @@ def kth_largest_reference(ring, ring_n, quorum):
 @nb.njit(cache=True)
 def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_last,
                held_ts, held_seq, held_age, held_n, glob, w, lateness, ahead, idle, quorum,
-               cap, out_ts, status, rel_seq, rel_status):
+               cap, out_ts, out_open, status, rel_seq, rel_status):
     """Decide every record's fate, in order; all state arrays are updated in place.
 
     Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
@@ -89,7 +89,8 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
     onto the stream's progress ``glob[_P]``, ``limit[s]`` the start of its first window
     still open (never moves back), ``p_last[s]`` the progress at its last record; held
     records (ts, sequence number, age in records of the service). ``glob`` = [progress,
-    last event time, next seq]. Writes ``out_ts`` (NaN filled) and ``status``; held
+    last event time, next seq]. Writes ``out_ts`` (NaN filled), ``out_open`` (the start of
+    the record's service's first window still open after it) and ``status``; held
     records resolved now go to ``rel_seq``/``rel_status``; returns how many.
     """
     n = ts.shape[0]
@@ -184,6 +185,7 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             status[i] = LATE
         else:
             status[i] = ACCEPT
+        out_open[i] = limit[s]
         # held records: counted once the clock confirms them, outliers once they are old
         if held_n[s] > 0 and (moved or observed):
             k = 0
@@ -293,6 +295,9 @@ class Outcome:
     """What the window stage decided about a batch (positions into the batch), and about
     records held from earlier batches (their payloads, as given to ``add``)."""
     ts: np.ndarray  # event time used for each record (lines without a time filled in)
+    # per record, the start of its service's first window still open after it: a window
+    # before it cannot change any more, wherever the batch ends
+    open_from: np.ndarray
     late: np.ndarray
     absurd: np.ndarray
     held: np.ndarray
@@ -387,10 +392,11 @@ class Windower:
         n = len(ts)
         self._sync(template_service, n_services)
         if n == 0:
-            return Outcome(np.zeros(0), *(np.zeros(0, np.int64) for _ in range(3)))
+            return Outcome(np.zeros(0), np.zeros(0), *(np.zeros(0, np.int64) for _ in range(3)))
         import time
         now = time.time() if now is None else now
         out_ts = np.empty(n)
+        out_open = np.empty(n)
         status = np.empty(n, np.int8)
         rel_seq = np.empty(n + HISTORY * n_services, np.int64)
         rel_status = np.empty(len(rel_seq), np.int8)
@@ -399,7 +405,7 @@ class Windower:
                            now, self.ring, self.ring_n, self.top, self.est, self.anchor,
                            self.limit, self.p_last, self.held_ts, self.held_seq,
                            self.held_age, self.held_n, self.glob, self.w, self.lateness,
-                           self.ahead, self.idle, self.quorum, self.w, out_ts, status,
+                           self.ahead, self.idle, self.quorum, self.w, out_ts, out_open, status,
                            rel_seq, rel_status)
         held = np.flatnonzero(status == HELD)
         for i in held.tolist():
@@ -408,7 +414,7 @@ class Windower:
                 sample_text(i) if sample_text else "", payload(i) if payload else None)
         late = np.flatnonzero(status == LATE)
         self.late += len(late)
-        outcome = Outcome(out_ts, late, np.flatnonzero(status == ABSURD), held)
+        outcome = Outcome(out_ts, out_open, late, np.flatnonzero(status == ABSURD), held)
         ok = np.flatnonzero(status == ACCEPT)
         self._count(out_ts[ok], template[ok], service[ok], is_error[ok], ok, sample_text)
         for seq, st in zip(rel_seq[:n_rel].tolist(), rel_status[:n_rel].tolist()):

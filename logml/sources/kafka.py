@@ -253,8 +253,19 @@ class KafkaSource:
         still = {tp.partition for tp in self.consumer.assignment()} - self.paused
         self.consumer.resume([TopicPartition(self.topic, p) for p in sorted(still)])
 
-    def close(self) -> None:
-        """Leave the group (the revoke callback runs for what is still assigned)."""
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Leave the group: unsubscribe and poll until the revoke callback has handed over
+        what is still assigned, then close. librdkafka's close() alone, reached while a
+        cooperative rebalance is under way, can block for minutes or abort the process
+        (assert in rd_kafka_cgrp_terminated); nothing is fetched meanwhile (paused)."""
+        try:
+            self.consumer.pause(self.consumer.assignment())
+            self.consumer.unsubscribe()
+            deadline = time.monotonic() + timeout_s
+            while self.consumer.assignment() and time.monotonic() < deadline:
+                self.consumer.poll(0.1)  # rebalance callbacks run here; records are paused
+        except (KafkaException, RuntimeError) as e:
+            log.warning("leaving the group: %s", e)
         self.consumer.close()
 
 
