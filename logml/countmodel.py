@@ -24,7 +24,7 @@ Pieces, each a numba kernel with a numpy reference the tests compare against:
 
 State is one float32 matrix per series group (rows = fields below, columns = series) plus a
 float32 rhythm profile (24 hour-of-day and 7 day-of-week factors), their uint16 sample
-counts and an int32 window count: 88 + 124 + 62 + 4 = 278 bytes a series (the benchmark
+counts and an int32 window count: 92 + 124 + 62 + 4 = 282 bytes a series (the benchmark
 measures it), with rhythm always learnt and only used where it predicts better.
 """
 from __future__ import annotations
@@ -264,8 +264,9 @@ def surprise_reference(x, mu, k):
 # ---------------------------------------------------------------- the model, one window
 # rows of the float32 state matrix [N_FIELDS, n_series]
 (F, TF, LD, LL, LW, KF, KD, KL, KW, EF, ED, EL, EW, HSUM, DSUM, MODE, PI, BM, BV, LB, RS,
- RN) = range(22)
-N_FIELDS = 22
+ RN, LX) = range(23)
+N_FIELDS = 23
+LX_NONE = -30.0       # LX (log x / mu of the last window) of an empty one
 N_MODELS = 4          # flat, daily-step, daily-linear, weekly (levels F, LD, LL, LW)
 N_PROFILE = 31        # 24 hour-of-day means, then 7 day-of-week means
 FLAT, DAILY_STEP, DAILY_LINEAR, WEEKLY = 0, 1, 2, 3
@@ -348,7 +349,7 @@ def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray
     rate x share of the mean), its log burst size diluted by that share (a burst of x M
     in a part with share w is one of x 1 + (M - 1) w of the sum): whether several parents
     burst together is not known, so their rates are not added. A pending burst (LB) and
-    the run accumulators RS, RN start afresh: a run of one parent is no run of the sum.
+    the run accumulators RS, RN, LX start afresh: a run of one parent is no run of the sum.
     """
     f64 = np.float64
     st = np.asarray(st, f64).reshape(N_FIELDS, -1)
@@ -375,7 +376,7 @@ def inherit(st: np.ndarray, prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray
     out[PI] = st[PI, b]
     out[BM] = math.log1p(math.expm1(st[BM, b]) * share[b]) if excess[b] > 0.0 else st[BM, b]
     out[BV] = st[BV, b]
-    # LB, RS, RN stay 0
+    # LB, RS, RN, LX stay 0
     return (out.astype(np.float32), prof_c.astype(np.float32),
             pcnt.min(axis=1).astype(np.uint16), int(np.min(seen)))
 
@@ -453,6 +454,17 @@ def _burst_tail(rn, s1, x, mu, pi, lb):
     most) and this is its tail: the run is as surprising as that burst's peak, no more."""
     return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0
             and x < BURST_TAIL_SHARE * mu * math.exp(lb))
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def _level_holds(rn, s1, x, mu, pi, lb, lx):
+    """The third window of an upward run in a series with bursts, where the level the run
+    rose to (its peak so far, lb) holds: the second and this window within a factor
+    1 / BURST_TAIL_SHARE of it. A spike is a step that holds; bursts come and go, and two
+    in a row (or one on another) rarely hold one level."""
+    band = -math.log(BURST_TAIL_SHARE)
+    return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0 and lx >= lb - band
+            and lb - band <= math.log(x / mu) <= lb + band)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -645,11 +657,16 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                             xp = float(math.floor(mu * math.exp(st[LB, i]) + 0.5))
                             sr = min(sr, burst_surprise(surprise(xp, mu, k), xp, mu, st[PI, i],
                                                         st[BM, i], st[BV, i]))
+                        elif _level_holds(rn, s1, xi, mu, st[PI, i], st[LB, i], st[LX, i]):
+                            # longer than any burst lasts: no burst explains it, the NB
+                            # alone judges it
+                            sr = max(sr, s_nb - math.log10(2.0))
                         if sr > abs(s1):
                             s = sr if s1 > 0.0 else -sr
             s_out[j] = s
             st[RS, i] = rs
             st[RN, i] = rn
+            st[LX, i] = math.log(xi / mu) if xi > 0.0 and mu > 0.0 else LX_NONE
             in_run = rn >= 2.0
             # burst statistics: an upward episode past p = 0.001 under the NB is a burst
             # once it is over within BURST_WINDOWS windows (longer, it is an incident)
@@ -935,10 +952,19 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr2[tail] = _burst_v(_surprise_v(xp[tail], mu[tail], k[tail]), xp[tail], mu[tail], pi[tail],
                          bm[tail], bv[tail])
     sr = np.where(tail, np.minimum(sr, sr2), sr)
+    band = -math.log(BURST_TAIL_SHARE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
+    holds = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0) & ~tail
+             & (get(LX) >= lb0 - band) & (lx3 >= lb0 - band) & (lx3 <= lb0 + band))
+    sr = np.where(holds, np.maximum(sr, s_nb - math.log10(2.0)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
     put(RS, rs, rest)
     put(RN, rn, rest)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        put(LX, np.where((x > 0) & (mu > 0), np.log(np.where(x > 0, x, 1.0) / mu), LX_NONE),
+            rest)
     in_run = rn >= 2.0
     # bursts
     bz = rest & (n >= warmup)

@@ -334,36 +334,48 @@ def _decode(node, arrays: list, view, depth: int, name: str):
 
 def _read_v4(data: bytes, header: dict, start: int, name: str, limit: int):
     """Format 4: the container of format 2; each template also holds the first window its
-    service still had open when it was made (``first_open_window``: where a merge begins)."""
+    service still had open when it was made (``first_open_window``: where a merge begins),
+    and each series of the detector the log ratio of its last window to its expectation
+    (row ``LX`` of ``st``: whether a run holds its level)."""
     return _read_v2(data, header, start, name, limit)
 
 
 def _migrate_3(data: bytes, header: dict, start: int, name: str, limit: int):
     """Format 3 -> 4: templates saved before ``first_open_window`` existed get NaN (unknown:
-    their merges hold for every window, as format 3's did)."""
-    return _add_open_windows(_read_v2(data, header, start, name, limit))
+    their merges hold for every window, as format 3's did); series get LX 0 (a last window
+    as expected: no run holds a level until a window has been seen)."""
+    return _format_4(_read_v2(data, header, start, name, limit))
 
 
 def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
     """Format 2 -> 4: a detector saved before error-rate runs existed has none open; then
-    as format 3."""
+    as format 3 (``_format_4``)."""
     tree = _read_v2(data, header, start, name, limit)
     det = tree.get("detector") if isinstance(tree, dict) else None
     if isinstance(det, dict) and isinstance(det.get("alive"), np.ndarray):
         n = len(det["alive"])
         for key in ("e_rs", "e_rn"):
             det.setdefault(key, np.zeros(n))
-    return _add_open_windows(tree)
+    return _format_4(tree)
 
 
-def _add_open_windows(tree):
-    """The format 4 column of the templates in a pipeline's or a template stage's tree."""
+LX_ROW = 22  # countmodel.LX, the row format 4 added to a series' state matrix
+
+
+def _format_4(tree):
+    """What format 4 added, to a pipeline's or a template stage's tree of format 3."""
     if not isinstance(tree, dict):
         return tree
     engine = tree.get("templates") if "detector" in tree else tree  # pipeline or templates
     ts = engine.get("templates") if isinstance(engine, dict) else None
     if isinstance(ts, dict) and isinstance(ts.get("id"), np.ndarray):
         ts.setdefault("first_open_window", np.full(len(ts["id"]), np.nan))
+    det = tree.get("detector")
+    for key in ("templates", "services"):
+        model = det.get(key) if isinstance(det, dict) else None
+        st = model.get("st") if isinstance(model, dict) else None
+        if isinstance(st, np.ndarray) and st.ndim == 2 and st.shape[0] == LX_ROW:
+            model["st"] = np.vstack((st, np.zeros((1, st.shape[1]), st.dtype)))
     return tree
 
 

@@ -95,36 +95,46 @@ def test_fisher_and_z_equivalent():
 
 
 # ---------------------------------------------------------------- the model kernel
-def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8, spread=False):
+def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8, spread=False, steps=False):
     """spread: a burst lights three windows (a third of it, all, a third), as a 90 s
-    burst straddling two boundaries does."""
+    burst straddling two boundaries does; steps: now and then a series steps up x5 for
+    six windows, from the middle of one (a spike that holds its level)."""
     rng = np.random.default_rng(seed)
     lam = rng.gamma(1.0, 5.0, n)
     later = [np.ones(n), np.ones(n)]  # what bursts started earlier add to the next windows
+    step = np.zeros(n, np.int64)  # windows of a step left per series
     for t in range(windows):
         hp, d = cm.slots(t * window_s, (t + 1) * window_s)
         mult = np.where(rng.random(n) < burst, rng.uniform(3, 10, n), 1.0)
         if spread:
             edge = 1.0 + (mult - 1.0) / 3.0
             mult, later = np.maximum(edge, later[0]), [np.maximum(mult, later[1]), edge]
+        if steps:
+            mult = mult * np.where(step > 0, np.where(step == 7, 3.0, 5.0), 1.0)
+            step = np.maximum(step - 1, 0)
+            step[(step == 0) & (rng.random(n) < 0.004)] = 7
         x = rng.poisson(lam * (1 + rhythm * math.sin(2 * math.pi * hp / 24)) * mult)
         x = np.where(rng.random(n) < 0.01, 0, x)  # a silence now and then
         yield t, hp, d, x.astype(np.float64), rng.random(n) < 0.8
 
 
-@pytest.mark.parametrize("seed,window_s,windows,spread", [
-    (0, 600.0, 3200, False), (1, 3600.0, 400, False), (2, 60.0, 400, False),
-    (3, 60.0, 1500, True)])
-def test_model_kernel_matches_reference(seed, window_s, windows, spread):
+@pytest.mark.parametrize("seed,window_s,windows,spread,steps", [
+    (0, 600.0, 3200, False, False), (1, 3600.0, 400, False, False),
+    (2, 60.0, 400, False, False), (3, 60.0, 1500, True, False), (4, 60.0, 2500, True, True)])
+def test_model_kernel_matches_reference(seed, window_s, windows, spread, steps):
     """Windows of 10 minutes and an hour let days and weeks pass: every branch (warm-up,
-    the day and week profiles, switching, runs, bursts, silences) is compared."""
+    the day and week profiles, switching, runs, bursts, burst tails, levels that hold,
+    silences) is compared."""
     n = 30
     params = cm.model_params(1 - 0.5 ** (1 / 30), window_s, 5, True)
     state = cm.new_state(n)
     idx = np.arange(n)
     modes = set()
-    for t, hp, d, x, take in stream(seed, n, windows, window_s, spread=spread):
+    held = 0  # third windows of a run at the level it rose to (countmodel._level_holds)
+    band = -math.log(cm.BURST_TAIL_SHARE)
+    for t, hp, d, x, take in stream(seed, n, windows, window_s, spread=spread, steps=steps):
         sel = idx[take]
+        before = state["st"][:, sel].astype(np.float64)
         want, ws, wm, wsd = cm.model_step_reference(sel, x[sel], state, hp, d, params)
         s, mu, sd = (np.empty(len(sel)) for _ in range(3))
         cm.model_step(sel, x[sel], state["st"], state["prof"], state["pcnt"], state["seen"],
@@ -137,8 +147,15 @@ def test_model_kernel_matches_reference(seed, window_s, windows, spread):
         np.testing.assert_allclose(sd, wsd, rtol=1e-9)
         state = want  # both continue from the same state
         modes |= set(state["st"][cm.MODE].astype(int).tolist())
+        lb, lx = before[cm.LB], before[cm.LX]
+        with np.errstate(divide="ignore"):
+            l3 = np.log(x[sel] / np.maximum(mu, 1e-9))
+        held += int(np.sum((state["st"][cm.RN, sel] == 3) & (s > 0) & (before[cm.PI] > cm.PI_NULL)
+                           & (lb > 0) & (lx >= lb - band) & (np.abs(l3 - lb) <= band)))
     if window_s == 600.0:
         assert {cm.FLAT, cm.DAILY_LINEAR} <= modes
+    if steps:
+        assert held >= 5, held
 
 
 def test_reference_does_not_mutate():

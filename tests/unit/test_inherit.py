@@ -172,7 +172,7 @@ def test_inherit_against_hand_computed_values():
            cm.MODE: 0.0,  # A is the larger
            # B's bursts (x5 of its mean), B being 30.49 / 80.49 of the sum: x(1 + 4 share)
            cm.PI: cm.PI_NULL + 0.01, cm.BM: math.log(1.0 + 4.0 * 30.49 / 80.49), cm.BV: 0.5,
-           cm.LB: 0.0, cm.RS: 0.0, cm.RN: 0.0}
+           cm.LB: 0.0, cm.RS: 0.0, cm.RN: 0.0, cm.LX: 0.0}
     assert sorted(exp) == list(range(cm.N_FIELDS))
     for f, v in exp.items():
         assert col[f] == pytest.approx(v, rel=1e-5), f

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from logml import countmodel as cm
 from logml import snapshot
 from logml.config import Config, TemplateConfig
 from logml.generate import generate
@@ -738,6 +739,11 @@ def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
     assert det["e_rs"].shape == det["e_rn"].shape == det["alive"].shape
     if fmt == 2:
         assert not det["e_rs"].any() and not det["e_rn"].any()
+    for key in ("templates", "services"):  # format 4's LX row: 0 when migrated
+        st = det[key]["st"]
+        assert st.shape[0] == cm.N_FIELDS and snapshot.LX_ROW == cm.LX == cm.N_FIELDS - 1
+        if fmt < 4:
+            assert not st[cm.LX].any()
     opened = state["templates"]["templates"]["first_open_window"]
     assert len(opened) == len(state["templates"]["templates"]["id"])
     if fmt < 4:
