@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -26,13 +26,6 @@ from kafka_helpers import committed, pipeline_toml, read_all
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
 BAD = [b"", b"\xff\xfe not utf8", b"[1, 2]", b'{"message": 3}', b'{"no": "message"}']
-
-
-@dataclass
-class Scenario:
-    topic: str
-    records: list[tuple[int, bytes, bytes]]  # (partition, key, value) in produce order
-    ends: dict[int, int] = field(default_factory=dict)  # partition -> end offset
 
 
 def scenario_records(tmp: Path, start: float, hours: float = 1.5, rate: float = 0.5, seed: int = 11,
@@ -168,6 +161,30 @@ def run(cfg: Path, log: Path, *args, fault: str = "", timeout: float = 240) -> i
         proc.wait()
         raise AssertionError(f"consumer still running after {timeout} s:\n"
                              + log.read_text()[-3000:]) from None
+
+
+@dataclass
+class Baseline:
+    """The scenario in Kafka and what an uninterrupted run wrote of it."""
+    topic: str
+    ends: dict
+    docs: dict
+    dead_letters: list
+
+
+def uninterrupted_run(bootstrap: str, es_url: str, es: Elasticsearch, tmp: Path,
+                      es_extra: str = "") -> Baseline:
+    """The hand-over scenario in a new input topic and one consumer's run over it, to its
+    end; its indices are deleted once read."""
+    topic, records = scenario_topic(bootstrap, tmp)
+    names = new_run(bootstrap, topic)
+    cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_url, es_extra=es_extra)
+    assert run(cfg, tmp / "base.log") == 0, (tmp / "base.log").read_text()[-3000:]
+    wait_committed(bootstrap, names, ends(records), timeout=10)
+    base = Baseline(topic, ends(records), es_documents(es, names["prefix"]),
+                    dead_letters(bootstrap, names["dlq_topic"]))
+    delete_indices(es, names["prefix"])
+    return base
 
 
 def wait_committed(bootstrap: str, names: dict, want: dict[int, int], timeout: float = 120):

@@ -34,8 +34,8 @@ import time
 import pytest
 from elasticsearch import helpers
 
-from handover_kit import (PARTITIONS, dead_letters, delete_indices, differences, ends,
-                          es_documents, new_run, pipeline_file, run, scenario_topic, start,
+from handover_kit import (PARTITIONS, dead_letters, delete_indices, differences,
+                          es_documents, new_run, pipeline_file, run, start, uninterrupted_run,
                           wait_committed)
 from holdproxy import HoldProxy
 from kafka_helpers import committed, read_all
@@ -52,19 +52,10 @@ ES_EXTRA = "bulk_max_docs = 500\nmax_in_flight = 16\nunavailable_timeout_s = 600
 @pytest.fixture(scope="module")
 def baseline(kafka_env, es_env, es, tmp_path_factory):
     """The scenario in Kafka and what an uninterrupted run writes of it."""
-    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
-    tmp = tmp_path_factory.mktemp("exactly")
-    topic, records = scenario_topic(bootstrap, tmp)
-    names = new_run(bootstrap, topic)
-    cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_env["ES_URL"],
-                        es_extra=ES_EXTRA)
-    assert run(cfg, tmp / "base.log") == 0, (tmp / "base.log").read_text()[-3000:]
-    wait_committed(bootstrap, names, ends(records), timeout=10)
-    docs = es_documents(es, names["prefix"])
-    delete_indices(es, names["prefix"])
-    assert {kind for kind, _ in docs} == {"logs", "windows", "anomalies"}
-    return {"topic": topic, "ends": ends(records), "docs": docs,
-            "dead_letters": dead_letters(bootstrap, names["dlq_topic"])}
+    base = uninterrupted_run(kafka_env["KAFKA_BOOTSTRAP"], es_env["ES_URL"], es,
+                             tmp_path_factory.mktemp("exactly"), es_extra=ES_EXTRA)
+    assert {kind for kind, _ in base.docs} == {"logs", "windows", "anomalies"}
+    return base
 
 
 def line_offsets(topic: str, ends_: dict, docs: dict) -> dict[str, tuple[int, int]]:
@@ -93,7 +84,7 @@ def first_unacknowledged(es, prefix: str, lines: dict) -> dict[int, int | None]:
 def test_nothing_is_committed_or_checkpointed_past_bulks_elasticsearch_holds(
         baseline, kafka_env, es_env, es, tmp_path):
     bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
-    topic = baseline["topic"]
+    topic = baseline.topic
     names = new_run(bootstrap, topic)
     proxy = HoldProxy(es_env["ES_URL"], hold_after=HOLD_AFTER)
     # commits every 50 ms: several batches indexed between two commits, as
@@ -128,7 +119,7 @@ def test_nothing_is_committed_or_checkpointed_past_bulks_elasticsearch_holds(
         proxy.close()
     try:
         first = log.read_text()
-        lines = line_offsets(topic, baseline["ends"], baseline["docs"])
+        lines = line_offsets(topic, baseline.ends, baseline.docs)
         gap = first_unacknowledged(es, names["prefix"], lines)
         offsets = {p: max(o, 0) for p, o in
                    committed(bootstrap, names["group"], topic, PARTITIONS).items()}
@@ -164,7 +155,7 @@ def test_nothing_is_committed_or_checkpointed_past_bulks_elasticsearch_holds(
         assert sum(int(n) for n in re.findall(
             r"opened \[[\d, ]*\] in [\d.]+ s: (\d+) restored", second)) >= 1, second[-3000:]
         docs = es_documents(es, names["prefix"])  # asserts no id is in two indices
-        want = baseline["docs"]
+        want = baseline.docs
         missing, extra = want.keys() - docs.keys(), docs.keys() - want.keys()
         assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra: " \
             f"{sorted(missing)[:3]} {sorted(extra)[:3]}"
@@ -175,7 +166,7 @@ def test_nothing_is_committed_or_checkpointed_past_bulks_elasticsearch_holds(
         got = dead_letters(bootstrap, names["dlq_topic"])
         doubled = sorted({d for d in got if got.count(d) > 1})
         assert not doubled, f"{len(got) - len(set(got))} duplicate dead letters: {doubled[:3]}"
-        assert got == baseline["dead_letters"]
-        wait_committed(bootstrap, names, baseline["ends"], timeout=10)
+        assert got == baseline.dead_letters
+        wait_committed(bootstrap, names, baseline.ends, timeout=10)
     finally:
         delete_indices(es, names["prefix"])

@@ -8,40 +8,23 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass
-
 import pytest
 from confluent_kafka import Producer
 
-from handover_kit import (dead_letters, delete_indices, differences, ends, es_documents,
-                          new_run, pipeline_file, run, scenario_topic, start, wait_committed)
+from handover_kit import (Baseline, dead_letters, delete_indices, differences, es_documents,
+                          new_run, pipeline_file, run, start, uninterrupted_run,
+                          wait_committed)
 from kafka_helpers import read_all
 from servicekit import stop_group
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Baseline:
-    topic: str
-    ends: dict
-    docs: dict
-    dead_letters: list
-
-
 @pytest.fixture(scope="module")
 def baseline(kafka_env, es_env, es, tmp_path_factory):
     """The scenario in Kafka and an uninterrupted run over it."""
-    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
-    tmp = tmp_path_factory.mktemp("handover")
-    topic, records = scenario_topic(bootstrap, tmp)
-    names = new_run(bootstrap, topic)
-    cfg = pipeline_file(tmp / "base.toml", names, bootstrap, es_env["ES_URL"])
-    assert run(cfg, tmp / "base.log") == 0, (tmp / "base.log").read_text()[-3000:]
-    wait_committed(bootstrap, names, ends(records), timeout=10)
-    base = Baseline(topic, ends(records), es_documents(es, names["prefix"]),
-                    dead_letters(bootstrap, names["dlq_topic"]))
-    delete_indices(es, names["prefix"])
+    base = uninterrupted_run(kafka_env["KAFKA_BOOTSTRAP"], es_env["ES_URL"], es,
+                             tmp_path_factory.mktemp("handover"))
     kinds = {kind for kind, _ in base.docs}
     assert kinds == {"logs", "windows", "anomalies"}, kinds
     reasons = {r for _, _, r in base.dead_letters}
