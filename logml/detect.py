@@ -110,6 +110,21 @@ def _fold(counts: np.ndarray, errors: np.ndarray, into: np.ndarray) -> tuple:
     return counts, errors
 
 
+def _model(tree: dict, name: str) -> dict:
+    """A saved group of series models (countmodel.new_state's arrays), checked: the kernels
+    index them without bounds checks, so a state of another shape must not reach them."""
+    model = {k: np.asarray(tree[k]) for k in ("st", "prof", "pcnt", "seen")}
+    n = len(model["seen"])
+    want = {"st": ((cm.N_FIELDS, n), np.float32), "prof": ((cm.N_PROFILE, n), np.float32),
+            "pcnt": ((cm.N_PROFILE, n), np.uint16), "seen": ((n,), np.int32)}
+    for k, (shape, dtype) in want.items():
+        a = model[k]
+        if a.shape != shape or a.dtype != dtype:
+            raise ValueError(f"detector {name} {k} is {a.dtype}{list(a.shape)}, expected "
+                             f"{np.dtype(dtype)}{list(shape)}")
+    return model
+
+
 def _alpha(half_life: float) -> float:
     return 1.0 - 0.5 ** (1.0 / half_life)
 
@@ -492,9 +507,15 @@ class Detector:
         for k in cls._RUN_ARRAYS:
             setattr(d, k, _pad(np.array(state[k], np.float64), len(d.alive)) if k in state
                     else np.zeros(len(d.alive)))
-        d.tm = {k: np.array(v) for k, v in state["templates"].items()}
-        d.sm = {k: np.array(v) for k, v in state["services"].items()}
+        d.tm = _model(state["templates"], "templates")
+        d.sm = _model(state["services"], "services")
         d.n_t = len(d.tm["seen"])
         d.n_s = len(d.sm["seen"])
+        # the kernels index these by series without bounds checks: sizes must agree
+        for k in cls._ARRAYS + cls._RUN_ARRAYS:
+            n = d.n_t if k == "t_reported" else d.n_s
+            if getattr(d, k).shape != (n,):
+                raise ValueError(f"detector {k} has shape {getattr(d, k).shape}, expected "
+                                 f"({n},)")
         d.incident = {int(s): (v[0], float(v[1])) for s, v in state["incident"].items()}
         return d

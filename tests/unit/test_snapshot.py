@@ -839,6 +839,28 @@ def test_a_tree_that_is_no_pipeline_state_is_refused(events, tmp_path, edit):
         Pipeline(Config(), JsonlSink(tmp_path / "b")).restore(state)
 
 
+@pytest.mark.parametrize("edit,words", [
+    # a format 3 matrix (no LX row) under a format 4 header: the kernels would read past it
+    (lambda d: d["templates"].update(st=d["templates"]["st"][:-1]),
+     "detector templates st is float32[22"),
+    (lambda d: d["services"].update(prof=d["services"]["prof"].astype(np.float64)),
+     "detector services prof is float64"),
+    (lambda d: d["templates"].update(seen=d["templates"]["seen"][:-1]),
+     "detector templates st is float32[23"),
+    (lambda d: d.update(r_mean=d["r_mean"][:-1]), "detector r_mean has shape"),
+    (lambda d: d.update(t_reported=np.zeros(3, bool)), "detector t_reported has shape"),
+])
+def test_detector_models_of_another_shape_are_refused(events, tmp_path, edit, words):
+    """The model kernels index series without bounds checks: a saved detector whose arrays
+    disagree in shape or type is refused at restore, never handed to them."""
+    state = pipeline_after(events, Config(), tmp_path / "a").state()
+    edit(state["detector"])
+    with pytest.raises(snapshot.SnapshotError, match="state does not hold a pipeline state") \
+            as e:
+        Pipeline(Config(), JsonlSink(tmp_path / "b")).restore(state)
+    assert words in str(e.value)
+
+
 def test_a_stage_refusal_names_the_file(events, tmp_path):
     state = pipeline_after(events, Config(), tmp_path / "a").state()
     state["templates"]["lines_seen"] = -5
