@@ -198,8 +198,9 @@ def _plan(rng, start: float, n_sec: int, n_days: float, services: list[_Service]
     return out
 
 
-def build_chunks(seed: int, hours: float, services: int, start: float | None, rate: float):
-    """Yield (lines, None) per chunk in time order, then (None, labels)."""
+def _services(seed: int, hours: float, services: int, start: float | None, rate: float):
+    """(start, seconds, days, generator, services, holidays): what every chunk shares, drawn
+    first from the seed's generator."""
     if services < 1 or not hours > 0 or not rate > 0:
         raise ValueError("services, hours and rate must be positive")
     start = START if start is None else float(start)
@@ -215,6 +216,31 @@ def build_chunks(seed: int, hours: float, services: int, start: float | None, ra
             if (d + 3) % 7 < 5:
                 holidays = (d,)
                 break
+    return start, n_sec, n_days, rng, svcs, holidays
+
+
+def expected_lines(seed: int, hours: float, services: int, start: float | None, rate: float,
+                   window: float = 60.0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(service names, window starts, lines a window of each service is expected to hold
+    without noise, bursts or incidents): what a detector that knew the rhythm, trend and
+    schedules exactly would expect (``benchmarks/detectability.py``)."""
+    start, n_sec, _, _, svcs, holidays = _services(seed, hours, services, start, rate)
+    t = start + np.arange(0, n_sec, dtype=np.float64)
+    out = np.zeros((len(svcs), int(math.ceil(n_sec / window))))
+    for i, svc in enumerate(svcs):
+        lam = svc.rate * svc.rhythm(t, holidays) * np.exp(svc.trend * (t - start) / 86400.0)
+        lam = lam * (1.0 - svc.probs[svc.scheduled].sum())
+        hour = (((t + svc.tz * 3600.0) % 86400.0) // 3600.0).astype(np.int64)
+        for col, h in zip(svc.scheduled, svc.sched_hour):
+            lam = lam + np.where(hour == h, 30.0 * svc.rate * svc.probs[col], 0.0)
+        np.add.at(out[i], ((t - start) // window).astype(np.int64), lam)
+    return [svc.name for svc in svcs], start + window * np.arange(out.shape[1]), out
+
+
+def build_chunks(seed: int, hours: float, services: int, start: float | None, rate: float):
+    """Yield (lines, None) per chunk in time order, then (None, labels)."""
+    start, n_sec, n_days, rng, svcs, holidays = _services(seed, hours, services, start, rate)
+    names = [svc.name for svc in svcs]
     plan = _plan(rng, start, n_sec, n_days, svcs)
     novel_order = rng.permutation(len(NOVEL)).tolist()
     labels_inc = []

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from logml.generate import generate
-from logml.hardgen import HARD_INCIDENT_TYPES, HELDOUT_SCENARIOS, TUNING_SCENARIOS
+from logml.hardgen import HARD_INCIDENT_TYPES, HELDOUT_SCENARIOS, TUNING_SCENARIOS, expected_lines
 
 START = 1_764_028_800.0  # a Tuesday, 00:00 UTC
 
@@ -80,3 +80,28 @@ def test_scenario_lists_are_separate():
     tune = {s["seed"] for s in TUNING_SCENARIOS}
     held = {s["seed"] for s in HELDOUT_SCENARIOS}
     assert tune and held and not tune & held
+
+
+def test_expected_lines_is_the_streams_noiseless_rate(stream):
+    """``expected_lines`` (benchmarks/detectability.py's oracle) is what the stream holds
+    apart from noise, bursts and incidents: hour by hour, away from incidents, the lines
+    counted are at most a few % below it and, bursts adding lines, in the median at most
+    15 % above; and it follows the daily rhythm."""
+    _, labels, docs, ts = stream
+    names, starts, lam = expected_lines(5, 40, 2, START, 0.6, 60.0)
+    assert names == labels["services"] and starts[0] == START and lam.shape == (2, 2400)
+    svc = np.array([names.index(d["service"]["name"]) for d in docs])
+    minute = ((ts - START) // 60).astype(int)
+    for i, name in enumerate(names):
+        seen = np.bincount(minute[svc == i], minlength=2400)[:2400].astype(float)
+        quiet = np.ones(2400, bool)
+        for c in labels["incidents"]:
+            if c["service"] == name:
+                quiet[int((c["onset"] - START) // 60) - 1:int((c["end"] - START) // 60) + 2] = False
+        hours = [h for h in range(40) if quiet[h * 60:(h + 1) * 60].all()]
+        ratio = np.array([seen[h * 60:(h + 1) * 60].sum() / lam[i, h * 60:(h + 1) * 60].sum()
+                          for h in hours])
+        assert len(hours) >= 30
+        assert 1.0 <= np.median(ratio) <= 1.15, ratio
+        assert 0.9 <= ratio.min() and ratio.max() <= 1.6, ratio  # a burst-heavy hour adds
+        assert lam[i].max() > 2.0 * lam[i].min()  # day and night differ

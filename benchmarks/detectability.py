@@ -1,0 +1,177 @@
+"""How detectable are the hard scenarios' slow drops in time, for any detector?
+
+For every drop-like incident (``drop``, ``seasonal``, ``gradual`` of kind drop) of the
+tuning and held-out scenarios, this measures the evidence its service's line counts hold
+by its deadline (the window starting at most ``max_delay_windows`` after its labelled
+start), against an *oracle* expectation: the generator's own noiseless rate (rhythm,
+trend, schedules; ``hardgen.expected_lines``), which no real detector knows. The evidence
+is the best of trailing sums over 1-32 windows, z = sum(x - oracle) / sqrt(sum oracle),
+each scale ranked against the same statistic on the service's ordinary windows (after the
+probation day, away from incidents) and the smallest rank-probability taken.
+
+The threshold that would catch an incident in time is its own evidence; the ordinary
+windows at least as extreme, grouped as ``logml eval`` groups alarms, are the false alarms
+per service-day that any detector of this kind, with a perfect baseline, would raise to
+catch it. Where that exceeds the warning budget (2 per service-day), catching the
+incident in time and keeping the budget conflict on this data. logml's own in-time result
+comes from a real ``logml run`` and ``logml eval`` of the same stream.
+
+    python -m benchmarks.detectability [--only NAME ...]
+
+Writes benchmarks/results/detectability.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from logml import cli
+from logml.evaluate import evaluate
+from logml.hardgen import HELDOUT_SCENARIOS, TUNING_SCENARIOS, expected_lines
+
+RESULTS = Path(__file__).parent / "results"
+W = 60.0
+DEADLINE_WINDOWS = 2
+SCALES = (1, 2, 4, 8, 16, 32)
+WARNING_BUDGET = 2.0  # false warnings per service-day (issue 11)
+GROUP_GAP = 2         # windows: alarms closer than this are one false alarm (logml eval)
+DROP_TYPES = ("drop", "seasonal", "gradual")
+
+
+def counts(events: Path, names: list[str], t0: float, n_windows: int) -> np.ndarray:
+    """Lines per service and window of a generated stream."""
+    index = {n: i for i, n in enumerate(names)}
+    svc, ts = [], []
+    with open(events, "rb") as f:
+        for line in f:
+            d = orjson.loads(line)
+            svc.append(index[d["service"]["name"]])
+            ts.append(d["@timestamp"].rstrip("Z"))
+    sec = np.array(ts, dtype="datetime64[ms]").astype(np.int64) / 1000.0
+    w = np.clip(((sec - t0) // W).astype(np.int64), 0, n_windows - 1)
+    out = np.zeros((len(names), n_windows))
+    np.add.at(out, (np.array(svc), w), 1.0)
+    return out
+
+
+def trailing(a: np.ndarray, k: int) -> np.ndarray:
+    """Sums over the last k windows (NaN before k windows exist)."""
+    c = np.concatenate([[0.0], np.cumsum(a)])
+    out = np.full(len(a), np.nan)
+    out[k - 1:] = c[k:] - c[:-k]
+    return out
+
+
+def episodes(hit: np.ndarray) -> int:
+    """Alarms grouped: windows that fire less than GROUP_GAP apart are one alarm."""
+    idx = np.flatnonzero(hit)
+    if not len(idx):
+        return 0
+    return int(1 + np.sum(np.diff(idx) > GROUP_GAP))
+
+
+def logml_in_time(events: Path, labels: dict, tmp: Path) -> dict[str, bool]:
+    """Incident id -> whether ``logml run`` (defaults) found it in time."""
+    out = tmp / "out"
+    cli.main(["run", "--input", str(events), "--output", str(out)])
+    with open(out / "anomalies.jsonl", "rb") as f:
+        anomalies = [orjson.loads(line) for line in f]
+    result = evaluate(anomalies, labels, int(W), DEADLINE_WINDOWS)
+    return {r["id"]: r["detected_in_time"] for r in result["incidents"]}
+
+
+def analyse(sc: dict, tmp: Path) -> dict:
+    gen = tmp / sc["name"]
+    cli.main(["generate", "--hard", "--seed", str(sc["seed"]), "--hours", str(sc["hours"]),
+              "--services", str(sc["services"]), "--rate", str(sc["rate"]), "--out", str(gen)])
+    labels = json.loads((gen / "labels.json").read_text())
+    names, starts, lam = expected_lines(sc["seed"], sc["hours"], sc["services"], None,
+                                        sc["rate"], W)
+    x = counts(gen / "events.jsonl", names, starts[0], len(starts))
+    found = logml_in_time(gen / "events.jsonl", labels, tmp)
+    t_null = labels["start"] + labels["probation_seconds"]
+    rows = []
+    for si, name in enumerate(names):
+        mine = [c for c in labels["incidents"] if c["service"] == name]
+        null = starts >= t_null
+        for c in mine:  # trailing sums must not reach into an incident
+            null &= ~((starts >= c.get("onset", c["start"]) - W)
+                      & (starts <= c["end"] + max(SCALES) * W))
+        service_days = null.sum() * W / 86400.0
+        z = np.array([trailing(x[si] - lam[si], k) / np.sqrt(trailing(lam[si], k))
+                      for k in SCALES])
+        # each scale's lower-tail probability, ranked among the ordinary windows
+        ranks = np.full(z.shape, 1.0)
+        for j in range(len(SCALES)):
+            ref = np.sort(z[j][null & ~np.isnan(z[j])])
+            ok = ~np.isnan(z[j])
+            ranks[j][ok] = (np.searchsorted(ref, z[j][ok], side="right") + 1) / (len(ref) + 1)
+        p = ranks.min(axis=0)
+        for c in mine:
+            kind = c.get("kind", "drop") if c["type"] == "gradual" else c["type"]
+            if c["type"] not in DROP_TYPES or kind != "drop" and c["type"] == "gradual":
+                continue
+            lo, hi = c.get("onset", c["start"]) - W, c["start"] + DEADLINE_WINDOWS * W
+            allowed = np.flatnonzero((starts >= lo) & (starts <= hi))
+            best = allowed[np.argmin(p[allowed])]
+            j = int(np.argmin(ranks[:, best]))
+            k = SCALES[j]
+            seen = x[si][best - k + 1:best + 1].sum()
+            expected = lam[si][best - k + 1:best + 1].sum()
+            fa = episodes(null & (p <= p[best])) / service_days
+            rows.append({
+                "scenario": sc["name"], "id": c["id"], "type": c["type"], "service": name,
+                "expected_per_window": round(float(lam[si][best]), 1),
+                "best_scale_windows": k, "shortfall": round(1.0 - seen / expected, 3),
+                "z": round(float(z[j][best]), 2), "p": float(p[best]),
+                "false_alarms_per_service_day": round(fa, 2),
+                "within_warning_budget": bool(fa <= WARNING_BUDGET),
+                "logml_in_time": found.get(c["id"])})
+    return {"name": sc["name"], "seed": sc["seed"], "incidents": rows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", nargs="*", help="scenario names")
+    args = ap.parse_args(argv)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, lst in (("tuning", TUNING_SCENARIOS), ("held-out", HELDOUT_SCENARIOS)):
+            for sc in lst:
+                if args.only and sc["name"] not in args.only:
+                    continue
+                r = {"set": kind, **analyse(sc, Path(tmp) / sc["name"])}
+                out.append(r)
+                for row in r["incidents"]:
+                    print(json.dumps(row), flush=True)
+    summary = {}
+    for r in out:
+        for row in r["incidents"]:
+            s = summary.setdefault(row["type"], {"incidents": 0, "within_warning_budget": 0,
+                                                  "logml_in_time": 0})
+            s["incidents"] += 1
+            s["within_warning_budget"] += row["within_warning_budget"]
+            s["logml_in_time"] += bool(row["logml_in_time"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "detectability.json").write_text(json.dumps({
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": platform.machine(), "python": platform.python_version(),
+        "commit": commit, "window_seconds": W, "max_delay_windows": DEADLINE_WINDOWS,
+        "scales_windows": list(SCALES), "warning_budget_per_service_day": WARNING_BUDGET,
+        "summary_by_type": summary, "scenarios": out}, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
