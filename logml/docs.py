@@ -36,7 +36,8 @@ def window_doc(w, service: str) -> tuple[str, dict]:
         "service": {"name": service},
         "event": {"kind": "metric", "dataset": "logml.windows"},
         "logml": {"window": {"end": iso(w.end), "seconds": w.end - w.start},
-                  "lines": w.lines, "errors": w.errors, "error_ratio": round(w.error_ratio, 6),
+                  "lines": w.lines, "expected_lines": round(w.expected_lines, 2),
+                  "errors": w.errors, "error_ratio": round(w.error_ratio, 6),
                   "error_ratio_zscore": round(w.error_ratio_z, 4),
                   "anomaly_score": round(w.anomaly_score, 2),
                   "outage_probability": round(w.outage_probability, 4)}}

@@ -77,7 +77,8 @@ def mappings(kind: str) -> dict:
     if kind == "windows":
         props["logml"] = {"properties": {
             "window": {"properties": {"end": {"type": "date"}, "seconds": {"type": "float"}}},
-            "lines": {"type": "long"}, "errors": {"type": "long"},
+            "lines": {"type": "long"}, "expected_lines": {"type": "float"},
+            "errors": {"type": "long"},
             "error_ratio": {"type": "float"}, "error_ratio_zscore": {"type": "float"},
             "anomaly_score": {"type": "float"}, "outage_probability": {"type": "float"}}}
     elif kind == "anomalies":
@@ -166,7 +167,7 @@ SAVED_SEARCHES = [
      'logml.anomaly.type : "new_template"'),
     ("windows-at-risk", "logml windows at risk", "windows",
      ["service.name", "logml.anomaly_score", "logml.outage_probability", "logml.lines",
-      "logml.errors", "logml.error_ratio", "logml.error_ratio_zscore"],
+      "logml.expected_lines", "logml.errors", "logml.error_ratio", "logml.error_ratio_zscore"],
      "logml.anomaly_score >= 50 or logml.outage_probability >= 0.5"),
     ("error-lines", "logml error lines", "logs",
      ["service.name", "host.name", "log.level", "logml.template_id", "message"],

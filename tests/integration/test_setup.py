@@ -100,6 +100,7 @@ def test_documents_get_the_mapped_types(es, es_url, prefix):
 
     got = S.mapped_fields(es.indices.get_mapping(index=windows_index)[windows_index]["mappings"])
     assert got["logml.lines"] == "long" and got["logml.window.end"] == "date"
+    assert got["logml.expected_lines"] == "float"
     assert got["logml.error_ratio"] == "float" and got["service.name"] == "keyword"
 
     # the mapped types work: range on a date, terms on keywords, a sum on a long

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import urllib.request
 
+import numpy as np
 import orjson
 import pytest
 
@@ -57,8 +58,15 @@ def test_outputs_carry_the_design_fields(scenario, tmp_path):
     logml("run", "--input", events, "--output", tmp_path, "--write-logs")
     w = docs(tmp_path / "windows.jsonl")[0]
     assert {"@timestamp", "service", "logml"} <= set(w)
-    assert {"window", "lines", "errors", "error_ratio", "anomaly_score",
+    assert {"window", "lines", "expected_lines", "errors", "error_ratio", "anomaly_score",
             "outage_probability"} <= set(w["logml"])
+    # expected_lines is the model's expectation: past the warm-up it follows the traffic
+    ws = docs(tmp_path / "windows.jsonl")
+    for svc in {d["service"]["name"] for d in ws}:
+        mine = [d["logml"] for d in ws if d["service"]["name"] == svc][30:]
+        ratio = np.median([d["lines"] / d["expected_lines"] for d in mine
+                           if d["expected_lines"] > 0])
+        assert 0.8 <= ratio <= 1.25, (svc, ratio)
     a = docs(tmp_path / "anomalies.jsonl")[0]
     assert {"anomaly", "template_id", "template", "actual", "expected", "lower", "upper",
             "zscore", "anomaly_score", "severity", "samples", "incident_id"} <= set(a["logml"])
