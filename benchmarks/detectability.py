@@ -25,12 +25,8 @@ Writes benchmarks/results/detectability.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +34,10 @@ import orjson
 
 from logml import cli
 from logml.evaluate import evaluate
-from logml.hardgen import HELDOUT_SCENARIOS, TUNING_SCENARIOS, expected_lines
+from logml.hardgen import expected_lines
 
-RESULTS = Path(__file__).parent / "results"
+from . import scenarios
+
 W = 60.0
 DEADLINE_WINDOWS = 2
 SCALES = (1, 2, 4, 8, 16, 32)
@@ -167,19 +164,13 @@ def analyse(sc: dict, tmp: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", nargs="*", help="scenario names")
-    args = ap.parse_args(argv)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, lst in (("tuning", TUNING_SCENARIOS), ("held-out", HELDOUT_SCENARIOS)):
-            for sc in lst:
-                if args.only and sc["name"] not in args.only:
-                    continue
-                r = {"set": kind, **analyse(sc, Path(tmp) / sc["name"])}
-                out.append(r)
-                for row in r["incidents"]:
-                    print(json.dumps(row), flush=True)
+        for kind, sc in scenarios.chosen(argv, __doc__):
+            r = {"set": kind, **analyse(sc, Path(tmp) / sc["name"])}
+            out.append(r)
+            for row in r["incidents"]:
+                print(json.dumps(row), flush=True)
     summary = {}
     for r in out:
         for row in r["incidents"]:
@@ -190,15 +181,10 @@ def main(argv=None) -> int:
             for key in ("within_warning_budget", "within_warning_budget_on_logml_baseline",
                         "logml_in_time"):
                 s[key] += bool(row[key])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "detectability.json").write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(), "python": platform.python_version(),
-        "commit": commit, "window_seconds": W, "max_delay_windows": DEADLINE_WINDOWS,
+    scenarios.write("detectability.json", {
+        "window_seconds": W, "max_delay_windows": DEADLINE_WINDOWS,
         "scales_windows": list(SCALES), "warning_budget_per_service_day": WARNING_BUDGET,
-        "summary_by_type": summary, "scenarios": out}, indent=2) + "\n")
+        "summary_by_type": summary, "scenarios": out})
     print(json.dumps(summary))
     return 0
 

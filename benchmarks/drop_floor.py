@@ -16,24 +16,21 @@ Writes benchmarks/results/drop_floor.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from logml.config import Config
-from logml.hardgen import TUNING_SCENARIOS
 from logml.pipeline import Pipeline
 from logml.sinks.jsonl import JsonlSink
 
-RESULTS = Path(__file__).parent / "results"
+from . import scenarios
+
 BLOCK = 8 << 20
 AFTER_S = 1800.0  # an incident's aftermath (baselines settling) is not "ordinary"
 
@@ -136,14 +133,9 @@ def analyse(sc: dict, tmp: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", help="scenario names")
-    args = ap.parse_args(argv)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for sc in TUNING_SCENARIOS:
-            if args.only and sc["name"] not in args.only:
-                continue
+        for _, sc in scenarios.chosen(argv, __doc__, scenarios.SETS[:1]):  # tuning only
             row = analyse(sc, Path(tmp))
             out.append(row)
             print(sc["name"], json.dumps(row["incidents"]), flush=True)
@@ -157,17 +149,12 @@ def main(argv=None) -> int:
                          "beyond_z_3.0": sum(z <= -3.0 for z in zs)}
     lo = [s["lower_semi_sd_rel"] for row in out for s in row["services"].values()]
     lag = [s["lag1_autocorrelation"] for row in out for s in row["services"].values()]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "drop_floor.json").write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(), "python": platform.python_version(), "commit": commit,
+    scenarios.write("drop_floor.json", {
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "summary": {**summary,
                     "lower_semi_sd_rel_median": float(np.median(lo)) if lo else None,
                     "lag1_autocorrelation_median": float(np.median(lag)) if lag else None},
-        "scenarios": out}, indent=2) + "\n")
+        "scenarios": out})
     return 0
 
 

@@ -6,18 +6,14 @@ one after another. Writes benchmarks/results/hard_scenarios.json (the README tab
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from logml.hardgen import HELDOUT_SCENARIOS, TUNING_SCENARIOS
-
-RESULTS = Path(__file__).parent / "results"
+from . import scenarios
 
 
 def logml(*args) -> str:
@@ -49,28 +45,17 @@ def evaluate(sc: dict, tmp: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", help="scenario names")
-    args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, lst in (("tuning", TUNING_SCENARIOS), ("held-out", HELDOUT_SCENARIOS)):
-            for sc in lst:
-                if args.only and sc["name"] not in args.only:
-                    continue
-                row = {"set": kind, **evaluate(sc, Path(tmp))}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hard_scenarios.json").write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": platform.machine(), "python": platform.python_version(),
-        "commit": commit, "window_seconds": 60, "max_delay_windows": 2,
+        for kind, sc in scenarios.chosen(argv, __doc__):
+            row = {"set": kind, **evaluate(sc, Path(tmp))}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    scenarios.write("hard_scenarios.json", {
+        "window_seconds": 60, "max_delay_windows": 2,
         "budget": {"false_critical_per_service_day": 1.0,
                    "false_warning_per_service_day": 2.0, "recall": 1.0},
-        "scenarios": rows}, indent=2) + "\n")
+        "scenarios": rows})
     return 0
 
 

@@ -4,7 +4,6 @@ line), on the same decoded batches in the same run. Generated Filebeat events (J
 original events kept as streaming with write_logs does) and plain lines with headers."""
 import time
 
-import numpy as np
 import orjson
 import pytest
 
