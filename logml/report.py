@@ -18,6 +18,15 @@ def _load(path: Path) -> list[dict]:
 
 
 def plot(out_dir: Path, labels: dict | None, png: Path) -> Path:
+    fig = figure(out_dir, labels)  # sets the non-interactive backend before pyplot
+    import matplotlib.pyplot as plt
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return png
+
+
+def figure(out_dir: Path, labels: dict | None):
+    """The report's figure: a panel per service."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
@@ -30,7 +39,7 @@ def plot(out_dir: Path, labels: dict | None, png: Path) -> Path:
     for w in windows:
         series[_get(w, "service.name")].append(
             (_epoch(w["@timestamp"]), _get(w, "logml.lines"), _get(w, "logml.errors"),
-             _get(w, "logml.anomaly_score")))
+             _get(w, "logml.anomaly_score"), _get(w, "logml.expected_lines")))
     services = sorted(series)
     fig, axes = plt.subplots(len(services) or 1, 1, figsize=(12, 2.6 * max(len(services), 1)),
                              sharex=True, squeeze=False)
@@ -39,6 +48,9 @@ def plot(out_dir: Path, labels: dict | None, png: Path) -> Path:
         pts = sorted(series[svc])
         t = [when(p[0]) for p in pts]
         ax.plot(t, [p[1] for p in pts], color="#4477aa", lw=1, label="lines / window")
+        if any(p[4] is not None for p in pts):  # older outputs lack it
+            ax.plot(t, [float("nan") if p[4] is None else p[4] for p in pts], color="#222222",
+                    lw=0.8, ls="--", label="expected lines")
         ax.plot(t, [p[2] for p in pts], color="#cc3311", lw=1, label="errors / window")
         ax.set_ylabel(svc)
         ax2 = ax.twinx()
@@ -58,9 +70,7 @@ def plot(out_dir: Path, labels: dict | None, png: Path) -> Path:
     axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
     axes[-1, 0].set_xlabel("time (UTC); grey = labelled incident")
     fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
-    return png
+    return fig
 
 
 def write_html(report: Path, png_name: str, summary: str, out_dir: Path) -> Path:
@@ -78,8 +88,9 @@ def write_html(report: Path, png_name: str, summary: str, out_dir: Path) -> Path
 table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ccc;padding:2px 6px}}
 </style></head><body>
 <h1>logml report</h1>
-<p>Per service: lines and errors per window, anomaly score (orange, right axis), labelled
-incidents shaded grey, critical anomalies marked at the bottom.</p>
+<p>Per service: lines and errors per window, the lines logml expected (dashed), anomaly
+score (orange, right axis), labelled incidents shaded grey, critical anomalies marked at
+the bottom.</p>
 <img src="{png_name}" alt="lines, errors and anomaly score per service">
 <h2>Found versus truth</h2><pre>{html.escape(summary)}</pre>
 <h2>Anomalies (top 200 by score)</h2>
