@@ -229,7 +229,7 @@ def _check_templates(url: str, prefix: str) -> None:
 def cmd_generate(args) -> int:
     from .generate import write
     events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate,
-                           hard=args.hard)
+                           hard=args.hard, progress=True)
     print(f"logml generate: {events} and {labels}", file=sys.stderr)
     return 0
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from .progress import Progress
+
 __all__ = ["generate", "write", "service_names", "SERVICE_NAMES", "FAMILIES", "INCIDENT_TYPES"]
 
 INCIDENT_TYPES = ("spike", "drop", "new_template", "error_rate")
@@ -693,17 +695,22 @@ def generate(seed: int, hours: float, services: int, start: float | None = None,
 
 
 def write(out_dir, seed: int, hours: float, services: int, start: float | None = None,
-          rate: float = 20.0, hard: bool = False) -> tuple[Path, Path]:
-    """Write OUT/events.jsonl (one event a line) and OUT/labels.json; returns their paths."""
+          rate: float = 20.0, hard: bool = False, progress: bool = False) -> tuple[Path, Path]:
+    """Write OUT/events.jsonl (one event a line) and OUT/labels.json; returns their paths.
+    ``progress``: a bar on stderr (a terminal only) of the hours of traffic written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if hard:
-        from .hardgen import build_chunks
+        from .hardgen import CHUNK_S, build_chunks
         chunks = build_chunks(seed, hours, services, start, rate)
+        chunk_hours = CHUNK_S / 3600.0
     else:
         lines, labels = _build(seed, hours, services, start, rate)
         chunks = iter([(lines, None), (None, labels)])
+        chunk_hours = hours
+    bar = Progress(math.ceil(hours), "generate", "hours") if progress else None
     events_path, labels_path = out / "events.jsonl", out / "labels.json"
+    written = 0.0
     with open(events_path, "wb") as f:
         for lines, lab in chunks:
             if lab is not None:
@@ -711,5 +718,11 @@ def write(out_dir, seed: int, hours: float, services: int, start: float | None =
                 continue
             for i in range(0, len(lines), 20000):
                 f.write(("\n".join(lines[i:i + 20000]) + "\n").encode())
+            if bar:
+                step = min(chunk_hours, hours - written)
+                written += step
+                bar.update(math.ceil(written) - bar.done)
+    if bar:
+        bar.close()
     labels_path.write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2) + b"\n")
     return events_path, labels_path

@@ -1,5 +1,7 @@
+import io
 import math
 import re
+import sys
 import time
 from datetime import datetime
 
@@ -204,3 +206,23 @@ def test_incidents_do_not_overlap_per_service_when_crowded():
         for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
             assert b0 >= a1
     assert math.isclose(labels["hours"], 8)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_generate_shows_progress_on_a_terminal_only(tmp_path, monkeypatch, hard):
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    write(tmp_path / "a", 1, 13, 2, rate=0.5, hard=hard, progress=True)
+    shown = term.getvalue()
+    assert "generate [" in shown and "100.0% 13 hours" in shown, shown
+    pipe = io.StringIO()  # not a terminal: nothing
+    monkeypatch.setattr(sys, "stderr", pipe)
+    write(tmp_path / "b", 1, 13, 2, rate=0.5, hard=hard, progress=True)
+    assert pipe.getvalue() == ""
+    assert (tmp_path / "a" / "events.jsonl").read_bytes() == \
+        (tmp_path / "b" / "events.jsonl").read_bytes()
