@@ -62,6 +62,10 @@ TUNING_SCENARIOS = [
 HELDOUT_SCENARIOS = [
     {"name": "heldout-3d", "seed": 2718, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "heldout-2d", "seed": 1618, "hours": 40, "services": 5, "rate": 2.0},
+    # added in session 6 (the detector unchanged), so a budget verdict rests on 25.3
+    # scored service-days, not 11.3
+    {"name": "heldout-3e", "seed": 3141, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2f", "seed": 5772, "hours": 48, "services": 4, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
