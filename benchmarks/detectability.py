@@ -19,9 +19,10 @@ documents, ranked the same way) shows how much of it logml's baseline keeps; log
 in-time result comes from ``logml eval`` of that run. Oracle column to baseline column:
 what the baseline loses; baseline column to in-time result: what the tests lose.
 
-    python -m benchmarks.detectability [--only NAME ...]
+    python -m benchmarks.detectability [--only NAME ...] [--set tuning|held-out]
 
-Writes benchmarks/results/detectability.json.
+Writes benchmarks/results/detectability.json (detectability.partial.json, untracked, for part
+of the scenarios).
 """
 from __future__ import annotations
 
@@ -165,8 +166,9 @@ def analyse(sc: dict, tmp: Path) -> dict:
 
 def main(argv=None) -> int:
     out = []
+    picked, partial = scenarios.chosen(argv, __doc__)
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, sc in scenarios.chosen(argv, __doc__):
+        for kind, sc in picked:
             r = {"set": kind, **analyse(sc, Path(tmp) / sc["name"])}
             out.append(r)
             for row in r["incidents"]:
@@ -184,7 +186,7 @@ def main(argv=None) -> int:
     scenarios.write("detectability.json", {
         "window_seconds": W, "max_delay_windows": DEADLINE_WINDOWS,
         "scales_windows": list(SCALES), "warning_budget_per_service_day": WARNING_BUDGET,
-        "summary_by_type": summary, "scenarios": out})
+        "summary_by_type": summary, "scenarios": out}, partial)
     print(json.dumps(summary))
     return 0
 

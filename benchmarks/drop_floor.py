@@ -134,8 +134,9 @@ def analyse(sc: dict, tmp: Path) -> dict:
 
 def main(argv=None) -> int:
     out = []
+    picked, partial = scenarios.chosen(argv, __doc__, scenarios.SETS[:1])  # tuning only
     with tempfile.TemporaryDirectory() as tmp:
-        for _, sc in scenarios.chosen(argv, __doc__, scenarios.SETS[:1]):  # tuning only
+        for _, sc in picked:
             row = analyse(sc, Path(tmp))
             out.append(row)
             print(sc["name"], json.dumps(row["incidents"]), flush=True)
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
         "summary": {**summary,
                     "lower_semi_sd_rel_median": float(np.median(lo)) if lo else None,
                     "lag1_autocorrelation_median": float(np.median(lag)) if lag else None},
-        "scenarios": out})
+        "scenarios": out}, partial)
     return 0
 
 

@@ -2,7 +2,9 @@
 held-out scenario of ``logml.hardgen`` through the real commands (generate, run, eval),
 one after another. Writes benchmarks/results/hard_scenarios.json (the README table).
 
-    python -m benchmarks.hard_eval [--only NAME ...]
+    python -m benchmarks.hard_eval [--only NAME ...] [--set tuning|held-out]
+
+A run of part of the scenarios writes hard_scenarios.partial.json (untracked) instead.
 """
 from __future__ import annotations
 
@@ -46,8 +48,9 @@ def evaluate(sc: dict, tmp: Path) -> dict:
 
 def main(argv=None) -> int:
     rows = []
+    picked, partial = scenarios.chosen(argv, __doc__)
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, sc in scenarios.chosen(argv, __doc__):
+        for kind, sc in picked:
             row = {"set": kind, **evaluate(sc, Path(tmp))}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
         "window_seconds": 60, "max_delay_windows": 2,
         "budget": {"false_critical_per_service_day": 1.0,
                    "false_warning_per_service_day": 2.0, "recall": 1.0},
-        "scenarios": rows})
+        "scenarios": rows}, partial)
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,24 +17,33 @@ RESULTS = Path(__file__).parent / "results"
 SETS = (("tuning", TUNING_SCENARIOS), ("held-out", HELDOUT_SCENARIOS))
 
 
-def chosen(argv, doc: str, sets=SETS) -> list[tuple[str, dict]]:
-    """(set, scenario) of the scenarios the command line names (``--only NAME ...``), else
-    of every scenario in ``sets``, in order."""
+def chosen(argv, doc: str, sets=SETS) -> tuple[list[tuple[str, dict]], bool]:
+    """((set, scenario) of the scenarios the command line names (``--only NAME ...``, or
+    ``--set tuning``: a change in progress is measured there, held-out scenarios only
+    check a finished one), else of every scenario in ``sets``, in order; whether that is
+    only part of them)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", help="scenario names")
+    ap.add_argument("--set", choices=[kind for kind, _ in sets],
+                    help="only this set's scenarios")
     args = ap.parse_args(argv)
-    return [(kind, sc) for kind, lst in sets for sc in lst
-            if not args.only or sc["name"] in args.only]
+    every = [(kind, sc) for kind, lst in sets for sc in lst]
+    picked = [(kind, sc) for kind, sc in every
+              if (not args.only or sc["name"] in args.only) and (not args.set or kind == args.set)]
+    return picked, len(picked) < len(every)
 
 
-def write(name: str, body: dict) -> Path:
-    """benchmarks/results/<name>: body after the time, machine, Python and commit."""
+def write(name: str, body: dict, partial: bool = False) -> Path:
+    """benchmarks/results/<name>: body after the time, machine, Python and commit. A run of
+    part of the scenarios goes to <stem>.partial.json (not tracked), so it never replaces
+    the file the README quotes."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / name
+    path = RESULTS / (name.replace(".json", ".partial.json") if partial else name)
     path.write_text(json.dumps({
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": platform.machine(), "python": platform.python_version(),
         "commit": commit, **body}, indent=2) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
     return path
