@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from logml import cli
-from logml.evaluate import evaluate
+from logml.evaluate import evaluate, load_anomalies
 from logml.hardgen import expected_lines
 
 from . import scenarios
@@ -47,19 +47,28 @@ GROUP_GAP = 2         # windows: alarms closer than this are one false alarm (lo
 DROP_TYPES = ("drop", "seasonal", "gradual")
 
 
-def counts(events: Path, names: list[str], t0: float, n_windows: int) -> np.ndarray:
-    """Lines per service and window of a generated stream."""
+def per_window(path: Path, names: list[str], t0: float, n_windows: int,
+               value) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(service index, window index, value(document)) of every JSON line of path: events
+    or window documents, binned by their @timestamp."""
     index = {n: i for i, n in enumerate(names)}
-    svc, ts = [], []
-    with open(events, "rb") as f:
+    svc, ts, vals = [], [], []
+    with open(path, "rb") as f:
         for line in f:
             d = orjson.loads(line)
             svc.append(index[d["service"]["name"]])
             ts.append(d["@timestamp"].rstrip("Z"))
+            vals.append(value(d))
     sec = np.array(ts, dtype="datetime64[ms]").astype(np.int64) / 1000.0
     w = np.clip(((sec - t0) // W).astype(np.int64), 0, n_windows - 1)
+    return np.array(svc, np.int64), w, np.array(vals, np.float64)
+
+
+def counts(events: Path, names: list[str], t0: float, n_windows: int) -> np.ndarray:
+    """Lines per service and window of a generated stream."""
+    svc, w, one = per_window(events, names, t0, n_windows, lambda d: 1.0)
     out = np.zeros((len(names), n_windows))
-    np.add.at(out, (np.array(svc), w), 1.0)
+    np.add.at(out, (svc, w), one)
     return out
 
 
@@ -86,16 +95,11 @@ def logml_run(events: Path, labels: dict, names: list[str], t0: float, n_windows
     where it has none)."""
     out = tmp / "out"
     cli.main(["run", "--input", str(events), "--output", str(out)])
-    with open(out / "anomalies.jsonl", "rb") as f:
-        anomalies = [orjson.loads(line) for line in f]
-    result = evaluate(anomalies, labels, int(W), DEADLINE_WINDOWS)
+    result = evaluate(load_anomalies(out / "anomalies.jsonl"), labels, int(W), DEADLINE_WINDOWS)
     mu = np.full((len(names), n_windows), np.nan)
-    index = {n: i for i, n in enumerate(names)}
-    with open(out / "windows.jsonl", "rb") as f:
-        for line in f:
-            d = orjson.loads(line)
-            t = np.datetime64(d["@timestamp"].rstrip("Z"), "ms").astype(np.int64) / 1000.0
-            mu[index[d["service"]["name"]], int((t - t0) // W)] = d["logml"]["expected_lines"]
+    svc, w, expected = per_window(out / "windows.jsonl", names, t0, n_windows,
+                                  lambda d: d["logml"]["expected_lines"])
+    mu[svc, w] = expected
     return {r["id"]: r["detected_in_time"] for r in result["incidents"]}, mu
 
 

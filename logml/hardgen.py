@@ -147,6 +147,17 @@ class _Service:
             f = np.where(day == h, self.weekend * 0.7, f)
         return (self.night + (1.0 - self.night) * self.day_shape(hour) * f) / self.norm
 
+    def level(self, t_abs, rh, start: float) -> np.ndarray:
+        """Lines a second at t_abs before noise: the rate, its rhythm rh there, the trend."""
+        return self.rate * rh * np.exp(self.trend * (t_abs - start) / 86400.0)
+
+    def schedule(self, t_abs):
+        """(template column, lines a second) of each scheduled template at t_abs: 30x its
+        share in its hour, nothing otherwise."""
+        hour = (((t_abs + self.tz * 3600.0) % 86400.0) // 3600.0).astype(np.int64)
+        for col, h in zip(self.scheduled, self.sched_hour):
+            yield col, np.where(hour == h, 30.0 * self.rate * self.probs[col], 0.0)
+
     def noise(self, rng, n: int) -> np.ndarray:
         m = n // 60 + 2
         eps = rng.normal(0.0, 0.04, m)
@@ -232,11 +243,10 @@ def expected_lines(seed: int, hours: float, services: int, start: float | None, 
     t = start + np.arange(0, n_sec, dtype=np.float64)
     out = np.zeros((len(svcs), int(math.ceil(n_sec / window))))
     for i, svc in enumerate(svcs):
-        lam = svc.rate * svc.rhythm(t, holidays) * np.exp(svc.trend * (t - start) / 86400.0)
+        lam = svc.level(t, svc.rhythm(t, holidays), start)
         lam = lam * (1.0 - svc.probs[svc.scheduled].sum())
-        hour = (((t + svc.tz * 3600.0) % 86400.0) // 3600.0).astype(np.int64)
-        for col, h in zip(svc.scheduled, svc.sched_hour):
-            lam = lam + np.where(hour == h, 30.0 * svc.rate * svc.probs[col], 0.0)
+        for _, per_s in svc.schedule(t):
+            lam = lam + per_s
         np.add.at(out[i], ((t - start) // window).astype(np.int64), lam)
     return [svc.name for svc in svcs], start + window * np.arange(out.shape[1]), out
 
@@ -317,14 +327,11 @@ def build_chunks(seed: int, hours: float, services: int, start: float | None, ra
             cols = svc.templates + [plan[k]["template"] for k in extra_cols.get(si, [])]
             n_base = len(svc.templates)
             rh = svc.rhythm(t_abs, holidays)
-            drift = np.exp(svc.trend * (t_abs - start) / 86400.0)
-            base = svc.rate * rh * drift * svc.noise(rng, n)
+            base = svc.level(t_abs, rh, start) * svc.noise(rng, n)
             lam = np.zeros((n, len(cols)))
             lam[:, :n_base] = base[:, None] * svc.probs[None, :]
-            # scheduled templates: only in their hour, at 30x their share
-            hour = (((t_abs + svc.tz * 3600.0) % 86400.0) // 3600.0).astype(np.int64)
-            for col, h in zip(svc.scheduled, svc.sched_hour):
-                lam[:, col] = np.where(hour == h, 30.0 * svc.rate * svc.probs[col], 0.0)
+            for col, per_s in svc.schedule(t_abs):  # scheduled templates: only in their hour
+                lam[:, col] = per_s
             # bursts: 15-90 s at a Pareto multiple
             for col, r in zip(svc.bursty, svc.burst_rate):
                 nb_ = rng.poisson(r * n / 3600.0)
