@@ -406,6 +406,26 @@ def slots(start: float, end: float) -> tuple[float, int]:
     return (mid - day * 86400.0) / 3600.0, (day + 3) % 7
 
 
+def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: int,
+                window_seconds: float) -> float:
+    """A series' usual count at this time of day, from its rhythm profile (one column of
+    ``prof`` / ``pcnt``): the hour means joined by lines through the hours' middles, as
+    the daily-linear baseline has them, times the day-of-week factor once there are two
+    weeks of it; 0 before a full day of history. Not a level that follows what it sees:
+    what this hour usually holds."""
+    n_day = max(int(86400.0 / window_seconds), 1)
+    if seen < n_day or pcnt[:24].min() == 0:
+        return 0.0
+    p = hpos - 0.5
+    h0 = int(math.floor(p))
+    wgt = p - h0
+    c = (1.0 - wgt) * float(prof[h0 % 24]) + wgt * float(prof[(h0 + 1) % 24])
+    dsum = float(prof[24:].sum())
+    if seen >= WEEKLY_DAYS * n_day and dsum > 0.0:
+        c *= float(prof[24 + d]) * 7.0 / dsum
+    return max(c, 0.0)
+
+
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def _var(mu, k):
     return mu + k * mu * mu

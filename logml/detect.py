@@ -39,6 +39,7 @@ DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
 WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
 WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
+RISE_MIN_LINES = 10.0  # siblings expected to hold fewer lines say nothing of their service
 BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
 # is at most a warning (a burst straddling window boundaries can light up three windows)
 
@@ -108,6 +109,23 @@ def _fold(counts: np.ndarray, errors: np.ndarray, into: np.ndarray) -> tuple:
     counts[moved] = 0
     errors[moved] = 0
     return counts, errors
+
+
+def common_rise(x: np.ndarray, mu: np.ndarray) -> float:
+    """How far a service's templates (counts x, expected mu) rose together this window,
+    at least 1: the mean of count / expected over the middle half of their expected lines
+    (ranked by that ratio), so one sibling's burst or drop does not move it."""
+    m = np.maximum(np.asarray(mu, np.float64), cm.MU_MIN)
+    if m.sum() < RISE_MIN_LINES:
+        return 1.0
+    ratio = np.asarray(x, np.float64) / m
+    o = np.argsort(ratio, kind="stable")
+    ratio, m = ratio[o], m[o]
+    mid = (np.cumsum(m) - 0.5 * m) / m.sum()
+    keep = (mid >= 0.25) & (mid <= 0.75)
+    if not keep.any():
+        return 1.0
+    return max(float((ratio[keep] * m[keep]).sum() / m[keep].sum()), 1.0)
 
 
 def _model(tree: dict, name: str) -> dict:
@@ -409,14 +427,25 @@ class Detector:
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_w[k])
             dropped.add(int(svcs[k]))
-        # template spikes and drops
+        # template spikes and drops. A spike is at least twice what its own model
+        # expects, twice its siblings' common rise over theirs (traffic returning after
+        # an incident, a ramp the models lag: the whole service moved, not the template)
+        # and twice its usual count at this time of day.
+        warm_t = t_seen_before >= cfg.warmup_windows
+        x_t = counts[t_idx].astype(np.float64)
         for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
             j = int(nz[q])
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
-            if s_t[j] > 0 and x < 2.0 * exp:
-                continue
+            if s_t[j] > 0:
+                sib = (group == group[j]) & warm_t
+                sib[j] = False
+                floor = max(exp * common_rise(x_t[sib], mu_t[sib]),
+                            cm.usual_count(self.tm["prof"][:, t], self.tm["pcnt"][:, t],
+                                           int(self.tm["seen"][t]), hpos, day, self.w))
+                if x < 2.0 * floor:
+                    continue
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
             # a series that bursts: an upward episode no longer than a burst can show

@@ -229,6 +229,30 @@ def test_daily_rhythm_is_used_after_a_day_weekly_after_two_weeks():
     assert err_rhythm < 0.5 * np.var(np.diff(x[tail, 1]))
 
 
+def test_usual_count_is_what_the_hour_usually_holds():
+    """Two days of a daily rhythm: the usual count at a time of day is the learnt hour
+    means joined through the hours' middles (within noise of the rhythm's hour mean
+    there), whatever the series' level did since; nothing before a full day."""
+    rng = np.random.default_rng(4)
+    w = 60.0
+    T = int(2 * 86400 / w)
+    hour = (np.arange(T) * w % 86400) / 3600
+    lam = 20 + 180 * np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) ** 2
+    x = rng.poisson(lam)[:, None]
+    _, _, state = run_series(x[: 600], window_s=w)
+    assert cm.usual_count(state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]),
+                          10.5, 1, w) == 0.0
+    _, _, state = run_series(x, window_s=w)
+    hour_mean = lam[:1440].reshape(24, 60).mean(axis=1)
+    args = (state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]))
+    for h in (3, 9, 13, 18):
+        got = cm.usual_count(*args, h + 0.5, 1, w)  # an hour's middle: its mean
+        assert got == pytest.approx(hour_mean[h], rel=0.1, abs=2.0), h
+    between = cm.usual_count(*args, 9.0, 1, w)  # half-way between 08:30 and 09:30
+    assert between == pytest.approx(0.5 * (cm.usual_count(*args, 8.5, 1, w)
+                                           + cm.usual_count(*args, 9.5, 1, w)))
+
+
 def test_memory_per_series_is_measured_and_small():
     state = cm.new_state(1000)
     per_series = sum(a.nbytes for a in state.values()) / 1000
