@@ -293,6 +293,8 @@ TREND_MAX = 0.03      # ... of at most 3 % of the level a window (x6 an hour)
 EXPLAIN_S = 2.0       # past p = 0.01 the other baselines are asked too ...
 CREDIBLE = 1.25       # ... those whose recent error is at most 1.25x the one in use's
 SWITCH_MARGIN = 0.9   # a baseline replaces the one in use when its error is 10 % lower
+RHYTHM_HOLD = 0.75    # a service total leaves its rhythm for flat only for 25 % lower: a
+# rhythm that fails for an hour or two is an incident (seasonal), not a new normal
 FACTOR_MIN = 0.02     # a rhythm factor never predicts less than 2 % of the level
 WEEKLY_DAYS = 14      # day-of-week factors are used after two weeks
 PROFILE_DAYS = 7      # hour-of-day means average about a week of days
@@ -532,7 +534,9 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
 
     Mode: the baselines' squared errors are capped at (3 sd)^2 of the one in use, so
     bursts do not decide. ``rhythm_first`` (service totals): a clear day-one rhythm
-    starts day two on daily-linear.
+    starts day two on daily-linear, and flat replaces a rhythm only for a 25 % gain
+    (``RHYTHM_HOLD``): a ramp that fails for an hour or two is a seasonal incident, and
+    with the 10 % margin flat took over in the middle of every one.
 
     Robustness: levels learn from the count clipped to mu +- 3 sd (Huber), so a window
     moves them by at most 3 sd x gain; inside a run (a sustained deviation: an incident)
@@ -632,7 +636,10 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             for m in range(allowed):
                 if errs[m] < errs[best]:
                     best = m
-            if best != mode and errs[best] < SWITCH_MARGIN * errs[mode]:
+            margin = SWITCH_MARGIN
+            if rhythm_first and mode != FLAT and best == FLAT:
+                margin = RHYTHM_HOLD
+            if best != mode and errs[best] < margin * errs[mode]:
                 mode = best
             st[MODE, i] = mode
             mu = mus[mode]
@@ -930,7 +937,9 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     for m in range(N_MODELS):
         better = (m < allowed) & (E[m] < E[best, cols])
         best = np.where(better, m, best)
-    switch = (best != mode) & (E[best, cols] < SWITCH_MARGIN * E[mode, cols])
+    margin = np.where(rhythm_first & (mode != FLAT) & (best == FLAT), RHYTHM_HOLD,
+                      SWITCH_MARGIN)
+    switch = (best != mode) & (E[best, cols] < margin * E[mode, cols])
     mode = np.where(switch, best, mode)
     put(MODE, mode.astype(f64), rest)
     mu = np.where(rest, M[mode, cols], np.maximum(x, MU_MIN))

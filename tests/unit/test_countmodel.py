@@ -118,15 +118,17 @@ def stream(seed, n, windows, window_s, burst=0.02, rhythm=0.8, spread=False, ste
         yield t, hp, d, x.astype(np.float64), rng.random(n) < 0.8
 
 
-@pytest.mark.parametrize("seed,window_s,windows,spread,steps", [
-    (0, 600.0, 3200, False, False), (1, 3600.0, 400, False, False),
-    (2, 60.0, 400, False, False), (3, 60.0, 1500, True, False), (4, 60.0, 2500, True, True)])
-def test_model_kernel_matches_reference(seed, window_s, windows, spread, steps):
+@pytest.mark.parametrize("seed,window_s,windows,spread,steps,first", [
+    (0, 600.0, 3200, False, False, False), (1, 3600.0, 400, False, False, False),
+    (2, 60.0, 400, False, False, False), (3, 60.0, 1500, True, False, False),
+    (4, 60.0, 2500, True, True, False), (5, 600.0, 3200, False, False, True)])
+def test_model_kernel_matches_reference(seed, window_s, windows, spread, steps, first):
     """Windows of 10 minutes and an hour let days and weeks pass: every branch (warm-up,
     the day and week profiles, switching, runs, bursts, burst tails, levels that hold,
-    silences) is compared."""
+    silences) is compared; ``first``: as service totals are (``rhythm_first``: a clear
+    rhythm from day two, held against flat)."""
     n = 30
-    params = cm.model_params(1 - 0.5 ** (1 / 30), window_s, 5, True)
+    params = cm.model_params(1 - 0.5 ** (1 / 30), window_s, 5, True, rhythm_first=first)
     state = cm.new_state(n)
     idx = np.arange(n)
     modes = set()
