@@ -40,8 +40,9 @@ V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count,
 WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
 WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
 RISE_MIN_LINES = 10.0  # siblings expected to hold fewer lines say nothing of their service
-BURST_RUN_WARNING = cm.BURST_WINDOWS + 1.0  # a series that bursts: an upward run this short
-# is at most a warning (a burst straddling window boundaries can light up three windows)
+BURST_RUN_WARNING = 2.0 * cm.BURST_WINDOWS  # a series that bursts: an upward run this short
+# is at most a warning (a burst lasts at most BURST_WINDOWS; two back to back, which bursts
+# a few times an hour do now and then, light up four windows)
 
 
 @dataclass
