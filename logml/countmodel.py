@@ -120,7 +120,7 @@ def _deviance(y, mu, k):
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _ln_norm_sf(z):
+def ln_norm_sf(z):
     """ln P(Z > z) for a standard normal, without underflow far in the tail."""
     if z < 25.0:
         return math.log(0.5 * math.erfc(z / math.sqrt(2.0)))
@@ -144,7 +144,7 @@ def _saddle_ln(y, mu, k, upper):
         rs = w + math.log(u / w) / w
     else:
         rs = w
-    return _ln_norm_sf(rs) if upper else _ln_norm_sf(-rs)
+    return ln_norm_sf(rs) if upper else ln_norm_sf(-rs)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -837,9 +837,9 @@ def z_equivalent(s, out):
         target = -a / LOG10E
         z = math.sqrt(max(-2.0 * target - math.log(max(-4.0 * math.pi * target, 1e-300)), 0.0))
         for _ in range(3):  # Newton from the asymptote: 1e-6 after three steps
-            f = _ln_norm_sf(z) - target
+            f = ln_norm_sf(z) - target
             # d/dz ln P(Z > z) = -phi(z) / P(Z > z)
-            slope = -math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - _ln_norm_sf(z))
+            slope = -math.exp(-0.5 * z * z - 0.5 * math.log(2.0 * math.pi) - ln_norm_sf(z))
             z = z - f / slope
         out[i] = z if s[i] > 0.0 else -z
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import countmodel as cm
+from . import shortfall
 from .config import ScoreConfig
 from .score import outage_probability, ratio_step, trend_step
 from .window import WindowFrame
@@ -195,6 +196,7 @@ class Detector:
         # error-rate run: surprises of consecutive windows past p = 0.05 and their number
         self.e_rs = np.zeros(0)
         self.e_rn = np.zeros(0)
+        self.short = shortfall.new_state(0)  # sustained shortfall of service totals
         # service -> (first window stamp of its open incident, last anomalous window start)
         self.incident: dict[int, tuple[str, float]] = {}
 
@@ -213,6 +215,7 @@ class Detector:
             self.alive = _pad(self.alive, n_services)
             self.e_rs = _pad(self.e_rs, n_services)
             self.e_rn = _pad(self.e_rn, n_services)
+            self.short = shortfall.grow(self.short, n_services)
             self.n_s = n_services
 
     def _step(self, model: dict, idx: np.ndarray, x: np.ndarray, hpos: float, day: int,
@@ -276,6 +279,7 @@ class Detector:
             self.tm["st"][cm.RN, t_jumped] = 0.0
             self.e_rs[jumped] = 0.0
             self.e_rn[jumped] = 0.0
+            shortfall.reset(self.short, jumped)
         counts = _pad(frame.template_counts, T)
         terrors = _pad(frame.template_errors, T)
         into = None
@@ -307,6 +311,8 @@ class Detector:
         lines = lines_all[svcs].astype(np.float64)
         s_seen_before = self.sm["seen"][svcs].copy()
         s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day, self.params_s)
+        s_short = shortfall.step(self.short, svcs, lines, mu_s, s_seen_before,
+                                 86400.0 / self.w, self.s_warn)
 
         # error ratio: baseline, trend, and the error count's tail under that baseline
         errors_all = _pad(frame.errors, n_services).astype(np.float64)
@@ -386,6 +392,7 @@ class Detector:
         fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
         fam = np.maximum(fam, s_err - log_fs)
         fam = np.maximum(fam, s_w - log_fs)
+        fam = np.maximum(fam, s_short - log_fs)
         fam = np.maximum(fam, np.abs(best_s))
         new_s = np.zeros(len(svcs))  # new templates: their own probability
 
@@ -427,6 +434,13 @@ class Detector:
             # a warning: the first sign, the total's own test makes it critical
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_w[k])
+            dropped.add(int(svcs[k]))
+        shortfall.reset(self.short, np.array(sorted(dropped), dtype=np.int64))
+        for k in np.flatnonzero(s_short >= self.s_warn).tolist():
+            if int(svcs[k]) in dropped:
+                continue
+            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_short[k], [], f_s[k], True)
+            outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_short[k])
             dropped.add(int(svcs[k]))
         # template spikes and drops. A spike is at least twice what its own model
         # expects, twice its siblings' common rise over theirs (traffic returning after
@@ -524,6 +538,7 @@ class Detector:
         state = {k: getattr(self, k) for k in self._ARRAYS + self._RUN_ARRAYS}
         state["templates"] = trim(self.tm, self.n_t)
         state["services"] = trim(self.sm, self.n_s)
+        state["shortfall"] = {k: v[:self.n_s] for k, v in self.short.items()}
         state["incident"] = {str(s): [stamp, start] for s, (stamp, start)
                              in self.incident.items()}
         return state
@@ -541,6 +556,11 @@ class Detector:
         d.sm = _model(state["services"], "services")
         d.n_t = len(d.tm["seen"])
         d.n_s = len(d.sm["seen"])
+        d.short = {k: np.array(state["shortfall"][k], np.float64) for k in shortfall.FIELDS}
+        for k, v in d.short.items():  # the sums are indexed by service: sizes must agree
+            if v.shape != (d.n_s, len(shortfall.SCALES)):
+                raise ValueError(f"detector shortfall {k} has shape {v.shape}, expected "
+                                 f"({d.n_s}, {len(shortfall.SCALES)})")
         # the kernels index these by series without bounds checks: sizes must agree
         for k in cls._ARRAYS + cls._RUN_ARRAYS:
             n = d.n_t if k == "t_reported" else d.n_s

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from logml import countmodel as cm
+from logml import countmodel as cm, shortfall
 from logml import snapshot
 from logml.config import Config, TemplateConfig
 from logml.generate import generate
@@ -192,7 +192,7 @@ def test_layout_is_magic_header_segments_and_checksum():
     assert data.startswith(snapshot.MAGIC)
     end = data.index(b"\n", len(snapshot.MAGIC))
     header = json.loads(data[len(snapshot.MAGIC):end])
-    assert header["format"] == snapshot.FORMAT_VERSION == 4 and header["kind"] == "pipeline"
+    assert header["format"] == snapshot.FORMAT_VERSION == 5 and header["kind"] == "pipeline"
     a, z, n = header["arrays"]
     assert a == {"path": "/a", "dtype": "int32", "shape": [3], "nbytes": 12,
                  "compression": "none", "stored_bytes": 12}
@@ -244,9 +244,10 @@ def refused(data: bytes, kind: str = "k", match: str | None = None, **kw) -> str
 def test_newer_and_unknown_formats_are_refused_with_the_numbers():
     data = snapshot.dumps("k", {"a": 1})
     h, body = header_of(data)
-    msg = refused(assemble({**h, "format": 5}, body))
-    assert msg == ("state was written by format 5; this logml reads up to 4: upgrade logml "
-                   "or delete the state")
+    newer = snapshot.FORMAT_VERSION + 1
+    msg = refused(assemble({**h, "format": newer}, body))
+    assert msg == (f"state was written by format {newer}; this logml reads up to "
+                   f"{snapshot.FORMAT_VERSION}: upgrade logml or delete the state")
     refused(assemble({**h, "format": 0}, body), match="unknown format 0")
     refused(assemble({**h, "format": "2"}, body), match="no format number")
     refused(assemble({k: v for k, v in h.items() if k != "format"}, body),
@@ -691,7 +692,7 @@ def test_malformed_template_states_are_refused(edit, words):
 
 
 # ---------------------------------------------------------------- the fixture
-@pytest.mark.parametrize("fmt", [2, 3, 4])
+@pytest.mark.parametrize("fmt", [2, 3, 4, 5])
 def test_the_format_fixtures_still_load_and_continue(fmt):
     """tests/fixtures/state-vN.logmlstate was written by format N from the template stage
     on state-v2.input.tsv (see make_state.py); it must load as long as format N is read
@@ -721,7 +722,7 @@ def test_the_format_fixtures_still_load_and_continue(fmt):
     assert len(engine.templates) == n and set(ids) <= {t.template_id for t in engine.templates}
 
 
-@pytest.mark.parametrize("fmt", [2, 3, 4])
+@pytest.mark.parametrize("fmt", [2, 3, 4, 5])
 def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
     """tests/fixtures/state-vN-pipeline.logmlstate: a whole pipeline's state (default
     config, windows open) after state-v2-pipeline.input.jsonl (see make_state.py).
@@ -744,6 +745,16 @@ def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
         assert st.shape[0] == cm.N_FIELDS and snapshot.LX_ROW == cm.LX == cm.N_FIELDS - 1
         if fmt < 4:
             assert not st[cm.LX].any()
+    # format 5's shortfall sums: a migrated state has summed nothing and has the prior
+    # spread; a format 5 one has summed its services' windows
+    short = det["shortfall"]
+    assert set(short) == set(shortfall.FIELDS)
+    assert all(v.shape == (len(det["alive"]), len(shortfall.SCALES)) for v in short.values())
+    if fmt < 5:
+        fresh = shortfall.new_state(len(det["alive"]))
+        assert all(np.array_equal(short[k], fresh[k]) for k in shortfall.FIELDS)
+    else:
+        assert short["short_sum"].any()
     opened = state["templates"]["templates"]["first_open_window"]
     assert len(opened) == len(state["templates"]["templates"]["id"])
     if fmt < 4:
