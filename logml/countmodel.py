@@ -1073,7 +1073,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
 
 
 @nb.njit(cache=True, error_model="numpy")
-def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
+def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap, rise_cap):
     """One pass over a window's series for the per-service Bonferroni weights: per group
     (service) its warm members' count and the sum of their weights sqrt(max(mu, v_min));
     the positions of the warm members with a surprise; and the weighted drop statistic,
@@ -1082,11 +1082,15 @@ def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
     templates; here each template weighs by how steady it is, so the steady part of the
     traffic going down shows while the total is still within its burst-inflated noise.
     Upward deviations count at most ``up_cap`` sd, so a burst does not mask a drop.
-    group < 0: not scored."""
+    Also the sums a service's common rise is made of (``detect.common_rise``): its warm
+    members' counts, each at most ``rise_cap`` x its expectation (one sibling's burst
+    moves it little), and their expectations. group < 0: not scored."""
     n_warm = np.zeros(n_groups, np.int64)
     w = np.zeros(n_groups)
     d = np.zeros(n_groups)
     v = np.zeros(n_groups)
+    rx = np.zeros(n_groups)
+    rm = np.zeros(n_groups)
     nz = np.empty(s.shape[0], np.int64)
     c = 0
     for j in range(s.shape[0]):
@@ -1102,10 +1106,13 @@ def family_pass(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
         var = max(sd[j] * sd[j], MU_MIN)
         d[g] += min(x[j] - m, up_cap * sd[j]) * m / var
         v[g] += m * m / var
-    return n_warm, w, nz[:c], d, v
+        rx[g] += min(x[j], rise_cap * m)
+        rm[g] += m
+    return n_warm, w, nz[:c], d, v, rx, rm
 
 
-def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap):
+def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups, x, sd, up_cap,
+                          rise_cap):
     member = (group >= 0) & (seen >= warm_from)
     g = group[member]
     m = np.maximum(mu[member], MU_MIN)
@@ -1115,4 +1122,6 @@ def family_pass_reference(group, seen, warm_from, s, mu, v_min, n_groups, x, sd,
             np.bincount(g, weights=np.sqrt(np.maximum(mu[member], v_min)), minlength=n_groups),
             np.flatnonzero(member & (s != 0.0)),
             np.bincount(g, weights=dev * m / var, minlength=n_groups),
-            np.bincount(g, weights=m * m / var, minlength=n_groups))
+            np.bincount(g, weights=m * m / var, minlength=n_groups),
+            np.bincount(g, weights=np.minimum(x[member], rise_cap * m), minlength=n_groups),
+            np.bincount(g, weights=m, minlength=n_groups))

@@ -41,6 +41,7 @@ V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count,
 WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
 WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
 RISE_MIN_LINES = 10.0  # siblings expected to hold fewer lines say nothing of their service
+RISE_CAP = 3.0  # ... and a sibling's count counts at most 3x its expectation (bursts)
 BURST_RUN_WARNING = 2.0 * cm.BURST_WINDOWS  # a series that bursts: an upward run this short
 # is at most a warning (a burst lasts at most BURST_WINDOWS; two back to back, which bursts
 # a few times an hour do now and then, light up four windows)
@@ -113,21 +114,17 @@ def _fold(counts: np.ndarray, errors: np.ndarray, into: np.ndarray) -> tuple:
     return counts, errors
 
 
-def common_rise(x: np.ndarray, mu: np.ndarray) -> float:
-    """How far a service's templates (counts x, expected mu) rose together this window,
-    at least 1: the mean of count / expected over the middle half of their expected lines
-    (ranked by that ratio), so one sibling's burst or drop does not move it."""
-    m = np.maximum(np.asarray(mu, np.float64), cm.MU_MIN)
-    if m.sum() < RISE_MIN_LINES:
+def common_rise(rise_x: float, rise_m: float, x: float, mu: float) -> float:
+    """How far a template's siblings rose together this window, at least 1: the sums of
+    the service's warm templates' counts (each at most RISE_CAP x its expectation, so one
+    sibling's burst moves it little) and expectations (``countmodel.family_pass``), less
+    the template's own, as a ratio. Siblings expected to hold fewer than RISE_MIN_LINES
+    lines say nothing."""
+    m = max(mu, cm.MU_MIN)
+    rest = rise_m - m
+    if rest < RISE_MIN_LINES:
         return 1.0
-    ratio = np.asarray(x, np.float64) / m
-    o = np.argsort(ratio, kind="stable")
-    ratio, m = ratio[o], m[o]
-    mid = (np.cumsum(m) - 0.5 * m) / m.sum()
-    keep = (mid >= 0.25) & (mid <= 0.75)
-    if not keep.any():
-        return 1.0
-    return max(float((ratio[keep] * m[keep]).sum() / m[keep].sum()), 1.0)
+    return max((rise_x - min(x, RISE_CAP * m)) / rest, 1.0)
 
 
 def _model(tree: dict, name: str) -> dict:
@@ -338,9 +335,9 @@ class Detector:
         pos_of = np.full(n_services, -1, np.int64)
         pos_of[svcs] = np.arange(len(svcs))
         group = pos_of[template_service[t_idx]]
-        n_warm, W, nz, d_w, v_w = cm.family_pass(
+        n_warm, W, nz, d_w, v_w, rise_x, rise_m = cm.family_pass(
             group, t_seen_before, cfg.warmup_windows, s_t, mu_t, V_MIN, len(svcs),
-            counts[t_idx].astype(np.float64), sd_t, WEIGHTED_UP_CAP)
+            counts[t_idx].astype(np.float64), sd_t, WEIGHTED_UP_CAP, RISE_CAP)
         # the total (where a service-wide change shows) gets half the family's alpha
         many = n_warm > 1
         v_s = np.where(many, W, 1.0)
@@ -446,17 +443,14 @@ class Detector:
         # expects, twice its siblings' common rise over theirs (traffic returning after
         # an incident, a ramp the models lag: the whole service moved, not the template)
         # and twice its usual count at this time of day.
-        warm_t = t_seen_before >= cfg.warmup_windows
-        x_t = counts[t_idx].astype(np.float64)
         for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
             j = int(nz[q])
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
             if s_t[j] > 0:
-                sib = (group == group[j]) & warm_t
-                sib[j] = False
-                floor = max(exp * common_rise(x_t[sib], mu_t[sib]),
+                g = group[j]  # j is warm (nz holds warm series only): its own sums less it
+                floor = max(exp * common_rise(rise_x[g], rise_m[g], x, exp),
                             cm.usual_count(self.tm["prof"][:, t], self.tm["pcnt"][:, t],
                                            int(self.tm["seen"][t]), hpos, day, self.w))
                 if x < 2.0 * floor:

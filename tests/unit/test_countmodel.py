@@ -269,8 +269,8 @@ def test_weighted_drop_weights_steady_templates_most():
     seen = np.full(2, 100, np.int32)
     mu = np.array([50.0, 50.0])
     sd = np.array([math.sqrt(50.0), math.sqrt(50.0 + 1.0 * 2500.0)])  # Poisson, bursty
-    _, _, _, d, v = cm.family_pass(group, seen, 30, np.zeros(2), mu, 0.01, 1,
-                                   np.array([30.0, 50.0]), sd, 1.5)
+    _, _, _, d, v, _, _ = cm.family_pass(group, seen, 30, np.zeros(2), mu, 0.01, 1,
+                                         np.array([30.0, 50.0]), sd, 1.5, 3.0)
     z_weighted = d[0] / math.sqrt(v[0])
     z_total = -20.0 / math.sqrt(sd @ sd)
     assert z_weighted < -2.5 < z_total
@@ -285,7 +285,7 @@ def test_family_pass_matches_reference():
     mu = rng.gamma(0.5, 10.0, n)
     sd = np.sqrt(mu + rng.uniform(0, 0.5, n) * mu * mu)
     x = rng.poisson(mu * rng.uniform(0.3, 3.0, n)).astype(np.float64)
-    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5)
-    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5)
+    got = cm.family_pass(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5, 3.0)
+    want = cm.family_pass_reference(group, seen, 30, s, mu, 0.01, 7, x, sd, 1.5, 3.0)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)

@@ -434,15 +434,25 @@ def test_traffic_returning_after_an_incident_is_no_template_spike():
 
 
 def test_common_rise_is_the_services_move_not_one_siblings():
-    from logml.detect import common_rise
-    mu = np.array([50.0, 30.0, 20.0, 10.0, 5.0])
-    assert common_rise(2.5 * mu, mu) == pytest.approx(2.5)
-    burst = mu.copy()
-    burst[1] *= 40.0  # one sibling bursts: the service did not move
-    assert common_rise(burst, mu) == pytest.approx(1.0)
-    assert common_rise(0.5 * mu, mu) == 1.0  # a drop is not a rise: at least 1
-    assert common_rise(3.0 * mu[4:], mu[4:]) == 1.0  # siblings of 5 lines say nothing
+    """detect.common_rise from countmodel.family_pass's sums, less the template's own."""
+    from logml import countmodel as cm
+    from logml.detect import RISE_CAP, common_rise
 
+    def rise(x, mu, j):
+        n = len(mu)
+        out = cm.family_pass(np.zeros(n, np.int64), np.full(n, 100), 30, np.ones(n), mu,
+                             0.01, 1, x, np.sqrt(mu), 1.5, RISE_CAP)
+        return common_rise(out[5][0], out[6][0], x[j], mu[j])
+    mu = np.array([50.0, 30.0, 20.0, 10.0, 5.0])
+    assert rise(2.5 * mu, mu, 0) == pytest.approx(2.5)  # all rose alike: the service moved
+    spike = mu.copy()
+    spike[0] *= 6.0  # the template itself, even the biggest: its own lines are left out
+    assert rise(spike, mu, 0) == pytest.approx(1.0)
+    burst = mu.copy()
+    burst[2] *= 40.0  # one sibling bursts: it counts at most 3x, the rise stays small
+    assert rise(burst, mu, 0) == pytest.approx(1.0 + 2.0 * 20.0 / 65.0)
+    assert rise(0.5 * mu, mu, 0) == 1.0  # a drop is not a rise: at least 1
+    assert rise(3.0 * mu[3:], mu[3:], 0) == 1.0  # siblings of 5 lines say nothing
 
 def test_two_bursts_back_to_back_are_no_critical():
     """In the bursty template of ``_bursty_with``, eight times a burst of 90 s at x8
