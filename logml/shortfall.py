@@ -65,8 +65,8 @@ def grow(state: dict, n: int) -> dict:
 
 def step(state, idx, x, mu, seen, day_windows, learn_below):
     """One window of the services idx (their lines x, the total's expectation mu, the
-    windows each has seen before): updates their sums and returns the shortfall surprise of each
-    (-log10 p, 0 where there is none). The usual range learns from windows whose surprise
+    windows each has seen before): updates their sums and returns the shortfall surprise
+    of each (-log10 p, 0 where there is none). The usual range learns from windows whose surprise
     is under learn_below, after LEARN_AFTER windows; the test runs after TEST_AFTER."""
     S, R = state["short_sum"], state["short_rel"]
     C, A = state["short_centre"], state["short_mad"]
@@ -77,9 +77,10 @@ def step(state, idx, x, mu, seen, day_windows, learn_below):
     R[idx] = DECAY * R[idx] + (1.0 - DECAY) * rel[:, None]
     spread = MAD_TO_SD * A[idx]
     z = (S[idx] - C[idx]) / spread
-    ln_p = _ln_lower_tail(np.minimum(z, 0.0))
     short = (z < 0.0) & (R[idx] <= SHORT_RATIO - 1.0) & (seen[:, None] >= TEST_AFTER)
-    s = np.where(short, -ln_p * LOG10E, 0.0).max(axis=1)
+    s_k = np.zeros(z.shape)
+    s_k[short] = -_ln_lower_tail(z[short]) * LOG10E  # only where a shortfall is tested
+    s = s_k.max(axis=1)
     s = np.maximum(s - np.log10(len(SCALES)), 0.0) * (s > 0)
     learn = (seen >= LEARN_AFTER) & (s < learn_below)
     if learn.any():
