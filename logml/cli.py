@@ -44,6 +44,26 @@ def _given(text: str) -> str:
     return text
 
 
+def _start_time(text: str) -> float:
+    """An argparse type for a UTC time: ISO-8601 (2025-11-25T00:00:00Z, a date alone is
+    its midnight) or epoch seconds."""
+    from datetime import datetime, timezone
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(t[:-1] + "+00:00" if t[-1:] in ("Z", "z") else t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give ISO-8601 UTC (2025-11-25T00:00:00Z) or epoch "
+            f"seconds") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
 _POSITIVE = _number(float, 0, True, "a positive number")
 _POSITIVE_INT = _number(int, 0, True, "a positive whole number")
 _COUNT = _number(int, 0, False, "a whole number, 0 or more")
@@ -228,8 +248,8 @@ def _check_templates(url: str, prefix: str) -> None:
 
 def cmd_generate(args) -> int:
     from .generate import write
-    events, labels = write(args.out, args.seed, args.hours, args.services, rate=args.rate,
-                           hard=args.hard, progress=True)
+    events, labels = write(args.out, args.seed, args.hours, args.services, start=args.start,
+                           rate=args.rate, hard=args.hard, progress=True)
     print(f"logml generate: {events} and {labels}", file=sys.stderr)
     return 0
 
@@ -360,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("generate", help="synthetic multi-service logs with labelled incidents",
              description="Write OUT/events.jsonl (Filebeat ECS events) and "
-             "OUT/labels.json; deterministic by seed.")
+             "OUT/labels.json; deterministic by seed and start.")
     sp.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
     sp.add_argument("--hours", type=_POSITIVE, default=6.0,
                     help="hours of logs (default 6)")
@@ -369,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rate", type=_POSITIVE, default=10.0,
                     help="mean lines/s per service (default 10; the file holds about "
                     "hours x 3600 x services x rate lines)")
+    sp.add_argument("--start", metavar="TIME", type=_start_time,
+                    help="time of the first line, UTC: ISO-8601 (2025-11-25T00:00:00Z) or "
+                    "epoch seconds (default: the whole hours before now; with --hard "
+                    "2025-11-25T00:00:00Z)")
     sp.add_argument("--hard", action="store_true",
                     help="bursty, seasonal traffic with many small templates, holidays, "
                     "gradual and seasonal incidents (days of it: try --hours 48 --rate 2)")
