@@ -66,6 +66,10 @@ HELDOUT_SCENARIOS = [
     # scored service-days, not 11.3
     {"name": "heldout-3e", "seed": 3141, "hours": 72, "services": 5, "rate": 2.0},
     {"name": "heldout-2f", "seed": 5772, "hours": 48, "services": 4, "rate": 1.5},
+    # added in session 7 (the detector unchanged since its last held-out check), so a
+    # budget verdict rests on 39.3 scored service-days
+    {"name": "heldout-3g", "seed": 4669, "hours": 72, "services": 5, "rate": 1.5},
+    {"name": "heldout-2h", "seed": 1414, "hours": 48, "services": 4, "rate": 2.0},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
