@@ -408,6 +408,16 @@ def slots(start: float, end: float) -> tuple[float, int]:
     return (mid - day * 86400.0) / 3600.0, (day + 3) % 7
 
 
+@nb.njit(cache=True, error_model="numpy", inline="always")
+def line_slots(hpos):
+    """(h0, h1, weight of h1): the two hour slots whose middles (hour h holds h + 1/2)
+    hour of day ``hpos`` lies between, as the daily-linear baseline joins them."""
+    p = hpos - 0.5
+    h0 = int(math.floor(p))
+    wgt = p - h0
+    return h0 % 24, (h0 + 1) % 24, wgt
+
+
 def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: int,
                 window_seconds: float) -> float:
     """A series' usual count at this time of day, from its rhythm profile (one column of
@@ -418,10 +428,8 @@ def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: i
     n_day = max(int(86400.0 / window_seconds), 1)
     if seen < n_day or pcnt[:24].min() == 0:
         return 0.0
-    p = hpos - 0.5
-    h0 = int(math.floor(p))
-    wgt = p - h0
-    c = (1.0 - wgt) * float(prof[h0 % 24]) + wgt * float(prof[(h0 + 1) % 24])
+    h0, h1, wgt = line_slots(hpos)
+    c = (1.0 - wgt) * float(prof[h0]) + wgt * float(prof[h1])
     dsum = float(prof[24:].sum())
     if seen >= WEEKLY_DAYS * n_day and dsum > 0.0:
         c *= float(prof[24 + d]) * 7.0 / dsum
@@ -550,12 +558,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
     n_weekly = WEEKLY_DAYS * wpd
     n_day = max(int(wpd), 1)
     h = min(int(hpos), 23)  # the hour slot this window updates
-    # the linear factor at hpos: between the slots' middles (hour h holds h + 1/2)
-    p = hpos - 0.5
-    h0 = int(math.floor(p))
-    wgt = p - h0
-    h1 = (h0 + 1) % 24
-    h0 = h0 % 24
+    h0, h1, wgt = line_slots(hpos)  # the linear factor at hpos: between the slots' middles
     mus = np.empty(N_MODELS)
     ks = np.empty(N_MODELS)
     errs = np.empty(N_MODELS)
@@ -868,10 +871,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     n_day = max(int(wpd), 1)
     n_weekly = WEEKLY_DAYS * wpd
     h = min(int(hpos), 23)
-    p = hpos - 0.5
-    h0 = int(math.floor(p))
-    wgt = p - h0
-    h1, h0 = (h0 + 1) % 24, h0 % 24
+    h0, h1, wgt = line_slots(hpos)
 
     def get(f):
         return st[f, idx].astype(f64)
