@@ -422,8 +422,9 @@ def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: i
                 window_seconds: float) -> float:
     """A series' usual count at this time of day, from its rhythm profile (one column of
     ``prof`` / ``pcnt``): the hour means joined by lines through the hours' middles, as
-    the daily-linear baseline has them, times the day-of-week factor once there are two
-    weeks of it; 0 before a full day of history. Not a level that follows what it sees:
+    the daily-linear baseline has them, times the day-of-week factor once the hour means
+    are of count / that factor (after a week, as ``model_step`` learns them); 0 before a
+    full day of history. Not a level that follows what it sees:
     what this hour usually holds."""
     n_day = max(int(86400.0 / window_seconds), 1)
     if seen < n_day or pcnt[:24].min() == 0:
@@ -431,7 +432,7 @@ def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: i
     h0, h1, wgt = line_slots(hpos)
     c = (1.0 - wgt) * float(prof[h0]) + wgt * float(prof[h1])
     dsum = float(prof[24:].sum())
-    if seen >= WEEKLY_DAYS * n_day and dsum > 0.0:
+    if seen >= 7 * n_day and dsum > 0.0:
         c *= float(prof[24 + d]) * 7.0 / dsum
     return max(c, 0.0)
 
