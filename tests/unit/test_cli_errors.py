@@ -134,6 +134,8 @@ def test_parse_of_a_missing_file(tmp_path):
     (["--hours", "-1"], ["--hours", "'-1' is not a positive number"]),
     (["--services", "0"], ["--services", "positive whole number"]),
     (["--rate", "nan"], ["--rate", "'nan'"]),
+    (["--start", "yesterday"], ["--start", "'yesterday' is not a time", "ISO-8601"]),
+    (["--start", "2025-13-01"], ["--start", "is not a time"]),
 ])
 def test_generate_arguments_out_of_range(tmp_path, args, words):
     one_line(logml("generate", *args, "--out", tmp_path / "g"), *words)
