@@ -18,10 +18,10 @@ from pathlib import Path
 
 import orjson
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from elasticsearch import Elasticsearch, helpers
 
-from kafka_helpers import committed, pipeline_toml, read_all
+from kafka_helpers import committed, create_topics, pipeline_toml, read_all
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
@@ -55,9 +55,7 @@ def scenario_records(tmp: Path, start: float, hours: float = 1.5, rate: float = 
 
 def create_input(bootstrap: str) -> str:
     topic = f"test.{uuid.uuid4().hex[:8]}.raw"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
-        f.result(30)
+    create_topics(bootstrap, [NewTopic(topic, PARTITIONS, 1)])
     return topic
 
 
@@ -96,12 +94,10 @@ def new_run(bootstrap: str, topic: str) -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     names = {"topic": topic, "dlq_topic": f"test.{tag}.dlq", "state_topic": f"test.{tag}.state",
              "group": f"logml-test-{tag}", "prefix": f"ho{tag}"}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([
-            NewTopic(names["dlq_topic"], 1, 1),
-            NewTopic(names["state_topic"], 1, 1, config={
-                "cleanup.policy": "compact", "max.message.bytes": "67108864"})]).values():
-        f.result(30)
+    create_topics(bootstrap, [
+        NewTopic(names["dlq_topic"], 1, 1),
+        NewTopic(names["state_topic"], 1, 1, config={
+            "cleanup.policy": "compact", "max.message.bytes": "67108864"})])
     return names
 
 

@@ -1,10 +1,25 @@
 """Helpers for tests against the real Kafka: unique topics, producing, reading back."""
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create_topics(bootstrap: str, topics: list[NewTopic]) -> None:
+    """Create topics and wait until the broker's metadata lists them: created is not yet
+    visible, and a consumer started in between refuses them as missing (seen once in CI)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics(topics).values():
+        f.result(30)
+    want = {t.topic for t in topics}
+    deadline = time.monotonic() + 30
+    while not want <= set(admin.list_topics(timeout=10).topics):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {sorted(want)} created but not in the metadata")
+        time.sleep(0.2)
 
 
 def unique_topics(bootstrap: str, raw_partitions: int = 6) -> dict[str, str]:
@@ -12,14 +27,11 @@ def unique_topics(bootstrap: str, raw_partitions: int = 6) -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     names = {"topic": f"test.{tag}.raw", "dlq_topic": f"test.{tag}.dlq",
              "state_topic": f"test.{tag}.state", "group": f"logml-test-{tag}"}
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([
+    create_topics(bootstrap, [
         NewTopic(names["topic"], raw_partitions, 1),
         NewTopic(names["dlq_topic"], 1, 1),
         NewTopic(names["state_topic"], 1, 1, config={
             "cleanup.policy": "compact", "max.message.bytes": "67108864"})])
-    for f in futures.values():
-        f.result(30)
     return names
 
 
