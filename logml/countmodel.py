@@ -488,6 +488,12 @@ def _burst_tail(rn, s1, x, mu, pi, lb):
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
+def _same_level(lx, x, mu):
+    """This window's level (log x / mu) within 1 / BURST_TAIL_SHARE of the last's (lx)."""
+    return x > 0.0 and abs(math.log(x / mu) - lx) <= -math.log(BURST_TAIL_SHARE)
+
+
+@nb.njit(cache=True, error_model="numpy", inline="always")
 def _level_holds(rn, s1, x, mu, pi, lb, lx):
     """The third window of an upward run in a series with bursts, where the level the run
     rose to (its peak so far, lb) holds: the second and this window within a factor
@@ -680,9 +686,13 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                         sr = fisher_surprise(abs(rs), int(rn)) - math.log10(2.0)
                         if rn == 2.0 and s1 > 0.0 and st[PI, i] > PI_NULL:
                             # a series that bursts: two windows up may be one burst
-                            # straddling a window boundary, which splits unevenly: the
-                            # weaker window counts twice at most
-                            sr = min(sr, 2.0 * min(s1, prs))
+                            # straddling a window boundary. Split unevenly, it is one
+                            # burst: as surprising as its larger part. At one level, it
+                            # may be a step: the weaker window counts twice at most
+                            if _same_level(st[LX, i], xi, mu):
+                                sr = min(sr, 2.0 * min(s1, prs))
+                            else:
+                                sr = min(sr, max(s1, prs))
                         elif _burst_tail(rn, s1, xi, mu, st[PI, i], st[LB, i]):
                             # a float, as every count here: surprise compiles for one signature
                             xp = float(math.floor(mu * math.exp(st[LB, i]) + 0.5))
@@ -972,7 +982,12 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
     span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
-    sr = np.where(span2, np.minimum(sr, 2.0 * np.minimum(s1, prs)), sr)
+    band = -math.log(BURST_TAIL_SHARE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
+    same = (x > 0) & (np.abs(lx3 - get(LX)) <= band)
+    sr = np.where(span2, np.minimum(sr, np.where(same, 2.0 * np.minimum(s1, prs),
+                                                 np.maximum(s1, prs))), sr)
     lb0 = get(LB)
     with np.errstate(over="ignore"):
         tail = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0)
@@ -982,9 +997,6 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr2[tail] = _burst_v(_surprise_v(xp[tail], mu[tail], k[tail]), xp[tail], mu[tail], pi[tail],
                          bm[tail], bv[tail])
     sr = np.where(tail, np.minimum(sr, sr2), sr)
-    band = -math.log(BURST_TAIL_SHARE)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
     holds = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0) & ~tail
              & (get(LX) >= lb0 - band) & (lx3 >= lb0 - band) & (lx3 <= lb0 + band))
     sr = np.where(holds, np.maximum(sr, s_nb - math.log10(2.0)), sr)
