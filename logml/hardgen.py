@@ -70,6 +70,10 @@ HELDOUT_SCENARIOS = [
     # budget verdict rests on 39.3 scored service-days
     {"name": "heldout-3g", "seed": 4669, "hours": 72, "services": 5, "rate": 1.5},
     {"name": "heldout-2h", "seed": 1414, "hours": 48, "services": 4, "rate": 2.0},
+    # added in session 8 (the detector unchanged since its last held-out check): 52.3
+    # scored service-days
+    {"name": "heldout-3i", "seed": 8128, "hours": 72, "services": 4, "rate": 2.0},
+    {"name": "heldout-2j", "seed": 2468, "hours": 48, "services": 5, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
