@@ -74,6 +74,10 @@ HELDOUT_SCENARIOS = [
     # scored service-days
     {"name": "heldout-3i", "seed": 8128, "hours": 72, "services": 4, "rate": 2.0},
     {"name": "heldout-2j", "seed": 2468, "hours": 48, "services": 5, "rate": 1.5},
+    # added later in session 8, the detector unchanged (19f1cac), for a second check of
+    # one change (docs/heldout-checks.md)
+    {"name": "heldout-3k", "seed": 3301, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2l", "seed": 7071, "hours": 48, "services": 4, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
