@@ -499,9 +499,8 @@ def _level_holds(rn, s1, x, mu, pi, lb, lx):
     rose to (its peak so far, lb) holds: the second and this window within a factor
     1 / BURST_TAIL_SHARE of it. A spike is a step that holds; bursts come and go, and two
     in a row (or one on another) rarely hold one level."""
-    band = -math.log(BURST_TAIL_SHARE)
-    return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0 and lx >= lb - band
-            and lb - band <= math.log(x / mu) <= lb + band)
+    return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0
+            and lx >= lb + math.log(BURST_TAIL_SHARE) and _same_level(lb, x, mu))
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -985,9 +984,11 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     band = -math.log(BURST_TAIL_SHARE)
     with np.errstate(divide="ignore", invalid="ignore"):
         lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
-    same = (x > 0) & (np.abs(lx3 - get(LX)) <= band)
-    sr = np.where(span2, np.minimum(sr, np.where(same, 2.0 * np.minimum(s1, prs),
-                                                 np.maximum(s1, prs))), sr)
+
+    def same_level(ref):  # _same_level
+        return (x > 0) & (np.abs(lx3 - ref) <= band)
+    pair = np.where(same_level(get(LX)), 2.0 * np.minimum(s1, prs), np.maximum(s1, prs))
+    sr = np.where(span2, np.minimum(sr, pair), sr)
     lb0 = get(LB)
     with np.errstate(over="ignore"):
         tail = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0)
@@ -998,7 +999,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
                          bm[tail], bv[tail])
     sr = np.where(tail, np.minimum(sr, sr2), sr)
     holds = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0) & ~tail
-             & (get(LX) >= lb0 - band) & (lx3 >= lb0 - band) & (lx3 <= lb0 + band))
+             & (get(LX) >= lb0 - band) & same_level(lb0))
     sr = np.where(holds, np.maximum(sr, s_nb - math.log10(2.0)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)
