@@ -17,6 +17,11 @@ trailing ``,;:.!`` are kept around the placeholder):
   last starting with a letter, an optional ``:line`` or ``:port``, e.g.
   ``mail.example.com``, ``com.apple.xpc.launchd``, ``org.x.Foo.bar:120``): names by shape,
   which a line carries as a variable far more often than as its event's wording;
+* a request path (after ``GET``, ``POST``, ... ; with ``ROUTES``): masked by its route, not
+  whole: path segments that hold a digit (but API versions, ``v1``) and every query value
+  become ``<*>`` (``GET /api/v1/users/<*>/cart``, ``/search?q=<*>&page=<*>``): the route
+  names the event (a spike of one endpoint must not drown in all of them), its ids and
+  query values are variables;
 * ``KV``: in ``key=value`` the value is masked as ``<*>`` when it holds a digit or is a
   name; values of letters only (``status=failed``) are kept: they name a different event;
 * inside a token: numbers bounded by non-alphanumerics, signed or decimal, with a unit of
@@ -46,6 +51,9 @@ MASK_BITS = {
     "number": 1 << NUM, "hex": 1 << HEX, "name": 1 << NAME,
 }
 ALL_MASKS = sum(MASK_BITS.values())
+# not a mask of its own but a rule of PATH (template rules 2, template.MASK_RULES): a path
+# after a request method keeps its route (ROUTE_RULE); without it, it is <PATH> as any path
+ROUTES = 1 << 12
 PLACEHOLDERS = ["", "<URL>", "<EMAIL>", "<PATH>", "<UUID>", "<IP>", "<TS>", "<ID>",
                 "<*>", "<NUM>", "<HEX>", "<NAME>"]
 _PH_BYTES = np.zeros((len(PLACEHOLDERS), 8), dtype=np.uint8)
@@ -62,6 +70,10 @@ _DATE_WORDS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "s
 _DW_BYTES = np.zeros((len(_DATE_WORDS), 10), dtype=np.uint8)
 for _k, _w in enumerate(_DATE_WORDS):
     _DW_BYTES[_k, : len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
+HTTP_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+_METHODS = np.zeros((len(HTTP_METHODS), 8), dtype=np.uint8)  # numba freezes it
+for _k, _w in enumerate(HTTP_METHODS):
+    _METHODS[_k, : len(_w)] = np.frombuffer(_w.encode(), dtype=np.uint8)
 
 # One explicit signature per entry point: compiled once (or loaded from the cache) at import,
 # never re-specialised for a caller's array flavour, so two first runs at once write the same
@@ -173,6 +185,77 @@ def _is_path(b, a, e):
     if n >= 4 and _is_alpha(b[a]) and b[a] < 128 and b[a + 1] == 58 and b[a + 2] == 92:
         return True  # C:\x
     return False
+
+
+@nb.njit(cache=True)
+def _is_method(b, a, e):
+    """An HTTP request method: GET POST PUT DELETE PATCH HEAD OPTIONS (upper case)."""
+    n = e - a
+    if n < 3 or n > 7 or not (65 <= b[a] <= 90):
+        return False
+    for w in range(_METHODS.shape[0]):
+        if _METHODS[w, n - 1] == 0 or (n < 7 and _METHODS[w, n] != 0):
+            continue
+        ok = True
+        for k in range(n):
+            if b[a + k] != _METHODS[w, k]:
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def _route(b, a, e, out, o, ph, ph_len):
+    """A request path by its route: segments holding a digit (but API versions: v1, v12)
+    and every query value become <*>; words, separators and query keys stay, so each
+    endpoint keeps a template of its own."""
+    k = a
+    while k < e and b[k] != 63:  # path, to the first ?
+        if b[k] == 47:
+            out[o] = 47
+            o += 1
+            k += 1
+            continue
+        z = k
+        digits = 0
+        while z < e and b[z] != 47 and b[z] != 63:
+            digits += _is_digit(b[z])
+            z += 1
+        version = (z - k == digits + 1 and digits <= 2 and (b[k] == 118 or b[k] == 86))
+        if digits and not version:
+            o = _put_ph(out, o, KV, ph, ph_len)
+        else:
+            o = _copy(b, k, z, out, o)
+        k = z
+    if k < e:
+        out[o] = 63
+        o += 1
+        k += 1
+    while k < e:  # query parameters, split at & and ;
+        z = k
+        eq = -1
+        digits = 0
+        while z < e and b[z] != 38 and b[z] != 59:
+            if b[z] == 61 and eq < 0:
+                eq = z
+            digits += _is_digit(b[z])
+            z += 1
+        if eq >= 0:
+            o = _copy(b, k, eq + 1, out, o)
+            if z > eq + 1:
+                o = _put_ph(out, o, KV, ph, ph_len)
+        elif digits:
+            o = _put_ph(out, o, KV, ph, ph_len)
+        else:
+            o = _copy(b, k, z, out, o)
+        if z < e:
+            out[o] = b[z]
+            o += 1
+            z += 1
+        k = z
+    return o
 
 
 @nb.njit(cache=True)
@@ -566,6 +649,7 @@ def _mask_line(b, s, e, out, flags, ph, ph_len, words):
     ntok = 0
     i = s
     prev_digit = False
+    prev_method = False
     while i < e:
         while i < e and _is_ws(b[i]):
             i += 1
@@ -595,10 +679,24 @@ def _mask_line(b, s, e, out, flags, ph, ph_len, words):
             if date_word:
                 o = _put_ph(out, o, TS, ph, ph_len)
                 o = _copy(b, z, j, out, o)
-        if not date_word:
+        a = i
+        while a < j and _is_open(b[a]):
+            a += 1
+        z = j
+        while z > a and _is_close(b[z - 1]):
+            z -= 1
+        if date_word:
+            pass
+        elif (prev_method and flags & ROUTES and flags & (1 << PATH) and z - a >= 2
+              and b[a] == 47 and b[a + 1] != 47):  # "GET /api/v1/users/42/cart HTTP/1.1"
+            o = _copy(b, i, a, out, o)
+            o = _route(b, a, z, out, o, ph, ph_len)
+            o = _copy(b, z, j, out, o)
+        else:
             o = _mask_token(b, i, j, out, o, flags, ph, ph_len)
         # "12:00, May I" is no date: punctuation ends the run
         prev_digit = (_is_digit(b[i]) or date_word) and not (b[j - 1] == 44 or b[j - 1] == 59)
+        prev_method = _is_method(b, a, z)
         ntok += 1
         i = j
     return o, ntok
@@ -671,7 +769,7 @@ PARALLEL_MIN_LINES = 8192  # per thread: below it a thread costs more than it sa
 class Masker:
     """Batch front end of the scanner for one mask set."""
 
-    def __init__(self, flags: int = ALL_MASKS):
+    def __init__(self, flags: int = ALL_MASKS | ROUTES):
         self.flags = flags
         self._pool: ThreadPoolExecutor | None = None  # kept: starting threads per batch costs
         self._pool_size = 0
@@ -829,13 +927,21 @@ def _ref_whole(t: str, flags: int) -> int:
     return 0
 
 
-def mask_reference(text: str, flags: int = ALL_MASKS) -> str:
+def mask_reference(text: str, flags: int = ALL_MASKS | ROUTES) -> str:
     """The masking specification in plain Python and ``re`` (slow; the tests compare the
     numba scanner against it)."""
     tokens = text.split()
     out = []
-    prev_digit = False
+    prev_digit = prev_method = False
     for n, tok in enumerate(tokens):
+        route = tok.lstrip(_REF_OPEN).rstrip(_REF_CLOSE)
+        method, prev_method = prev_method, route in HTTP_METHODS
+        if (method and flags & ROUTES and flags & (1 << PATH)
+                and re.fullmatch("/[^/].*", route, re.S)):
+            lead = tok[: len(tok) - len(tok.lstrip(_REF_OPEN))]
+            out.append(lead + _ref_route(route) + tok[len(lead) + len(route):])
+            prev_digit = False
+            continue
         core = tok.rstrip(_REF_CLOSE)
         if flags & (1 << TS) and core.lower() in _REF_DATE_WORDS and 3 <= len(core) <= 9 \
                 and core.isascii() and core.isalpha():
@@ -848,6 +954,20 @@ def mask_reference(text: str, flags: int = ALL_MASKS) -> str:
         out.append(_ref_token(tok, flags))
         prev_digit = tok[0] in "0123456789" and tok[-1] not in ",;"
     return " ".join(out)
+
+
+def _ref_route(path: str) -> str:
+    path, question, query = path.partition("?")
+    out = "/".join("<*>" if re.search("[0-9]", seg) and not re.fullmatch("[vV][0-9]{1,2}", seg)
+                   else seg for seg in path.split("/"))
+    if not question:
+        return out
+    params = re.split("([&;])", query)
+    for k in range(0, len(params), 2):
+        key, eq, value = params[k].partition("=")
+        params[k] = (key + eq + ("<*>" if value else "") if eq
+                     else "<*>" if re.search("[0-9]", key) else key)
+    return out + "?" + "".join(params)
 
 
 _REF_OPEN = "([{<\"'"

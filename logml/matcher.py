@@ -20,10 +20,10 @@ import numba as nb
 import numpy as np
 
 from .jit import compiling
-from .masking import _PH_BYTES, _PH_LEN
+from .masking import _PH_BYTES, _PH_LEN, _is_method
 from .shapecache import ShapeCache, _slot
 
-HAS_LT, IS_VALUE, SKEL_WILD, DIGIT_LETTER, UNIT, KV, KV_VAR = 1, 2, 4, 8, 16, 32, 64
+HAS_LT, IS_VALUE, SKEL_WILD, DIGIT_LETTER, UNIT, KV, KV_VAR, KEY = 1, 2, 4, 8, 16, 32, 64, 128
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 NEEDS_PYTHON = -1
@@ -77,9 +77,22 @@ def _placeholder_at(b, k, e, ph, ph_len):
 
 
 @nb.njit(cache=True)
-def _features(b, a, e, ph, ph_len, is_punct, units, sk):
+def _is_key(b, a, e, is_punct):
+    """A token that names its event and is never a variable: a request method or, with
+    paths masked, a request route (the only paths masking leaves: /api/users/<*>/cart)."""
+    while a < e and is_punct[b[a]]:
+        a += 1
+    while e > a and is_punct[b[e - 1]]:
+        e -= 1
+    if e - a >= 2 and b[a] == 47:
+        return b[a + 1] != 47
+    return _is_method(b, a, e)
+
+
+@nb.njit(cache=True)
+def _features(b, a, e, ph, ph_len, is_punct, units, sk, keys):
     """(hash, skeleton hash, skeleton-without-placeholders hash, key hash, flags) of the
-    token b[a:e]; sk is scratch for the skeleton."""
+    token b[a:e]; sk is scratch for the skeleton; keys: flag KEY tokens."""
     h = _fnv(b, a, e, FNV_OFFSET)
     flags = 0
     digit = False
@@ -154,12 +167,14 @@ def _features(b, a, e, ph, ph_len, is_punct, units, sk):
             hi = mid
     if lo < units.shape[0] and units[lo] == stripped:
         flags |= UNIT
+    if keys and _is_key(b, a, e, is_punct):
+        flags |= KEY
     return h, skel, nowild, key, flags
 
 
 @nb.njit(cache=True)
-def _hash_tokens(b, m, th, tf):
-    """Hash and HAS_LT of each space-separated token of b[:m] (the lazy first look)."""
+def _hash_tokens(b, m, th, tf, is_punct, keys):
+    """Hash, HAS_LT and KEY of each space-separated token of b[:m] (the lazy first look)."""
     n = 0
     a = m - m
     while a < m:
@@ -174,13 +189,13 @@ def _hash_tokens(b, m, th, tf):
             e += 1
         if e > a:
             th[n] = h
-            tf[n] = lt
+            tf[n] = lt | (KEY if keys and _is_key(b, a, e, is_punct) else 0)
             n += 1
         a = e + 1
     return n
 
 
-def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf):
+def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf, keys):
     """Features of each space-separated token of the masked line b[:m]; their count."""
     n = 0
     a = m - m  # an int64, not a literal 0 (one compiled _features)
@@ -190,7 +205,7 @@ def _tokenize_py(b, m, ph, ph_len, is_punct, units, sk, th, ts, tn, tk, tf):
             e += 1
         if e > a:
             th[n], ts[n], tn[n], tk[n], tf[n] = _features(b, a, e, ph, ph_len, is_punct,
-                                                          units, sk)
+                                                          units, sk, keys)
             n += 1
         a = e + 1
     return n
@@ -209,20 +224,22 @@ _U64W, _I64W = nb.types.uint64[::1], nb.types.int64[::1]
 with compiling():
     # one explicit signature each, compiled once; callers convert to it (compile disabled)
     _tokenize = nb.njit(nb.types.int64(_BYTES, nb.types.int64, _TABLE, _I64, _BOOL, _U64,
-                                       _BYTES, _U64W, _U64W, _U64W, _U64W, _I64W),
+                                       _BYTES, _U64W, _U64W, _U64W, _U64W, _I64W,
+                                       nb.types.boolean),
                         cache=True)(_tokenize_py)
     _tokenize.disable_compile()
 
 
-def token_features(tokens: list[str]):
-    """Features of the tokens of a template (arrays: hash, skeleton, no-wild, key, flags)."""
+def token_features(tokens: list[str], keys: bool = False):
+    """Features of the tokens of a template (arrays: hash, skeleton, no-wild, key, flags);
+    keys: flag request methods and routes (KEY)."""
     data = np.frombuffer(" ".join(tokens).encode(), dtype=np.uint8).copy()
     n = len(tokens)
     th, ts, tn, tk = (np.zeros(n, np.uint64) for _ in range(4))
     tf = np.zeros(n, np.int64)
     sk = np.empty(len(data) + 8, np.uint8)
     got = _tokenize(data, len(data), _PH_BYTES, _PH_LEN, _IS_PUNCT, _UNIT_HASHES, sk, th, ts,
-                    tn, tk, tf)
+                    tn, tk, tf, keys)
     assert got == n
     return th, ts, tn, tk, tf
 
@@ -262,6 +279,8 @@ def _score(c, n, th, ts, tn, tk, tf, c_off, t_h, t_s, t_n, t_k, t_f, wild, beat,
             if not (t_f[a] & HAS_LT and t_f[a] & IS_VALUE):
                 same += 1
                 constants += 1
+        elif (t_f[a] | tf[p]) & KEY:
+            return -1.0, 0, 0  # another method or route: another event
         elif t_h[a] == wild:
             continue
         elif lazy:
@@ -374,7 +393,7 @@ def _find_best(s, n, th, ts, tn, tk, tf, threshold, tab_keys, tab_vals, head, nx
 def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match, cache_keys,
                  cache_values, cache_room, lines, final, stats, tab_keys, tab_vals, head, nxt,
                  ent, c_off, c_alive, c_first, c_template, t_h, t_s, t_n, t_k, t_f, ph, ph_len,
-                 is_punct, units, wild):
+                 is_punct, units, wild, key_tokens):
     """Template of each line idx[begin:], in order of arrival, until a new shape needs
     Python: returns that line's index (len(idx) when none did). longest: the longest
     masked form's length.
@@ -385,7 +404,8 @@ def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match
     brought its shape), else matched against the templates from its masked form
     (masked[mends[k - 1]:mends[k]]) and, when no template has to change, cached: at most
     cache_room shapes, stats[1] of them so far; stats[0] counts the shapes matched here.
-    With match False every new shape goes to Python."""
+    With match False every new shape goes to Python; with key_tokens a request method or
+    route matches only itself (KEY)."""
     n = idx.shape[0]
     scratch = np.empty(longest + 16, dtype=np.uint8)
     sk = np.empty(longest + 16, dtype=np.uint8)
@@ -413,7 +433,7 @@ def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match
                 for j in range(np.uint64(m)):
                     scratch[j] = masked[au + j]
                 # hashes first: a new value in a known template's <*> needs no more
-                ntok = _hash_tokens(scratch, m, th, tf)
+                ntok = _hash_tokens(scratch, m, th, tf, is_punct, key_tokens)
                 s = np.int64(svc[k])
                 lazy = ntok >= 0  # True, typed as a plain bool: one compiled _find_best
                 best, vw = _find_best(s, ntok, th, ts, tn, tk, tf, threshold, tab_keys,
@@ -421,7 +441,7 @@ def _cluster_run(masked, mends, longest, keys, idx, svc, begin, threshold, match
                                       t_s, t_n, t_k, t_f, wild, lazy)
                 if best == -2:
                     ntok = _tokenize(scratch, m, ph, ph_len, is_punct, units, sk, th, ts, tn,
-                                     tk, tf)
+                                     tk, tf, key_tokens)
                     best, vw = _find_best(s, ntok, th, ts, tn, tk, tf, threshold, tab_keys,
                                           tab_vals, head, nxt, ent, c_off, c_alive, c_first,
                                           t_h, t_s, t_n, t_k, t_f, wild, not lazy)
@@ -474,7 +494,7 @@ with compiling():
         nb.types.Array(nb.types.int32, 1, "C", readonly=True), _I64W, _U64W,
         nb.types.int32[::1], _I64, _I64,
         _I64, _I64, _BOOL, _U64, _I32, _U64, _U64, _U64, _U64, _I64, _TABLE, _I64, _BOOL,
-        _U64, nb.types.uint64), cache=True)(_cluster_run)
+        _U64, nb.types.uint64, nb.types.boolean), cache=True)(_cluster_run)
     best_of_tokens = nb.njit(nb.types.UniTuple(nb.types.int64, 3)(
         nb.types.int64, _U64W, _U64W, _U64W, _U64W, _I64W, nb.types.float64, _U64W,
         nb.types.int32[::1], _I64,
@@ -489,7 +509,8 @@ class Index:
     token became <*>), ``kill`` (merged away). Bucket lists are append-only; the scan skips
     dead and moved entries, which keeps the engine's list order."""
 
-    def __init__(self):
+    def __init__(self, keys: bool = False):
+        self.keys = keys  # request methods and routes must match exactly (KEY)
         self.table = ShapeCache(max_entries=1 << 62)  # bucket key -> bucket id
         self.head = np.full(16, -1, np.int64)
         self.tail = np.full(16, -1, np.int64)
@@ -545,7 +566,7 @@ class Index:
                            ("c_template", 0)):
             setattr(self, name, self._fit(getattr(self, name), self.clusters, fill))
         n = len(tokens)
-        feats = token_features(tokens)
+        feats = token_features(tokens, self.keys)
         self.t = [self._fit(a, self.tokens + n) for a in self.t]
         for a, f in zip(self.t, feats):
             a[self.tokens:self.tokens + n] = f
@@ -590,7 +611,7 @@ class Index:
 
     def best(self, service: int, tokens: list[str], threshold: float):
         """(slot of the best alive cluster or -1, value positions, word positions)."""
-        feats = token_features(tokens)
+        feats = token_features(tokens, self.keys)
         values = np.empty(len(tokens), np.int64)
         words = np.empty(len(tokens), np.int64)
         best, nv, nw = best_of_tokens(service, *feats, threshold, self.table.keys,
@@ -605,4 +626,4 @@ class Index:
                            cache.values, room, lines, final, stats, self.table.keys,
                            self.table.values, self.head, self.nxt, self.ent, self.c_off,
                            self.c_alive, self.c_first, self.c_template, *self.t, _PH_BYTES,
-                           _PH_LEN, _IS_PUNCT, _UNIT_HASHES, WILD_HASH)
+                           _PH_LEN, _IS_PUNCT, _UNIT_HASHES, WILD_HASH, self.keys)

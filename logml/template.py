@@ -43,12 +43,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import TemplateConfig
-from .masking import PLACEHOLDERS, Masker, mask_flags, pack_lines
+from .masking import HTTP_METHODS, PLACEHOLDERS, ROUTES, Masker, mask_flags, pack_lines
 from .matcher import UNITS, Index
 from .shapecache import ShapeCache
 from .snapshot import SnapshotError
 
 OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
+# the rules lines are masked and matched by, saved with the templates: a restored engine
+# keeps the rules its templates were made under, so an upgrade changes no template.
+# 1: paths masked whole; 2: request routes (masking.ROUTES) that match only themselves
+MASK_RULES = 2
 WILD = "<*>"
 # a template that has held a word this many lines takes a different word there as another
 # event; younger templates generalise, as Drain does
@@ -62,6 +66,7 @@ LOW_SIMILARITY_SHARED = 3
 _PLACEHOLDER_RX = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS if p))
 _PUNCT = "[](){}\"',;:.!?"
 _UNITS = frozenset(UNITS)
+_METHODS = frozenset(HTTP_METHODS)
 
 
 def _skeleton(token: str) -> str:
@@ -72,6 +77,13 @@ def _skeleton(token: str) -> str:
 def _is_value(token: str) -> bool:
     """A masked value with at most punctuation around it: <NUM>, (<IP>), <*>,"""
     return "<" in token and _skeleton(token).strip(_PUNCT) == WILD
+
+
+def _is_key(token: str) -> bool:
+    """A request method or (paths masked) a request route: it names the event, so it
+    matches only itself, never a variable (matcher._is_key)."""
+    core = token.strip(_PUNCT)
+    return (len(core) >= 2 and core[0] == "/" and core[1] != "/") or core in _METHODS
 
 
 def _kv(token: str) -> tuple[str, str] | None:
@@ -212,7 +224,7 @@ class TemplateEngine:
 
     def __init__(self, config: TemplateConfig | None = None):
         self.config = config or TemplateConfig()
-        self.masker = Masker(mask_flags(self.config.masks))
+        self._use_rules(MASK_RULES)
         self.cache = ShapeCache(self.config.shape_cache_entries)
         self.services: list[ServiceTree] = []
         self.service_index: dict[str, int] = {}
@@ -226,9 +238,18 @@ class TemplateEngine:
         self._lines = np.zeros(64, dtype=np.int64)
         self._final = np.arange(64, dtype=np.int32)
         self._pairs: dict[tuple, bool] = {}  # memo of _variable_pair
-        self.index = Index()  # the alive clusters, for the compiled matcher
         self._slot_cluster: list[int] = []  # matcher slot -> index in its service's clusters
         self.compiled = True  # False: every new shape takes the Python path (tests)
+
+    def _use_rules(self, rules: int) -> None:
+        """Mask and match by template rules `rules` (MASK_RULES); an empty engine only."""
+        self.rules = rules
+        flags = mask_flags(self.config.masks)
+        self.masker = Masker(flags | ROUTES if rules >= 2 else flags)
+        # with paths masked, the only paths left are request routes: a route and its
+        # method name the event and are never generalised (a template per endpoint)
+        self.route_keys = rules >= 2 and "path" in self.config.masks
+        self.index = Index(self.route_keys)  # the alive clusters, for the compiled matcher
 
     # ---------------------------------------------------------------- services
     def service(self, name: str) -> int:
@@ -376,6 +397,8 @@ class TemplateEngine:
                     if "<" not in a or not _is_value(a):
                         same += 1
                         constants += 1
+                elif self.route_keys and (_is_key(a) or _is_key(b)):
+                    break  # another method or route: another event
                 elif a == WILD:
                     continue
                 elif self._pair(a, b, p > 0 and "<" in template[p - 1]):
@@ -384,9 +407,10 @@ class TemplateEngine:
                 else:
                     constants += 1
                     words.append(p)
-            sim = same / constants if constants else 1.0
-            if sim > best_sim:
-                best, best_sim, best_values, best_words = k, sim, values, words
+            else:
+                sim = same / constants if constants else 1.0
+                if sim > best_sim:
+                    best, best_sim, best_values, best_words = k, sim, values, words
         if best is None or best_sim < threshold:
             return None, [], []
         return best, best_values, best_words
@@ -549,6 +573,7 @@ class TemplateEngine:
         ts, n = self.templates, len(self.templates)
         first_row = np.cumsum([0] + [len(tree.clusters) for tree in self.services]).tolist()
         return {
+            "rules": self.rules,
             "masks": list(self.config.masks),
             "services": [s.name for s in self.services],
             "overflow": np.array([s.overflow for s in self.services], dtype=np.int64),
@@ -630,7 +655,11 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
     _need(len(set(t_id.tolist())) == m, "template ids are not unique")
     lines_seen = state["lines_seen"]
     _need(type(lines_seen) is int and lines_seen >= 0, "lines_seen")
+    rules = state["rules"]
+    _need(type(rules) is int and 1 <= rules <= MASK_RULES,
+          f"rules must be 1..{MASK_RULES} (a newer logml's templates?)")
 
+    engine._use_rules(rules)
     for name in names:
         engine.service(name)
     local = []  # each cluster row's index within its service

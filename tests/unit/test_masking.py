@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from logml.masking import ALL_MASKS, MASK_BITS, Masker, mask_flags, mask_reference, pack_lines
+from logml.masking import (ALL_MASKS, MASK_BITS, ROUTES, Masker, mask_flags, mask_reference,
+                           pack_lines)
 
 CASES = [
     ("took 12ms to read 3.5MB", "took <NUM> to read <NUM>"),
@@ -23,6 +24,11 @@ CASES = [
      "at <NAME> in <NAME>: v1.2.3 <IP> e.g. a.b..c"),
     ("sshd[19939]: (pid 42)", "sshd[<NUM>]: (pid <NUM>)"),
     ("May I help, words stay words", "May I help, words stay words"),
+    ('1.2.3.4 "GET /api/v1/users/42/cart HTTP/1.1" 200', '<IP> "GET /api/v1/users/<*>/cart HTTP/<NUM>" <NUM>'),
+    ("POST /search?q=item54586&page=2;sort=asc then GET /healthz",
+     "POST /search?q=<*>&page=<*>;sort=<*> then GET /healthz"),
+    ("PUT /a/3fa85f64-5717-4562-b3fc-2c963f66afa6/v2/oauth2, then /x/1 and GET //h/x",
+     "PUT /a/<*>/v2/<*>, then <PATH> and GET <PATH>"),
     ("   spaced\tout \n line  ", "spaced out line"),
     ("", ""),
 ]
@@ -45,20 +51,38 @@ def test_mask_set_is_configurable():
         mask_flags(["ip", "phone"])
 
 
+def test_request_paths_are_masked_whole_without_the_route_rule():
+    """Template rules 1 (a state saved before routes) mask a request path as any path."""
+    line = '1.2.3.4 "GET /api/v1/users/42/cart HTTP/1.1" 200'
+    expected = '<IP> "GET <PATH> HTTP/<NUM>" <NUM>'
+    assert Masker(ALL_MASKS).mask(line) == mask_reference(line, ALL_MASKS) == expected
+
+
 TOKEN_PARTS = st.sampled_from([
     "a", "ab", "x", "Z", "é", "0", "7", "12", "255", "1.5", "0x1f", "ff", "deadbeef", "-", "_",
     ".", ":", "::", "/", "\\", "=", ",", ";", "@", "(", ")", "[", "]", "{", "}", "\"", "'",
     "%", "+", "ms", "MB", "T", "Z", "Jun", "Fri", "blk", "http://", "~/", "C:\\", "&", "!",
-    "com.", "$", "a.b.c", "x.y", "..",
+    "com.", "$", "a.b.c", "x.y", "..", "GET", "POST", "?", "v1", "V12", "/api",
 ])
 TOKENS = st.lists(TOKEN_PARTS, min_size=1, max_size=6).map("".join)
 LINES = st.lists(TOKENS, max_size=8).map(" ".join)
 
 
 @settings(max_examples=1500, deadline=None)
-@given(LINES, st.sampled_from([ALL_MASKS, 0, MASK_BITS["number"] | MASK_BITS["hex"],
+@given(LINES, st.sampled_from([ALL_MASKS | ROUTES, ALL_MASKS, 0, MASK_BITS["number"] | MASK_BITS["hex"],
                                ALL_MASKS ^ MASK_BITS["kv"], ALL_MASKS ^ MASK_BITS["number"]]))
 def test_kernel_matches_reference(line, flags):
+    assert Masker(flags).mask(line) == mask_reference(line, flags)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["GET", "\"POST", "(HEAD", "get", "GETS"]), TOKENS, LINES,
+       st.sampled_from([ALL_MASKS | ROUTES, ALL_MASKS, (ALL_MASKS ^ MASK_BITS["path"]) | ROUTES,
+                        MASK_BITS["path"] | ROUTES]))
+def test_kernel_matches_reference_on_request_paths(method, path, rest, flags):
+    """A path after a request method is masked by its route (ROUTES; without it, whole): the
+    two implementations agree on any path, query and trailing punctuation."""
+    line = f"{method} /{path} {rest}"
     assert Masker(flags).mask(line) == mask_reference(line, flags)
 
 

@@ -192,7 +192,7 @@ def test_layout_is_magic_header_segments_and_checksum():
     assert data.startswith(snapshot.MAGIC)
     end = data.index(b"\n", len(snapshot.MAGIC))
     header = json.loads(data[len(snapshot.MAGIC):end])
-    assert header["format"] == snapshot.FORMAT_VERSION == 5 and header["kind"] == "pipeline"
+    assert header["format"] == snapshot.FORMAT_VERSION == 6 and header["kind"] == "pipeline"
     a, z, n = header["arrays"]
     assert a == {"path": "/a", "dtype": "int32", "shape": [3], "nbytes": 12,
                  "compression": "none", "stored_bytes": 12}
@@ -692,7 +692,7 @@ def test_malformed_template_states_are_refused(edit, words):
 
 
 # ---------------------------------------------------------------- the fixture
-@pytest.mark.parametrize("fmt", [2, 3, 4, 5])
+@pytest.mark.parametrize("fmt", [2, 3, 4, 5, 6])
 def test_the_format_fixtures_still_load_and_continue(fmt):
     """tests/fixtures/state-vN.logmlstate was written by format N from the template stage
     on state-v2.input.tsv (see make_state.py); it must load as long as format N is read
@@ -710,6 +710,11 @@ def test_the_format_fixtures_still_load_and_continue(fmt):
     engine = TemplateEngine.from_state(state)
     n = len(engine.templates)
     assert n >= 20 and len(engine.cache) > 0
+    # format 6 saves the rules its templates were made under; older ones made them under
+    # rules 1 (request paths masked whole) and keep those rules, so no template changes
+    assert state["rules"] == engine.rules == (2 if fmt >= 6 else 1)
+    routes = {engine.template_text(k) for k in range(n) if "GET" in engine.template_text(k)}
+    assert routes and all(("GET <PATH>" in t) == (fmt < 6) for t in routes), routes
     # every template was born at a line of its own service, and that line still maps to it
     # (or to the template it was merged into)
     for k, t in enumerate(engine.templates):
@@ -722,7 +727,7 @@ def test_the_format_fixtures_still_load_and_continue(fmt):
     assert len(engine.templates) == n and set(ids) <= {t.template_id for t in engine.templates}
 
 
-@pytest.mark.parametrize("fmt", [2, 3, 4, 5])
+@pytest.mark.parametrize("fmt", [2, 3, 4, 5, 6])
 def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
     """tests/fixtures/state-vN-pipeline.logmlstate: a whole pipeline's state (default
     config, windows open) after state-v2-pipeline.input.jsonl (see make_state.py).
