@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 START = 1_764_028_800  # 2025-11-25 00:00 UTC
 HOURS = 4
