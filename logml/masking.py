@@ -206,6 +206,17 @@ def _is_method(b, a, e):
     return False
 
 
+@nb.njit(cache=True, inline="always")
+def _core(b, i, j):
+    """b[i:j] without the brackets and quotes around it (and trailing ,;:.!)."""
+    a = i
+    while a < j and _is_open(b[a]):
+        a += 1
+    while j > a and _is_close(b[j - 1]):
+        j -= 1
+    return a, j
+
+
 @nb.njit(cache=True)
 def _route(b, a, e, out, o, ph, ph_len):
     """A request path by its route: segments holding a digit (but API versions: v1, v12)
@@ -608,12 +619,7 @@ def _mask_words(b, a, e, out, o, flags, ph, ph_len):
 
 @nb.njit(cache=True)
 def _mask_token(b, i, j, out, o, flags, ph, ph_len):
-    a = i
-    e = j
-    while a < e and _is_open(b[a]):
-        a += 1
-    while e > a and _is_close(b[e - 1]):
-        e -= 1
+    a, e = _core(b, i, j)
     digits, colons, dots, dashes, slashes, ats, equals = _counts(b, a, e)
     cls = _whole_class(b, a, e, flags, digits, colons, dots, dashes, slashes, ats)
     if cls != 0:
@@ -679,24 +685,24 @@ def _mask_line(b, s, e, out, flags, ph, ph_len, words):
             if date_word:
                 o = _put_ph(out, o, TS, ph, ph_len)
                 o = _copy(b, z, j, out, o)
-        a = i
-        while a < j and _is_open(b[a]):
-            a += 1
-        z = j
-        while z > a and _is_close(b[z - 1]):
-            z -= 1
-        if date_word:
-            pass
-        elif (prev_method and flags & ROUTES and flags & (1 << PATH) and z - a >= 2
-              and b[a] == 47 and b[a + 1] != 47):  # "GET /api/v1/users/42/cart HTTP/1.1"
-            o = _copy(b, i, a, out, o)
-            o = _route(b, a, z, out, o, ph, ph_len)
-            o = _copy(b, z, j, out, o)
-        else:
+        # a request method, then its path: "GET /api/v1/users/42/cart HTTP/1.1" (the cheap
+        # tests first: most tokens are not a method's path nor could be a method)
+        routed = False
+        if prev_method and not date_word and flags & ROUTES and flags & (1 << PATH):
+            a, z = _core(b, i, j)
+            if z - a >= 2 and b[a] == 47 and b[a + 1] != 47:
+                o = _copy(b, i, a, out, o)
+                o = _route(b, a, z, out, o, ph, ph_len)
+                o = _copy(b, z, j, out, o)
+                routed = True
+        if not (date_word or routed):
             o = _mask_token(b, i, j, out, o, flags, ph, ph_len)
         # "12:00, May I" is no date: punctuation ends the run
         prev_digit = (_is_digit(b[i]) or date_word) and not (b[j - 1] == 44 or b[j - 1] == 59)
-        prev_method = _is_method(b, a, z)
+        prev_method = False
+        if flags & ROUTES and (65 <= b[i] <= 90 or _is_open(b[i])):
+            a, z = _core(b, i, j)
+            prev_method = _is_method(b, a, z)
         ntok += 1
         i = j
     return o, ntok
