@@ -27,6 +27,11 @@ compiled code, ``matcher.py``, while no template has to change; here when one do
   least ``LOW_SIMILARITY_SHARED`` with it, above ``LOW_SIMILARITY``, is its sibling: a
   user, an order and a host in one line merge as above.
 
+* a request method or route (``GET /api/v1/users/<*>/cart``: masking keeps routes) names
+  its event: it matches only itself, never a variable, so each endpoint has a template
+  of its own; but once ``ROUTE_VALUES`` routes of a service differ in one path segment
+  (slugs, user names), a new one joins its family's template (``/products/<*>``).
+
 Template ids are 16 hex digits of a hash of the service and the masked form that created
 the template: unique across services, the same for the same input, and kept when the
 template generalises or the state is restored from a snapshot.
@@ -53,6 +58,11 @@ OVERFLOW_TEMPLATE = "<overflow: template cap reached>"
 # keeps the rules its templates were made under, so an upgrade changes no template.
 # 1: paths masked whole; 2: request routes (masking.ROUTES) that match only themselves
 MASK_RULES = 2
+# a route family with this many routes (differing in one path segment) has a variable
+# there: slugs, names (/products/red-shoes): a new route of it joins the family's template
+# (/products/<*>); its first routes keep theirs. Few APIs have this many resources at one
+# position, most slug families far more
+ROUTE_VALUES = 32
 WILD = "<*>"
 # a template that has held a word this many lines takes a different word there as another
 # event; younger templates generalise, as Drain does
@@ -84,6 +94,25 @@ def _is_key(token: str) -> bool:
     matches only itself, never a variable (matcher._is_key)."""
     core = token.strip(_PUNCT)
     return (len(core) >= 2 and core[0] == "/" and core[1] != "/") or core in _METHODS
+
+
+def _route_at(tokens: list[str]) -> tuple[int, int, int]:
+    """(position, start, end) of the first request route in tokens and of its core (the
+    route without punctuation around); position -1 if none (see _is_key)."""
+    for p, t in enumerate(tokens):
+        if "/" in t:
+            a, e = len(t) - len(t.lstrip(_PUNCT)), len(t.rstrip(_PUNCT))
+            if e - a >= 2 and t[a] == "/" and t[a + 1] != "/":
+                return p, a, e
+    return -1, 0, 0
+
+
+def _route_families(route: str) -> list[str]:
+    """The route with each of its path segments (not already <*>) made <*> in turn."""
+    path, question, query = route.partition("?")
+    segs = path.split("/")
+    return ["/".join(segs[:i] + [WILD] + segs[i + 1:]) + question + query
+            for i in range(1, len(segs)) if segs[i] and segs[i] != WILD]
 
 
 def _kv(token: str) -> tuple[str, str] | None:
@@ -215,6 +244,10 @@ class ServiceTree:
     groups: dict[tuple, list[int]] = field(default_factory=dict)
     overflow: int = -1
     alive: int = 0
+    # request routes of its templates, and each route family (a route with one path
+    # segment made <*>) -> the routes in it
+    routes: set[str] = field(default_factory=set)
+    families: dict[str, set[str]] = field(default_factory=dict)
 
 
 class TemplateEngine:
@@ -330,6 +363,8 @@ class TemplateEngine:
         """Template index of a new shape (its masked text) of a service."""
         tree = self.services[service]
         tokens = [sys.intern(t) for t in masked.split()]
+        if self.route_keys:
+            tokens = _in_route_family(tree, tokens)
         best, values, words = self._find(service, tokens, self.config.similarity)
         if best is not None:
             cluster = tree.clusters[best]
@@ -490,6 +525,8 @@ class TemplateEngine:
         tree.by_first.setdefault(_first_key(tokens), []).append(len(tree.clusters))
         tree.by_word.setdefault(_word_key(tokens), []).append(len(tree.clusters))
         tree.clusters.append(Cluster(list(tokens), t, self.index.add(service, tokens, t)))
+        if self.route_keys:
+            _add_route(tree, tokens)
         self._slot_cluster.append(len(tree.clusters) - 1)
         tree.alive += 1
         return t
@@ -677,6 +714,8 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
         else:
             engine.index.kill(slot)
         tree.clusters.append(Cluster(tokens, t, slot, alive))
+        if engine.route_keys:
+            _add_route(tree, tokens)
     for tree, o in zip(engine.services, overflow.tolist()):
         tree.overflow = o
     for k, pos, text, members in zip(g_svc.tolist(), g_pos, g_text, g_mem):
@@ -706,6 +745,29 @@ def _restore(engine: TemplateEngine, state: dict) -> None:
         _need(bool(np.all(cache.values[cache.keys != 0] < m)), "cache points past the templates")
         engine.cache = cache
     engine.lines_seen = lines_seen
+
+
+def _add_route(tree: ServiceTree, tokens: list[str]) -> None:
+    """File the route of a new cluster (if any) in the tree's routes and families."""
+    p, a, e = _route_at(tokens)
+    if p >= 0 and tokens[p][a:e] not in tree.routes:
+        route = tokens[p][a:e]
+        tree.routes.add(route)
+        for family in _route_families(route):
+            tree.families.setdefault(family, set()).add(route)
+
+
+def _in_route_family(tree: ServiceTree, tokens: list[str]) -> list[str]:
+    """The tokens with a route new to the tree replaced by its family's (<*> at one path
+    segment) when that family has ROUTE_VALUES routes already: a variable there."""
+    p, a, e = _route_at(tokens)
+    if p < 0 or tokens[p][a:e] in tree.routes:
+        return tokens
+    for family in _route_families(tokens[p][a:e]):
+        if len(tree.families.get(family, ())) >= ROUTE_VALUES:
+            t = tokens[p]
+            return tokens[:p] + [sys.intern(t[:a] + family + t[e:])] + tokens[p + 1:]
+    return tokens
 
 
 def _int_array(a) -> bool:

@@ -252,6 +252,51 @@ def test_each_request_route_keeps_a_template_of_its_own():
     assert compiled == reference
 
 
+def _slugs(n, seed=6):
+    """Request lines of a shop: product pages by slug (letters only: a new route each),
+    user pages by name, and orders by id."""
+    rng = np.random.default_rng(seed)
+    words = ["red", "blue", "shoe", "hat", "wool", "linen", "coat", "kids", "sale", "mini"]
+    out = []
+    for k in range(n):
+        slug = "-".join(words[i] for i in rng.integers(0, 10, 3))
+        route = [f"/products/{slug}", f"/users/{slug.split('-')[0]}{slug.split('-')[1]}/wishlist",
+                 f"/api/v1/orders/{rng.integers(99999)}"][k % 3]
+        out.append(f'10.0.0.{k % 250} "GET {route} HTTP/1.1" 200 {rng.integers(100, 9000)}')
+    return out
+
+
+def test_a_route_segment_with_many_values_becomes_a_variable():
+    """Slugs and names in a path are not endpoints: once ROUTE_VALUES routes differ in one
+    segment, a new one joins the family's template (its first routes keep theirs), so the
+    templates stay bounded; a route with few values at each segment stays its own."""
+    from logml.template import ROUTE_VALUES
+    e = TemplateEngine()
+    lines = _slugs(6000)
+    texts = [e.template_text(i) for i in e.template_batch(lines)]
+    assert len(set(t for t in texts if "/products/" in t)) == ROUTE_VALUES + 1
+    assert texts[-3].startswith('<IP> "GET /products/<*> HTTP/<NUM>"'), texts[-3]
+    # 100 user names: the first ROUTE_VALUES keep their own templates, the rest share one
+    users = [t for t in texts if "/users/" in t]
+    assert len(set(users)) == ROUTE_VALUES + 1 and users[-1].count("/users/<*>/wishlist") == 1
+    assert {t for t in texts if "/orders/" in t} == {
+        '<IP> "GET /api/v1/orders/<*> HTTP/<NUM>" <NUM> <NUM>'}
+    compiled, reference = _both_ways(lines[:3000], batch=250)
+    assert compiled == reference
+
+
+def test_a_restored_engine_keeps_its_route_families():
+    lines = _slugs(3000, seed=9)
+    whole = TemplateEngine()
+    expected = [whole.template_id(i) for i in whole.template_batch(lines)]
+    first = TemplateEngine()
+    got = [first.template_id(i) for i in first.template_batch(lines[:1500])]
+    restored = TemplateEngine.from_state(
+        snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
+    got += [restored.template_id(i) for i in restored.template_batch(lines[1500:])]
+    assert got == expected
+
+
 def test_a_restored_engine_continues_as_if_never_stopped():
     from logml.accuracy import load_loghub
     data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
