@@ -285,15 +285,20 @@ def test_a_route_segment_with_many_values_becomes_a_variable():
     assert compiled == reference
 
 
-def test_a_restored_engine_keeps_its_route_families():
-    lines = _slugs(3000, seed=9)
+def _restarted(lines, cut):
+    """Template ids of the lines in one go, and with a save and restore at line cut."""
     whole = TemplateEngine()
     expected = [whole.template_id(i) for i in whole.template_batch(lines)]
     first = TemplateEngine()
-    got = [first.template_id(i) for i in first.template_batch(lines[:1500])]
+    got = [first.template_id(i) for i in first.template_batch(lines[:cut])]
     restored = TemplateEngine.from_state(
         snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
-    got += [restored.template_id(i) for i in restored.template_batch(lines[1500:])]
+    got += [restored.template_id(i) for i in restored.template_batch(lines[cut:])]
+    return expected, got
+
+
+def test_a_restored_engine_keeps_its_route_families():
+    expected, got = _restarted(_slugs(3000, seed=9), 1500)
     assert got == expected
 
 
@@ -301,14 +306,7 @@ def test_a_restored_engine_continues_as_if_never_stopped():
     from logml.accuracy import load_loghub
     data = Path(__file__).resolve().parents[1] / "data" / "loghub-2k"
     for system in ("Android", "Linux"):
-        lines = load_loghub(data / system)[0]
-        whole = TemplateEngine()
-        expected = [whole.template_id(i) for i in whole.template_batch(lines)]
-        first = TemplateEngine()
-        got = [first.template_id(i) for i in first.template_batch(lines[:1000])]
-        restored = TemplateEngine.from_state(
-            snapshot.loads(snapshot.dumps("templates", first.state()), "templates"))
-        got += [restored.template_id(i) for i in restored.template_batch(lines[1000:])]
+        expected, got = _restarted(load_loghub(data / system)[0], 1000)
         assert got == expected, system
 
 
