@@ -21,7 +21,7 @@ from .docs import anomaly_doc, window_doc
 from .errors import ErrorRecord, Reason
 from .metrics import Stats, top_templates
 from .plaintext import LEVEL_OF
-from .template import TemplateEngine
+from .template import MASK_RULES, TemplateEngine
 from .window import Windower
 
 STATE_KIND = "pipeline"
@@ -276,6 +276,10 @@ class Pipeline:
         if changed:
             log.info("%s: applying config changed since it was saved: %s", name, ", ".join(
                 f"{k} {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items())))
+        if engine.rules < MASK_RULES:
+            log.info("%s: its templates keep the rules they were made under (%d: request "
+                     "paths masked whole); start without the state to get a template per "
+                     "request route (docs/state-format.md, rules)", name, engine.rules)
         self.engine, self.windower, self.detector = engine, windower, detector
         self.template_service = np.array([t.service for t in engine.templates], dtype=np.int32)
         self.template_derived = np.zeros(0, dtype=bool)

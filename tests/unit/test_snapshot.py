@@ -728,7 +728,7 @@ def test_the_format_fixtures_still_load_and_continue(fmt):
 
 
 @pytest.mark.parametrize("fmt", [2, 3, 4, 5, 6])
-def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
+def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt, caplog):
     """tests/fixtures/state-vN-pipeline.logmlstate: a whole pipeline's state (default
     config, windows open) after state-v2-pipeline.input.jsonl (see make_state.py).
     Format 2 is migrated: its detector gets the error-rate runs of format 3, none open;
@@ -769,7 +769,12 @@ def test_the_format_pipeline_fixtures_restore_and_continue(tmp_path, fmt):
         assert len(known) and (known % 60 == 0).all() and (known >= 1_700_000_000).all()
         assert (np.isfinite(opened) | (opened == -np.inf)).all()
     p = Pipeline(Config(), JsonlSink(tmp_path))
-    p.load(path)
+    with caplog.at_level(logging.INFO, logger="logml.pipeline"):
+        p.load(path)
+    # a state from before request routes says how its templates go on (rules 1)
+    said = [r.getMessage() for r in caplog.records if "request paths masked whole" in
+            r.getMessage()]
+    assert len(said) == (1 if fmt < 6 else 0) and p.engine.rules == (1 if fmt < 6 else 2)
     services = list(dict.fromkeys(e["service"]["name"] for e in events))
     assert sorted(s.name for s in p.engine.services) == sorted(services)
     assert p.positions == {"input": len(data)}
