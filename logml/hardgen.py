@@ -81,6 +81,9 @@ HELDOUT_SCENARIOS = [
     # added in session 9, the detector unchanged (6aabeaa), for the check of route masking
     {"name": "heldout-3m", "seed": 6174, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "heldout-2n", "seed": 9973, "hours": 48, "services": 5, "rate": 2.0},
+    # added at the end of session 9, the detector unchanged (df8720c): unseen by any change
+    {"name": "heldout-3o", "seed": 1123, "hours": 72, "services": 5, "rate": 1.5},
+    {"name": "heldout-2p", "seed": 8191, "hours": 48, "services": 4, "rate": 2.0},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
