@@ -52,7 +52,7 @@ MASK_BITS = {
 }
 ALL_MASKS = sum(MASK_BITS.values())
 # not a mask of its own but a rule of PATH (template rules 2, template.MASK_RULES): a path
-# after a request method keeps its route (ROUTE_RULE); without it, it is <PATH> as any path
+# after a request method keeps its route (_route); without it, it is <PATH> as any path
 ROUTES = 1 << 12
 PLACEHOLDERS = ["", "<URL>", "<EMAIL>", "<PATH>", "<UUID>", "<IP>", "<TS>", "<ID>",
                 "<*>", "<NUM>", "<HEX>", "<NAME>"]

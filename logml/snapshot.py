@@ -377,11 +377,16 @@ def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
 LX_ROW = 22  # countmodel.LX, the row format 4 added to a series' state matrix
 
 
+def _template_stage(tree: dict):
+    """The template stage's tree in a pipeline's tree, or the tree itself (kind templates)."""
+    return tree.get("templates") if "detector" in tree else tree
+
+
 def _format_4(tree):
     """What format 4 added, to a pipeline's or a template stage's tree of format 3."""
     if not isinstance(tree, dict):
         return tree
-    engine = tree.get("templates") if "detector" in tree else tree  # pipeline or templates
+    engine = _template_stage(tree)
     ts = engine.get("templates") if isinstance(engine, dict) else None
     if isinstance(ts, dict) and isinstance(ts.get("id"), np.ndarray):
         ts.setdefault("first_open_window", np.full(len(ts["id"]), np.nan))
@@ -408,7 +413,7 @@ def _format_6(tree):
     template rules, 1 (request paths masked whole, as every logml before format 6 did)."""
     if not isinstance(tree, dict):
         return tree
-    engine = tree.get("templates") if "detector" in tree else tree  # pipeline or templates
+    engine = _template_stage(tree)
     if isinstance(engine, dict):
         engine.setdefault("rules", 1)
     return tree

@@ -89,21 +89,26 @@ def _is_value(token: str) -> bool:
     return "<" in token and _skeleton(token).strip(_PUNCT) == WILD
 
 
+def _route_span(token: str) -> tuple[int, int] | None:
+    """(start, end) of the token's core (no punctuation around) when it is a request route
+    (with paths masked, the only paths masking leaves: /api/users/<*>/cart)."""
+    a, e = len(token) - len(token.lstrip(_PUNCT)), len(token.rstrip(_PUNCT))
+    return (a, e) if e - a >= 2 and token[a] == "/" and token[a + 1] != "/" else None
+
+
 def _is_key(token: str) -> bool:
-    """A request method or (paths masked) a request route: it names the event, so it
-    matches only itself, never a variable (matcher._is_key)."""
-    core = token.strip(_PUNCT)
-    return (len(core) >= 2 and core[0] == "/" and core[1] != "/") or core in _METHODS
+    """A request method or route: it names the event, so it matches only itself, never a
+    variable (matcher._is_key)."""
+    return _route_span(token) is not None or token.strip(_PUNCT) in _METHODS
 
 
 def _route_at(tokens: list[str]) -> tuple[int, int, int]:
-    """(position, start, end) of the first request route in tokens and of its core (the
-    route without punctuation around); position -1 if none (see _is_key)."""
+    """(position, start, end) of the first request route in tokens and of its core;
+    position -1 if none."""
     for p, t in enumerate(tokens):
-        if "/" in t:
-            a, e = len(t) - len(t.lstrip(_PUNCT)), len(t.rstrip(_PUNCT))
-            if e - a >= 2 and t[a] == "/" and t[a + 1] != "/":
-                return p, a, e
+        span = _route_span(t) if "/" in t else None
+        if span:
+            return p, *span
     return -1, 0, 0
 
 
