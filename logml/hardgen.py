@@ -84,6 +84,10 @@ HELDOUT_SCENARIOS = [
     # added at the end of session 9, the detector unchanged (df8720c): unseen by any change
     {"name": "heldout-3o", "seed": 1123, "hours": 72, "services": 5, "rate": 1.5},
     {"name": "heldout-2p", "seed": 8191, "hours": 48, "services": 4, "rate": 2.0},
+    # added at the start of session 10, the detector unchanged (df8720c), before anything
+    # was run on them: a second fresh pair, for a second change
+    {"name": "heldout-3q", "seed": 2207, "hours": 72, "services": 4, "rate": 2.0},
+    {"name": "heldout-2r", "seed": 6029, "hours": 48, "services": 5, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
