@@ -298,6 +298,7 @@ class Detector:
 
         t_seen_before = self.tm["seen"][t_idx]  # model_step replaces, never edits, this
         t_seen_before = t_seen_before.copy()
+        t_lx_before = self.tm["st"][cm.LX, t_idx].copy()  # each one's last window's level
         # a template is young for its first few windows: then it may raise new_template once
         young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
         young = young[~self.t_reported[young] & (counts[young] > 0)]
@@ -457,10 +458,12 @@ class Detector:
                     continue
             if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
                 continue
-            # a series that bursts: an upward episode no longer than a burst can show
-            # is at most a warning; critical needs persistence
+            # a series that bursts: an upward episode no longer than two bursts back to
+            # back is at most a warning; critical needs persistence, a level that holds
+            # from one window to the next (bursts in a cluster come and go)
             burst_like = (s_t[j] > 0 and self.tm["st"][cm.PI, t] > cm.PI_NULL
-                          and self.tm["st"][cm.RN, t] <= BURST_RUN_WARNING)
+                          and (self.tm["st"][cm.RN, t] <= BURST_RUN_WARNING
+                               or not cm._same_level(float(t_lx_before[j]), x, float(exp))))
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
                 frame.samples.get(t, []), f_t[q], burst_like)
         # new templates, weighted by level, once the service has a baseline

@@ -474,3 +474,24 @@ def test_two_bursts_back_to_back_are_no_critical():
             for a in d.anomalies if a.template == 2 and a.severity == "critical"
             and any(s <= k < s + 4 for s in starts)]
     assert len(crit) <= 1, crit
+
+
+def test_bursts_in_a_row_that_never_hold_a_level_stay_warnings():
+    """Bursts can come in a cluster: here, eight times, six windows in a row at x4, x10,
+    x4, x12, x4, x10 of the bursty template's mean. The run outlasts BURST_RUN_WARNING,
+    but no window holds the level of the one before (countmodel._same_level): bursts come
+    and go, a spike is a step that holds. Such a run stays a warning (before, its fifth
+    and sixth windows were critical in all eight); a template that holds x8 is critical
+    from its fifth window (``test_bursts_straddling_windows_are_not_critical_but_a_
+    sustained_spike_is``)."""
+    starts = [DAY + 200 + 300 * j for j in range(8)]
+    shape = {0: 3.0, 1: 9.0, 2: 3.0, 3: 11.0, 4: 3.0, 5: 9.0}
+
+    def cluster(k):
+        return sum(shape.get(k - s, 0.0) for s in starts)
+    dets = _bursty_with(cluster, seed=5)
+    warned = [s for s in starts if any(a.template == 2 for d in dets[s:s + 6] for a in d.anomalies)]
+    crit = [s for s in starts if any(a.template == 2 and a.severity == "critical"
+                                     for d in dets[s:s + 6] for a in d.anomalies)]
+    assert len(warned) >= 6, warned  # found: the clusters are not hidden
+    assert len(crit) <= 1, crit
