@@ -88,6 +88,10 @@ HELDOUT_SCENARIOS = [
     # was run on them: a second fresh pair, for a second change
     {"name": "heldout-3q", "seed": 2207, "hours": 72, "services": 4, "rate": 2.0},
     {"name": "heldout-2r", "seed": 6029, "hours": 48, "services": 5, "rate": 1.5},
+    # added later in session 10, the detector unchanged since its last check (e6bb570),
+    # before anything was run on them: the fresh pair for the next change
+    {"name": "heldout-3s", "seed": 4441, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2t", "seed": 7919, "hours": 48, "services": 4, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
