@@ -443,20 +443,28 @@ class Detector:
         # template spikes and drops. A spike is at least twice what its own model
         # expects, twice its siblings' common rise over theirs (traffic returning after
         # an incident, a ramp the models lag: the whole service moved, not the template)
-        # and twice its usual count at this time of day.
+        # and twice its usual count at this time of day; near a daily job's hours, twice
+        # the job's own rate and past the warning level against it (Poisson), and a job's
+        # template has no drop there (its start and end are known to the hour only).
         for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
             j = int(nz[q])
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
+            prof, pcnt = self.tm["prof"][:, t], self.tm["pcnt"][:, t]
+            seen_t = int(self.tm["seen"][t])
+            near_job, job_rate = cm.job_hours(prof, pcnt, seen_t, hpos, self.w)
             if s_t[j] > 0:
                 g = group[j]  # j is warm (nz holds warm series only): its own sums less it
                 floor = max(exp * common_rise(rise_x[g], rise_m[g], x, exp),
-                            cm.usual_count(self.tm["prof"][:, t], self.tm["pcnt"][:, t],
-                                           int(self.tm["seen"][t]), hpos, day, self.w))
+                            cm.usual_count(prof, pcnt, seen_t, hpos, day, self.w),
+                            job_rate if near_job else 0.0)
                 if x < 2.0 * floor:
                     continue
-            if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped):
+                if near_job and (cm.surprise(x, job_rate, 0.0) - math.log10(f_t[q])
+                                 < self.s_warn):
+                    continue  # a small job's own noise: judged against its rate
+            if s_t[j] < 0 and (x > 0.5 * exp or svc in dropped or near_job):
                 continue
             # a series that bursts: an upward episode no longer than two bursts back to
             # back is at most a warning; critical needs persistence, a level that holds

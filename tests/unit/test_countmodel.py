@@ -255,6 +255,27 @@ def test_usual_count_is_what_the_hour_usually_holds():
                                            + cm.usual_count(*args, 9.5, 1, w)))
 
 
+def test_job_hours_are_two_hours_that_stand_out_of_the_day():
+    """A series silent but for a trickle, running 03:43-04:43 at 15 a window, is a job
+    near its two hour slots (03:00-05:00, within an hour of them) and runs at their
+    means summed; the daily rhythm of the usual-count test is no job at any hour."""
+    rng = np.random.default_rng(5)
+    w = 60.0
+    T = int(2 * 86400 / w)
+    minute = np.arange(T) % 1440
+    lam = np.where((minute >= 223) & (minute < 283), 15.0, 0.25)
+    _, _, state = run_series(rng.poisson(lam)[:, None], window_s=w)
+    args = (state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]))
+    near = [h for h in range(24) if cm.job_hours(*args, h + 0.5, w)[0]]
+    assert near == [2, 3, 4, 5]
+    assert cm.job_hours(*args, 3.5, w)[1] == pytest.approx(15.0, rel=0.3)
+    hour = (np.arange(T) * w % 86400) / 3600
+    smooth = 20 + 180 * np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) ** 2
+    _, _, state = run_series(rng.poisson(smooth)[:, None], window_s=w)
+    args = (state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]))
+    assert not any(cm.job_hours(*args, h + 0.5, w)[0] for h in range(24))
+
+
 def test_memory_per_series_is_measured_and_small():
     state = cm.new_state(1000)
     per_series = sum(a.nbytes for a in state.values()) / 1000
