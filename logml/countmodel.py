@@ -440,25 +440,25 @@ def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: i
 JOB_CONTRAST = 8.0  # two adjacent hours at 8x a series' median hour: a daily job
 
 
-def job_hours(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float,
-              window_seconds: float) -> tuple[bool, float]:
-    """(whether the time of day ``hpos`` lies within an hour of a daily job's hours, the
-    job's count a window while it runs) of a series, from its rhythm profile. A job runs
-    in two adjacent hours whose mean is at least JOB_CONTRAST x the series' median hour
-    (so a template that also logs all day, as one merged from a job's message and
-    another does, still has it). A one-hour job at a time that is not on the hour splits
-    over two hour slots: it runs at their two means summed, and where in those hours it
-    starts and ends the hour means cannot say. (False, 0.0) for any other series, or
-    before a full day of history."""
+def job_hours(prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray, hpos: float,
+              window_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Of several series at once (columns of ``prof`` / ``pcnt``, their ``seen``): whether
+    the time of day ``hpos`` lies within an hour of a daily job's hours, and the job's
+    count a window while it runs, from their rhythm profiles. A job runs in two adjacent
+    hours whose mean is at least JOB_CONTRAST x the series' median hour (so a template
+    that also logs all day, as one merged from a job's message and another does, still
+    has it). A one-hour job at a time that is not on the hour splits over two hour slots:
+    it runs at their two means summed, and where in those hours it starts and ends the
+    hour means cannot say. (False, 0.0) for any other series, or before a full day."""
     n_day = max(int(86400.0 / window_seconds), 1)
-    if seen < n_day or pcnt[:24].min() == 0:
-        return False, 0.0
     m = prof[:24].astype(np.float64)
-    pair = m + np.roll(m, -1)
-    p = int(np.argmax(pair))
-    if pair[p] <= 0.0 or pair[p] < 2.0 * JOB_CONTRAST * np.median(m):
-        return False, 0.0
-    return (int(hpos) - p) % 24 in (23, 0, 1, 2), float(pair[p])
+    pair = m + np.roll(m, -1, axis=0)
+    p = np.argmax(pair, axis=0)
+    rate = np.take_along_axis(pair, p[None, :], axis=0)[0]
+    job = ((np.asarray(seen) >= n_day) & (pcnt[:24].min(axis=0) > 0) & (rate > 0.0)
+           & (rate >= 2.0 * JOB_CONTRAST * np.median(m, axis=0)))
+    near = job & np.isin((int(hpos) - p) % 24, (23, 0, 1, 2))
+    return near, np.where(job, rate, 0.0)
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

@@ -446,18 +446,21 @@ class Detector:
         # and twice its usual count at this time of day; near a daily job's hours, twice
         # the job's own rate and past the warning level against it (Poisson), and a job's
         # template has no drop there (its start and end are known to the hour only).
-        for q in np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn).tolist():
+        cand = np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn)
+        t_cand = t_idx[nz[cand]]
+        near_jobs, job_rates = cm.job_hours(self.tm["prof"][:, t_cand], self.tm["pcnt"][:, t_cand],
+                                            self.tm["seen"][t_cand], hpos, self.w)
+        for c, q in enumerate(cand.tolist()):
             j = int(nz[q])
             t = int(t_idx[j])
             svc = int(template_service[t])
             x, exp = float(counts[t]), mu_t[j]
-            prof, pcnt = self.tm["prof"][:, t], self.tm["pcnt"][:, t]
-            seen_t = int(self.tm["seen"][t])
-            near_job, job_rate = cm.job_hours(prof, pcnt, seen_t, hpos, self.w)
+            near_job, job_rate = bool(near_jobs[c]), float(job_rates[c])
             if s_t[j] > 0:
                 g = group[j]  # j is warm (nz holds warm series only): its own sums less it
                 floor = max(exp * common_rise(rise_x[g], rise_m[g], x, exp),
-                            cm.usual_count(prof, pcnt, seen_t, hpos, day, self.w),
+                            cm.usual_count(self.tm["prof"][:, t], self.tm["pcnt"][:, t],
+                                           int(self.tm["seen"][t]), hpos, day, self.w),
                             job_rate if near_job else 0.0)
                 if x < 2.0 * floor:
                     continue

@@ -256,24 +256,27 @@ def test_usual_count_is_what_the_hour_usually_holds():
 
 
 def test_job_hours_are_two_hours_that_stand_out_of_the_day():
-    """A series silent but for a trickle, running 03:43-04:43 at 15 a window, is a job
-    near its two hour slots (03:00-05:00, within an hour of them) and runs at their
-    means summed; the daily rhythm of the usual-count test is no job at any hour."""
+    """Two series at once: one silent but for a trickle, running 03:43-04:43 at 15 a
+    window, is a job near its two hour slots (03:00-05:00, within an hour of them) and
+    runs at their means summed; the daily rhythm of the usual-count test is no job at
+    any hour; before a full day neither is."""
     rng = np.random.default_rng(5)
     w = 60.0
     T = int(2 * 86400 / w)
     minute = np.arange(T) % 1440
-    lam = np.where((minute >= 223) & (minute < 283), 15.0, 0.25)
-    _, _, state = run_series(rng.poisson(lam)[:, None], window_s=w)
-    args = (state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]))
-    near = [h for h in range(24) if cm.job_hours(*args, h + 0.5, w)[0]]
-    assert near == [2, 3, 4, 5]
-    assert cm.job_hours(*args, 3.5, w)[1] == pytest.approx(15.0, rel=0.3)
-    hour = (np.arange(T) * w % 86400) / 3600
+    hour = minute / 60
+    job = np.where((minute >= 223) & (minute < 283), 15.0, 0.25)
     smooth = 20 + 180 * np.clip(np.sin(np.pi * (hour - 6) / 14), 0, None) ** 2
-    _, _, state = run_series(rng.poisson(smooth)[:, None], window_s=w)
-    args = (state["prof"][:, 0], state["pcnt"][:, 0], int(state["seen"][0]))
-    assert not any(cm.job_hours(*args, h + 0.5, w)[0] for h in range(24))
+    x = rng.poisson(np.stack([job, smooth], axis=1))
+    _, _, state = run_series(x, window_s=w)
+    args = (state["prof"], state["pcnt"], state["seen"])
+    near = np.array([cm.job_hours(*args, h + 0.5, w)[0] for h in range(24)])
+    assert np.flatnonzero(near[:, 0]).tolist() == [2, 3, 4, 5]
+    assert not near[:, 1].any()
+    rate = cm.job_hours(*args, 3.5, w)[1]
+    assert rate[0] == pytest.approx(15.0, rel=0.3) and rate[1] == 0.0
+    _, _, young = run_series(x[:600], window_s=w)
+    assert not cm.job_hours(young["prof"], young["pcnt"], young["seen"], 3.5, w)[0].any()
 
 
 def test_memory_per_series_is_measured_and_small():
