@@ -512,7 +512,7 @@ def _burst_tail(rn, s1, x, mu, pi, lb):
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _same_level(lx, x, mu):
+def same_level(lx, x, mu):
     """This window's level (log x / mu) within 1 / BURST_TAIL_SHARE of the last's (lx)."""
     return x > 0.0 and abs(math.log(x / mu) - lx) <= -math.log(BURST_TAIL_SHARE)
 
@@ -524,7 +524,7 @@ def _level_holds(rn, s1, x, mu, pi, lb, lx):
     1 / BURST_TAIL_SHARE of it. A spike is a step that holds; bursts come and go, and two
     in a row (or one on another) rarely hold one level."""
     return (rn == 3.0 and s1 > 0.0 and pi > PI_NULL and lb > 0.0
-            and lx >= lb + math.log(BURST_TAIL_SHARE) and _same_level(lb, x, mu))
+            and lx >= lb + math.log(BURST_TAIL_SHARE) and same_level(lb, x, mu))
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -712,7 +712,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                             # straddling a window boundary. Split unevenly, it is one
                             # burst: as surprising as its larger part. At one level, it
                             # may be a step: the weaker window counts twice at most
-                            if _same_level(st[LX, i], xi, mu):
+                            if same_level(st[LX, i], xi, mu):
                                 sr = min(sr, 2.0 * min(s1, prs))
                             else:
                                 sr = min(sr, max(s1, prs))
@@ -1009,9 +1009,9 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     with np.errstate(divide="ignore", invalid="ignore"):
         lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
 
-    def same_level(ref):  # _same_level
+    def at_level(ref):  # same_level
         return (x > 0) & (np.abs(lx3 - ref) <= band)
-    pair = np.where(same_level(get(LX)), 2.0 * np.minimum(s1, prs), np.maximum(s1, prs))
+    pair = np.where(at_level(get(LX)), 2.0 * np.minimum(s1, prs), np.maximum(s1, prs))
     sr = np.where(span2, np.minimum(sr, pair), sr)
     lb0 = get(LB)
     with np.errstate(over="ignore"):
@@ -1023,7 +1023,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
                          bm[tail], bv[tail])
     sr = np.where(tail, np.minimum(sr, sr2), sr)
     holds = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0) & ~tail
-             & (get(LX) >= lb0 - band) & same_level(lb0))
+             & (get(LX) >= lb0 - band) & at_level(lb0))
     sr = np.where(holds, np.maximum(sr, s_nb - math.log10(2.0)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)

@@ -448,7 +448,8 @@ class Detector:
         # template has no drop there (its start and end are known to the hour only).
         cand = np.flatnonzero(np.abs(s_t[nz]) >= self.s_warn)
         t_cand = t_idx[nz[cand]]
-        near_jobs, job_rates = cm.job_hours(self.tm["prof"][:, t_cand], self.tm["pcnt"][:, t_cand],
+        near_jobs, job_rates = cm.job_hours(self.tm["prof"][:, t_cand],
+                                            self.tm["pcnt"][:, t_cand],
                                             self.tm["seen"][t_cand], hpos, self.w)
         for c, q in enumerate(cand.tolist()):
             j = int(nz[q])
@@ -474,7 +475,7 @@ class Detector:
             # from one window to the next (bursts in a cluster come and go)
             burst_like = (s_t[j] > 0 and self.tm["st"][cm.PI, t] > cm.PI_NULL
                           and (self.tm["st"][cm.RN, t] <= BURST_RUN_WARNING
-                               or not cm._same_level(float(t_lx_before[j]), x, float(exp))))
+                               or not cm.same_level(float(t_lx_before[j]), x, float(exp))))
             add(int(pos_of[svc]), "spike" if s_t[j] > 0 else "drop", t, x, exp, sd_t[j], s_t[j],
                 frame.samples.get(t, []), f_t[q], burst_like)
         # new templates, weighted by level, once the service has a baseline

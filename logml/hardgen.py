@@ -89,9 +89,13 @@ HELDOUT_SCENARIOS = [
     {"name": "heldout-3q", "seed": 2207, "hours": 72, "services": 4, "rate": 2.0},
     {"name": "heldout-2r", "seed": 6029, "hours": 48, "services": 5, "rate": 1.5},
     # added later in session 10, the detector unchanged since its last check (e6bb570),
-    # before anything was run on them: the fresh pair for the next change
+    # before anything was run on them, for the check of the second change (job hours)
     {"name": "heldout-3s", "seed": 4441, "hours": 72, "services": 5, "rate": 2.0},
     {"name": "heldout-2t", "seed": 7919, "hours": 48, "services": 4, "rate": 1.5},
+    # added at the end of session 10, the detector unchanged since its last check
+    # (job hours): nothing has been run on them, not even main; the next change's fresh pair
+    {"name": "heldout-3u", "seed": 5381, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "heldout-2v", "seed": 9241, "hours": 48, "services": 5, "rate": 2.0},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 

@@ -479,7 +479,7 @@ def test_two_bursts_back_to_back_are_no_critical():
 def test_bursts_in_a_row_that_never_hold_a_level_stay_warnings():
     """Bursts can come in a cluster: here, eight times, six windows in a row at x4, x10,
     x4, x12, x4, x10 of the bursty template's mean. The run outlasts BURST_RUN_WARNING,
-    but no window holds the level of the one before (countmodel._same_level): bursts come
+    but no window holds the level of the one before (countmodel.same_level): bursts come
     and go, a spike is a step that holds. Such a run stays a warning (before, its fifth
     and sixth windows were critical in all eight); a template that holds x8 is critical
     from its fifth window (``test_bursts_straddling_windows_are_not_critical_but_a_
