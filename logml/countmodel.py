@@ -418,6 +418,16 @@ def line_slots(hpos):
     return h0 % 24, (h0 + 1) % 24, wgt
 
 
+def _windows_a_day(window_seconds: float) -> int:
+    return max(int(86400.0 / window_seconds), 1)
+
+
+def _day_profiled(pcnt: np.ndarray, seen, window_seconds: float):
+    """Whether a full day of history has filled every hour slot: of one series (a column
+    of ``pcnt``, an int ``seen``) or of several (columns, an array)."""
+    return (np.asarray(seen) >= _windows_a_day(window_seconds)) & (pcnt[:24].min(axis=0) > 0)
+
+
 def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: int,
                 window_seconds: float) -> float:
     """A series' usual count at this time of day, from its rhythm profile (one column of
@@ -426,9 +436,9 @@ def usual_count(prof: np.ndarray, pcnt: np.ndarray, seen: int, hpos: float, d: i
     are of count / that factor (after a week, as ``model_step`` learns them); 0 before a
     full day of history. Not a level that follows what it sees:
     what this hour usually holds."""
-    n_day = max(int(86400.0 / window_seconds), 1)
-    if seen < n_day or pcnt[:24].min() == 0:
+    if not _day_profiled(pcnt, seen, window_seconds):
         return 0.0
+    n_day = _windows_a_day(window_seconds)
     h0, h1, wgt = line_slots(hpos)
     c = (1.0 - wgt) * float(prof[h0]) + wgt * float(prof[h1])
     dsum = float(prof[24:].sum())
@@ -450,12 +460,11 @@ def job_hours(prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray, hpos: float,
     has it). A one-hour job at a time that is not on the hour splits over two hour slots:
     it runs at their two means summed, and where in those hours it starts and ends the
     hour means cannot say. (False, 0.0) for any other series, or before a full day."""
-    n_day = max(int(86400.0 / window_seconds), 1)
     m = prof[:24].astype(np.float64)
     pair = m + np.roll(m, -1, axis=0)
     p = np.argmax(pair, axis=0)
     rate = np.take_along_axis(pair, p[None, :], axis=0)[0]
-    job = ((np.asarray(seen) >= n_day) & (pcnt[:24].min(axis=0) > 0) & (rate > 0.0)
+    job = (_day_profiled(pcnt, seen, window_seconds) & (rate > 0.0)
            & (rate >= 2.0 * JOB_CONTRAST * np.median(m, axis=0)))
     near = job & np.isin((int(hpos) - p) % 24, (23, 0, 1, 2))
     return near, np.where(job, rate, 0.0)

@@ -296,9 +296,10 @@ class Detector:
             self._inherit(t_idx, into)
         hpos, day = cm.slots(frame.start, frame.end)
 
-        t_seen_before = self.tm["seen"][t_idx]  # model_step replaces, never edits, this
-        t_seen_before = t_seen_before.copy()
-        t_lx_before = self.tm["st"][cm.LX, t_idx].copy()  # each one's last window's level
+        # before model_step updates them (indexing by t_idx copies): each series' windows
+        # seen and its last window's level
+        t_seen_before = self.tm["seen"][t_idx]
+        t_lx_before = self.tm["st"][cm.LX, t_idx]
         # a template is young for its first few windows: then it may raise new_template once
         young = t_idx[t_seen_before < NEW_TEMPLATE_WINDOWS]
         young = young[~self.t_reported[young] & (counts[young] > 0)]
