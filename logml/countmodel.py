@@ -54,9 +54,16 @@ def _logpmf(x, mu, k):
     """Natural log of the NB(mu, k) (Poisson when k == 0) mass at integer x >= 0."""
     if k <= 0.0:
         return x * math.log(mu) - mu - math.lgamma(x + 1.0)
-    r = 1.0 / k
-    return (math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1.0)
-            - r * math.log1p(k * mu) + x * (math.log(k * mu) - math.log1p(k * mu)))
+    lk = math.log1p(k * mu)
+    if x * k < 1e-4:
+        # ln Gamma(x + 1/k) - ln Gamma(1/k) + x ln k = the sum of ln(1 + j k), j < x, by
+        # its series: the lgamma difference of two numbers near 1/k loses all precision
+        # when k is tiny (at k = 1e-12 a burstier series came out more surprising)
+        s1 = 0.5 * x * (x - 1.0)
+        g = k * s1 - k * k * (x - 1.0) * x * (2.0 * x - 1.0) / 12.0 + k * k * k * s1 * s1 / 3.0
+    else:
+        g = math.lgamma(x + 1.0 / k) - math.lgamma(1.0 / k) + x * math.log(k)
+    return x * math.log(mu) - math.lgamma(x + 1.0) + g - lk / k - x * lk
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")

@@ -61,6 +61,21 @@ def test_overdispersion_widens_the_tails(x, mu, k1, dk):
     assert cm.surprise(float(x), mu, k1 + dk) <= narrow + 1e-7 * max(1.0, narrow)
 
 
+def test_negative_binomial_mass_is_exact_for_tiny_overdispersion():
+    """k near 0: the mass is Poisson's within k x^2, not lgamma's rounding of numbers near
+    1/k (k = 1e-12 made a count of 6 where 1 is expected more surprising than under
+    Poisson); larger k: as the lgamma formula has it."""
+    for x in (1.0, 6.0, 40.0, 300.0):
+        for k in (1e-14, 1e-12, 1e-9, 1e-7):
+            want = math.fsum([-1.0 - math.lgamma(x + 1.0), -math.log1p(k) / k + 1.0,
+                              -x * math.log1p(k)] + [math.log1p(j * k) for j in range(int(x))])
+            assert cm._logpmf(x, 1.0, k) == pytest.approx(want, abs=1e-12), (x, k)
+    x, mu, k = 30.0, 2.5, 0.3
+    assert cm._logpmf(x, mu, k) == pytest.approx(float(cm.logpmf_reference(x, mu, k)), rel=1e-12)
+    assert cm.surprise(6.0, 1.0, 1e-12 + 7e-18) <= cm.surprise(6.0, 1.0, 1e-12)
+    assert cm.surprise(6.0, 1.0, 1e-12) <= cm.surprise(6.0, 1.0, 0.0) + 1e-12
+
+
 # ---------------------------------------------------------------- scores
 @SETTINGS
 @given(st.lists(st.floats(-400.0, 400.0), min_size=1, max_size=50))
