@@ -42,6 +42,7 @@ WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most
 WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
 RISE_MIN_LINES = 10.0  # siblings expected to hold fewer lines say nothing of their service
 RISE_CAP = 3.0  # ... and a sibling's count counts at most 3x its expectation (bursts)
+LEVELS = [cm.F, cm.LD, cm.LL, cm.LW]  # the level row of each baseline, by mode
 BURST_RUN_WARNING = 2.0 * cm.BURST_WINDOWS  # a series that bursts: an upward run this short
 # is at most a warning (a burst lasts at most BURST_WINDOWS; two back to back, which bursts
 # a few times an hour do now and then, light up four windows)
@@ -176,6 +177,7 @@ class Detector:
         self.params_s = cm.model_params(self.alpha, self.w, cfg.warmup_windows, cfg.seasonal,
                                         rhythm_first=True)
         self.s_warn = cm.surprise_for_score(cfg.warning_score)
+        self.slow_gain = 1.0 - 0.5 ** (self.w / (shortfall.SLOW_HOURS * 3600.0))
         self.s_crit = cm.surprise_for_score(cfg.critical_score)
         self.new_rate = new_template_rate(cfg.new_template_min_lines)
         self.n_t = 0  # template series in use (the model arrays may be larger)
@@ -309,8 +311,17 @@ class Detector:
                                      hpos, day, self.params)
         lines = lines_all[svcs].astype(np.float64)
         s_seen_before = self.sm["seen"][svcs].copy()
+        mode_before = self.sm["st"][cm.MODE, svcs]
+        level_before = self.sm["st"][LEVELS][:, svcs]
         s_s, mu_s, sd_s = self._step(self.sm, svcs, lines, hpos, day, self.params_s)
-        s_short = shortfall.step(self.short, svcs, lines, mu_s, s_seen_before,
+        # the shortfall test: against the expectation with a slow level (a rhythm in use)
+        mode = self.sm["st"][cm.MODE, svcs].astype(np.int64)
+        col = np.arange(len(svcs))
+        mu_short = shortfall.slow_expectation(
+            self.short, svcs, mu_s, level_before[mode, col].astype(np.float64),
+            self.sm["st"][LEVELS][:, svcs][mode, col].astype(np.float64), mode != cm.FLAT,
+            mode != mode_before, self.slow_gain)
+        s_short = shortfall.step(self.short, svcs, lines, mu_short, s_seen_before,
                                  86400.0 / self.w, self.s_warn)
 
         # error ratio: baseline, trend, and the error count's tail under that baseline
@@ -438,7 +449,7 @@ class Detector:
         for k in np.flatnonzero(s_short >= self.s_warn).tolist():
             if int(svcs[k]) in dropped:
                 continue
-            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_short[k], [], f_s[k], True)
+            add(k, "drop", -1, lines[k], mu_short[k], sd_s[k], -s_short[k], [], f_s[k], True)
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_short[k])
             dropped.add(int(svcs[k]))
         # template spikes and drops. A spike is at least twice what its own model
@@ -568,9 +579,9 @@ class Detector:
         d.n_s = len(d.sm["seen"])
         d.short = {k: np.array(state["shortfall"][k], np.float64) for k in shortfall.FIELDS}
         for k, v in d.short.items():  # the sums are indexed by service: sizes must agree
-            if v.shape != (d.n_s, len(shortfall.SCALES)):
+            if v.shape != shortfall.shape(k, d.n_s):
                 raise ValueError(f"detector shortfall {k} has shape {v.shape}, expected "
-                                 f"({d.n_s}, {len(shortfall.SCALES)})")
+                                 f"{shortfall.shape(k, d.n_s)}")
         # the kernels index these by series without bounds checks: sizes must agree
         for k in cls._ARRAYS + cls._RUN_ARRAYS:
             n = d.n_t if k == "t_reported" else d.n_s

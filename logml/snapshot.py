@@ -33,7 +33,7 @@ import orjson
 from . import __version__, shortfall
 
 MAGIC = b"LOGMLSNAP\n"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 UNSAFE_FORMAT = 1  # format 1 held serialised Python objects: refused, never read
 MAX_HEADER_BYTES = 16 << 20
 MAX_BODY_BYTES = 4 << 30  # a state claiming more data than this is refused unread
@@ -332,18 +332,25 @@ def _decode(node, arrays: list, view, depth: int, name: str):
     return {k: _decode(v, arrays, view, depth + 1, name) for k, v in node.items()}
 
 
-def _read_v6(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 6: format 5, and the rules the templates were made under (``rules`` of the
-    template stage, template.MASK_RULES: 2 masks request paths by route)."""
+def _read_v7(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 7: format 6, and each service's slow level of the sustained-shortfall test
+    (``shortfall.short_slow``, float64 a service; 0: none yet)."""
     return _read_v2(data, header, start, name, limit)
+
+
+def _migrate_6(data: bytes, header: dict, start: int, name: str, limit: int):
+    """Format 6: format 5, and the rules the templates were made under (``rules`` of the
+    template stage, template.MASK_RULES: 2 masks request paths by route). -> 7: no slow
+    level yet (each service starts it at its baseline's level at its next window)."""
+    return _format_7(_read_v2(data, header, start, name, limit))
 
 
 def _migrate_5(data: bytes, header: dict, start: int, name: str, limit: int):
     """Format 5: format 4, and the detector's sustained-shortfall sums of each service
     (``shortfall``: sums, mean relative deviations, learnt centres and spreads, one column
     per scale). -> 6: its templates were made under rules 1 (paths masked whole), and
-    keep them."""
-    return _format_6(_read_v2(data, header, start, name, limit))
+    keep them; then as format 6."""
+    return _format_7(_format_6(_read_v2(data, header, start, name, limit)))
 
 
 def _migrate_4(data: bytes, header: dict, start: int, name: str, limit: int):
@@ -352,18 +359,19 @@ def _migrate_4(data: bytes, header: dict, start: int, name: str, limit: int):
     and each series of the detector the log ratio of its last window to its expectation
     (row ``LX`` of ``st``: whether a run holds its level). -> 5: no shortfall sums yet;
     then as format 5."""
-    return _format_6(_format_5(_read_v2(data, header, start, name, limit)))
+    return _format_7(_format_6(_format_5(_read_v2(data, header, start, name, limit))))
 
 
 def _migrate_3(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 3 -> 6: templates saved before ``first_open_window`` existed get NaN (unknown:
+    """Format 3 -> 7: templates saved before ``first_open_window`` existed get NaN (unknown:
     their merges hold for every window, as format 3's did); series get LX 0 (a last window
     as expected: no run holds a level until a window has been seen); then as format 4."""
-    return _format_6(_format_5(_format_4(_read_v2(data, header, start, name, limit))))
+    return _format_7(_format_6(_format_5(_format_4(_read_v2(data, header, start, name,
+                                                             limit)))))
 
 
 def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 2 -> 6: a detector saved before error-rate runs existed has none open; then
+    """Format 2 -> 7: a detector saved before error-rate runs existed has none open; then
     as format 3."""
     tree = _read_v2(data, header, start, name, limit)
     det = tree.get("detector") if isinstance(tree, dict) else None
@@ -371,7 +379,7 @@ def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
         n = len(det["alive"])
         for key in ("e_rs", "e_rn"):
             det.setdefault(key, np.zeros(n))
-    return _format_6(_format_5(_format_4(tree)))
+    return _format_7(_format_6(_format_5(_format_4(tree))))
 
 
 LX_ROW = 22  # countmodel.LX, the row format 4 added to a series' state matrix
@@ -419,8 +427,19 @@ def _format_6(tree):
     return tree
 
 
+def _format_7(tree):
+    """What format 7 added, to a pipeline's tree of format 6: each service's slow level of
+    the shortfall test, none yet (0)."""
+    det = tree.get("detector") if isinstance(tree, dict) else None
+    short = det.get("shortfall") if isinstance(det, dict) else None
+    if isinstance(short, dict) and isinstance(det.get("alive"), np.ndarray):
+        short.setdefault("short_slow", np.zeros(len(det["alive"])))
+    return tree
+
+
 # older formats that can be migrated join here
-_READERS = {6: _read_v6, 5: _migrate_5, 4: _migrate_4, 3: _migrate_3, 2: _migrate_2}
+_READERS = {7: _read_v7, 6: _migrate_6, 5: _migrate_5, 4: _migrate_4, 3: _migrate_3,
+            2: _migrate_2}
 
 
 # ---------------------------------------------------------------- files

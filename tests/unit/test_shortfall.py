@@ -1,6 +1,7 @@
 """The sustained-shortfall test of service totals (logml/shortfall.py), on data built for
 it: a total that stops following its ramp must fire; stationary noise must stay quiet."""
 import numpy as np
+import pytest
 
 from logml import shortfall
 
@@ -49,3 +50,29 @@ def test_a_burst_does_not_hide_a_shortfall_and_a_rise_never_fires():
     s = _run(x, mu)
     assert (s[1300:1340] == 0).all()
     assert (s[1466:1480] >= 3.5).all()  # through and after the burst
+
+
+def test_the_slow_level_stands_in_for_a_rhythms_level_and_follows_it_slowly():
+    """Three totals, their baseline levels falling from 100 to 60 at once: on a rhythm,
+    the shortfall's expectation keeps the slow level (mu x slow / level), which moves half
+    way in SLOW_HOURS; a flat baseline's expectation is its own; a total whose baseline in
+    use changed starts the slow level afresh at the new baseline's."""
+    state = shortfall.new_state(3)
+    idx = np.arange(3)
+    gain = 1.0 - 0.5 ** (60.0 / (shortfall.SLOW_HOURS * 3600.0))
+    rhythm = np.array([True, False, True])
+    mu = np.full(3, 50.0)
+    # first window: no slow level yet, the expectation is the baseline's
+    out = shortfall.slow_expectation(state, idx, mu, np.full(3, 100.0), np.full(3, 100.0),
+                                     rhythm, np.zeros(3, bool), gain)
+    assert np.array_equal(out, mu) and np.array_equal(state["short_slow"], np.full(3, 100.0))
+    changed = np.array([False, False, True])
+    out = shortfall.slow_expectation(state, idx, np.full(3, 30.0), np.full(3, 60.0),
+                                     np.full(3, 60.0), rhythm, changed, gain)
+    assert out == pytest.approx([50.0, 30.0, 30.0])
+    assert state["short_slow"][2] == 60.0
+    windows = int(round(shortfall.SLOW_HOURS * 60)) - 1
+    for _ in range(windows):
+        shortfall.slow_expectation(state, idx, np.full(3, 30.0), np.full(3, 60.0),
+                                   np.full(3, 60.0), rhythm, np.zeros(3, bool), gain)
+    assert state["short_slow"][0] == pytest.approx(80.0, rel=1e-3)
