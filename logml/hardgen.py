@@ -93,9 +93,13 @@ HELDOUT_SCENARIOS = [
     {"name": "heldout-3s", "seed": 4441, "hours": 72, "services": 5, "rate": 2.0},
     {"name": "heldout-2t", "seed": 7919, "hours": 48, "services": 4, "rate": 1.5},
     # added at the end of session 10, the detector unchanged since its last check
-    # (job hours): nothing has been run on them, not even main; the next change's fresh pair
+    # (job hours): session 11's fresh pair (the shortfall's slow level)
     {"name": "heldout-3u", "seed": 5381, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "heldout-2v", "seed": 9241, "hours": 48, "services": 5, "rate": 2.0},
+    # added in session 11 right after that check, the detector unchanged since: nothing
+    # has been run on them, not even main; the next change's fresh pair
+    {"name": "heldout-3w", "seed": 6659, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2x", "seed": 3821, "hours": 48, "services": 4, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
