@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from logml.hardgen import HELDOUT_SCENARIOS, TUNING_SCENARIOS
+from logml.hardgen import FRESH_SCENARIOS, HELDOUT_SCENARIOS, TUNING_SCENARIOS
 
 RESULTS = Path(__file__).parent / "results"
 SETS = (("tuning", TUNING_SCENARIOS), ("held-out", HELDOUT_SCENARIOS))
@@ -21,16 +21,18 @@ def chosen(argv, doc: str, sets=SETS) -> tuple[list[tuple[str, dict]], bool]:
     """((set, scenario) of the scenarios the command line names (``--only NAME ...``, or
     ``--set tuning``: a change in progress is measured there, held-out scenarios only
     check a finished one), else of every scenario in ``sets``, in order; whether that is
-    only part of them)."""
+    only part of them). The fresh pair (``hardgen.FRESH_SCENARIOS``) runs only when
+    named: a full run must not show anyone main's results on it before its check."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--only", nargs="*", help="scenario names")
     ap.add_argument("--set", choices=[kind for kind, _ in sets],
                     help="only this set's scenarios")
     args = ap.parse_args(argv)
     every = [(kind, sc) for kind, lst in sets for sc in lst]
-    picked = [(kind, sc) for kind, sc in every
+    named = every + [("fresh", sc) for sc in FRESH_SCENARIOS]
+    picked = [(kind, sc) for kind, sc in (named if args.only else every)
               if (not args.only or sc["name"] in args.only) and (not args.set or kind == args.set)]
-    return picked, len(picked) < len(every)
+    return picked, bool(args.only or args.set)
 
 
 def write(name: str, body: dict, partial: bool = False) -> Path:

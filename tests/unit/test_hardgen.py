@@ -7,7 +7,8 @@ import orjson
 import pytest
 
 from logml.generate import generate
-from logml.hardgen import HARD_INCIDENT_TYPES, HELDOUT_SCENARIOS, TUNING_SCENARIOS, expected_lines
+from logml.hardgen import (FRESH_SCENARIOS, HARD_INCIDENT_TYPES, HELDOUT_SCENARIOS,
+                           TUNING_SCENARIOS, expected_lines)
 
 START = 1_764_028_800.0  # a Tuesday, 00:00 UTC
 
@@ -79,7 +80,8 @@ def test_daily_and_weekly_rhythm():
 def test_scenario_lists_are_separate():
     tune = {s["seed"] for s in TUNING_SCENARIOS}
     held = {s["seed"] for s in HELDOUT_SCENARIOS}
-    assert tune and held and not tune & held
+    fresh = {s["seed"] for s in FRESH_SCENARIOS}
+    assert tune and held and not tune & held and not fresh & (tune | held)
 
 
 def test_expected_lines_is_the_streams_noiseless_rate(stream):
