@@ -19,6 +19,12 @@ documents, ranked the same way) shows how much of it logml's baseline keeps; log
 in-time result comes from ``logml eval`` of that run. Oracle column to baseline column:
 what the baseline loses; baseline column to in-time result: what the tests lose.
 
+Each service also gets the spread of those sums on its ordinary windows (``noise``: a
+robust sd of z, 1 for Poisson counts around an exact rate) against the oracle and against
+logml's expectation, on ramps (the oracle's rate changes by more than RAMP in the hour
+around the window) and off them: what logml's baseline adds to the noise a test must
+tolerate, and where.
+
     python -m benchmarks.detectability [--only NAME ...] [--set tuning|held-out]
 
 Writes benchmarks/results/detectability.json (detectability.partial.json, untracked, for part
@@ -45,6 +51,9 @@ SCALES = (1, 2, 4, 8, 16, 32)
 WARNING_BUDGET = 2.0  # false warnings per service-day (issue 11)
 GROUP_GAP = 2         # windows: alarms closer than this are one false alarm (logml eval)
 DROP_TYPES = ("drop", "seasonal", "gradual")
+NOISE_SCALES = (1, 4, 16)  # windows: the spreads reported
+RAMP = 0.5                 # relative change of the oracle's rate over an hour
+MAD_TO_SD = 1.4826
 
 
 def per_window(path: Path, names: list[str], t0: float, n_windows: int,
@@ -116,6 +125,34 @@ def evidence(x: np.ndarray, base: np.ndarray, null: np.ndarray) -> tuple:
     return z, ranks, ranks.min(axis=0)
 
 
+def robust_sd(z: np.ndarray) -> float | None:
+    """MAD-based sd of the finite values of z (None for fewer than 30)."""
+    z = z[np.isfinite(z)]
+    if len(z) < 30:
+        return None
+    return round(float(MAD_TO_SD * np.median(np.abs(z - np.median(z)))), 3)
+
+
+def ramps(lam: np.ndarray, half: int = 30) -> np.ndarray:
+    """Windows where the oracle's rate changes by more than RAMP over the hour around."""
+    ahead = np.concatenate([lam[half:], np.repeat(lam[-1:], half)])
+    behind = np.concatenate([np.repeat(lam[:1], half), lam[:-half]])
+    return np.abs(ahead - behind) > RAMP * np.maximum(lam, 1e-9)
+
+
+def noise(z_oracle: np.ndarray, z_logml: np.ndarray, null: np.ndarray,
+          ramp: np.ndarray) -> dict:
+    """Spread of the trailing sums' z on ordinary windows, per scale, off ramps and on."""
+    out = {}
+    for k in NOISE_SCALES:
+        j = SCALES.index(k)
+        for where, mask in (("flat", null & ~ramp), ("ramp", null & ramp)):
+            out[f"{where}_{k}"] = {"windows": int(mask.sum()),
+                                   "oracle": robust_sd(z_oracle[j][mask]),
+                                   "logml": robust_sd(z_logml[j][mask])}
+    return out
+
+
 def at_deadline(p: np.ndarray, allowed: np.ndarray, null: np.ndarray,
                 service_days: float) -> tuple[int, float]:
     """(the allowed window with the strongest evidence, the false alarms a service-day
@@ -134,7 +171,7 @@ def analyse(sc: dict, tmp: Path) -> dict:
     x = counts(gen / "events.jsonl", names, starts[0], len(starts))
     found, mu = logml_run(gen / "events.jsonl", labels, names, starts[0], len(starts), tmp)
     t_null = labels["start"] + labels["probation_seconds"]
-    rows = []
+    rows, spreads = [], {}
     for si, name in enumerate(names):
         mine = [c for c in labels["incidents"] if c["service"] == name]
         null = starts >= t_null
@@ -143,7 +180,8 @@ def analyse(sc: dict, tmp: Path) -> dict:
                       & (starts <= c["end"] + max(SCALES) * W))
         service_days = null.sum() * W / 86400.0
         z, ranks, p = evidence(x[si], lam[si], null)
-        _, _, p_logml = evidence(x[si], mu[si], null)
+        z_logml, _, p_logml = evidence(x[si], mu[si], null)
+        spreads[name] = noise(z, z_logml, null, ramps(lam[si]))
         for c in mine:
             if c["type"] not in DROP_TYPES or c.get("kind", "drop") != "drop":
                 continue
@@ -165,7 +203,7 @@ def analyse(sc: dict, tmp: Path) -> dict:
                 "logml_baseline_false_alarms_per_service_day": round(fa_logml, 2),
                 "within_warning_budget_on_logml_baseline": bool(fa_logml <= WARNING_BUDGET),
                 "logml_in_time": found.get(c["id"])})
-    return {"name": sc["name"], "seed": sc["seed"], "incidents": rows}
+    return {"name": sc["name"], "seed": sc["seed"], "incidents": rows, "noise": spreads}
 
 
 def main(argv=None) -> int:
@@ -187,11 +225,18 @@ def main(argv=None) -> int:
             for key in ("within_warning_budget", "within_warning_budget_on_logml_baseline",
                         "logml_in_time"):
                 s[key] += bool(row[key])
+    noise_summary = {}
+    for key in out[0]["noise"][next(iter(out[0]["noise"]))] if out else ():
+        for who in ("oracle", "logml"):
+            v = [s[key][who] for r in out for s in r["noise"].values() if s[key][who]]
+            noise_summary.setdefault(key, {})[who] = round(float(np.median(v)), 2) if v else None
     scenarios.write("detectability.json", {
         "window_seconds": W, "max_delay_windows": DEADLINE_WINDOWS,
         "scales_windows": list(SCALES), "warning_budget_per_service_day": WARNING_BUDGET,
-        "summary_by_type": summary, "scenarios": out}, partial)
+        "summary_by_type": summary, "noise_median_over_services": noise_summary,
+        "scenarios": out}, partial)
     print(json.dumps(summary))
+    print(json.dumps(noise_summary))
     return 0
 
 

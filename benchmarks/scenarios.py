@@ -39,8 +39,14 @@ def write(name: str, body: dict, partial: bool = False) -> Path:
     """benchmarks/results/<name>: body after the time, machine, Python and commit. A run of
     part of the scenarios goes to <stem>.partial.json (not tracked), so it never replaces
     the file the README quotes."""
+    here = Path(__file__).parent
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
+                            text=True, cwd=here).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                              "logml", "benchmarks/*.py"], capture_output=True, text=True,
+                             cwd=here.parent).stdout.strip()
+    if changed:  # the code that ran is not the commit's
+        commit += "+changes"
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / (name.replace(".json", ".partial.json") if partial else name)
     path.write_text(json.dumps({
