@@ -36,6 +36,7 @@ def evaluate(sc: dict, tmp: Path) -> dict:
     r = json.loads(logml("eval", out / "anomalies.jsonl", gen / "labels.json", "--json"))
     tot, per_sd = r["totals"], r["false_alarms_per_service_day"]
     return {**sc, "incidents": tot["incidents"], "in_time": tot["detected_in_time"],
+            "in_time_through_earlier_alarm": tot["in_time_through_earlier_alarm"],
             "recall": r["recall"], "recall_any_delay": r["recall_any_delay"],
             "recall_by_type": {k: f"{v['detected_in_time']}/{v['incidents']}"
                                for k, v in r["recall_by_type"].items()},

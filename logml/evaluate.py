@@ -21,6 +21,11 @@ Rules, with W = ``window_seconds`` and D = ``max_delay_windows``:
   Unmatched anomalies are also counted one by one (``false_alarm_anomalies``);
 * an incident with an ``onset`` (gradual and seasonal ones of ``logml generate --hard``)
   matches anomalies from ``onset - W``; its delay still counts from ``start``;
+* a detection whose first matching anomaly belongs to a logml incident that began before
+  ``onset - W`` (an alarm already running, which the incident merely prolonged) counts as
+  a detection, but is flagged: ``alarm_began_windows_before`` on the incident (how many
+  windows before the onset that alarm began) and ``in_time_through_earlier_alarm`` in the
+  totals, so such a credit is visible rather than mistaken for a finding;
 * labels may set ``probation_seconds`` (as NAB's probationary period): anomalies in the
   first that many seconds are not scored at all, and service-days start after it;
 * the NAB score (Numenta Anomaly Benchmark, Lavin and Ahmad 2015): every window of a
@@ -206,13 +211,16 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
                "detected_in_time": False, "delay_windows": None, "delay_seconds": None,
                "first_anomaly": None, "matched_types": sorted({a["type"] for a in hits}),
                "matched_anomalies": len(hits),
-               "max_severity": _max_sev([a["severity"] for a in hits]) if hits else None}
+               "max_severity": _max_sev([a["severity"] for a in hits]) if hits else None,
+               "alarm_began_windows_before": 0}
         if hits:
             first = hits[0]["ts"]
             row["first_anomaly"] = first
             row["delay_seconds"] = max(0.0, first - inc["start"])
             row["delay_windows"] = max(0, math.ceil((first - inc["start"]) / W - 1e-9))
             row["detected_in_time"] = row["delay_windows"] <= D
+        row["_first"] = hits[0] if hits else None
+        row["_lo"] = lo
         rows.append(row)
 
     n_inc = len(rows)
@@ -243,6 +251,8 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     group_rows = []
     for key, members in groups.items():
         members.sort(key=lambda a: a["ts"])
+        for a in members:
+            a["group_start"] = members[0]["ts"]
         matched = sorted({m for a in members for m in a["matches"]})
         group_rows.append({
             "key": key[1] if key[0] == "id" else None,
@@ -253,6 +263,12 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
             "anomalies": len(members), "true": bool(matched), "matched_incidents": matched,
         })
     group_rows.sort(key=lambda g: (g["start"], g["services"]))
+    for r in rows:  # a detection that is an earlier alarm running on
+        first, lo = r.pop("_first"), r.pop("_lo")
+        if first is not None and first["group_start"] < lo:
+            r["alarm_began_windows_before"] = math.ceil((lo + W - first["group_start"]) / W - 1e-9)
+    through_earlier = sum(r["detected_in_time"] and r["alarm_began_windows_before"] > 0
+                          for r in rows)
     false_groups = [g for g in group_rows if not g["true"]]
     unmatched = [a for a in anoms if not a["matches"]]
 
@@ -284,6 +300,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         "probation_anomalies": in_probation,
         "logml_incidents": n_groups, "true_logml_incidents": n_true,
         "false_alarms": len(false_groups),
+        "in_time_through_earlier_alarm": through_earlier,
     }
     return {
         "window_seconds": window_seconds, "max_delay_windows": D,
@@ -388,6 +405,8 @@ def format_report(result: dict) -> str:
             status = "yes"
         else:
             status = "late"
+        if r.get("alarm_began_windows_before"):
+            status += f" (alarm from {r['alarm_began_windows_before']} before onset)"
         rows.append([r["id"], r["service"], r["type"], _t(r["start"]),
                      f"{(r['end'] - r['start']) / 60:.1f}m", status,
                      "-" if r["delay_windows"] is None else r["delay_windows"],
@@ -399,6 +418,9 @@ def format_report(result: dict) -> str:
     out.append(f"recall (within {D} windows): {tot['detected_in_time']}/{tot['incidents']} = "
                f"{_pct(result['recall'])}   any delay: {tot['detected']}/{tot['incidents']} = "
                f"{_pct(result['recall_any_delay'])}   late {tot['late']}, missed {tot['missed']}")
+    if tot.get("in_time_through_earlier_alarm"):
+        out.append(f"  of which {tot['in_time_through_earlier_alarm']} only through an alarm that"
+                   " began before the incident's onset, not a finding of it")
     if result["recall_by_type"]:
         out.append("recall by type: " + ", ".join(
             f"{t} {v['detected_in_time']}/{v['incidents']}"

@@ -195,3 +195,24 @@ def test_onset_matches_early_and_probation_is_not_scored():
     assert r["recall"] == 1.0 and r["incidents"][0]["delay_windows"] == 0
     assert r["totals"]["probation_anomalies"] == 1 and r["false_alarms"] == []
     assert r["service_days"] == pytest.approx((86400 - 1800) / 86400)
+
+
+def test_an_alarm_running_since_before_the_onset_is_flagged_not_hidden():
+    """A run of anomalies that began well before an incident and runs into its onset
+    matches it (the rules allow from onset - W) but is flagged as an earlier alarm; an
+    anomaly that starts inside the incident is a finding."""
+    labels = {"services": ["api", "db"], "start": S, "end": S + 86400, "incidents": [
+        {"id": "seasonal", "service": "api", "type": "seasonal", "onset": S + 6000,
+         "start": S + 6600, "end": S + 9000},
+        {"id": "drop", "service": "db", "type": "drop", "start": S + 6000, "end": S + 6600}]}
+    anomalies = [flat("api", S + t, "drop", "warning", iid="api-run")
+                 for t in range(5100, 5941, W)]
+    anomalies.append(flat("db", S + 6060, "drop", "critical", iid="db-run"))
+    res = evaluate(anomalies, labels, W, 2)
+    by_id = {r["id"]: r for r in res["incidents"]}
+    assert by_id["seasonal"]["detected_in_time"]
+    assert by_id["seasonal"]["alarm_began_windows_before"] == 15
+    assert by_id["drop"]["alarm_began_windows_before"] == 0
+    assert res["totals"]["in_time_through_earlier_alarm"] == 1
+    assert "only through an alarm that began before" in format_report(res)
+    assert "(alarm from 15 before onset)" in format_report(res)
