@@ -22,10 +22,12 @@ Rules, with W = ``window_seconds`` and D = ``max_delay_windows``:
 * an incident with an ``onset`` (gradual and seasonal ones of ``logml generate --hard``)
   matches anomalies from ``onset - W``; its delay still counts from ``start``;
 * a detection whose first matching anomaly belongs to a logml incident that began before
-  ``onset - W`` (an alarm already running, which the incident merely prolonged) counts as
-  a detection, but is flagged: ``alarm_began_windows_before`` on the incident (how many
-  windows before the onset that alarm began) and ``in_time_through_earlier_alarm`` in the
-  totals, so such a credit is visible rather than mistaken for a finding;
+  ``onset - W`` (an alarm already running, which the incident may only have prolonged)
+  counts as a detection, but is flagged: ``alarm_began_windows_before`` on the incident
+  (how many windows before the onset that alarm began) and
+  ``in_time_through_earlier_alarm`` in the totals, so such a credit is visible (a deep
+  drop inside a running alarm is still found by its own windows; a seasonal stall at the
+  foot of a ramp where a false shortfall was running may not be);
 * labels may set ``probation_seconds`` (as NAB's probationary period): anomalies in the
   first that many seconds are not scored at all, and service-days start after it;
 * the NAB score (Numenta Anomaly Benchmark, Lavin and Ahmad 2015): every window of a
@@ -419,8 +421,9 @@ def format_report(result: dict) -> str:
                f"{_pct(result['recall'])}   any delay: {tot['detected']}/{tot['incidents']} = "
                f"{_pct(result['recall_any_delay'])}   late {tot['late']}, missed {tot['missed']}")
     if tot.get("in_time_through_earlier_alarm"):
-        out.append(f"  of which {tot['in_time_through_earlier_alarm']} only through an alarm that"
-                   " began before the incident's onset, not a finding of it")
+        out.append(f"  of which {tot['in_time_through_earlier_alarm']} first matched by an alarm"
+                   " already running before the incident's onset (check that the incident's"
+                   " own windows raise it)")
     if result["recall_by_type"]:
         out.append("recall by type: " + ", ".join(
             f"{t} {v['detected_in_time']}/{v['incidents']}"

@@ -214,5 +214,5 @@ def test_an_alarm_running_since_before_the_onset_is_flagged_not_hidden():
     assert by_id["seasonal"]["alarm_began_windows_before"] == 15
     assert by_id["drop"]["alarm_began_windows_before"] == 0
     assert res["totals"]["in_time_through_earlier_alarm"] == 1
-    assert "only through an alarm that began before" in format_report(res)
+    assert "1 first matched by an alarm already running before" in format_report(res)
     assert "(alarm from 15 before onset)" in format_report(res)
