@@ -226,7 +226,7 @@ def main(argv=None) -> int:
                         "logml_in_time"):
                 s[key] += bool(row[key])
     noise_summary = {}
-    for key in out[0]["noise"][next(iter(out[0]["noise"]))] if out else ():
+    for key in (f"{where}_{k}" for k in NOISE_SCALES for where in ("flat", "ramp")):
         for who in ("oracle", "logml"):
             v = [s[key][who] for r in out for s in r["noise"].values() if s[key][who]]
             noise_summary.setdefault(key, {})[who] = round(float(np.median(v)), 2) if v else None

@@ -202,7 +202,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
         lst.sort(key=lambda a: a["ts"])
 
     # incidents
-    rows = []
+    rows, first_hits = [], []  # first_hits: (the incident's first match, its onset)
     for inc in incidents:
         lo, hi = inc["onset"] - W, inc["end"] + D * W
         hits = [a for a in by_service.get(inc["service"], []) if lo <= a["ts"] <= hi]
@@ -221,8 +221,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
             row["delay_seconds"] = max(0.0, first - inc["start"])
             row["delay_windows"] = max(0, math.ceil((first - inc["start"]) / W - 1e-9))
             row["detected_in_time"] = row["delay_windows"] <= D
-        row["_first"] = hits[0] if hits else None
-        row["_lo"] = lo
+        first_hits.append((hits[0] if hits else None, inc["onset"]))
         rows.append(row)
 
     n_inc = len(rows)
@@ -265,10 +264,9 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
             "anomalies": len(members), "true": bool(matched), "matched_incidents": matched,
         })
     group_rows.sort(key=lambda g: (g["start"], g["services"]))
-    for r in rows:  # a detection that is an earlier alarm running on
-        first, lo = r.pop("_first"), r.pop("_lo")
-        if first is not None and first["group_start"] < lo:
-            r["alarm_began_windows_before"] = math.ceil((lo + W - first["group_start"]) / W - 1e-9)
+    for r, (first, onset) in zip(rows, first_hits):  # an earlier alarm running on
+        if first is not None and first["group_start"] < onset - W:
+            r["alarm_began_windows_before"] = math.ceil((onset - first["group_start"]) / W - 1e-9)
     through_earlier = sum(r["detected_in_time"] and r["alarm_began_windows_before"] > 0
                           for r in rows)
     false_groups = [g for g in group_rows if not g["true"]]
