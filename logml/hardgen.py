@@ -96,14 +96,18 @@ HELDOUT_SCENARIOS = [
     # (job hours): session 11's fresh pair (the shortfall's slow level)
     {"name": "heldout-3u", "seed": 5381, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "heldout-2v", "seed": 9241, "hours": 48, "services": 5, "rate": 2.0},
+    # added in session 11 right after change C's check, the detector unchanged since;
+    # session 13's first fresh pair (change D, not merged)
+    {"name": "heldout-3w", "seed": 6659, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2x", "seed": 3821, "hours": 48, "services": 4, "rate": 1.5},
 ]
 # The next change's fresh pair: held-out scenarios nothing has been run on yet, not even
 # main (the benchmarks' full runs leave them out; name them with --only). Added in session
-# 11 right after change C's check, the detector unchanged since. Once checked, a pair
+# 13 right after change D's check, the detector unchanged since. Once checked, a pair
 # joins HELDOUT_SCENARIOS.
 FRESH_SCENARIOS = [
-    {"name": "heldout-3w", "seed": 6659, "hours": 72, "services": 5, "rate": 2.0},
-    {"name": "heldout-2x", "seed": 3821, "hours": 48, "services": 4, "rate": 1.5},
+    {"name": "heldout-3y", "seed": 7477, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "heldout-2z", "seed": 2953, "hours": 48, "services": 5, "rate": 2.0},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
