@@ -39,24 +39,16 @@ def test_an_expectation_that_lags_a_ramp_shows_as_noise_on_the_ramp_only():
     assert abs(out["flat_4"]["logml"] - out["flat_4"]["oracle"]) < 0.15
 
 
-def test_one_threshold_for_all_is_the_loosest_whose_pooled_alarms_fit_the_budget():
-    # pooled false alarms fall as the threshold tightens (THETAS run loose to strict)
-    alarms = np.linspace(400.0, 0.0, len(dt.THETAS)).round()
-    days = 100.0  # 2 a service-day is 200 alarms: the middle of THETAS
-    theta, caught = dt.frontier(alarms, days, [], 2.0)
-    k = int(np.flatnonzero(alarms / days <= 2.0).min())
-    assert theta == dt.THETAS[k] and alarms[k] <= 200 < alarms[k - 1]
-    p = np.array([dt.THETAS[k] / 10, dt.THETAS[k], dt.THETAS[k] * 1.5, 0.5])
-    assert dt.frontier(alarms, days, p, 2.0) == (theta, 2)  # the last two need more
-    assert dt.frontier(alarms, days, p, 1e-9) == (dt.THETAS[-1], 0)  # 0 alarms at the end
-    assert dt.frontier(alarms + 1, days, p, 1e-9) == (None, 0)  # none fits
 
-
-def test_alarms_by_threshold_counts_grouped_ordinary_windows():
-    p = np.full(100, 0.5)
-    p[[10, 11, 50]] = 1e-3  # two alarms: 10-11 is one
-    null = np.ones(100, bool)
-    counts = dt.alarms_by_threshold(p, null)
-    assert counts[0] == 2 and counts[-1] == 0  # THETAS[0] = 0.1, THETAS[-1] = 1e-5
-    null[50] = False  # inside an incident: not a false alarm
-    assert dt.alarms_by_threshold(p, null)[0] == 1
+def test_caught_by_budget_counts_what_a_test_with_part_of_the_budget_would_catch():
+    rows = [{"type": "gradual", "false_alarms_per_service_day": fa,
+             "logml_baseline_false_alarms_per_service_day": fl}
+            for fa, fl in ((0.0, 0.0), (0.4, 1.5), (0.9, 2.0), (1.9, 6.0), (2.5, 9.0))]
+    rows.append({"type": "seasonal", "false_alarms_per_service_day": 0.7,
+                 "logml_baseline_false_alarms_per_service_day": 0.5})
+    out = dt.caught_by_budget(rows)
+    assert out["0.5"] == {"oracle": {"gradual": 2, "seasonal": 0},
+                          "logml": {"gradual": 1, "seasonal": 1}}
+    assert out["1"]["oracle"] == {"gradual": 3, "seasonal": 1}
+    assert out["2"] == {"oracle": {"gradual": 4, "seasonal": 1},
+                        "logml": {"gradual": 3, "seasonal": 1}}
