@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
+import os
+import stat
 import sys
 from contextlib import contextmanager
 
@@ -437,8 +440,6 @@ def build_parser() -> argparse.ArgumentParser:
 def operator_error(e: BaseException, command: str = "run") -> str | None:
     """The one line that tells an operator what went wrong and what to do, or None when
     the exception is not an operator's mistake (a bug: traceback)."""
-    import errno
-
     from .metrics import MetricsPortError
     from .setup import SetupError
     from .snapshot import SnapshotError
@@ -471,6 +472,23 @@ def operator_error(e: BaseException, command: str = "run") -> str | None:
     return where + (what or e.strerror or str(e))
 
 
+def _check_input_path(path: str | None) -> None:
+    """An input that is missing or a directory, said before the kernels load: on a first
+    run that is half a minute of compiling, and under load a notice line before the
+    error. The input's own open says the same later (a file can vanish in between)."""
+    if not path or path == "-":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+    except OSError:
+        return  # permission and the like: the open says it, precisely
+    if stat.S_ISDIR(mode):
+        from .sources.file import InputError
+        raise InputError(f"{path} is a directory: give a log file (or - for stdin)")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -479,6 +497,7 @@ def main(argv=None) -> int:
         return 2
     try:
         if args.command in ("parse", "run", "demo"):
+            _check_input_path(getattr(args, "input", None) or getattr(args, "file", None))
             from .jit import load_kernels
             load_kernels()  # first, before the config (which loads the masks' module)
         return args.func(args)

@@ -28,6 +28,24 @@ def test_a_directory_as_input(tmp_path):
     one_line(logml("run", "--input", tmp_path, "--output", tmp_path / "o"), "is a directory")
 
 
+@pytest.mark.parametrize("command", ["run", "parse"])
+def test_a_wrong_input_path_is_said_before_the_kernels_load(tmp_path, monkeypatch, capsys,
+                                                           command):
+    """A first run compiles for half a minute, and a slow load prints a notice line: an
+    input that is missing or a directory is said before either."""
+    from logml import cli, jit
+
+    def load_kernels():
+        raise AssertionError("kernels loaded before the input was checked")
+    monkeypatch.setattr(jit, "load_kernels", load_kernels)
+    for path, words in ((tmp_path, "is a directory"), (tmp_path / "nope.log", "no such file")):
+        args = (["run", "--input", str(path), "--output", str(tmp_path / "o")]
+                if command == "run" else ["parse", str(path)])
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("logml: error: ") and words in err[0], err
+
+
 def test_a_missing_input(tmp_path):
     one_line(logml("run", "--input", tmp_path / "nope.log", "--output", tmp_path / "o"),
              "nope.log", "no such file")
