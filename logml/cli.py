@@ -485,8 +485,8 @@ def _check_input_path(path: str | None) -> None:
     except OSError:
         return  # permission and the like: the open says it, precisely
     if stat.S_ISDIR(mode):
-        from .sources.file import InputError
-        raise InputError(f"{path} is a directory: give a log file (or - for stdin)")
+        from .sources.file import not_a_file
+        raise not_a_file(path)
 
 
 def main(argv=None) -> int:

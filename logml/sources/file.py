@@ -37,6 +37,11 @@ class InputError(Exception):
     """An input logml cannot read as logs; the message says what to do (one line)."""
 
 
+def not_a_file(path: str) -> InputError:
+    """The error of an input path that is a directory."""
+    return InputError(f"{path} is a directory: give a log file (or - for stdin)")
+
+
 @dataclass
 class Block:
     data: bytes
@@ -198,7 +203,7 @@ class Input:
             st = os.fstat(self.fd)
             if stat.S_ISDIR(st.st_mode):
                 self.close()
-                raise InputError(f"{path} is a directory: give a log file (or - for stdin)")
+                raise not_a_file(path)
         self.regular = stat.S_ISREG(st.st_mode)
         self.seekable = self.regular and path != "-"
         self.live = not self.regular
