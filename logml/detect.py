@@ -43,6 +43,7 @@ WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents o
 RISE_MIN_LINES = 10.0  # siblings expected to hold fewer lines say nothing of their service
 RISE_CAP = 3.0  # ... and a sibling's count counts at most 3x its expectation (bursts)
 LEVELS = [cm.F, cm.LD, cm.LL, cm.LW]  # the level row of each baseline, by mode
+BURST_STEP_DECADES = 1.0  # see _at_level
 BURST_RUN_WARNING = 2.0 * cm.BURST_WINDOWS  # a series that bursts: an upward run this short
 # is at most a warning (a burst lasts at most BURST_WINDOWS; two back to back, which bursts
 # a few times an hour do now and then, light up four windows)
@@ -113,6 +114,19 @@ def _fold(counts: np.ndarray, errors: np.ndarray, into: np.ndarray) -> tuple:
     counts[moved] = 0
     errors[moved] = 0
     return counts, errors
+
+
+def _at_level(lx: np.ndarray, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """This window's level log(x / mu) within 1 / BURST_TAIL_SHARE of the last window's
+    (lx), as countmodel.same_level, widened by one standard error of the two counts'
+    log-ratio (Poisson): at 40 lines a step that holds differs by 20 % from window to
+    window. In a series that bursts, a rise off that level is a burst coming or going
+    and needs BURST_STEP_DECADES more evidence (docs/detection.md, the alert budget)."""
+    x_prev = np.maximum(mu * np.exp(lx), 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lvl = np.log(np.where(x > 0.0, x, np.nan) / mu)
+        se = np.sqrt(1.0 / x + 1.0 / x_prev)
+    return np.abs(lvl - lx) <= -math.log(cm.BURST_TAIL_SHARE) + se
 
 
 def common_rise(rise_x: float, rise_m: float, x: float, mu: float) -> float:
@@ -359,6 +373,12 @@ class Detector:
         # only the few surprising series need their correction
         g_nz = group[nz]
         f_t = np.where(many[g_nz], W[g_nz] / np.sqrt(np.maximum(mu_t[nz], V_MIN)), 1.0)
+        # a series that bursts, rising in a window off the level of the one before: a
+        # burst coming or going (a spike is a step that holds), ten times the evidence
+        t_nz = t_idx[nz]
+        off = ((s_t[nz] > 0.0) & (self.tm["st"][cm.PI, t_nz] > cm.PI_NULL)
+               & ~_at_level(t_lx_before[nz], counts[t_nz].astype(np.float64), mu_t[nz]))
+        f_t = np.where(off, f_t * 10.0 ** BURST_STEP_DECADES, f_t)
         s_nz = np.sign(s_t[nz]) * np.maximum(np.abs(s_t[nz]) - np.log10(f_t), 0.0)
         best, _ = cm.group_extreme(g_nz, s_nz, len(svcs))
         best_s = np.where(best >= 0, s_nz[np.maximum(best, 0)] if len(nz) else 0.0, 0.0)
