@@ -100,14 +100,18 @@ HELDOUT_SCENARIOS = [
     # session 13's first fresh pair (change D, not merged)
     {"name": "heldout-3w", "seed": 6659, "hours": 72, "services": 5, "rate": 2.0},
     {"name": "heldout-2x", "seed": 3821, "hours": 48, "services": 4, "rate": 1.5},
+    # added in session 13 right after change D's check, the detector unchanged since;
+    # session 15's fresh pair (change E, merged)
+    {"name": "heldout-3y", "seed": 7477, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "heldout-2z", "seed": 2953, "hours": 48, "services": 5, "rate": 2.0},
 ]
 # The next change's fresh pair: held-out scenarios nothing has been run on yet, not even
 # main (the benchmarks' full runs leave them out; name them with --only). Added in session
-# 13 right after change D's check, the detector unchanged since. Once checked, a pair
+# 15 right after change E was merged, the detector unchanged since. Once checked, a pair
 # joins HELDOUT_SCENARIOS.
 FRESH_SCENARIOS = [
-    {"name": "heldout-3y", "seed": 7477, "hours": 72, "services": 4, "rate": 1.5},
-    {"name": "heldout-2z", "seed": 2953, "hours": 48, "services": 5, "rate": 2.0},
+    {"name": "heldout-3ab", "seed": 3607, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2ac", "seed": 8837, "hours": 48, "services": 4, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
