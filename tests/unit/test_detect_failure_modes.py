@@ -497,6 +497,54 @@ def test_bursts_in_a_row_that_never_hold_a_level_stay_warnings():
     assert len(crit) <= 1, crit
 
 
+def test_a_bursty_templates_rise_off_the_last_windows_level_needs_a_decade_more(monkeypatch):
+    """Eight clusters of bursts at x3, x8, x3, x8 of the bursty template's mean: every
+    window off the level of the one before (a burst coming or going), then a x6 step that
+    holds for ten windows. Scored with ``detect.BURST_STEP_DECADES`` 0 and then 1: every
+    cluster window's anomaly is exactly ten times as probable with the decade, so fewer of
+    them warn; the step's windows at its level are scored alike and it is found in the
+    same window either way (its fourth: a bursty template's step needs persistence). Any
+    other window is scored alike or ten times as probable."""
+    from logml import detect
+    starts = [DAY + 200 + 300 * j for j in range(8)]
+    shape = {0: 2.0, 1: 7.0, 2: 2.0, 3: 7.0}
+    step = DAY + 200 + 300 * 8
+
+    def events(k):
+        return 5.0 if step <= k < step + 10 else sum(shape.get(k - s, 0.0) for s in starts)
+
+    def scored(decades):
+        monkeypatch.setattr(detect, "BURST_STEP_DECADES", decades)
+        dets = _bursty_with(events, seed=5)
+        return {k: a.probability for k, d in enumerate(dets) for a in d.anomalies
+                if a.template == 2 and a.type == "spike"}
+    without, with_ = scored(0.0), scored(1.0)
+    ratio = {k: with_[k] / without[k] for k in set(with_) & set(without)}
+    assert all(r == pytest.approx(1.0) or r == pytest.approx(10.0) for r in ratio.values())
+    in_cluster = {s + j for s in starts for j in shape}
+    assert in_cluster & set(ratio)
+    assert all(ratio[k] == pytest.approx(10.0) for k in in_cluster & set(ratio))
+    assert len(in_cluster & set(with_)) < len(in_cluster & set(without))
+    held = [k for k in range(step + 3, step + 10) if k in ratio]
+    assert held and all(ratio[k] == pytest.approx(1.0) for k in held)
+    found = [min(k for k in range(step, step + 10) if k in p) for p in (without, with_)]
+    assert found[0] == found[1] <= step + 3
+
+
+def test_a_level_within_the_counts_poisson_noise_is_held():
+    """``detect._at_level``: a step that holds may differ by more than 1 / 0.7 from one
+    window to the next when its counts are small (62 then 38 lines of a x8 step: Poisson
+    noise); the band widens by one standard error of the two counts' log-ratio. A burst
+    coming (x3 to x8 of the mean) is off the level; an empty last window is no level."""
+    from logml.detect import _at_level
+    mu = np.full(4, 6.0)
+    lx = np.log(np.array([62.0, 36.0, 300.0, 1e-13]) / 6.0)
+    lx[3] = -30.0  # countmodel.LX_NONE
+    x = np.array([38.0, 18.0, 310.0, 40.0])
+    assert _at_level(lx, x, mu).tolist() == [True, False, True, False]
+    assert not _at_level(np.log(np.array([600.0])), np.array([380.0]), np.array([6.0]))[0]
+
+
 def _nightly_job(days, rate_on_last_day=1.0, seed=3):
     """Three steady templates and a nightly job: template 3 logs 15 lines a minute from
     03:43 to 04:43 every day (a job at a time that is not on the hour, as a host in
