@@ -26,6 +26,17 @@ def logml(*args) -> str:
     return p.stdout
 
 
+def _by_type(false_alarms: list[dict]) -> dict:
+    """False alarm groups by severity, then by their anomalies' types ("drop+spike" for a
+    group of both): what the budget is spent on."""
+    out: dict = {}
+    for g in false_alarms:
+        kinds = "+".join(g["types"])
+        out.setdefault(g["severity"], {})
+        out[g["severity"]][kinds] = out[g["severity"]].get(kinds, 0) + 1
+    return {sev: dict(sorted(c.items())) for sev, c in sorted(out.items())}
+
+
 def evaluate(sc: dict, tmp: Path) -> dict:
     gen, out = tmp / sc["name"], tmp / (sc["name"] + "-out")
     logml("generate", "--hard", "--seed", sc["seed"], "--hours", sc["hours"], "--services",
@@ -42,6 +53,7 @@ def evaluate(sc: dict, tmp: Path) -> dict:
                                for k, v in r["recall_by_type"].items()},
             "false_critical_per_service_day": round(per_sd["critical"], 3),
             "false_warning_per_service_day": round(per_sd["warning"], 3),
+            "false_alarms_by_type": _by_type(r["false_alarms"]),
             "service_days": round(r["service_days"], 3),
             "nab": {k: round(v["score"], 1) for k, v in r["nab"].items()},
             "run_seconds": round(run_s, 1)}
