@@ -31,9 +31,8 @@ def _by_type(false_alarms: list[dict]) -> dict:
     group of both): what the budget is spent on."""
     out: dict = {}
     for g in false_alarms:
-        kinds = "+".join(g["types"])
-        out.setdefault(g["severity"], {})
-        out[g["severity"]][kinds] = out[g["severity"]].get(kinds, 0) + 1
+        kinds = out.setdefault(g["severity"], {})
+        kinds["+".join(g["types"])] = kinds.get("+".join(g["types"]), 0) + 1
     return {sev: dict(sorted(c.items())) for sev, c in sorted(out.items())}
 
 

@@ -527,6 +527,13 @@ def _burst_tail(rn, s1, x, mu, pi, lb):
             and x < BURST_TAIL_SHARE * mu * math.exp(lb))
 
 
+def same_level_many(lx, x, mu, slack=0.0):
+    """same_level over arrays; ``slack`` (log units, per element) widens the band."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lvl = np.log(np.where(x > 0, x, 1.0) / mu)
+    return (x > 0) & (np.abs(lvl - lx) <= -math.log(BURST_TAIL_SHARE) + slack)
+
+
 @nb.njit(cache=True, error_model="numpy", inline="always")
 def same_level(lx, x, mu):
     """This window's level (log x / mu) within 1 / BURST_TAIL_SHARE of the last's (lx)."""
@@ -1021,13 +1028,8 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
     sr = np.zeros(len(idx))
     sr[two] = _fisher_v(np.abs(rs[two]), rn[two]) - math.log10(2.0)
     span2 = two & (rn == 2.0) & (s1 > 0.0) & (pi > PI_NULL)
-    band = -math.log(BURST_TAIL_SHARE)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lx3 = np.log(np.where(x > 0, x, 1.0) / mu)
-
-    def at_level(ref):  # same_level
-        return (x > 0) & (np.abs(lx3 - ref) <= band)
-    pair = np.where(at_level(get(LX)), 2.0 * np.minimum(s1, prs), np.maximum(s1, prs))
+    pair = np.where(same_level_many(get(LX), x, mu), 2.0 * np.minimum(s1, prs),
+                    np.maximum(s1, prs))
     sr = np.where(span2, np.minimum(sr, pair), sr)
     lb0 = get(LB)
     with np.errstate(over="ignore"):
@@ -1039,7 +1041,7 @@ def model_step_reference(idx, x, state: dict, hpos: float, d: int, params: tuple
                          bm[tail], bv[tail])
     sr = np.where(tail, np.minimum(sr, sr2), sr)
     holds = (two & (rn == 3.0) & (s1 > 0.0) & (pi > PI_NULL) & (lb0 > 0.0) & ~tail
-             & (get(LX) >= lb0 - band) & at_level(lb0))
+             & (get(LX) >= lb0 + math.log(BURST_TAIL_SHARE)) & same_level_many(lb0, x, mu))
     sr = np.where(holds, np.maximum(sr, s_nb - math.log10(2.0)), sr)
     s = np.where(two & (sr > np.abs(s1)), np.copysign(sr, s1), s)
     s_out = np.where(rest, s, 0.0)

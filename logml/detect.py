@@ -123,10 +123,9 @@ def _at_level(lx: np.ndarray, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
     window. In a series that bursts, a rise off that level is a burst coming or going
     and needs BURST_STEP_DECADES more evidence (docs/detection.md, the alert budget)."""
     x_prev = np.maximum(mu * np.exp(lx), 0.5)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lvl = np.log(np.where(x > 0.0, x, np.nan) / mu)
+    with np.errstate(divide="ignore"):
         se = np.sqrt(1.0 / x + 1.0 / x_prev)
-    return np.abs(lvl - lx) <= -math.log(cm.BURST_TAIL_SHARE) + se
+    return cm.same_level_many(lx, x, mu, se)
 
 
 def common_rise(rise_x: float, rise_m: float, x: float, mu: float) -> float:
