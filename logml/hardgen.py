@@ -108,14 +108,18 @@ HELDOUT_SCENARIOS = [
     # session 15's fresh pair (change E, merged)
     {"name": "heldout-3y", "seed": 7477, "hours": 72, "services": 4, "rate": 1.5},
     {"name": "heldout-2z", "seed": 2953, "hours": 48, "services": 5, "rate": 2.0},
+    # added in session 15 right after change E's merge, the detector unchanged since;
+    # session 16's fresh pair (change F, not merged)
+    {"name": "heldout-3ab", "seed": 3607, "hours": 72, "services": 5, "rate": 2.0},
+    {"name": "heldout-2ac", "seed": 8837, "hours": 48, "services": 4, "rate": 1.5},
 ]
 # The next change's fresh pair: held-out scenarios nothing has been run on yet, not even
 # main (the benchmarks' full runs leave them out; name them with --only). Added in session
-# 15 right after change E was merged, the detector unchanged since. Once checked, a pair
+# 16 right after change F's check, the detector unchanged since. Once checked, a pair
 # joins HELDOUT_SCENARIOS.
 FRESH_SCENARIOS = [
-    {"name": "heldout-3ab", "seed": 3607, "hours": 72, "services": 5, "rate": 2.0},
-    {"name": "heldout-2ac", "seed": 8837, "hours": 48, "services": 4, "rate": 1.5},
+    {"name": "heldout-3ad", "seed": 4111, "hours": 72, "services": 4, "rate": 1.5},
+    {"name": "heldout-2ae", "seed": 6173, "hours": 48, "services": 5, "rate": 2.0},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
