@@ -332,56 +332,6 @@ def _decode(node, arrays: list, view, depth: int, name: str):
     return {k: _decode(v, arrays, view, depth + 1, name) for k, v in node.items()}
 
 
-def _read_v7(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 7: format 6, and each service's slow level of the sustained-shortfall test
-    (``shortfall.short_slow``, float64 a service; 0: none yet)."""
-    return _read_v2(data, header, start, name, limit)
-
-
-def _migrate_6(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 6: format 5, and the rules the templates were made under (``rules`` of the
-    template stage, template.MASK_RULES: 2 masks request paths by route). -> 7: no slow
-    level yet (each service starts it at its baseline's level at its next window)."""
-    return _format_7(_read_v2(data, header, start, name, limit))
-
-
-def _migrate_5(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 5: format 4, and the detector's sustained-shortfall sums of each service
-    (``shortfall``: sums, mean relative deviations, learnt centres and spreads, one column
-    per scale). -> 6: its templates were made under rules 1 (paths masked whole), and
-    keep them; then as format 6."""
-    return _format_7(_format_6(_read_v2(data, header, start, name, limit)))
-
-
-def _migrate_4(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 4: the container of format 2; each template also holds the first window its
-    service still had open when it was made (``first_open_window``: where a merge begins),
-    and each series of the detector the log ratio of its last window to its expectation
-    (row ``LX`` of ``st``: whether a run holds its level). -> 5: no shortfall sums yet;
-    then as format 5."""
-    return _format_7(_format_6(_format_5(_read_v2(data, header, start, name, limit))))
-
-
-def _migrate_3(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 3 -> 7: templates saved before ``first_open_window`` existed get NaN (unknown:
-    their merges hold for every window, as format 3's did); series get LX 0 (a last window
-    as expected: no run holds a level until a window has been seen); then as format 4."""
-    return _format_7(_format_6(_format_5(_format_4(_read_v2(data, header, start, name,
-                                                             limit)))))
-
-
-def _migrate_2(data: bytes, header: dict, start: int, name: str, limit: int):
-    """Format 2 -> 7: a detector saved before error-rate runs existed has none open; then
-    as format 3."""
-    tree = _read_v2(data, header, start, name, limit)
-    det = tree.get("detector") if isinstance(tree, dict) else None
-    if isinstance(det, dict) and isinstance(det.get("alive"), np.ndarray):
-        n = len(det["alive"])
-        for key in ("e_rs", "e_rn"):
-            det.setdefault(key, np.zeros(n))
-    return _format_7(_format_6(_format_5(_format_4(tree))))
-
-
 LX_ROW = 22  # countmodel.LX, the row format 4 added to a series' state matrix
 
 
@@ -390,21 +340,47 @@ def _template_stage(tree: dict):
     return tree.get("templates") if "detector" in tree else tree
 
 
+def _series_models(tree):
+    """The detector's groups of series models (templates, services) in a pipeline's tree."""
+    det = tree.get("detector") if isinstance(tree, dict) else None
+    for key in ("templates", "services"):
+        model = det.get(key) if isinstance(det, dict) else None
+        if isinstance(model, dict) and isinstance(model.get("st"), np.ndarray):
+            yield model
+
+
+def _add_rows(tree, rows_before: int, rows: int):
+    """Zero rows appended to every series' state matrix of ``rows_before`` rows."""
+    for model in _series_models(tree):
+        st = model["st"]
+        if st.ndim == 2 and st.shape[0] == rows_before:
+            model["st"] = np.vstack((st, np.zeros((rows, st.shape[1]), st.dtype)))
+    return tree
+
+
+def _format_3(tree):
+    """What format 3 added, to a pipeline's tree of format 2: the detector's error-rate
+    runs (``e_rs``, ``e_rn``), none open."""
+    det = tree.get("detector") if isinstance(tree, dict) else None
+    if isinstance(det, dict) and isinstance(det.get("alive"), np.ndarray):
+        n = len(det["alive"])
+        for key in ("e_rs", "e_rn"):
+            det.setdefault(key, np.zeros(n))
+    return tree
+
+
 def _format_4(tree):
-    """What format 4 added, to a pipeline's or a template stage's tree of format 3."""
+    """What format 4 added, to a pipeline's or a template stage's tree of format 3: each
+    template's first open window, NaN (unknown: its merges hold for every window, as
+    format 3's did), and each series' log ratio of its last window to its expectation
+    (row ``LX``), 0 (no run holds a level until a window has been seen)."""
     if not isinstance(tree, dict):
         return tree
     engine = _template_stage(tree)
     ts = engine.get("templates") if isinstance(engine, dict) else None
     if isinstance(ts, dict) and isinstance(ts.get("id"), np.ndarray):
         ts.setdefault("first_open_window", np.full(len(ts["id"]), np.nan))
-    det = tree.get("detector")
-    for key in ("templates", "services"):
-        model = det.get(key) if isinstance(det, dict) else None
-        st = model.get("st") if isinstance(model, dict) else None
-        if isinstance(st, np.ndarray) and st.ndim == 2 and st.shape[0] == LX_ROW:
-            model["st"] = np.vstack((st, np.zeros((1, st.shape[1]), st.dtype)))
-    return tree
+    return _add_rows(tree, LX_ROW, 1)
 
 
 def _format_5(tree):
@@ -437,9 +413,21 @@ def _format_7(tree):
     return tree
 
 
-# older formats that can be migrated join here
-_READERS = {7: _read_v7, 6: _migrate_6, 5: _migrate_5, 4: _migrate_4, 3: _migrate_3,
-            2: _migrate_2}
+# what each format added to the one before; every format since 2 has the same container,
+# so an older state is read as it is and brought forward one step at a time
+_STEPS = {3: _format_3, 4: _format_4, 5: _format_5, 6: _format_6, 7: _format_7}
+
+
+def _reader(fmt: int):
+    def read(data: bytes, header: dict, start: int, name: str, limit: int):
+        tree = _read_v2(data, header, start, name, limit)
+        for v in range(fmt + 1, FORMAT_VERSION + 1):
+            tree = _STEPS[v](tree)
+        return tree
+    return read
+
+
+_READERS = {fmt: _reader(fmt) for fmt in range(2, FORMAT_VERSION + 1)}
 
 
 # ---------------------------------------------------------------- files
