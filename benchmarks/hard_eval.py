@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from . import scenarios
@@ -31,8 +32,7 @@ def _by_type(false_alarms: list[dict]) -> dict:
     group of both): what the budget is spent on."""
     out: dict = {}
     for g in false_alarms:
-        kinds = out.setdefault(g["severity"], {})
-        kinds["+".join(g["types"])] = kinds.get("+".join(g["types"]), 0) + 1
+        out.setdefault(g["severity"], Counter())["+".join(g["types"])] += 1
     return {sev: dict(sorted(c.items())) for sev, c in sorted(out.items())}
 
 

@@ -340,20 +340,14 @@ def _template_stage(tree: dict):
     return tree.get("templates") if "detector" in tree else tree
 
 
-def _series_models(tree):
-    """The detector's groups of series models (templates, services) in a pipeline's tree."""
+def _add_rows(tree, rows_before: int, rows: int):
+    """Zero rows appended to every series' state matrix (the detector's templates and
+    services) of ``rows_before`` rows, in a pipeline's tree."""
     det = tree.get("detector") if isinstance(tree, dict) else None
     for key in ("templates", "services"):
         model = det.get(key) if isinstance(det, dict) else None
-        if isinstance(model, dict) and isinstance(model.get("st"), np.ndarray):
-            yield model
-
-
-def _add_rows(tree, rows_before: int, rows: int):
-    """Zero rows appended to every series' state matrix of ``rows_before`` rows."""
-    for model in _series_models(tree):
-        st = model["st"]
-        if st.ndim == 2 and st.shape[0] == rows_before:
+        st = model.get("st") if isinstance(model, dict) else None
+        if isinstance(st, np.ndarray) and st.ndim == 2 and st.shape[0] == rows_before:
             model["st"] = np.vstack((st, np.zeros((rows, st.shape[1]), st.dtype)))
     return tree
 
