@@ -18,39 +18,31 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from logml.hardgen import FRESH_SCENARIOS, HELDOUT_SCENARIOS, TUNING_SCENARIOS
 
+from .hard_eval import generate, logml
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path.home() / ".cache" / "logml" / "hard"
-
-
-def _logml(tree: Path, *args) -> str:
-    p = subprocess.run([sys.executable, "-m", "logml.cli", *map(str, args)], cwd=tree,
-                       capture_output=True, text=True, timeout=3600)
-    if p.returncode != 0:
-        raise SystemExit(f"logml {args[0]} ({tree}) failed: {p.stderr[-2000:]}")
-    return p.stdout
 
 
 def generated(sc: dict) -> Path:
     """The scenario's stream and labels, generated once and cached."""
     d = CACHE / f"{sc['name']}-{sc['seed']}-{sc['hours']}-{sc['services']}-{sc['rate']}"
     if not (d / "labels.json").exists():
-        _logml(REPO, "generate", "--hard", "--seed", sc["seed"], "--hours", sc["hours"],
-               "--services", sc["services"], "--rate", sc["rate"], "--out", d)
+        generate(sc, d)
     return d
 
 
 def run_one(tree: Path, sc: dict, out: Path) -> dict:
     gen = generated(sc)
-    _logml(tree, "run", "--input", gen / "events.jsonl", "--output", out)
-    return json.loads(_logml(tree, "eval", out / "anomalies.jsonl", gen / "labels.json",
-                             "--json"))
+    logml("run", "--input", gen / "events.jsonl", "--output", out, cwd=tree)
+    return json.loads(logml("eval", out / "anomalies.jsonl", gen / "labels.json", "--json",
+                            cwd=tree))
 
 
 def _false(r: dict, severity: str) -> int:
@@ -84,23 +76,23 @@ def compare(a: dict, b: dict) -> dict:
             "false_alarms_only_change": sorted(gb - ga)}
 
 
+def _line(name: str, a: dict, b: dict) -> str:
+    return (f"{name:14s} {a['in_time']:>3d} -> {b['in_time']:>3d}/{b['incidents']:<4d} "
+            f"{a['critical']:>7d} -> {b['critical']:<4d} {a['warning']:>6d} -> "
+            f"{b['warning']:<4d} {a['nab']:>6.1f} -> {b['nab']:<6.1f}")
+
+
 def report(rows: dict[str, dict]) -> str:
     out = [f"{'scenario':14s} {'in time':>15s} {'false critical':>16s} "
            f"{'false warning':>15s} {'NAB':>15s}"]
     tot = {side: {"in_time": 0, "incidents": 0, "critical": 0, "warning": 0, "nab": 0.0}
            for side in ("base", "change")}
     for name, c in rows.items():
-        a, b = c["base"], c["change"]
-        out.append(f"{name:14s} {a['in_time']:>3d} -> {b['in_time']:>3d}/{b['incidents']:<4d} "
-                   f"{a['critical']:>7d} -> {b['critical']:<4d} {a['warning']:>6d} -> "
-                   f"{b['warning']:<4d} {a['nab']:>6.1f} -> {b['nab']:<6.1f}")
+        out.append(_line(name, c["base"], c["change"]))
         for side in tot:
             for k in tot[side]:
                 tot[side][k] += c[side][k]
-    a, b = tot["base"], tot["change"]
-    out.append(f"{'total':14s} {a['in_time']:>3d} -> {b['in_time']:>3d}/{b['incidents']:<4d} "
-               f"{a['critical']:>7d} -> {b['critical']:<4d} {a['warning']:>6d} -> "
-               f"{b['warning']:<4d} {a['nab']:>6.1f} -> {b['nab']:<6.1f}")
+    out.append(_line("total", tot["base"], tot["change"]))
     for name, c in rows.items():
         for m in c["incidents_moved"]:
             out.append(f"{name}: {m['id']} {m['type']} {m['service']}: delay "

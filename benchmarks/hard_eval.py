@@ -19,12 +19,18 @@ from pathlib import Path
 from . import scenarios
 
 
-def logml(*args) -> str:
-    p = subprocess.run([sys.executable, "-m", "logml.cli", *map(str, args)],
+def logml(*args, cwd=None) -> str:
+    """A ``logml`` command's output; ``cwd``: the checkout whose code runs (this one)."""
+    p = subprocess.run([sys.executable, "-m", "logml.cli", *map(str, args)], cwd=cwd,
                        capture_output=True, text=True, timeout=3600)
     if p.returncode != 0:
         raise SystemExit(f"logml {args[0]} failed: {p.stderr[-2000:]}")
     return p.stdout
+
+
+def generate(sc: dict, out: Path) -> None:
+    logml("generate", "--hard", "--seed", sc["seed"], "--hours", sc["hours"], "--services",
+          sc["services"], "--rate", sc["rate"], "--out", out)
 
 
 def _by_type(false_alarms: list[dict]) -> dict:
@@ -38,8 +44,7 @@ def _by_type(false_alarms: list[dict]) -> dict:
 
 def evaluate(sc: dict, tmp: Path) -> dict:
     gen, out = tmp / sc["name"], tmp / (sc["name"] + "-out")
-    logml("generate", "--hard", "--seed", sc["seed"], "--hours", sc["hours"], "--services",
-          sc["services"], "--rate", sc["rate"], "--out", gen)
+    generate(sc, gen)
     t = time.time()
     logml("run", "--input", gen / "events.jsonl", "--output", out)
     run_s = time.time() - t
