@@ -232,12 +232,12 @@ def analyse(sc: dict, tmp: Path) -> dict:
 def main(argv=None) -> int:
     out = []
     picked, partial = scenarios.chosen(argv, __doc__)
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind, sc in picked:
+    for kind, sc in picked:
+        with tempfile.TemporaryDirectory() as tmp:  # one stream on disk at a time (~1 GB)
             r = {"set": kind, **analyse(sc, Path(tmp) / sc["name"])}
-            out.append(r)
-            for row in r["incidents"]:
-                print(json.dumps(row), flush=True)
+        out.append(r)
+        for row in r["incidents"]:
+            print(json.dumps(row), flush=True)
     summary = {}
     for r in out:
         for row in r["incidents"]:
