@@ -37,6 +37,7 @@ NEW_TEMPLATE_S = 3.75  # surprise of new_template_min_lines weighted lines of a 
 ERROR_WEIGHT = 3.0     # an error-level line of a new template weighs three
 RATIO_DAMP_Z = 3.0     # an error ratio this far out updates its baseline 10x slower
 DROP_RATIO = 0.7       # a service drop is at least 30 % below expected
+JOB_SHARE = 0.2        # ... judged without a daily job's usual lines where they are a fifth of it
 V_MIN = 0.01           # a series' Bonferroni weight is sqrt(max(expected count, this))
 WEIGHTED_UP_CAP = 1.5  # the weighted drop test counts a template's rise at most 1.5 sd
 WEIGHTED_SD = 1.25     # ... and its z spread (measured 1.13-1.3 off incidents on the tuning seeds)
@@ -237,6 +238,22 @@ class Detector:
                       hpos, day, *params, s, mu, sd)
         return s, mu, sd
 
+    def _job_lines(self, sel: np.ndarray, t_idx: np.ndarray, counts: np.ndarray,
+                   template_service: np.ndarray, hpos: float, day: int) -> np.ndarray:
+        """Per service of ``sel``: the lines its daily jobs' templates (``cm.job_hours``,
+        within an hour of the job) usually log in a window at this time of day
+        (``cm.usual_count``) and do not log now."""
+        t = t_idx[np.isin(template_service[t_idx], sel)]
+        near, _ = cm.job_hours(self.tm["prof"][:, t], self.tm["pcnt"][:, t],
+                               self.tm["seen"][t], hpos, self.w)
+        missing = np.zeros(len(sel))
+        for tt in t[near].tolist():
+            usual = cm.usual_count(self.tm["prof"][:, tt], self.tm["pcnt"][:, tt],
+                                   int(self.tm["seen"][tt]), hpos, day, self.w)
+            i = int(np.searchsorted(sel, template_service[tt]))
+            missing[i] += max(usual - float(counts[tt]), 0.0)
+        return missing
+
     def _inherit(self, t_idx: np.ndarray, into: np.ndarray) -> None:
         """Templates of t_idx scored for the first time that were merged from others
         (``into[p] == t``) start from their parents' models summed (``cm.inherit``), so
@@ -416,6 +433,23 @@ class Detector:
             s_w[low] = [-math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
                         - math.log10(2.0) for z in z_w.tolist()]
 
+        # near a daily job's hours a service's expectation holds the job's usual lines
+        # (its hour means cannot say to the window when the job starts or ends): where
+        # the job's missing lines are a fair share of the shortfall, the total's drop is
+        # judged by the window alone against the rest (a run's evidence would add up the
+        # job's edge window after window)
+        mu_d = mu_s.copy()
+        drop_k = np.flatnonzero((s_s < -self.s_warn) | (s_w >= self.s_warn))
+        if len(drop_k):
+            job_s = self._job_lines(svcs[drop_k], t_idx, counts, template_service, hpos, day)
+            k_mode = self.sm["st"][cm.KF + mode, svcs]
+            for i, k in enumerate(drop_k.tolist()):
+                if job_s[i] <= 0.0 or job_s[i] < JOB_SHARE * (mu_s[k] - lines[k]):
+                    continue
+                mu_d[k] = max(mu_s[k] - job_s[i], 0.0)
+                s_own = cm.surprise(lines[k], mu_d[k], float(k_mode[k]))
+                s_s[k] = max(s_s[k], min(s_own, 0.0))
+
         # the family's surprise: its most surprising member after the correction
         log_fs = np.log10(f_s)
         fam = np.maximum(np.abs(s_s) - log_fs, 0.0)
@@ -451,14 +485,14 @@ class Detector:
         # service drops (including silence) outrank the drops of its templates
         dropped = set()
         for k in np.flatnonzero(s_s < -self.s_warn).tolist():
-            if s_seen_before[k] < cfg.warmup_windows or lines[k] > DROP_RATIO * mu_s[k]:
+            if s_seen_before[k] < cfg.warmup_windows or lines[k] > DROP_RATIO * mu_d[k]:
                 continue
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
             dropped.add(int(svcs[k]))
         for k in np.flatnonzero(s_w >= self.s_warn).tolist():
             if (int(svcs[k]) in dropped or s_seen_before[k] < cfg.warmup_windows
-                    or lines[k] > DROP_RATIO * mu_s[k]):
+                    or lines[k] > DROP_RATIO * mu_d[k]):
                 continue
             # a warning: the first sign, the total's own test makes it critical
             add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
