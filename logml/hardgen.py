@@ -137,13 +137,18 @@ HELDOUT_SCENARIOS = [
     # session 19's fresh pair (change J3, merged)
     {"name": "heldout-3ah", "seed": 6481, "hours": 72, "services": 4, "rate": 2.0},
     {"name": "heldout-2ai", "seed": 2797, "hours": 48, "services": 5, "rate": 1.5},
+    # added in session 19 right after change J3 was merged; session 19's second fresh
+    # pair (change J4, not merged)
+    {"name": "heldout-3aj", "seed": 7591, "hours": 72, "services": 5, "rate": 1.5},
+    {"name": "heldout-2ak", "seed": 1289, "hours": 48, "services": 4, "rate": 2.0},
 ]
 # The next change's fresh pair: held-out scenarios nothing has been run on yet, not even
 # main (the benchmarks' full runs leave them out; name them with --only). Added in session
-# 19 right after change J3 was merged. Once checked, a pair joins HELDOUT_SCENARIOS.
+# 19 right after change J4's check, the detector unchanged since J3. Once checked, a pair
+# joins HELDOUT_SCENARIOS.
 FRESH_SCENARIOS = [
-    {"name": "heldout-3aj", "seed": 7591, "hours": 72, "services": 5, "rate": 1.5},
-    {"name": "heldout-2ak", "seed": 1289, "hours": 48, "services": 4, "rate": 2.0},
+    {"name": "heldout-3al", "seed": 8423, "hours": 72, "services": 4, "rate": 2.0},
+    {"name": "heldout-2am", "seed": 5147, "hours": 48, "services": 5, "rate": 1.5},
 ]
 START = 1_764_028_800.0  # 2025-11-25 00:00 UTC, a Tuesday
 
