@@ -438,7 +438,7 @@ class Detector:
         # the job's missing lines are a fair share of the shortfall, the total's drop is
         # judged by the window alone against the rest (a run's evidence would add up the
         # job's edge window after window)
-        mu_d = mu_s.copy()
+        mu_d, sd_d = mu_s.copy(), sd_s.copy()
         drop_k = np.flatnonzero((s_s < -self.s_warn) | (s_w >= self.s_warn))
         if len(drop_k):
             job_s = self._job_lines(svcs[drop_k], t_idx, counts, template_service, hpos, day)
@@ -447,6 +447,7 @@ class Detector:
                 if job_s[i] <= 0.0 or job_s[i] < JOB_SHARE * (mu_s[k] - lines[k]):
                     continue
                 mu_d[k] = max(mu_s[k] - job_s[i], 0.0)
+                sd_d[k] = math.sqrt(cm._var(mu_d[k], float(k_mode[k])))
                 s_own = cm.surprise(lines[k], mu_d[k], float(k_mode[k]))
                 s_s[k] = max(s_s[k], min(s_own, 0.0))
 
@@ -487,7 +488,7 @@ class Detector:
         for k in np.flatnonzero(s_s < -self.s_warn).tolist():
             if s_seen_before[k] < cfg.warmup_windows or lines[k] > DROP_RATIO * mu_d[k]:
                 continue
-            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], s_s[k], [], f_s[k])
+            add(k, "drop", -1, lines[k], mu_d[k], sd_d[k], s_s[k], [], f_s[k])
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], abs(s_s[k]))
             dropped.add(int(svcs[k]))
         for k in np.flatnonzero(s_w >= self.s_warn).tolist():
@@ -495,7 +496,7 @@ class Detector:
                     or lines[k] > DROP_RATIO * mu_d[k]):
                 continue
             # a warning: the first sign, the total's own test makes it critical
-            add(k, "drop", -1, lines[k], mu_s[k], sd_s[k], -s_w[k], [], f_s[k], True)
+            add(k, "drop", -1, lines[k], mu_d[k], sd_d[k], -s_w[k], [], f_s[k], True)
             outage_ev[svcs[k]] = max(outage_ev[svcs[k]], s_w[k])
             dropped.add(int(svcs[k]))
         shortfall.reset(self.short, np.array(sorted(dropped), dtype=np.int64))

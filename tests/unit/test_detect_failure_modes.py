@@ -666,3 +666,17 @@ def test_a_service_silent_after_its_daily_job_is_still_a_critical_drop():
     found = [k - silent for k in range(silent, silent + 10) for a in dets[k].anomalies
              if a.type == "drop" and a.template == -1 and a.severity == "critical"]
     assert found and found[0] <= 2, found
+
+
+def test_a_drop_judged_without_the_jobs_lines_reports_that_expectation():
+    """The record says what the window was judged against: silent at 09:50 on day four,
+    the service's expectation (about 32 lines) still holds the job's usual lines, the drop
+    was judged against the rest (the steady templates' 20 and what is left of the job), and
+    that is its ``expected``, with bounds around it."""
+    silent = 3 * DAY + 9 * 60 + 50
+    dets = _morning_job(4, silent_from=silent)
+    drop = [a for a in dets[silent].anomalies if a.type == "drop" and a.template == -1]
+    assert drop, dets[silent].anomalies
+    full = dets[silent].windows[0].expected_lines
+    assert 18.0 < drop[0].expected < full - 5.0, (drop[0].expected, full)
+    assert drop[0].lower < drop[0].expected < drop[0].upper < full + 10.0
