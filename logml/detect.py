@@ -122,7 +122,7 @@ def _at_level(lx: np.ndarray, x: np.ndarray, mu: np.ndarray) -> np.ndarray:
     (lx), as countmodel.same_level, widened by one standard error of the two counts'
     log-ratio (Poisson): at 40 lines a step that holds differs by 20 % from window to
     window. In a series that bursts, a rise off that level is a burst coming or going
-    and needs BURST_STEP_DECADES more evidence (docs/detection.md, the alert budget)."""
+    and needs BURST_STEP_DECADES more evidence (docs/detection.md, count models)."""
     x_prev = np.maximum(mu * np.exp(lx), 0.5)
     with np.errstate(divide="ignore"):
         se = np.sqrt(1.0 / x + 1.0 / x_prev)

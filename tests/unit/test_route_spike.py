@@ -4,7 +4,7 @@ has its own template and a x6 spike of one is found like that of any other line.
 (paths masked whole as `<PATH>`), all routes shared one template, where a route at x6 was
 about x1.7, under the spike gate's "at least twice its own model": three held-out spikes of
 `logml generate --hard` were missed that way (heldout-3k inc-25, heldout-2l inc-11 and
-inc-12: docs/detection.md). The control: the same x6 spike of a line with its own
+inc-12: docs/detection-log.md). The control: the same x6 spike of a line with its own
 template."""
 import json
 import subprocess
