@@ -478,7 +478,8 @@ def job_hours(prof: np.ndarray, pcnt: np.ndarray, seen: np.ndarray, hpos: float,
 
 
 @nb.njit(cache=True, error_model="numpy", inline="always")
-def _var(mu, k):
+def nb_var(mu, k):
+    """The negative binomial's variance around mu with overdispersion k."""
     return mu + k * mu * mu
 
 
@@ -661,7 +662,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
                 for hh in range(24):
                     dv = prof[hh, i] - lvl
                     chi += pcnt[hh, i] * dv * dv
-                if chi >= 24.0 * RHYTHM_CHI2 * _var(lvl, st[KF, i]):
+                if chi >= 24.0 * RHYTHM_CHI2 * nb_var(lvl, st[KF, i]):
                     st[MODE, i] = DAILY_LINEAR
         elif n == 7 * n_day:  # so is the week's: the weekly level starts at the daily one
             st[LW, i] = st[LL, i]
@@ -700,7 +701,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             st[MODE, i] = mode
             mu = mus[mode]
             k = ks[mode]
-            var = _var(mu, k)
+            var = nb_var(mu, k)
             mu_out[j] = mu
             sd_out[j] = math.sqrt(var)
             # evidence
@@ -798,7 +799,7 @@ def model_step(idx, x, st, prof, pcnt, seen, hpos, d, a_lvl, a_k, a_e, a_pi, wpd
             ecap = HUBER_C * HUBER_C * var
             for m in range(N_MODELS):
                 mm = mus[m]
-                vm = _var(mm, ks[m])
+                vm = nb_var(mm, ks[m])
                 # squared errors capped at (3 sd of the baseline in use)^2, the same cap
                 # for all: bursts do not drown the difference between baselines
                 st[EF + m, i] = errs[m] + ge * (min((xi - mm) * (xi - mm), ecap) - errs[m])

@@ -447,7 +447,7 @@ class Detector:
                 if job_s[i] <= 0.0 or job_s[i] < JOB_SHARE * (mu_s[k] - lines[k]):
                     continue
                 mu_d[k] = max(mu_s[k] - job_s[i], 0.0)
-                sd_d[k] = math.sqrt(mu_d[k] + float(k_mode[k]) * mu_d[k] ** 2)  # NB: mu + k mu²
+                sd_d[k] = math.sqrt(cm.nb_var(mu_d[k], float(k_mode[k])))
                 s_own = cm.surprise(lines[k], mu_d[k], float(k_mode[k]))
                 s_s[k] = max(s_s[k], min(s_own, 0.0))
 
