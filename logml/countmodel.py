@@ -215,13 +215,6 @@ def surprise(x, mu, k):
     return 0.0
 
 
-@nb.njit(cache=True, error_model="numpy")
-def surprise_many(x, mu, k, out):
-    """``surprise`` over arrays (x, mu, k aligned) into out."""
-    for i in range(x.shape[0]):
-        out[i] = surprise(x[i], mu[i], k[i])
-
-
 # ---------------------------------------------------------------- numpy references
 _lgamma = np.vectorize(math.lgamma, otypes=[np.float64])
 

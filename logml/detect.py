@@ -30,7 +30,6 @@ from .config import ScoreConfig
 from .score import outage_probability, ratio_step, trend_step
 from .window import WindowFrame
 
-SEVERITY_RANK = {"warning": 1, "critical": 2}
 NEW_TEMPLATE_WINDOWS = 3  # a template counts as new for its first windows
 OUTAGE_BIAS, OUTAGE_W_SCORE, OUTAGE_W_TREND = -3.5, 0.9, 1.5
 NEW_TEMPLATE_S = 3.75  # surprise of new_template_min_lines weighted lines of a new template

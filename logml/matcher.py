@@ -26,7 +26,6 @@ from .shapecache import ShapeCache, _slot
 HAS_LT, IS_VALUE, SKEL_WILD, DIGIT_LETTER, UNIT, KV, KV_VAR, KEY = 1, 2, 4, 8, 16, 32, 64, 128
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
-NEEDS_PYTHON = -1
 
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "b", "kb", "mb", "gb",
           "ns", "us", "µs", "ms", "s", "sec", "secs", "min", "mins", "h", "hrs", "bytes")

@@ -189,7 +189,3 @@ def outage_probability_reference(score, trend, bias, w_score, w_trend):
     with np.errstate(over="ignore"):
         return np.clip(1.0 / (1.0 + np.exp(-u)), 0.0, 1.0)
 
-
-ANOMALY_Z0 = 1.0      # |z| at or below this is ordinary noise: score 0
-ANOMALY_SCALE = 2.5   # e-folding width in z units above ANOMALY_Z0
-

@@ -31,8 +31,23 @@ def test_tail_matches_exact_sum(mu, k, sds, upper):
     exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
     if want < -250 or (want > -1 and not exact):
         return
-    exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
     assert abs(got - want) <= (1e-9 * max(1.0, abs(want)) if exact else 0.12), (got, want)
+
+
+@SETTINGS
+@given(mu=MU, k=K, sds=st.floats(-40.0, 40.0))
+def test_surprise_matches_its_reference(mu, k, sds):
+    """The signed surprise (+ above the mean, - below, 0 at it, capped at S_MAX) is the
+    reference's within the tail's own tolerance: exact where the tail is summed."""
+    x = float(max(round(mu + sds * math.sqrt(mu + k * mu * mu)), 0))
+    got, want = cm.surprise(x, mu, k), cm.surprise_reference(x, mu, k)
+    assert math.copysign(1.0, got) == math.copysign(1.0, want) or got == want == 0.0
+    assert abs(got) <= cm.S_MAX
+    exact = mu <= cm.MU_EXACT and k * mu <= cm.KMU_EXACT
+    if exact:
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), (x, got, want)
+    elif abs(want) >= 1.0:
+        assert abs(got - want) <= 0.12, (x, got, want)
 
 
 def test_five_lines_where_point_four_are_expected():
