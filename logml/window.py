@@ -559,6 +559,8 @@ class Windower:
                 nxt += self.w
             self.empty_run[s] = run
             self.next_start[s] = nxt
+            if nxt > self.limit[s]:  # closed at the end: a record for them now is late
+                self.limit[s] = nxt
         return [self._frame(start, closed[start], template_service)
                 for start in sorted(closed)]
 
@@ -637,6 +639,9 @@ class Windower:
                 int(w["lines"]), int(w["error_lines"]),
                 {int(k): list(v) for k, v in w["samples"].items()})
                 for w in svc["windows"]})
+        # a state saved before final closes moved the limit has windows closed past it
+        closed = np.array([np.nan if n is None else n for n in win.next_start], np.float64)
+        win.limit = np.fmax(win.limit, closed) if len(closed) else win.limit
         win.held = {int(h["seq"]): (float(h["ts"]), int(h["template"]), int(h["service"]),
                                     bool(h["error"]), h["text"], h["payload"])
                     for h in state["held"]}

@@ -1,5 +1,6 @@
 """The embedded runner in process: cut lines reported with their real length, outputs cut
-back to the state's committed lengths on resume, dead-letter line numbers that go on."""
+back to the state's committed lengths on resume, dead-letter line numbers that go on, every
+line of a grown file counted once across runs."""
 import orjson
 
 from logml.config import load
@@ -48,3 +49,20 @@ def test_resume_cuts_outputs_back_and_dead_letter_lines_go_on(tmp_path):
     # the bad line, then the empty last line: numbered on from the first run, not from 0
     assert [(d["offset"], d["reason"]) for d in docs(out / "dlq.jsonl")] == \
         [(300, "invalid_utf8"), (601, "empty")]
+
+
+def test_a_grown_file_rerun_from_its_state_counts_every_line_once(tmp_path):
+    """Without --keep-open a run closes its last window; a line the file then gains for
+    that window is dead-lettered late by the next run (it was silently lost)."""
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(t, "tick") for t in range(0, 60, 10)))
+    state = str(tmp_path / "state")
+    run_file(cfg(tmp_path), str(f), state, progress=False)
+    with open(f, "ab") as w:
+        w.write(line(55, "tick") + line(65, "tick"))
+    run_file(cfg(tmp_path), str(f), state, progress=False)
+    out = tmp_path / "out"
+    counted = sum(d["logml"]["lines"] for d in docs(out / "windows.jsonl"))
+    dead = docs(out / "dlq.jsonl")
+    assert [(d["reason"], d["raw"]) for d in dead] == [("late", line(55, "tick").decode().strip())]
+    assert counted + len(dead) == 8

@@ -55,6 +55,21 @@ def test_late_records_are_returned_not_dropped_silently():
     assert win.late == 2
 
 
+def test_a_record_for_a_window_closed_at_the_end_is_late_after_a_restore():
+    """The end of input closes every window; a later run from that state (a file that grew,
+    the same lines piped again) must dead-letter a record for one of them, not count it
+    into a window that is never emitted again (it was lost without a trace)."""
+    win = Windower(60, lateness_windows=2, quorum=1)
+    feed(win, [0, 10, 50])
+    assert [f.start for f in win.finish()[0]] == [0]
+    saved = win.state()
+    for state in (saved, {**saved, "limit": np.full(2, -np.inf)}):  # also as saved before
+        again = Windower.from_state(state, seconds=60, quorum=1)
+        out = feed(again, [55, 65])
+        assert out.late.tolist() == [0]
+        assert [(f.start, int(f.lines[0])) for f in again.finish()[0]] == [(60, 1)]
+
+
 def test_counts_per_template_service_and_errors():
     win = Windower(60, lateness_windows=0, idle_windows=0, quorum=1)
     feed(win, [1, 2, 3, 4, 70, 70], tmpl=[0, 1, 1, 2, 0, 2], svc=[0, 0, 0, 1, 0, 1],
