@@ -27,8 +27,8 @@ from .config import Config
 from .metrics import Stats, serve
 from .pipeline import STATE_KIND, Pipeline
 from .progress import Progress
-from .sinks.jsonl import JsonlSink
-from .sources.file import POLL_S, Input
+from .sinks.jsonl import FILES, JsonlSink
+from .sources.file import POLL_S, Input, InputError
 
 EMBEDDED = "embedded"  # this runner's part of the state tree: inputs and outputs
 _INTS = ("line", "offset", "dev", "ino", "size", "head_len")
@@ -70,6 +70,28 @@ def check_state_path(path: str) -> None:
                                      f"writable directory")
 
 
+def check_paths_apart(path: str, state: str | None, out_dir: str, write_logs: bool) -> None:
+    """Refuse an input or --state that is one of the files the run writes, before any work:
+    the output is opened for writing first, so the input (or the state) would be emptied."""
+    outputs = {Path(out_dir) / FILES[k] for k in FILES if k != "logs" or write_logs}
+    named = [("--input", path)] if path != "-" else []
+    named += [("--state", state)] if state else []
+
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        except OSError:
+            return False
+    for flag, p in named:
+        hit = next((o for o in sorted(outputs) if same(Path(p), o)), None)
+        if hit is not None:
+            other = "--output DIR" if flag == "--input" else "--state path"
+            raise InputError(f"{flag} {p} is the output file {hit} of this run (it would be "
+                             f"overwritten): give another {other}")
+    if state and path != "-" and same(Path(path), Path(state)):
+        raise InputError(f"--state {state} is the input file: give --state another path")
+
+
 def read_state(path: str) -> tuple[dict, dict]:
     """(pipeline state, embedded part) of a state file; SnapshotError if it is not one."""
     try:
@@ -104,6 +126,7 @@ class Runner:
 
     def run(self) -> Pipeline:
         cfg = self.cfg
+        check_paths_apart(self.path, self.state, cfg.output.dir, cfg.output.write_logs)
         if self.state:
             check_state_path(self.state)
         inp = Input(self.path)

@@ -2,9 +2,11 @@
 back to the state's committed lengths on resume, dead-letter line numbers that go on, every
 line of a grown file counted once across runs."""
 import orjson
+import pytest
 
 from logml.config import load
 from logml.run import run_file
+from logml.sources.file import InputError
 
 
 def docs(path):
@@ -66,3 +68,19 @@ def test_a_grown_file_rerun_from_its_state_counts_every_line_once(tmp_path):
     dead = docs(out / "dlq.jsonl")
     assert [(d["reason"], d["raw"]) for d in dead] == [("late", line(55, "tick").decode().strip())]
     assert counted + len(dead) == 8
+
+
+@pytest.mark.parametrize("clash", ["input", "state"])
+def test_an_input_or_state_that_is_an_output_file_is_refused_untouched(tmp_path, clash):
+    """The outputs are opened for writing first: an input or state file that is one of
+    them was emptied, and the run said 0 lines and exit 0."""
+    out = tmp_path / "out"
+    out.mkdir()
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(t, "tick") for t in range(0, 60, 10)))
+    victim = out / ("dlq.jsonl" if clash == "input" else "windows.jsonl")
+    victim.write_bytes(f.read_bytes())
+    path, state = (victim, None) if clash == "input" else (f, victim)
+    with pytest.raises(InputError, match="is the output file"):
+        run_file(cfg(tmp_path), str(path), state and str(state), progress=False)
+    assert victim.read_bytes() == f.read_bytes()
