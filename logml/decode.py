@@ -263,6 +263,17 @@ class EventBatch:
     def text(self, i: int) -> str:
         return self.buf[self.text_start[i]:self.end[i]].tobytes().decode("utf-8", "replace")
 
+    def line(self, i: int) -> str:
+        """The input record, for a dead letter decided after decoding: a JSON event's bytes
+        (``keep_raw``), else the event as parsed, else the line (a plain line is its
+        message)."""
+        if self.raw_span is not None and self.raw_span[i, 0] >= 0:
+            a, b = self.raw_span[i].tolist()
+            return self.raw[a:b].tobytes().decode("utf-8", "replace")
+        if self.event is not None and self.event[i] is not None:
+            return orjson.dumps(self.event[i]).decode()
+        return self.message(i)
+
     def service_name(self, i: int) -> str:
         return self.services[self.service[i]]
 
@@ -730,6 +741,8 @@ class Decoder:
             svc = svc.get("name")
         elif not isinstance(svc, str):
             svc = event.get("service.name") or _get(event, "fields.service")
+        if isinstance(svc, bool) or not isinstance(svc, (str, int, float)):
+            svc = None  # a list or an object names no service: the default one
         host = event.get("host")
         if isinstance(host, dict):
             host = host.get("name")

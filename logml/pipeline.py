@@ -33,7 +33,9 @@ class Pipeline:
         self.cfg = config
         self.sink = sink
         self.stats = stats or Stats()
-        self.decoder = Decoder(config.decode, service, keep_raw=sink.write_logs)
+        # raw bytes kept for per-line documents and for dead letters the window stage
+        # decides (late, absurd_timestamp): a span per event, the block is shared
+        self.decoder = Decoder(config.decode, service, keep_raw=True)
         self.engine = TemplateEngine(config.template)
         self.windower = Windower(**self._window_params())
         self.detector = Detector(config.score, config.window.seconds)
@@ -107,7 +109,7 @@ class Pipeline:
         is_error = np.isin(events.level, self.error_codes)
         out = self.windower.add(
             events.ts, idx, svc, is_error, self.template_service, len(engine.services),
-            events.message, lambda i: [events.message(i), int(events.offset[i]), source],
+            events.message, lambda i: [events.line(i), int(events.offset[i]), source],
             self.live, time.time())
         events.ts = out.ts  # lines without a time now carry the one they were given
         if len(engine.templates) > before:
@@ -117,9 +119,9 @@ class Pipeline:
         if self.sink.write_logs and len(events):
             self.sink.write_log_batch(events, idx, engine, source)
         self._dead_letter(
-            [self._window_error(Reason.LATE, [events.message(i), int(events.offset[i]),
-                                              source]) for i in out.late.tolist()]
-            + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.message(i),
+            [self._window_error(Reason.LATE, [events.line(i), int(events.offset[i]), source])
+             for i in out.late.tolist()]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.line(i),
                                                             int(events.offset[i]), source])
                for i in out.absurd.tolist()]
             + [self._window_error(Reason.LATE, p) for p in out.resolved_late]
@@ -129,10 +131,10 @@ class Pipeline:
 
     @staticmethod
     def _window_error(reason: Reason, payload) -> ErrorRecord:
-        message, offset, source = payload
+        line, offset, source = payload  # the record as it came (EventBatch.line)
         detail = ("event time before its window closed" if reason is Reason.LATE else
                   "event time too far from its service's clock (window.max_ahead_windows)")
-        return ErrorRecord(reason, detail, message.encode(), source, offset)
+        return ErrorRecord(reason, detail, line.encode(), source, offset)
 
     def tick(self, now: float | None = None) -> None:
         """Live sources: wall time passes, so windows close even when no line comes."""
@@ -142,9 +144,11 @@ class Pipeline:
 
     def finish(self) -> None:
         """End of input: close and score every open window; records still held as
-        possible clock jumps were never confirmed and are dead-lettered."""
-        frames, absurd = self.windower.finish()
-        self._dead_letter([self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in absurd])
+        possible clock jumps were never confirmed and are dead-lettered (those of a service
+        too quiet to form a clock are counted)."""
+        frames, late, absurd = self.windower.finish()
+        self._dead_letter([self._window_error(Reason.LATE, p) for p in late]
+                          + [self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in absurd])
         self._score(frames)
 
     # ---------------------------------------------------------------- stages' outputs

@@ -139,6 +139,10 @@ class Runner:
                 out = Path(cfg.output.dir)
                 outputs = emb.get("outputs", {})
                 same_dir = outputs.get("dir") == str(out.resolve())
+                if tree is not None and outputs.get("dir") and not same_dir:
+                    _say(f"logml run: note: the state {self.state} was saved with --output "
+                         f"{outputs['dir']}; {out}/ gets only what comes after the position "
+                         f"it saved (move the state away to start afresh)")
                 sink = JsonlSink(out, cfg.output.write_logs, append=tree is not None,
                                  lengths=outputs.get("files") if same_dir else None)
                 for note in sink.notes:

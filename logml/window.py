@@ -12,7 +12,10 @@ late, and one event with a wrong time never moves anyone's clock:
   right away: if it is ahead, it is held until the clock confirms the jump (then it is
   counted) or until ``HISTORY`` more events of the service came without confirming it
   (then it is dead-lettered ``absurd_timestamp``); if it is that far behind, it is
-  dead-lettered ``absurd_timestamp`` at once.
+  dead-lettered ``absurd_timestamp`` at once. Before a service has a clock (fewer than
+  ``quorum`` events), its events are held the same way and judged when the clock forms,
+  so a stray first line is not believed; at the end of input, a service too quiet to form
+  a clock has its held events counted (they are all it said).
 * **Silence.** The stream's own progress is measured on every service's clock relative
   to where it started (so clock offsets between services cancel out). A service that lags
   that progress by more than ``idle`` is silent: its clock moves on with the stream, so
@@ -22,10 +25,12 @@ late, and one event with a wrong time never moves anyone's clock:
   to its next data; the first window after the jump is flagged ``gap``. Memory and time
   follow the data, never the distance between timestamps.
 * **Lines without a time** take their service's current clock (replay), or arrival time
-  when the source is live (and arrival time agrees with the service's clock).
+  when the source is live (and arrival time agrees with the service's clock). The first
+  lines of a replay, before any time is known, take the next time of their batch.
 
 Everything that decides a record's fate runs record by record in one numba kernel, so the
-result never depends on how the input was cut into batches.
+result never depends on how the input was cut into batches (but for timeless first lines
+of a replay, which look ahead within their batch).
 """
 from __future__ import annotations
 
@@ -127,8 +132,13 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             elif glob[_LAST] > -np.inf:
                 t = glob[_LAST]
                 observed = False
-            else:
+            else:  # nothing known yet: the next time of the batch, not today's date
                 t = now
+                for j in range(i + 1, n):
+                    if not np.isnan(ts[j]):
+                        t = ts[j]
+                        observed = False
+                        break
         out_ts[i] = t
         if observed:
             slot = ring_n[s] % H
@@ -141,9 +151,12 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
                 _top_fill(ring[s], H, q)  # the time that left may have been among the top
             else:
                 _top_insert(q, quorum, t)
-            if ring_n[s] >= quorum:
+            # the first clock needs 2 quorum - 1 times, so that it is their median and
+            # neither quorum - 1 strays ahead nor as many behind can set it
+            if ring_n[s] >= 2 * quorum - 1 or (e > -np.inf and ring_n[s] >= quorum):
                 e = q[quorum - 1]
         moved = e > est[s]
+        formed = est[s] == -np.inf and e > -np.inf
         if e != est[s]:
             if est[s] == -np.inf:
                 anchor[s] = e - glob[_P]
@@ -160,10 +173,18 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
         p_last[s] = glob[_P]
         if e > -np.inf:
             lim = np.floor((e - lateness) / w) * w
+            if formed:  # the events held for the clock are not late by it
+                for j in range(held_n[s]):
+                    ht = held_ts[s, j]
+                    if e - ahead <= ht <= e + ahead:
+                        lim = min(lim, np.floor(ht / w) * w)
             if lim > limit[s]:
                 limit[s] = lim
-        # this record
-        if e > -np.inf and t > e + ahead:
+        # this record; before its service has a clock, a timed record waits for one
+        # (replayed; live, unless it agrees with the arrival time): a stray first line is
+        # judged when the clock forms, not believed
+        unjudged = e == -np.inf and observed and (not live or abs(t - now) > ahead)
+        if unjudged or (e > -np.inf and t > e + ahead):
             if held_n[s] == H:  # full: the oldest held record is an outlier
                 rel_seq[n_rel] = held_seq[s, 0]
                 rel_status[n_rel] = ABSURD
@@ -191,11 +212,11 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             k = 0
             for j in range(held_n[s]):
                 ht = held_ts[s, j]
-                if moved and ht <= e + ahead:
+                if moved and e - ahead <= ht <= e + ahead:
                     rel_seq[n_rel] = held_seq[s, j]
                     rel_status[n_rel] = LATE if np.floor(ht / w) * w < limit[s] else ACCEPT
                     n_rel += 1
-                elif ring_n[s] - held_age[s, j] > H:
+                elif (moved and ht < e - ahead) or ring_n[s] - held_age[s, j] > H:
                     rel_seq[n_rel] = held_seq[s, j]
                     rel_status[n_rel] = ABSURD
                     n_rel += 1
@@ -584,13 +605,24 @@ class Windower:
         return WindowFrame(start, start + self.w, counts, errors, lines, err_lines, samples,
                            services, gap)
 
-    def finish(self) -> tuple[list[WindowFrame], list]:
-        """End of input: every open window closes; held records were never confirmed, so
-        they are outliers (their payloads are returned to be dead-lettered)."""
-        absurd = [rec[5] for rec in self.held.values()]
+    def finish(self) -> tuple[list[WindowFrame], list, list]:
+        """End of input: every open window closes. Held records were never confirmed, so
+        they are outliers, except those of a service too quiet to form a clock: they are
+        all it said, counted (or late, for a window a run before closed). Returns the
+        frames and the payloads of the records to dead-letter late and absurd."""
+        late, absurd = [], []
+        for t, tmpl, svc, err, text, payload in self.held.values():
+            if self.est[svc] > -np.inf:
+                absurd.append(payload)
+            elif np.floor(t / self.w) * self.w < self.limit[svc]:
+                late.append(payload)
+            else:
+                self._count(np.array([t]), np.array([tmpl]), np.array([svc]), np.array([err]),
+                            np.array([0]), (lambda _i, text=text: text) if text else None)
+        self.late += len(late)
         self.held.clear()
         self.held_n[:] = 0
-        return self.close(final=True), absurd
+        return self.close(final=True), late, absurd
 
     # ---------------------------------------------------------------- state (plain data)
     def state(self) -> dict:

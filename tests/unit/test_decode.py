@@ -40,6 +40,15 @@ def test_logstash_event_and_service_fallbacks():
     assert decode([orjson.dumps({"message": "x"})])[0].service_name(0) == "default"
 
 
+def test_a_service_name_that_is_no_name_is_the_default_service():
+    """A list or object is no service name (it became the service "['a']"); a number is."""
+    names = [["a"], {"x": 1}, True, None, 5]
+    events, errors = decode([orjson.dumps({"message": "x", "service": {"name": n}})
+                             for n in names])
+    assert not errors
+    assert [events.service_name(i) for i in range(len(names))] == ["default"] * 4 + ["5"]
+
+
 @pytest.mark.parametrize("line,level,text", [
     ("2025-11-24 10:00:00,123 ERROR [main] boom", "error", "[main] boom"),
     ("2025-11-24T10:00:00Z INFO started", "info", "started"),

@@ -84,3 +84,32 @@ def test_an_input_or_state_that_is_an_output_file_is_refused_untouched(tmp_path,
     with pytest.raises(InputError, match="is the output file"):
         run_file(cfg(tmp_path), str(path), state and str(state), progress=False)
     assert victim.read_bytes() == f.read_bytes()
+
+
+def test_a_late_line_is_dead_lettered_with_its_own_bytes(tmp_path):
+    """The window stage decides late and absurd_timestamp after decoding; the dead letter
+    still carries the record as it came (it carried the message only: service, time and
+    every other field were lost)."""
+    def event(t: int, text: str, extra: str = "") -> bytes:
+        return (f'{{"@timestamp": "2025-11-24T10:{t // 60:02d}:{t % 60:02d}Z", "message": '
+                f'"{text}", "service": {{"name": "api"}}{extra}}}\n').encode()
+    late = event(5, "a late one", ', "trace": {"id": "abc"}')
+    f = tmp_path / "a.jsonl"
+    f.write_bytes(b"".join(event(t, "tick") for t in range(0, 600, 5)) + late)
+    run_file(cfg(tmp_path), str(f), progress=False)
+    (d,) = docs(tmp_path / "out" / "dlq.jsonl")
+    assert d["reason"] == "late" and d["raw"].encode() == late.rstrip(b"\n")
+
+
+def test_a_state_from_another_output_directory_is_said(tmp_path, capsys):
+    """The state's position says what was already written, elsewhere: the new directory
+    gets only what follows, and the run says so (it said nothing and wrote empty files)."""
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(t, "tick") for t in range(0, 60, 10)))
+    state = str(tmp_path / "state")
+    run_file(cfg(tmp_path), str(f), state, progress=False)
+    capsys.readouterr()
+    run_file(load(overrides={"output.dir": str(tmp_path / "elsewhere")}), str(f), state,
+             progress=False)
+    err = capsys.readouterr().err
+    assert "was saved with --output" in err and str(tmp_path / "out") in err

@@ -34,8 +34,8 @@ def test_tumbling_windows_close_after_lateness():
     frames = win.close()
     assert [(f.start, f.end) for f in frames] == [(0, 60)]
     assert frames[0].lines.tolist() == [3, 0]
-    frames, held = win.finish()
-    assert [f.start for f in frames] == [60, 120, 180] and held == []
+    frames, late, held = win.finish()
+    assert [f.start for f in frames] == [60, 120, 180] and late == held == []
 
 
 def test_gap_windows_are_emitted_with_zero_counts():
@@ -53,6 +53,38 @@ def test_late_records_are_returned_not_dropped_silently():
     out = feed(win, [10, 199, 70])
     assert out.late.tolist() == [0, 2]  # windows [0,60) and [60,120) closed already
     assert win.late == 2
+
+
+def test_a_stray_first_event_is_judged_when_the_clock_forms():
+    """A service's first event far from the rest (a host clock not yet set, a replayed
+    line) used to be counted where it claimed, opening a window hours off and a run of
+    zero windows up to it (false drops); now it waits for the clock and is dead-lettered."""
+    for stray in (9 * 3600.0, -9 * 3600.0):
+        win = Windower(60, lateness_windows=1, quorum=3)
+        ts = np.r_[stray, np.arange(0, 3600, 10.0)]
+        out = feed(win, ts)
+        frames = win.close() + win.finish()[0]
+        assert 0 in (out.absurd.tolist() + out.resolved_absurd)
+        assert starts(frames) == [60.0 * k for k in range(60)]
+        assert sum(lines_of(frames).values()) == len(ts) - 1
+
+
+def test_the_events_held_for_a_first_clock_are_not_late_by_it():
+    """A sparse service's first nine events span 20 minutes; the clock they form (their
+    median) is 10 minutes past the first: the first ones are counted, not late."""
+    win = Windower(60, lateness_windows=2, quorum=5)
+    out = feed(win, [150.0 * k for k in range(10)])
+    assert len(out.late) == 0 and out.resolved_late == [] and not win.held
+    frames = win.close() + win.finish()[0]
+    assert sum(lines_of(frames).values()) == 10
+
+
+def test_a_service_too_quiet_for_a_clock_is_counted_at_the_end():
+    win = Windower(60, quorum=5)
+    out = feed(win, [10.0, 20.0, 30.0, 40.0])
+    assert out.held.tolist() == [0, 1, 2, 3] and len(out.absurd) == 0
+    frames, late, absurd = win.finish()
+    assert late == absurd == [] and lines_of(frames) == {0.0: 4}
 
 
 def test_a_record_for_a_window_closed_at_the_end_is_late_after_a_restore():
@@ -91,7 +123,9 @@ def test_services_have_independent_clocks():
     ts[0::2], ts[1::2] = t + 3600, t  # service 0 an hour ahead of service 1
     svc = np.tile([0, 1], len(t))
     out = feed(win, ts, svc=svc)
-    assert len(out.late) == 0 and len(out.absurd) == 0 and len(out.held) == 0
+    assert len(out.late) == 0 and len(out.absurd) == 0
+    assert out.held.tolist() == list(range(8))  # each service's first four, until its
+    assert not win.held  # clock formed with the fifth (2 quorum - 1): counted
     frames = win.close()
     assert sum(lines_of(frames, 1).values()) > 400  # service 1's own windows closed too
     frames += win.finish()[0]
@@ -103,7 +137,7 @@ def test_one_event_far_ahead_is_held_then_dead_lettered_absurd():
     base = np.arange(0, 300, 1.0)
     ts = np.r_[base[:100], 23 * 3600.0, base[100:]]
     out = feed(win, ts)
-    assert len(out.late) == 0 and out.held.tolist() == [100]
+    assert len(out.late) == 0 and out.held.tolist() == [0, 1, 2, 3, 100]  # 0-3: no clock yet
     assert out.resolved_absurd == [100]  # held for HISTORY records, never confirmed
     frames = win.close() + win.finish()[0]
     assert sum(lines_of(frames).values()) == 300
@@ -115,7 +149,7 @@ def test_a_real_clock_jump_is_confirmed_and_loses_nothing():
     ts = np.r_[np.arange(0, 300, 1.0), np.arange(0, 300, 1.0) + 86400]
     out = feed(win, ts)
     assert len(out.late) == 0 and len(out.absurd) == 0 and out.resolved_absurd == []
-    assert out.held.tolist() == [300, 301]  # until the quorum of 3 agreed
+    assert out.held.tolist() == [0, 1, 2, 3, 300, 301]  # until the quorum of 3 agreed
     frames = win.close() + win.finish()[0]
     assert sum(lines_of(frames).values()) == 600
     # the day of silence costs 5 empty windows, then a jump flagged as a gap
@@ -135,8 +169,8 @@ def test_a_far_gap_costs_bounded_windows_and_memory():
 
 def test_lines_without_time_take_their_services_clock_when_replayed():
     win = Windower(60, lateness_windows=1, quorum=3)
-    out = feed(win, [1000, 1001, 1002, 1003, np.nan, 1004], now=5e9)
-    assert out.ts[4] == 1001  # the clock: 3rd largest of the recent times
+    out = feed(win, [1000, 1001, 1002, 1003, 1004, np.nan, 1005], now=5e9)
+    assert out.ts[5] == 1002  # the clock: 3rd largest of the recent times
     assert len(out.late) == 0
 
 
@@ -200,8 +234,8 @@ def _run(ts, svc, bounds, **kw):
         late += (out.late + a).tolist()
         absurd += (out.absurd + a).tolist() + list(out.resolved_absurd)
         frames += win.close()
-    more, held = win.finish()
-    return frames + more, sorted(late), sorted(absurd + held)
+    more, late_held, held = win.finish()
+    return frames + more, sorted(late + late_held), sorted(absurd + held)
 
 
 @settings(max_examples=60, deadline=None)
@@ -283,8 +317,10 @@ def test_clock_kernel_keeps_the_quorum_largest_of_each_ring(recs, quorum, cuts):
         win = Windower.from_state(win.state(), seconds=60, quorum=quorum) if a % 2 else win
         for s in range(len(win.est)):
             want = kth_largest_reference(win.ring[s], win.ring_n[s], quorum)
-            if win.ring_n[s] >= quorum:
+            if win.ring_n[s] >= 2 * quorum - 1:  # the first clock: the median of 2q - 1
                 assert win.est[s] == want
+            else:
+                assert win.est[s] == -np.inf
             assert win.top[s][quorum - 1] == want or win.ring_n[s] < quorum
         rebuilt = np.empty_like(win.top)
         top_of(win.ring, win.ring_n, rebuilt)

@@ -25,7 +25,7 @@ def test_lines_after_a_silence_are_counted():
         for f in win.close():
             for s in f.services.tolist():
                 counted[s] += int(f.lines[s])
-    frames, _ = win.finish()
+    frames, _, _ = win.finish()
     for f in frames:
         for s in f.services.tolist():
             counted[s] += int(f.lines[s])
