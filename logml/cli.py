@@ -260,7 +260,7 @@ def cmd_generate(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .evaluate import evaluate, format_report, load_anomalies
+    from .evaluate import LabelsError, evaluate, format_report, load_anomalies
     _stdin_hint("eval", args.anomalies)
     with open(args.labels, "rb") as f:
         data = f.read()
@@ -277,11 +277,16 @@ def cmd_eval(args) -> int:
     except ValueError as e:
         raise UsageError(f"{str(e).splitlines()[0]}: give the anomalies.jsonl that logml "
                          f"run wrote") from None
-    if anomalies and not any(isinstance((d.get("logml") or {}).get("anomaly"), dict)
-                             or "logml.anomaly.type" in d for d in anomalies):
+    if anomalies and not any(isinstance(d, dict) and (
+            isinstance((d.get("logml") or {}).get("anomaly"), dict)
+            or "logml.anomaly.type" in d) for d in anomalies):
         raise UsageError(f"{args.anomalies}: holds no anomaly documents (no logml.anomaly): "
                          f"give the anomalies.jsonl that logml run wrote")
-    result = evaluate(anomalies, labels, args.window_seconds)
+    try:
+        result = evaluate(anomalies, labels, args.window_seconds)
+    except LabelsError as e:
+        raise UsageError(f"{args.labels}: {e}: give the labels.json that logml generate "
+                         f"wrote (or mend it)") from None
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:

@@ -180,6 +180,51 @@ def test_eval_of_the_wrong_files(tmp_path):
     assert logml("eval", tmp_path / "empty.jsonl", labels).returncode == 0
 
 
+ANOMALY = ('{"@timestamp": "2025-11-25T00:10:00Z", "service": {"name": "a"}, '
+           '"logml": {"anomaly": {"type": "spike"}, "severity": "warning"}}\n')
+
+
+@pytest.mark.parametrize("labels,words", [
+    ('{"incidents": [{"id": "x"}]}', ["incident 'x' lacks service, start, end"]),
+    ('{"start": "abc", "end": 5, "incidents": [], "services": []}',
+     ["start 'abc' is not a time"]),
+    ('{"incidents": [{"id": "y", "service": "a", "start": "yesterday", "end": 5}]}',
+     ["incident 'y': start 'yesterday' is not a time"]),
+    ('{"incidents": [{"id": "y", "service": "a", "start": NaN, "end": 5}]}',
+     ["incident 'y': start nan is not a time"]),
+    ('{"start": 1764028800, "end": 1764028800, "incidents": []}',
+     ["end 1.76403e+09 is not after its start"]),
+    ('{"incidents": [{"service": "a", "start": 1764029000, "end": 1764028900}]}',
+     ["incident 1: end", "is not after its start"]),
+    ('{"incidents": [5]}', ["incident 1 is not an object"]),
+    ('{"incidents": [], "probation_seconds": "x"}', ["probation_seconds 'x'"]),
+])
+def test_eval_of_labels_it_cannot_use(tmp_path, labels, words):
+    # before: a traceback (ValueError), or end <= start taken silently
+    (tmp_path / "labels.json").write_text(labels)
+    (tmp_path / "anomalies.jsonl").write_text(ANOMALY)
+    line = one_line(logml("eval", tmp_path / "anomalies.jsonl", tmp_path / "labels.json"),
+                    "labels.json: ", *words, "give the labels.json that logml generate wrote")
+    assert "Traceback" not in line
+
+
+def test_eval_counts_every_row_it_cannot_score_as_skipped(tmp_path):
+    # before: rows that are a list or a number, and anomalies before the labels' start
+    # (here a @timestamp that is a small number) were dropped without the note; a time
+    # past year 9999 was a traceback
+    (tmp_path / "labels.json").write_text(
+        '{"start": 1764028800, "end": 1764043200, "services": ["a"], "incidents": []}')
+    early = ANOMALY.replace('"2025-11-25T00:10:00Z"', "5")
+    (tmp_path / "anomalies.jsonl").write_text(
+        ANOMALY + early + "[1, 2]\n7\n" + ANOMALY.replace('"service": {"name": "a"}, ', "")
+        + ANOMALY.replace('"2025-11-25T00:10:00Z"', "1e300"))
+    p = logml("eval", tmp_path / "anomalies.jsonl", tmp_path / "labels.json")
+    assert p.returncode == 0, p.stderr.decode()
+    assert "anomalies: 1, matched 0" in p.stdout.decode()
+    assert "(5 skipped: not an object, no service or timestamp, or before the labels' " \
+        "start)" in p.stdout.decode()
+
+
 def test_run_flags_of_the_other_mode_are_refused(tmp_path):
     (tmp_path / "a.log").write_bytes(LOG)
     (tmp_path / "k.toml").write_text('source = "kafka"\n')
