@@ -27,6 +27,9 @@ class ConfigError(Exception):
     pass
 
 
+MIN_EPOCH = 631152000.0  # 1990-01-01: event times before it are absurd
+
+
 @dataclass
 class DecodeConfig:
     format: str = "auto"  # auto (a line opening a JSON object is JSON) | json | plain

@@ -154,9 +154,32 @@ def test_parse_of_a_missing_file(tmp_path):
     (["--rate", "nan"], ["--rate", "'nan'"]),
     (["--start", "yesterday"], ["--start", "'yesterday' is not a time", "ISO-8601"]),
     (["--start", "2025-13-01"], ["--start", "is not a time"]),
+    # before: tracebacks (ValueError, TypeError, OverflowError)
+    (["--seed", "-1"], ["--seed", "'-1' is not a whole number from 0 to 2**63 - 1"]),
+    (["--seed", "99999999999999999999"], ["--seed", "from 0 to 2**63 - 1"]),
+    (["--hours", "inf"], ["--hours", "'inf'", "at most 8784 (366 days)"]),
+    (["--hours", "0.0001"], ["--hours", "at least 1/3600 (a second)"]),
+    (["--rate", "inf"], ["--rate", "'inf'"]),
+    (["--start", "1e20"], ["--start", "'1e20' is not a time before 2100"]),
+    (["--start", "nan"], ["--start", "'nan' is not a time"]),
+    (["--hard", "--hours", "0.01"], ["--hours 0.01 is too short", "hard scenario",
+                                     "give --hours 3.45 or more"]),
+    (["--hard", "--hours", "4", "--services", "20"], ["no room", "20 services",
+                                                      "give --services 15 or fewer"]),
+    # before: data that logml run dead-letters (absurd_timestamp)
+    (["--start", "-5"], ["--start", "'-5' is before 1990-01-01", "give a later time"]),
+    (["--start", "1970-01-01T00:00:00Z"], ["--start", "before 1990-01-01"]),
 ])
 def test_generate_arguments_out_of_range(tmp_path, args, words):
     one_line(logml("generate", *args, "--out", tmp_path / "g"), *words)
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", "x"])
+def test_demo_seed_out_of_range(tmp_path, seed):
+    one_line(logml("demo", "--seed", seed, "--out", tmp_path / "d"), "--seed",
+             "is not a whole number from 0 to 2**63 - 1")
+    assert not (tmp_path / "d").exists()
 
 
 def test_eval_of_the_wrong_files(tmp_path):
