@@ -319,7 +319,7 @@ def cmd_eval(args) -> int:
 def cmd_setup(args) -> int:
     from .config import index_prefix_problem, interpolate, url_problem
     from .setup import run_setup
-    es = interpolate(args.es)
+    es = interpolate(args.es, key="--es")
     for flag, problem in (("--es", url_problem(es)),
                           ("--kibana", args.kibana and url_problem(
                               args.kibana, "http://127.0.0.1:5601", need_port=False)),

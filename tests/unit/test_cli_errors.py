@@ -66,6 +66,23 @@ def test_a_configuration_error(tmp_path):
     one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-"), "unknown key 'second'")
 
 
+@pytest.mark.parametrize("toml,words", [
+    # before: "metrics.port: expected int or str, got '${S21_UNSET}'"
+    ('[metrics]\nport = "${S21_UNSET}"\n',
+     ["metrics.port: environment variable S21_UNSET is not set", "${S21_UNSET:-default}"]),
+    ('[output]\ndir = "${S21_UNSET}"\n', ["output.dir: environment variable S21_UNSET"]),
+    # before: taken as literal text
+    ('[output]\ndir = "TMP/out-${}"\n', ["output.dir: ${} names no environment variable",
+                                      "${NAME:-default}"]),
+    ('[metrics]\nport = "${:-9100}"\n', ["metrics.port: ${:-9100} names no environment"]),
+])
+def test_an_environment_variable_that_cannot_be_resolved(tmp_path, toml, words):
+    (tmp_path / "p.toml").write_text(toml.replace("TMP", str(tmp_path)))
+    env = {k: v for k, v in os.environ.items() if k != "S21_UNSET"}
+    one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-", env=env,
+                   stdin=subprocess.DEVNULL), "configuration: ", *words)
+
+
 def test_metrics_port_in_use(tmp_path):
     (tmp_path / "a.log").write_bytes(LOG)
     with socket.socket() as s:
