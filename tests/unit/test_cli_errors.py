@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 LOG = b"2025-11-24T10:00:00Z INFO user 1 logged in\n"
@@ -159,6 +160,29 @@ def test_a_setting_out_of_range_is_refused_before_the_run(tmp_path):
 def test_a_pipeline_file_that_is_not_text(tmp_path):
     (tmp_path / "p.toml").write_bytes(b"\xff\xfe[x]\n")
     one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-"), "not a TOML text file")
+
+
+def test_parse_cuts_long_lines_and_refuses_input_without_newlines_as_run_does(
+        tmp_path, monkeypatch, capsys):
+    """Before, parse read a line whole however long: /dev/zero grew memory without limit.
+    Now its reader is run's: lines cut past decode.max_line_bytes, and no newline in
+    MAX_SKIP_BYTES (1 GiB; 1 MiB here) is the same one-line error."""
+    from logml import cli
+    from logml.sources import file
+    monkeypatch.setattr(file, "MAX_SKIP_BYTES", 1 << 20)
+    (tmp_path / "p.toml").write_text("[decode]\nmax_line_bytes = 64\n")
+    (tmp_path / "zero.log").write_bytes(b"\0" * (3 << 20))
+    assert cli.main(["parse", str(tmp_path / "zero.log"), "-c", str(tmp_path / "p.toml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"logml: error: {tmp_path / 'zero.log'}: line 1 runs over 1 MiB without a "
+                   f"newline: this is not a text log (binary data or a device like "
+                   f"/dev/zero?); give a log file"], err
+    (tmp_path / "long.log").write_bytes(b"a" * 300 + b"\n" + b"[" * 300 + b"\nbye 2\n")
+    assert cli.main(["parse", str(tmp_path / "long.log"), "-c", str(tmp_path / "p.toml"),
+                     "--json", "--format", "jsonl"]) == 0
+    rows = [orjson.loads(r) for r in capsys.readouterr().out.splitlines()]
+    assert [r["line_no"] for r in rows] == [1, 2, 3]
+    assert rows[1]["line_bytes"] == 300  # the reader kept its first 65 bytes
 
 
 def test_parse_of_a_missing_file(tmp_path):
