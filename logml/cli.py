@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
+import math
 import os
 import stat
 import sys
 from contextlib import contextmanager
 
 from . import __version__
-from .config import ConfigError, load
+from .config import MIN_EPOCH, ConfigError, load
 
 
 class UsageError(Exception):
@@ -25,14 +26,15 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _number(kind, low: float, strict: bool, what: str):
-    """An argparse type: a number of ``kind`` above ``low`` (or at least, if not strict)."""
+def _number(kind, low: float, strict: bool, what: str, high: float = math.inf):
+    """An argparse type: a number of ``kind`` above ``low`` (or at least, if not strict)
+    and at most ``high``."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if value != value or value < low or (strict and value == low):
+        if value != value or value < low or (strict and value == low) or value > high:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
     parse.__name__ = what
@@ -53,21 +55,36 @@ def _start_time(text: str) -> float:
     from datetime import datetime, timezone
     t = text.strip()
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(t[:-1] + "+00:00" if t[-1:] in ("Z", "z") else t)
-    except ValueError:
+        try:
+            dt = datetime.fromisoformat(t[:-1] + "+00:00" if t[-1:] in ("Z", "z") else t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a time: give ISO-8601 UTC (2025-11-25T00:00:00Z) or epoch "
+                f"seconds") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        value = dt.timestamp()
+    # one logml run takes: not before 1990 (dead-lettered absurd_timestamp), not past 2100
+    if value != value or value >= _LAST_START:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: give ISO-8601 UTC (2025-11-25T00:00:00Z) or epoch "
-            f"seconds") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+            f"{text!r} is not a time before 2100: give ISO-8601 UTC (2025-11-25T00:00:00Z) "
+            f"or epoch seconds")
+    if value < MIN_EPOCH:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is before 1990-01-01, whose events logml run refuses "
+            f"(absurd_timestamp): give a later time (2025-11-25T00:00:00Z)")
+    return value
 
 
+_LAST_START = 4102444800.0  # 2100-01-01
+_MAX_HOURS = 24 * 366
 _POSITIVE = _number(float, 0, True, "a positive number")
+_HOURS = _number(float, 1 / 3600, False, f"a positive number of hours, at least 1/3600 (a "
+                 f"second) and at most {_MAX_HOURS} (366 days)", high=_MAX_HOURS)
+_RATE = _number(float, 0, True, "a positive number up to 1000000", high=1e6)
+_SEED = _number(int, 0, False, "a whole number from 0 to 2**63 - 1", high=2**63 - 1)
 _POSITIVE_INT = _number(int, 0, True, "a positive whole number")
 _COUNT = _number(int, 0, False, "a whole number, 0 or more")
 
@@ -251,6 +268,11 @@ def _check_templates(url: str, prefix: str) -> None:
 
 def cmd_generate(args) -> int:
     from .generate import write
+    if args.hard:
+        from .hardgen import hours_problem
+        problem = hours_problem(args.hours, args.services, _MAX_HOURS)
+        if problem:
+            raise UsageError(problem)
     events, labels = write(args.out, args.seed, args.hours, args.services, start=args.start,
                            rate=args.rate, hard=args.hard, progress=True)
     print(f"logml generate: {events} and {labels}", file=sys.stderr)
@@ -260,7 +282,7 @@ def cmd_generate(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .evaluate import evaluate, format_report, load_anomalies
+    from .evaluate import LabelsError, evaluate, format_report, load_anomalies
     _stdin_hint("eval", args.anomalies)
     with open(args.labels, "rb") as f:
         data = f.read()
@@ -277,11 +299,16 @@ def cmd_eval(args) -> int:
     except ValueError as e:
         raise UsageError(f"{str(e).splitlines()[0]}: give the anomalies.jsonl that logml "
                          f"run wrote") from None
-    if anomalies and not any(isinstance((d.get("logml") or {}).get("anomaly"), dict)
-                             or "logml.anomaly.type" in d for d in anomalies):
+    if anomalies and not any(isinstance(d, dict) and (
+            isinstance((d.get("logml") or {}).get("anomaly"), dict)
+            or "logml.anomaly.type" in d) for d in anomalies):
         raise UsageError(f"{args.anomalies}: holds no anomaly documents (no logml.anomaly): "
                          f"give the anomalies.jsonl that logml run wrote")
-    result = evaluate(anomalies, labels, args.window_seconds)
+    try:
+        result = evaluate(anomalies, labels, args.window_seconds)
+    except LabelsError as e:
+        raise UsageError(f"{args.labels}: {e}: give the labels.json that logml generate "
+                         f"wrote (or mend it)") from None
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -292,7 +319,7 @@ def cmd_eval(args) -> int:
 def cmd_setup(args) -> int:
     from .config import index_prefix_problem, interpolate, url_problem
     from .setup import run_setup
-    es = interpolate(args.es)
+    es = interpolate(args.es, key="--es")
     for flag, problem in (("--es", url_problem(es)),
                           ("--kibana", args.kibana and url_problem(
                               args.kibana, "http://127.0.0.1:5601", need_port=False)),
@@ -330,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
              "incidents, run the whole pipeline on them (no services needed), "
              "print what was found against the truth and write a report.")
     sp.add_argument("--out", default="logml-demo", type=_given, help="report directory (default logml-demo)")
-    sp.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    sp.add_argument("--seed", type=_SEED, default=7, help="scenario seed (default 7)")
     sp.set_defaults(func=cmd_demo)
 
     sp = add("run", help="the pipeline on a file or stdin (JSONL out), or as "
@@ -384,12 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("generate", help="synthetic multi-service logs with labelled incidents",
              description="Write OUT/events.jsonl (Filebeat ECS events) and "
              "OUT/labels.json; deterministic by seed and start.")
-    sp.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
-    sp.add_argument("--hours", type=_POSITIVE, default=6.0,
+    sp.add_argument("--seed", type=_SEED, default=1, help="scenario seed (default 1)")
+    sp.add_argument("--hours", type=_HOURS, default=6.0,
                     help="hours of logs (default 6)")
     sp.add_argument("--services", type=_POSITIVE_INT, default=4,
                     help="number of services (default 4)")
-    sp.add_argument("--rate", type=_POSITIVE, default=10.0,
+    sp.add_argument("--rate", type=_RATE, default=10.0,
                     help="mean lines/s per service (default 10; the file holds about "
                     "hours x 3600 x services x rate lines)")
     sp.add_argument("--start", metavar="TIME", type=_start_time,

@@ -27,6 +27,9 @@ class ConfigError(Exception):
     pass
 
 
+MIN_EPOCH = 631152000.0  # 1990-01-01: event times before it are absurd
+
+
 @dataclass
 class DecodeConfig:
     format: str = "auto"  # auto (a line opening a JSON object is JSON) | json | plain
@@ -262,20 +265,33 @@ def port_range(spec: int | str) -> range | None:
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REF = re.compile(r"\$\{[^}]*\}")  # any ${...}: a _VAR, or a mistake like ${}
 
 
-def interpolate(value: str, env: typing.Mapping[str, str] | None = None) -> str:
+class _EnvError(ConfigError):
+    """A ${...} of a value that names no set environment variable."""
+
+
+def interpolate(value: str, env: typing.Mapping[str, str] | None = None,
+                key: str | None = None) -> str:
+    """``value`` with its ``${VAR}`` and ``${VAR:-default}`` taken from ``env`` (the
+    environment); ``key`` names the value in errors."""
     env = os.environ if env is None else env
+    where = f"{key}: " if key else ""
 
     def sub(m):
-        name, default = m.group(1), m.group(2)
+        ref = _VAR.fullmatch(m.group(0))
+        if ref is None:
+            raise _EnvError(f"{where}{m.group(0)} names no environment variable: write "
+                            f"${{NAME}} or ${{NAME:-default}}")
+        name, default = ref.groups()
         if name in env and env[name] != "":
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"environment variable {name} is not set (use ${{{name}:-default}} "
-                          f"for a default)")
-    return _VAR.sub(sub, value)
+        raise _EnvError(f"{where}environment variable {name} is not set (use "
+                        f"${{{name}:-default}} for a default)")
+    return _REF.sub(sub, value)
 
 
 def _coerce(value, typ, key: str, env):
@@ -285,6 +301,8 @@ def _coerce(value, typ, key: str, env):
         for option in options:
             try:
                 return _coerce(value, option, key, env)
+            except _EnvError:
+                raise  # a str option took the value, but its ${...} cannot be resolved
             except ConfigError:
                 pass
         raise ConfigError(f"{key}: expected {' or '.join(t.__name__ for t in options)}, "
@@ -311,7 +329,7 @@ def _coerce(value, typ, key: str, env):
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return interpolate(value, env)
+        return interpolate(value, env, key)
     raise ConfigError(f"{key}: unsupported type {typ}")
 
 
@@ -339,7 +357,8 @@ def _build(cls, data: dict, prefix: str, env):
         else:
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
                 else f.default
-            kwargs[f.name] = interpolate(default, env) if isinstance(default, str) else default
+            kwargs[f.name] = interpolate(default, env, key) if isinstance(default, str) \
+                else default
     return cls(**kwargs)
 
 

@@ -46,7 +46,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import orjson
 
-from .config import DecodeConfig
+from .config import MIN_EPOCH, DecodeConfig
 from .errors import ErrorRecord, Reason
 from .masking import pack_lines
 from . import jsonscan
@@ -55,7 +55,6 @@ from .plaintext import (BAD_TIME, BAD_TS, BAD_UTF8, EMPTY, LEVEL_CODE, LEVEL_OF,
 
 # level codes, ordered by severity
 LEVELS = ["unknown", "trace", "debug", "info", "warn", "error", "fatal"]
-MIN_EPOCH = 631152000.0  # 1990-01-01
 BOM = b"\xef\xbb\xbf"
 
 # ------------------------------------------------------------------ the header grammar

@@ -50,13 +50,21 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["evaluate", "load_anomalies", "format_report", "nab_score", "NAB_PROFILES"]
+__all__ = ["evaluate", "load_anomalies", "format_report", "nab_score", "NAB_PROFILES",
+           "LabelsError"]
 
 NAB_PROFILES = {"standard": (1.0, 0.11, 1.0), "reward_low_fp": (1.0, 0.22, 1.0),
                 "reward_low_fn": (1.0, 0.055, 2.0)}  # A_TP, A_FP, A_FN
 
 SEVERITIES = ("warning", "critical")
 _SEV_RANK = {"info": 0, "low": 0, "warning": 1, "medium": 1, "high": 2, "critical": 2}
+
+
+_MAX_EPOCH = 253402300800.0  # 10000-01-01: later times cannot be shown (time.gmtime)
+
+
+class LabelsError(ValueError):
+    """Labels that cannot be scored against; the message says what in them is wrong."""
 
 
 def _get(doc, key: str):
@@ -97,7 +105,8 @@ def _epoch(value) -> float | None:
         return None
     if not math.isfinite(v):
         return None
-    return v / 1000.0 if abs(v) > 1e11 else v
+    v = v / 1000.0 if abs(v) > 1e11 else v
+    return v if abs(v) < _MAX_EPOCH else None
 
 
 def _severity(doc) -> str:
@@ -122,16 +131,20 @@ def _sev_counts(items) -> dict[str, int]:
     return out
 
 
-def load_anomalies(path) -> list[dict]:
+def load_anomalies(path) -> list:
     """Anomaly documents from a JSON-lines file (``-`` for stdin). A JSON array file and
-    Elasticsearch hits (``{"_source": {...}}``) are accepted too."""
+    Elasticsearch hits (``{"_source": {...}}``) are accepted too. Rows that are not objects
+    are kept (``evaluate`` counts them as skipped)."""
     if str(path) == "-":
         data = sys.stdin.buffer.read()
     else:
         data = Path(path).read_bytes()
     stripped = data.lstrip()
     if stripped.startswith(b"["):
-        docs = orjson.loads(stripped)
+        try:
+            docs = orjson.loads(stripped)
+        except orjson.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON: {e}") from None
     else:
         docs = []
         for no, line in enumerate(data.splitlines(), 1):
@@ -141,13 +154,61 @@ def load_anomalies(path) -> list[dict]:
                 docs.append(orjson.loads(line))
             except orjson.JSONDecodeError as e:
                 raise ValueError(f"{path}:{no}: not JSON: {e}") from None
-    out = []
-    for d in docs:
-        if isinstance(d, dict) and isinstance(d.get("_source"), dict):
-            d = d["_source"]
-        if isinstance(d, dict):
-            out.append(d)
-    return out
+    if not isinstance(docs, list):
+        docs = [docs]
+    return [d["_source"] if isinstance(d, dict) and isinstance(d.get("_source"), dict) else d
+            for d in docs]
+
+
+def _time(value, what: str) -> float:
+    t = _epoch(value)
+    if t is None:
+        raise LabelsError(f"{what} {value!r} is not a time (epoch seconds or ISO-8601 UTC)")
+    return t
+
+
+def _span(start, end, what: str) -> tuple[float, float]:
+    """(start, end) of labels or an incident: times, end after start."""
+    start, end = _time(start, f"{what}start"), _time(end, f"{what}end")
+    if end <= start:
+        raise LabelsError(f"{what}end {end:g} is not after its start {start:g}")
+    return start, end
+
+
+def _check_labels(labels: dict) -> tuple[float | None, float | None, float, list[dict]]:
+    """(start, end, probation seconds, incidents with epoch times) of labels; LabelsError
+    names what is wrong."""
+    t_start = t_end = None
+    if labels.get("start") is not None and labels.get("end") is not None:
+        t_start, t_end = _span(labels["start"], labels["end"], "")
+    elif labels.get("start") is not None:
+        t_start = _time(labels["start"], "start")
+    elif labels.get("end") is not None:
+        t_end = _time(labels["end"], "end")
+    probation = labels.get("probation_seconds") or 0.0
+    if isinstance(probation, bool) or not isinstance(probation, (int, float)) \
+            or not 0 <= probation < math.inf:
+        raise LabelsError(f"probation_seconds {probation!r} is not a number of seconds, 0 or "
+                          f"more")
+    services = labels.get("services")
+    if services is not None and not (isinstance(services, list)
+                                     and all(isinstance(x, str) for x in services)):
+        raise LabelsError(f"services {services!r} is not a list of service names")
+    incidents = []
+    for k, inc in enumerate(labels.get("incidents", []), 1):
+        if not isinstance(inc, dict):
+            raise LabelsError(f"incident {k} is not an object but {inc!r}")
+        name = f"incident {inc['id']!r}" if "id" in inc else f"incident {k}"
+        missing = [key for key in ("service", "start", "end") if inc.get(key) is None]
+        if missing:
+            raise LabelsError(f"{name} lacks {', '.join(missing)} (each incident needs "
+                              f"service, start and end)")
+        start, end = _span(inc["start"], inc["end"], f"{name}: ")
+        onset = None if inc.get("onset") is None else _time(inc["onset"], f"{name}: onset")
+        incidents.append({**inc, "id": str(inc.get("id", f"inc-{k}")),
+                          "start": start, "end": end,
+                          "onset": start if onset is None else min(onset, start)})
+    return t_start, t_end, float(probation), incidents
 
 
 def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
@@ -158,8 +219,7 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     if W <= 0:
         raise ValueError("window_seconds must be > 0")
 
-    probation = float(labels.get("probation_seconds") or 0.0)
-    t_start = _epoch(labels.get("start"))
+    t_start, t_end, probation, incidents = _check_labels(labels)
     scored_from = (-math.inf if t_start is None else t_start) + probation
     # anomalies, normalised
     anoms = []
@@ -168,8 +228,8 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     for k, doc in enumerate(anomalies):
         svc = _get(doc, "service.name")
         ts = _epoch(_get(doc, "@timestamp"))
-        if svc is None or ts is None:
-            skipped += 1
+        if svc is None or ts is None or (t_start is not None and ts < t_start):
+            skipped += 1  # not an object, no service or time, or before the labels' start
             continue
         if ts < scored_from:
             in_probation += 1
@@ -185,15 +245,6 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
             "matches": [],
         })
 
-    incidents = []
-    for inc in labels.get("incidents", []):
-        start, end = _epoch(inc.get("start")), _epoch(inc.get("end"))
-        if start is None or end is None or "service" not in inc:
-            raise ValueError(f"label incident {inc.get('id')!r} needs service, start and end")
-        onset = _epoch(inc.get("onset"))
-        incidents.append({**inc, "id": str(inc.get("id", f"inc-{len(incidents) + 1}")),
-                          "start": start, "end": end,
-                          "onset": start if onset is None else min(onset, start)})
     incidents.sort(key=lambda x: (x["start"], x["id"]))
     by_service: dict[str, list[dict]] = {}
     for a in anoms:
@@ -277,8 +328,8 @@ def evaluate(anomalies: list[dict], labels: dict, window_seconds: int = 60,
     if not services:
         services = sorted({r["service"] for r in rows} | set(by_service))
     n_services = max(1, len(services))
-    if "start" in labels and "end" in labels:
-        duration = float(labels["end"]) - float(labels["start"]) - probation
+    if t_start is not None and t_end is not None:
+        duration = t_end - t_start - probation
     else:
         ts_all = [a["ts"] for a in anoms] + [x for r in rows for x in (r["start"], r["end"])]
         duration = (max(ts_all) - min(ts_all) + W) if ts_all else 0.0
@@ -431,7 +482,8 @@ def format_report(result: dict) -> str:
                    f"{result['median_delay_windows']}, max {result['max_delay_windows_seen']}")
     out.append(f"anomalies: {tot['anomalies']}, matched {tot['matched_anomalies']}, "
                f"precision {_pct(result['precision'])}"
-               + (f" ({tot['skipped_anomalies']} skipped: no service or timestamp)"
+               + (f" ({tot['skipped_anomalies']} skipped: not an object, no service or "
+                  f"timestamp, or before the labels' start)"
                   if tot["skipped_anomalies"] else ""))
     nab = result.get("nab")
     if nab:

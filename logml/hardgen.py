@@ -253,11 +253,47 @@ class _Service:
         return np.exp(np.interp(np.arange(n) / 60.0, np.arange(m), x))
 
 
+_OTHERS = [t for t in HARD_INCIDENT_TYPES if t != "seasonal"]
+_MIN_SLOT_S = 1500  # the time each incident of the rounds needs
+
+
+def _slots(n_sec: int, services: int) -> tuple[int, int, int, float]:
+    """(warm-up end, last incident end, incidents in rounds, seconds of a slot of each) of
+    a stream: the incidents' plan before any draw."""
+    warm = 86400 if n_sec / 86400.0 >= 1.5 else int(0.25 * n_sec)
+    hi = n_sec - 1800
+    n = max(len(_OTHERS), int(round(services * ((hi - warm) / 3600.0) / 6.0)))
+    return warm, hi, n, (hi - warm) / n
+
+
+def _fits(hours: float, services: int) -> bool:
+    return _slots(int(round(hours * 3600)), services)[3] >= _MIN_SLOT_S
+
+
+def hours_problem(hours: float, services: int, max_hours: float = 24 * 366) -> str | None:
+    """Why ``hours`` of ``services`` services leave no room for the hard scenario's
+    incidents, saying what to give instead; None when they fit."""
+    if _fits(hours, services):
+        return None
+    # hours in steps of 0.05 up to a week (longer streams have no more room per service)
+    steps = [k / 20 for k in range(1, int(min(max_hours, 7 * 24) * 20) + 1)]
+    more = next((h for h in steps if h > hours and _fits(h, services)), None)
+    if more is not None:
+        return (f"--hours {hours:g} is too short for the incidents of the hard scenario with "
+                f"{services} services: give --hours {more:g} or more")
+    fewer = range(min(services - 1, 100), 0, -1)
+    fewer = next((k for k in fewer if _fits(hours, k)), None) or \
+        next((k for k in fewer if any(_fits(h, k) for h in steps)), None)
+    return (f"the hard scenario has no room for the incidents of {services} services"
+            + (f": give --services {fewer} or fewer" if fewer else ""))
+
+
 def _plan(rng, start: float, n_sec: int, n_days: float, services: list[_Service]) -> list[dict]:
     """Incidents after the warm-up, at most one at a time: one ``seasonal`` per day (at a
     service's morning ramp), the other types in rounds over slots between them."""
-    warm = 86400 if n_days >= 1.5 else int(0.25 * n_sec)
-    hi = n_sec - 1800
+    warm, hi, n, slot = _slots(n_sec, len(services))
+    if slot < _MIN_SLOT_S:
+        raise ValueError(hours_problem(n_sec / 3600.0, len(services)))
     out = []
     busy = []  # (a, b) taken
     day = math.floor((start + warm) / 86400.0)
@@ -272,11 +308,7 @@ def _plan(rng, start: float, n_sec: int, n_days: float, services: list[_Service]
             out.append({"type": "seasonal", "si": svc_i, "a": a, "b": a + d})
             busy.append((a - 900, a + d + 900))
         day += 1
-    others = [t for t in HARD_INCIDENT_TYPES if t != "seasonal"]
-    n = max(len(others), int(round(len(services) * ((hi - warm) / 3600.0) / 6.0)))
-    slot = (hi - warm) / n
-    if slot < 1500:
-        raise ValueError("stream too short for the hard scenario's incidents")
+    others = _OTHERS
     types = []
     while len(types) < n:
         types.extend(rng.permutation(len(others)).tolist())

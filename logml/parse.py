@@ -86,7 +86,9 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
     if fmt == "csv":
         out.write("line_no,template_id,template\n")
     line_no = 0
-    for blk in read_blocks(stream):
+    # lines over decode.max_line_bytes are cut by the reader as in `logml run`: memory
+    # stays bounded, and input with no newline for 1 GiB (/dev/zero) is refused
+    for blk in read_blocks(stream, max_line_bytes=config.decode.max_line_bytes):
         block = blk.data
         events, errors = decoder.decode_block(block, first_offset=0)
         n = blk.lines  # every line is an event or dead-lettered (kept ones are events too)
@@ -117,6 +119,8 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
                 for k in range(e.offset, e.offset + e.count) if not e.kept else ():
                     rows[k] = {"line_no": line_no + k + 1, "template_id": None,
                                "template": None, "error": str(e.reason), "detail": e.detail}
+                    if line_no + k in blk.long_lines:  # the reader kept its first bytes
+                        rows[k]["line_bytes"] = blk.long_lines[line_no + k]
             out.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
         line_no += n
         progress.update(len(block))

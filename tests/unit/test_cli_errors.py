@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 LOG = b"2025-11-24T10:00:00Z INFO user 1 logged in\n"
@@ -64,6 +65,23 @@ def test_no_input_given(tmp_path):
 def test_a_configuration_error(tmp_path):
     (tmp_path / "p.toml").write_text("[window]\nsecond = 5\n")
     one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-"), "unknown key 'second'")
+
+
+@pytest.mark.parametrize("toml,words", [
+    # before: "metrics.port: expected int or str, got '${S21_UNSET}'"
+    ('[metrics]\nport = "${S21_UNSET}"\n',
+     ["metrics.port: environment variable S21_UNSET is not set", "${S21_UNSET:-default}"]),
+    ('[output]\ndir = "${S21_UNSET}"\n', ["output.dir: environment variable S21_UNSET"]),
+    # before: taken as literal text
+    ('[output]\ndir = "TMP/out-${}"\n', ["output.dir: ${} names no environment variable",
+                                      "${NAME:-default}"]),
+    ('[metrics]\nport = "${:-9100}"\n', ["metrics.port: ${:-9100} names no environment"]),
+])
+def test_an_environment_variable_that_cannot_be_resolved(tmp_path, toml, words):
+    (tmp_path / "p.toml").write_text(toml.replace("TMP", str(tmp_path)))
+    env = {k: v for k, v in os.environ.items() if k != "S21_UNSET"}
+    one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-", env=env,
+                   stdin=subprocess.DEVNULL), "configuration: ", *words)
 
 
 def test_metrics_port_in_use(tmp_path):
@@ -144,6 +162,29 @@ def test_a_pipeline_file_that_is_not_text(tmp_path):
     one_line(logml("run", "-c", tmp_path / "p.toml", "--input", "-"), "not a TOML text file")
 
 
+def test_parse_cuts_long_lines_and_refuses_input_without_newlines_as_run_does(
+        tmp_path, monkeypatch, capsys):
+    """Before, parse read a line whole however long: /dev/zero grew memory without limit.
+    Now its reader is run's: lines cut past decode.max_line_bytes, and no newline in
+    MAX_SKIP_BYTES (1 GiB; 1 MiB here) is the same one-line error."""
+    from logml import cli
+    from logml.sources import file
+    monkeypatch.setattr(file, "MAX_SKIP_BYTES", 1 << 20)
+    (tmp_path / "p.toml").write_text("[decode]\nmax_line_bytes = 64\n")
+    (tmp_path / "zero.log").write_bytes(b"\0" * (3 << 20))
+    assert cli.main(["parse", str(tmp_path / "zero.log"), "-c", str(tmp_path / "p.toml")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"logml: error: {tmp_path / 'zero.log'}: line 1 runs over 1 MiB without a "
+                   f"newline: this is not a text log (binary data or a device like "
+                   f"/dev/zero?); give a log file"], err
+    (tmp_path / "long.log").write_bytes(b"a" * 300 + b"\n" + b"[" * 300 + b"\nbye 2\n")
+    assert cli.main(["parse", str(tmp_path / "long.log"), "-c", str(tmp_path / "p.toml"),
+                     "--json", "--format", "jsonl"]) == 0
+    rows = [orjson.loads(r) for r in capsys.readouterr().out.splitlines()]
+    assert [r["line_no"] for r in rows] == [1, 2, 3]
+    assert rows[1]["line_bytes"] == 300  # the reader kept its first 65 bytes
+
+
 def test_parse_of_a_missing_file(tmp_path):
     one_line(logml("parse", tmp_path / "nope.log"), "nope.log: no such file")
 
@@ -154,9 +195,32 @@ def test_parse_of_a_missing_file(tmp_path):
     (["--rate", "nan"], ["--rate", "'nan'"]),
     (["--start", "yesterday"], ["--start", "'yesterday' is not a time", "ISO-8601"]),
     (["--start", "2025-13-01"], ["--start", "is not a time"]),
+    # before: tracebacks (ValueError, TypeError, OverflowError)
+    (["--seed", "-1"], ["--seed", "'-1' is not a whole number from 0 to 2**63 - 1"]),
+    (["--seed", "99999999999999999999"], ["--seed", "from 0 to 2**63 - 1"]),
+    (["--hours", "inf"], ["--hours", "'inf'", "at most 8784 (366 days)"]),
+    (["--hours", "0.0001"], ["--hours", "at least 1/3600 (a second)"]),
+    (["--rate", "inf"], ["--rate", "'inf'"]),
+    (["--start", "1e20"], ["--start", "'1e20' is not a time before 2100"]),
+    (["--start", "nan"], ["--start", "'nan' is not a time"]),
+    (["--hard", "--hours", "0.01"], ["--hours 0.01 is too short", "hard scenario",
+                                     "give --hours 3.45 or more"]),
+    (["--hard", "--hours", "4", "--services", "20"], ["no room", "20 services",
+                                                      "give --services 15 or fewer"]),
+    # before: data that logml run dead-letters (absurd_timestamp)
+    (["--start", "-5"], ["--start", "'-5' is before 1990-01-01", "give a later time"]),
+    (["--start", "1970-01-01T00:00:00Z"], ["--start", "before 1990-01-01"]),
 ])
 def test_generate_arguments_out_of_range(tmp_path, args, words):
     one_line(logml("generate", *args, "--out", tmp_path / "g"), *words)
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999", "x"])
+def test_demo_seed_out_of_range(tmp_path, seed):
+    one_line(logml("demo", "--seed", seed, "--out", tmp_path / "d"), "--seed",
+             "is not a whole number from 0 to 2**63 - 1")
+    assert not (tmp_path / "d").exists()
 
 
 def test_eval_of_the_wrong_files(tmp_path):
@@ -178,6 +242,51 @@ def test_eval_of_the_wrong_files(tmp_path):
              "--window-seconds")
     # no anomalies at all is a result, not an error
     assert logml("eval", tmp_path / "empty.jsonl", labels).returncode == 0
+
+
+ANOMALY = ('{"@timestamp": "2025-11-25T00:10:00Z", "service": {"name": "a"}, '
+           '"logml": {"anomaly": {"type": "spike"}, "severity": "warning"}}\n')
+
+
+@pytest.mark.parametrize("labels,words", [
+    ('{"incidents": [{"id": "x"}]}', ["incident 'x' lacks service, start, end"]),
+    ('{"start": "abc", "end": 5, "incidents": [], "services": []}',
+     ["start 'abc' is not a time"]),
+    ('{"incidents": [{"id": "y", "service": "a", "start": "yesterday", "end": 5}]}',
+     ["incident 'y': start 'yesterday' is not a time"]),
+    ('{"incidents": [{"id": "y", "service": "a", "start": NaN, "end": 5}]}',
+     ["incident 'y': start nan is not a time"]),
+    ('{"start": 1764028800, "end": 1764028800, "incidents": []}',
+     ["end 1.76403e+09 is not after its start"]),
+    ('{"incidents": [{"service": "a", "start": 1764029000, "end": 1764028900}]}',
+     ["incident 1: end", "is not after its start"]),
+    ('{"incidents": [5]}', ["incident 1 is not an object"]),
+    ('{"incidents": [], "probation_seconds": "x"}', ["probation_seconds 'x'"]),
+])
+def test_eval_of_labels_it_cannot_use(tmp_path, labels, words):
+    # before: a traceback (ValueError), or end <= start taken silently
+    (tmp_path / "labels.json").write_text(labels)
+    (tmp_path / "anomalies.jsonl").write_text(ANOMALY)
+    line = one_line(logml("eval", tmp_path / "anomalies.jsonl", tmp_path / "labels.json"),
+                    "labels.json: ", *words, "give the labels.json that logml generate wrote")
+    assert "Traceback" not in line
+
+
+def test_eval_counts_every_row_it_cannot_score_as_skipped(tmp_path):
+    # before: rows that are a list or a number, and anomalies before the labels' start
+    # (here a @timestamp that is a small number) were dropped without the note; a time
+    # past year 9999 was a traceback
+    (tmp_path / "labels.json").write_text(
+        '{"start": 1764028800, "end": 1764043200, "services": ["a"], "incidents": []}')
+    early = ANOMALY.replace('"2025-11-25T00:10:00Z"', "5")
+    (tmp_path / "anomalies.jsonl").write_text(
+        ANOMALY + early + "[1, 2]\n7\n" + ANOMALY.replace('"service": {"name": "a"}, ', "")
+        + ANOMALY.replace('"2025-11-25T00:10:00Z"', "1e300"))
+    p = logml("eval", tmp_path / "anomalies.jsonl", tmp_path / "labels.json")
+    assert p.returncode == 0, p.stderr.decode()
+    assert "anomalies: 1, matched 0" in p.stdout.decode()
+    assert "(5 skipped: not an object, no service or timestamp, or before the labels' " \
+        "start)" in p.stdout.decode()
 
 
 def test_run_flags_of_the_other_mode_are_refused(tmp_path):
