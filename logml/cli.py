@@ -171,14 +171,18 @@ def cmd_run(args) -> int:
                     follow=args.follow)
     pipe = runner.run()
     s = pipe.stats
-    total = sum(s.lines.values())
+    # every line read is counted in a window or dead-lettered; a too_long one is both
+    counted = sum(s.lines.values()) - s.window_dead_lettered
+    cut = s.invalid.get("too_long", 0)
+    read = counted + s.dead_lettered - cut
     anomalies = sum(s.anomalies.values())
     kept = "windows left open" if state else "open windows not written (no --state keeps them)"
     stopped = f"stopped by {runner.stopped_by}, {kept}: " if runner.stopped_by else ""
     saved = f"; state saved to {state}" if state and runner.checkpoints else ""
-    print(f"logml run: {stopped}{total:,} lines, {len(pipe.engine.templates):,} templates, "
-          f"{anomalies} anomalies, {s.dead_lettered} dead-lettered -> {config.output.dir}/"
-          f"{saved}", file=sys.stderr)
+    both = f" ({cut:,} of them too long: counted cut)" if cut else ""
+    print(f"logml run: {stopped}{read:,} lines: {counted:,} counted, {s.dead_lettered:,} "
+          f"dead-lettered{both}; {len(pipe.engine.templates):,} templates, {anomalies} "
+          f"anomalies -> {config.output.dir}/{saved}", file=sys.stderr)
     return 0
 
 

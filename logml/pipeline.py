@@ -118,7 +118,7 @@ class Pipeline:
             self._lineage(before)
         if self.sink.write_logs and len(events):
             self.sink.write_log_batch(events, idx, engine, source)
-        self._dead_letter(
+        self._window_dead_letter(
             [self._window_error(Reason.LATE, [events.line(i), int(events.offset[i]), source])
              for i in out.late.tolist()]
             + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.line(i),
@@ -147,11 +147,18 @@ class Pipeline:
         possible clock jumps were never confirmed and are dead-lettered (those of a service
         too quiet to form a clock are counted)."""
         frames, late, absurd = self.windower.finish()
-        self._dead_letter([self._window_error(Reason.LATE, p) for p in late]
-                          + [self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in absurd])
+        self._window_dead_letter([self._window_error(Reason.LATE, p) for p in late]
+                                 + [self._window_error(Reason.ABSURD_TIMESTAMP, p)
+                                    for p in absurd])
         self._score(frames)
 
     # ---------------------------------------------------------------- stages' outputs
+    def _window_dead_letter(self, errors: list[ErrorRecord]) -> None:
+        """Dead letters of lines decoded and templated, then refused by the window stage."""
+        with self.stats.lock:
+            self.stats.window_dead_lettered += len(errors)
+        self._dead_letter(errors)
+
     def _dead_letter(self, errors: list[ErrorRecord]) -> None:
         if not errors:
             return

@@ -113,3 +113,15 @@ def test_a_state_from_another_output_directory_is_said(tmp_path, capsys):
              progress=False)
     err = capsys.readouterr().err
     assert "was saved with --output" in err and str(tmp_path / "out") in err
+
+
+def test_the_run_summary_adds_up_to_the_lines_read(tmp_path, capsys):
+    """Lines read = counted + dead-lettered (a too_long line is both): a late line was
+    once among the 'lines' and among the dead letters."""
+    from logml import cli
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(line(t, "tick") for t in range(0, 600, 30)) + line(0, "late")
+                  + b"\xff not utf-8\n")
+    assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "22 lines: 20 counted, 2 dead-lettered;" in err, err
