@@ -85,7 +85,7 @@ def test_bad_records_are_dead_lettered_and_the_run_goes_on(tmp_path):
     dlq = docs(tmp_path / "dlq.jsonl")
     assert sorted(d["reason"] for d in dlq) == sorted(
         ["empty", "invalid_utf8", "not_an_object", "missing_message", "bad_timestamp"])
-    assert b"50 lines" in p.stderr and b"5 dead-lettered" in p.stderr
+    assert b"55 lines: 50 counted, 5 dead-lettered" in p.stderr
 
 
 def test_metrics_endpoint_while_running(scenario, tmp_path):
