@@ -20,7 +20,8 @@ late, and one event with a wrong time never moves anyone's clock:
   to where it started (so clock offsets between services cancel out). A service that lags
   that progress by more than ``idle`` is silent: its clock moves on with the stream, so
   its windows close with zero counts and a drop shows. In live mode, wall time moves the
-  stream on as well (``tick``), so windows close as time passes.
+  stream on as well (``tick``), so windows close as time passes, once event times have
+  agreed with the wall clock (a backlog replayed through a pipe is not live).
 * **Gaps cost nothing.** After ``max_gap`` empty windows in a row a service's windows jump
   to its next data; the first window after the jump is flagged ``gap``. Memory and time
   follow the data, never the distance between timestamps.
@@ -530,8 +531,13 @@ class Windower:
 
     # ---------------------------------------------------------------- time passing
     def tick(self, now: float) -> None:
-        """Live mode: wall time moves the stream on, so silent services' windows close."""
+        """Live mode: wall time moves the stream on, so silent services' windows close;
+        from when a service's clock first agrees with it (within ``ahead``): a backlog of
+        old lines through a pipe is moved on by its own times, so a stall in its delivery
+        is no silence."""
         p = float(self.glob[_P])
+        if self.wall is None and not np.any(np.abs(self.est - now) <= self.ahead):
+            return
         if self.wall is None or p > self.wall[1] + (now - self.wall[0]):
             self.wall = (now, p)
         self.glob[_P] = max(p, self.wall[1] + (now - self.wall[0]))

@@ -198,6 +198,21 @@ def test_live_wall_time_closes_windows_without_new_lines():
     assert [f.start for f in win.close()][:1] == [960.0]
 
 
+def test_wall_time_does_not_move_a_backlog_replayed_through_a_pipe():
+    """Lines six hours old through a pipe: a stall in their delivery is no silence (wall
+    time moved the stream on: every service dropped to zero, the lines after the stall
+    were late)."""
+    win = Windower(60, lateness_windows=1, idle_windows=1, quorum=1)
+    now = 30000.0
+    feed(win, np.arange(0.0, 300.0, 1.0) + 1000.0, live=True, now=now)
+    win.tick(now)
+    win.tick(now + 420.0)  # seven minutes without a line
+    out = feed(win, np.arange(300.0, 600.0, 1.0) + 1000.0, live=True, now=now + 421.0)
+    assert len(out.late) == 0
+    frames = win.close() + win.finish()[0]
+    assert all(int(f.lines[0]) > 0 for f in frames)
+
+
 def test_state_round_trip_continues_identically():
     ts = np.r_[np.arange(0, 400, 0.5), 5e4, np.arange(400, 800, 0.5)]
     win = Windower(60, quorum=3)
