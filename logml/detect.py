@@ -81,6 +81,7 @@ class ServiceWindow:
     outage_probability: float
     expected_lines: float
     expected_error_ratio: float
+    covered: float = 1.0  # share of the window the input covered (WindowFrame.covered)
 
 
 @dataclass

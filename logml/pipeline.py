@@ -7,6 +7,7 @@ documents, and the caller commits input positions after the sink acknowledged.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -198,16 +199,33 @@ class Pipeline:
                 self.template_merged_into[engine.template_index[p]] = before + k
                 self.template_merged_from[engine.template_index[p]] = t.first_open_window
 
+    def _detect(self, frame) -> Detection:
+        """Score a window. Where a finite input ended inside it, it is counted but not
+        judged (score 0, no anomaly; a model of a whole window would call it a drop) and
+        the models do not learn from it; its expectation is scaled to the part covered."""
+        n = len(self.engine.services)
+        # merges made after this window could no longer change are not its business
+        # (NaN: saved before format 4, the merge holds for every window)
+        into = np.where(self.template_merged_from > frame.start, -1, self.template_merged_into)
+        args = (self.template_service, n, self.template_derived, into >= 0, into)
+        if frame.covered is None:
+            return self.detector.score(frame, *args)
+        cut = frame.covered < 1.0
+        whole = self.detector.score(frame.only(~cut), *args) if (~cut).any() else None
+        dry = copy.deepcopy(self.detector).score(frame.only(cut), *args)
+        covered = dict(zip(frame.services[cut].tolist(), frame.covered[cut].tolist()))
+        shown = [dataclasses.replace(w, anomaly_score=0.0, outage_probability=0.0,
+                                     expected_lines=w.expected_lines * covered[w.service],
+                                     covered=covered[w.service]) for w in dry.windows]
+        if whole is None:
+            return Detection(shown, [], np.zeros_like(dry.template_z))
+        return Detection(whole.windows + shown, whole.anomalies, whole.template_z)
+
     def _score(self, frames) -> None:
         engine = self.engine
         names = [s.name for s in engine.services]
         for frame in frames:
-            # merges made after this window could no longer change are not its business
-            # (NaN: saved before format 4, the merge holds for every window)
-            into = np.where(self.template_merged_from > frame.start, -1,
-                            self.template_merged_into)
-            det: Detection = self.detector.score(frame, self.template_service, len(names),
-                                                 self.template_derived, into >= 0, into)
+            det = self._detect(frame)
             self.sink.write("windows", [window_doc(w, names[w.service]) for w in det.windows])
             docs = []
             for a in det.anomalies:

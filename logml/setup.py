@@ -76,7 +76,8 @@ def mappings(kind: str) -> dict:
                 "properties": props}
     if kind == "windows":
         props["logml"] = {"properties": {
-            "window": {"properties": {"end": {"type": "date"}, "seconds": {"type": "float"}}},
+            "window": {"properties": {"end": {"type": "date"}, "seconds": {"type": "float"},
+                                      "covered": {"type": "float"}}},
             "lines": {"type": "long"}, "expected_lines": {"type": "float"},
             "errors": {"type": "long"},
             "error_ratio": {"type": "float"}, "error_ratio_zscore": {"type": "float"},

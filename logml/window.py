@@ -35,6 +35,7 @@ of a replay, which look ahead within their batch).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numba as nb
@@ -43,6 +44,7 @@ import numpy as np
 HISTORY = 32  # recent event times per service the robust clock looks at
 _DENSE_SLACK = 4096  # a batch's keys spanning up to 4 n + this are counted by bincount
 ACCEPT, LATE, HELD, ABSURD = 0, 1, 2, 3
+_WHOLE_S = 1.0  # a window the input ends within this of its end counts as whole
 _P, _LAST, _SEQ = 0, 1, 2  # slots of the kernel's global state
 
 
@@ -287,6 +289,15 @@ class WindowFrame:
     samples: dict[int, list[str]] = field(default_factory=dict)  # template -> sample lines
     services: np.ndarray | None = None  # int32 services closing this window
     gap: np.ndarray | None = None  # bool, aligned with services
+    # share of the window the input covered, aligned with services: below 1 only for the
+    # window a finite input ends in, when it ends inside it (None: every window whole)
+    covered: np.ndarray | None = None
+
+    def only(self, keep: np.ndarray) -> "WindowFrame":
+        """This window for the services where ``keep`` (aligned with services) is set."""
+        pick = lambda a: None if a is None else a[keep]  # noqa: E731
+        return dataclasses.replace(self, services=self.services[keep], gap=pick(self.gap),
+                                   covered=pick(self.covered))
 
     @property
     def error_ratio(self) -> np.ndarray:
@@ -628,7 +639,18 @@ class Windower:
         self.late += len(late)
         self.held.clear()
         self.held_n[:] = 0
-        return self.close(final=True), late, absurd
+        # where the input ends, on each service's clock: the latest time of any service
+        # with a clock, moved by its offset; a window past it was cut short
+        known = np.flatnonzero(self.est > -np.inf)
+        end = (np.max(self.top[known, 0] - self.anchor[known]) + self.anchor) if len(known) \
+            else np.full(len(self.est), -np.inf)
+        frames = self.close(final=True)
+        for f in frames:
+            cov = np.clip((end[f.services] - f.start) / self.w, 0.0, 1.0)
+            cov[cov >= 1.0 - _WHOLE_S / self.w] = 1.0
+            if (cov < 1.0).any():
+                f.covered = cov
+        return frames, late, absurd
 
     # ---------------------------------------------------------------- state (plain data)
     def state(self) -> dict:

@@ -131,8 +131,10 @@ def _assert_all_mapped(kind: str, doc: dict):
 
 
 def test_window_docs_are_fully_mapped():
-    _id, doc = window_doc(_window(), "api")
+    import dataclasses
+    _id, doc = window_doc(dataclasses.replace(_window(), covered=0.25), "api")
     mapped, leaves = _assert_all_mapped("windows", doc)
+    assert mapped["logml.window.covered"] == "float"  # the window an input ends inside
     assert mapped["logml.lines"] == "long" and mapped["logml.window.end"] == "date"
     assert mapped["logml.error_ratio"] == "float"
     # DESIGN.md's key fields are all there

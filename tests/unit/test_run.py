@@ -125,3 +125,21 @@ def test_the_run_summary_adds_up_to_the_lines_read(tmp_path, capsys):
     assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
     assert "22 lines: 20 counted, 2 dead-lettered;" in err, err
+
+
+def test_the_window_the_input_ends_in_is_counted_not_judged(tmp_path):
+    """A file that ends 15 s into a window: judged as a whole window it was a critical
+    drop of every service at the end of every such run. It is written with its lines and
+    the share it covers, its expectation scaled to it, score 0 and no anomaly."""
+    f = tmp_path / "a.log"
+    stamp = lambda s: f"2025-11-24T10:{s // 60:02d}:{s % 60:02d}Z"  # noqa: E731
+    f.write_bytes("".join(f"{stamp(s)} INFO req {k} served\n"
+                          for s in range(0, 30 * 60 + 15) for k in range(2)).encode())
+    run_file(cfg(tmp_path), str(f), progress=False)
+    windows = docs(tmp_path / "out" / "windows.jsonl")
+    last, before = windows[-1]["logml"], windows[-2]["logml"]
+    assert windows[-1]["@timestamp"] == "2025-11-24T10:30:00.000Z" and last["lines"] == 30
+    assert 0.2 <= last["window"]["covered"] <= 0.26 and last["anomaly_score"] == 0.0
+    assert 0.8 * 30 <= last["expected_lines"] <= 1.2 * 30
+    assert "covered" not in before["window"] and before["lines"] == 120
+    assert not (tmp_path / "out" / "anomalies.jsonl").read_bytes()
