@@ -207,6 +207,7 @@ class Input:
         self.regular = stat.S_ISREG(st.st_mode)
         self.seekable = self.regular and path != "-"
         self.live = not self.regular
+        self._head: bytes | None = None  # a followed file's first bytes, as last looked at
 
     def size(self) -> int | None:
         return os.fstat(self.fd).st_size if self.seekable else None
@@ -247,21 +248,16 @@ class Input:
         rotated or truncated, from the start of the new one (``say`` is told); it becomes
         live once caught up."""
         cut = LineCutter(max_line_bytes, offset, line, self.name)
+        if follow and self.seekable:  # the first bytes as read, to tell a rewrite
+            self._head = os.pread(self.fd, min(HEAD_BYTES, offset), 0)
         if not self.live:
             while True:
-                chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
-                    else os.read(self.fd, BLOCK_BYTES)
-                if chunk:
-                    yield from _cut(cut, chunk)
-                    continue
-                if not (follow and self.seekable):
-                    break
-                self.live = True  # caught up
-                yield None
-                time.sleep(POLL_S)
-                why = self._moved(cut.pos)
+                # once caught up, look before every read: a file rotated, truncated or
+                # rewritten since is read from its start, not from the old position
+                why = self._moved(cut.pos) if self.live else None
                 if why:
-                    while chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos):  # the old rest
+                    while "rewritten" not in why and (  # the old rest (gone if rewritten)
+                            chunk := os.pread(self.fd, BLOCK_BYTES, cut.pos)):
                         yield from _cut(cut, chunk)
                     if block := cut.take(final=True):
                         yield block
@@ -270,6 +266,18 @@ class Input:
                     cut = LineCutter(max_line_bytes, 0, 0, self.name)
                     if say:
                         say(f"{self.name}: {why}: reading it from the start")
+                chunk = os.pread(self.fd, BLOCK_BYTES, cut.pos) if self.seekable \
+                    else os.read(self.fd, BLOCK_BYTES)
+                if chunk:
+                    if self._head is not None and len(self._head) == cut.pos < HEAD_BYTES:
+                        self._head += chunk[:HEAD_BYTES - cut.pos]
+                    yield from _cut(cut, chunk)
+                    continue
+                if not (follow and self.seekable):
+                    break
+                self.live = True  # caught up
+                yield None
+                time.sleep(POLL_S)
         else:
             eof = False
             while not eof:
@@ -292,17 +300,24 @@ class Input:
             yield block
 
     def _moved(self, position: int) -> str | None:
-        """Followed file: rotated (another file at the path) or truncated, or None."""
+        """Followed file: rotated (another file at the path), truncated, or rewritten (cut
+        and filled past the position between two looks: its first bytes changed), or
+        None."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None  # between the rename and the new file: wait for it
         own = os.fstat(self.fd)
+        why = None
         if (st.st_dev, st.st_ino) != (own.st_dev, own.st_ino):
-            return f"rotated (inode {own.st_ino} -> {st.st_ino})"
-        if own.st_size < position:
-            return f"truncated ({own.st_size:,} < {position:,} bytes)"
-        return None
+            why = f"rotated (inode {own.st_ino} -> {st.st_ino})"
+        elif own.st_size < position:
+            why = f"truncated ({own.st_size:,} < {position:,} bytes)"
+        elif self._head and os.pread(self.fd, len(self._head), 0) != self._head:
+            why = "rewritten (its first bytes changed)"
+        if why:
+            self._head = b""  # read afresh from the start
+        return why
 
     def _reopen(self) -> None:
         new = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
