@@ -12,10 +12,10 @@ late, and one event with a wrong time never moves anyone's clock:
   right away: if it is ahead, it is held until the clock confirms the jump (then it is
   counted) or until ``HISTORY`` more events of the service came without confirming it
   (then it is dead-lettered ``absurd_timestamp``); if it is that far behind, it is
-  dead-lettered ``absurd_timestamp`` at once. Before a service has a clock (fewer than
-  ``quorum`` events), its events are held the same way and judged when the clock forms,
-  so a stray first line is not believed; at the end of input, a service too quiet to form
-  a clock has its held events counted (they are all it said).
+  dead-lettered ``absurd_timestamp`` at once. A service's first clock is the median of
+  its first ``2 quorum - 1`` events, which are held until then and judged by it, so a
+  stray first line is not believed; at the end of input, a service too quiet to form a
+  clock has its held events counted (they are all it said).
 * **Silence.** The stream's own progress is measured on every service's clock relative
   to where it started (so clock offsets between services cancel out). A service that lags
   that progress by more than ``idle`` is silent: its clock moves on with the stream, so
@@ -640,10 +640,12 @@ class Windower:
         self.held.clear()
         self.held_n[:] = 0
         # where the input ends, on each service's clock: the latest time of any service
-        # with a clock, moved by its offset; a window past it was cut short
-        known = np.flatnonzero(self.est > -np.inf)
-        end = (np.max(self.top[known, 0] - self.anchor[known]) + self.anchor) if len(known) \
-            else np.full(len(self.est), -np.inf)
+        # with a clock, moved by its offset; a window past it was cut short (a service
+        # without a clock has no offset: its windows count as whole)
+        known = self.est > -np.inf
+        end = np.full(len(self.est), np.inf)
+        if known.any():
+            end[known] = np.max(self.top[known, 0] - self.anchor[known]) + self.anchor[known]
         frames = self.close(final=True)
         for f in frames:
             cov = np.clip((end[f.services] - f.start) / self.w, 0.0, 1.0)
