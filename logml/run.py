@@ -14,6 +14,7 @@ small reads, and the pipeline's clock ticks at least once a second.
 """
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import signal
@@ -92,6 +93,14 @@ def check_paths_apart(path: str, state: str | None, out_dir: str, write_logs: bo
         raise InputError(f"--state {state} is the input file: give --state another path")
 
 
+def _is_base64(value) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+        return isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
 def read_state(path: str) -> tuple[dict, dict]:
     """(pipeline state, embedded part) of a state file; SnapshotError if it is not one."""
     try:
@@ -104,7 +113,7 @@ def read_state(path: str) -> tuple[dict, dict]:
     outputs = emb.get("outputs", {}) if isinstance(emb, dict) else None
     if not (isinstance(inputs, dict) and isinstance(outputs, dict)
             and all(isinstance(v, dict) and all(isinstance(v.get(k, 0), int) for k in _INTS)
-                    for v in inputs.values())
+                    and _is_base64(v.get("carry", "")) for v in inputs.values())
             and isinstance(outputs.get("files", {}), dict)
             and all(isinstance(n, int) for n in outputs.get("files", {}).values())):
         raise snapshot.SnapshotError(f"state file {path} has a malformed {EMBEDDED!r} part; "
@@ -182,9 +191,11 @@ class Runner:
             if self.progress else None
         restore = self._catch_signals()
         follow = self.follow and inp.seekable
+        carry = base64.b64decode(saved.get("carry", "")) if saved and not why else b""
         blocks = inp.blocks(cfg.decode.max_line_bytes, offset, line,
                             keep_partial=(self.keep_open or follow) and inp.seekable,
-                            follow=follow, say=lambda m: _say(f"logml run: {m}"))
+                            follow=follow, say=lambda m: _say(f"logml run: {m}"),
+                            carry=carry)
         try:
             last_tick = last_ck = time.monotonic()
             every, dirty = cfg.output.checkpoint_every_s, False
@@ -233,6 +244,8 @@ class Runner:
         entry = {"line": self.line, "offset": self.offset, "partial": self.partial}
         if inp.seekable:
             entry.update(inp.identity())
+        elif pending := inp.pending():  # a pipe's half line, read and not yet a line
+            entry["carry"] = base64.b64encode(pending).decode()
         self.inputs[self.source] = entry
         tree = self.pipe.state()
         tree[EMBEDDED] = {"inputs": self.inputs,

@@ -208,6 +208,7 @@ class Input:
         self.seekable = self.regular and path != "-"
         self.live = not self.regular
         self._head: bytes | None = None  # a followed file's first bytes, as last looked at
+        self._cutter: LineCutter | None = None
 
     def size(self) -> int | None:
         return os.fstat(self.fd).st_size if self.seekable else None
@@ -238,16 +239,27 @@ class Input:
             return "the saved position is not at the start of a line"
         return None
 
+    def pending(self) -> bytes:
+        """A pipe's line begun but not ended when reading stopped: read from the pipe, so
+        only a state can keep it for the next run (``blocks(carry=)``)."""
+        c = self._cutter
+        if self.seekable or c is None or c.part_len != len(c.part):
+            return b""
+        return c.part
+
     def blocks(self, max_line_bytes: int, offset: int = 0, line: int = 0,
                keep_partial: bool = False, follow: bool = False,
-               say=None) -> Iterator[Block | None]:
+               say=None, carry: bytes = b"") -> Iterator[Block | None]:
         """Blocks of whole lines from offset. Live inputs also yield None when nothing came
         for a second (or only part of a line), so the caller can tick and check for a stop.
         With keep_partial, an unterminated last line is left for the next run (the writer
         may still be writing it). With follow, a file is read on as it grows and, when
         rotated or truncated, from the start of the new one (``say`` is told); it becomes
-        live once caught up."""
-        cut = LineCutter(max_line_bytes, offset, line, self.name)
+        live once caught up. ``carry``: the start of a pipe's line a stopped run read
+        (``pending``), fed before what comes."""
+        cut = self._cutter = LineCutter(max_line_bytes, offset, line, self.name)
+        if carry and not self.seekable:
+            cut.feed(carry)
         if follow and self.seekable:  # the first bytes as read, to tell a rewrite
             self._head = os.pread(self.fd, min(HEAD_BYTES, offset), 0)
         if not self.live:

@@ -69,6 +69,35 @@ def test_live_stdin_is_processed_before_its_end_and_sigterm_loses_nothing(tmp_pa
     assert [d["offset"] for d in docs(out / "dlq.jsonl")] == [300, 1700]
 
 
+def test_sigterm_in_the_middle_of_a_piped_line_keeps_its_start_for_the_resume(tmp_path):
+    """The half line a stopped run had read from the pipe is kept in the state and read
+    first on resume (it was lost: the rest became a line of its own, service 'default')."""
+    whole = b"\n".join(base_json(600)) + b"\n"
+    cut = whole.rfind(b"\n", 0, len(whole) // 2) + 40  # 40 bytes into a line
+    (tmp_path / "whole").write_bytes(whole)
+    (tmp_path / "rest").write_bytes(whole[cut:])
+    with open(tmp_path / "whole", "rb") as f:
+        assert logml("run", "--input", "-", "--output", tmp_path / "ref", "--write-logs",
+                     stdin=f).rc == 0
+    out, state = tmp_path / "out", tmp_path / "state"
+    p = start("run", "--input", "-", "--output", out, "--write-logs", "--state", state,
+              stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(whole[:cut])
+    p.stdin.flush()
+    _wait_lines(out / "logs.jsonl", whole[:cut].count(b"\n"))
+    time.sleep(1.5)  # the half line is read too
+    p.send_signal(signal.SIGTERM)
+    rc = p.wait(30)  # the pipe stays open (closed, its half line is the input's last)
+    p.stdin.close()
+    p.stderr.close()
+    assert rc == 0
+    with open(tmp_path / "rest", "rb") as f:
+        r = logml("run", "--input", "-", "--output", out, "--write-logs", "--state", state,
+                  stdin=f)
+    assert r.rc == 0, r.stderr
+    _same(tmp_path / "ref", out)
+
+
 def test_live_stdin_closes_windows_as_wall_time_passes(tmp_path):
     (tmp_path / "p.toml").write_text("[window]\nseconds = 1\nallowed_lateness_windows = 0\n")
     out = tmp_path / "out"
