@@ -187,9 +187,12 @@ def _is_path(b, a, e):
     return False
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _is_method(b, a, e):
-    """An HTTP request method: GET POST PUT DELETE PATCH HEAD OPTIONS (upper case)."""
+    """An HTTP request method: GET POST PUT DELETE PATCH HEAD OPTIONS (upper case).
+    Inlined: its callers pass read-only and writable arrays, and a second compiled
+    specialisation is what two first runs compiling at once can lose from numba's cache
+    index (its read-modify-write is not locked), leaving the next run to compile."""
     n = e - a
     if n < 3 or n > 7 or not (65 <= b[a] <= 90):
         return False
