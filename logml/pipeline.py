@@ -108,10 +108,12 @@ class Pipeline:
                 for s in np.flatnonzero(counts).tolist():
                     self.stats.lines[engine.services[s].name] += int(counts[s])
         is_error = np.isin(events.level, self.error_codes)
+
+        def payload(i: int) -> list:  # what a window-stage dead letter needs of record i
+            return [events.line(i), int(events.offset[i]), source]
         out = self.windower.add(
             events.ts, idx, svc, is_error, self.template_service, len(engine.services),
-            events.message, lambda i: [events.line(i), int(events.offset[i]), source],
-            self.live, time.time())
+            events.message, payload, self.live, time.time())
         events.ts = out.ts  # lines without a time now carry the one they were given
         if len(engine.templates) > before:
             for t in engine.templates[before:]:
@@ -120,10 +122,8 @@ class Pipeline:
         if self.sink.write_logs and len(events):
             self.sink.write_log_batch(events, idx, engine, source)
         self._window_dead_letter(
-            [self._window_error(Reason.LATE, [events.line(i), int(events.offset[i]), source])
-             for i in out.late.tolist()]
-            + [self._window_error(Reason.ABSURD_TIMESTAMP, [events.line(i),
-                                                            int(events.offset[i]), source])
+            [self._window_error(Reason.LATE, payload(i)) for i in out.late.tolist()]
+            + [self._window_error(Reason.ABSURD_TIMESTAMP, payload(i))
                for i in out.absurd.tolist()]
             + [self._window_error(Reason.LATE, p) for p in out.resolved_late]
             + [self._window_error(Reason.ABSURD_TIMESTAMP, p) for p in out.resolved_absurd])

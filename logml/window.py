@@ -104,6 +104,7 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
     n = ts.shape[0]
     H = ring.shape[1]
     n_rel = 0
+    nxt = 0  # index of the batch's next record with a time (timeless first lines)
     for i in range(n):
         s = service[i]
         seq = glob[_SEQ]
@@ -136,12 +137,14 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
                 t = glob[_LAST]
                 observed = False
             else:  # nothing known yet: the next time of the batch, not today's date
+                if nxt <= i:  # the cursor only moves on: a long timeless run stays O(n)
+                    nxt = i + 1
+                    while nxt < n and np.isnan(ts[nxt]):
+                        nxt += 1
                 t = now
-                for j in range(i + 1, n):
-                    if not np.isnan(ts[j]):
-                        t = ts[j]
-                        observed = False
-                        break
+                if nxt < n:
+                    t = ts[nxt]
+                    observed = False
         out_ts[i] = t
         if observed:
             slot = ring_n[s] % H
@@ -453,16 +456,19 @@ class Windower:
         for seq, st in zip(rel_seq[:n_rel].tolist(), rel_status[:n_rel].tolist()):
             rec = self.held.pop(seq)
             if st == ACCEPT:
-                t, tmpl, svc, err, text, _ = rec
-                self._count(np.array([t]), np.array([tmpl]), np.array([svc]),
-                            np.array([err]), np.array([0]),
-                            (lambda _i, text=text: text) if text else None)
+                self._count_held(rec)
             elif st == LATE:
                 self.late += 1
                 outcome.resolved_late.append(rec[5])
             else:
                 outcome.resolved_absurd.append(rec[5])
         return outcome
+
+    def _count_held(self, rec: tuple) -> None:
+        """Count one held record (ts, template, service, error, text, payload)."""
+        t, tmpl, svc, err, text, _ = rec
+        self._count(np.array([t]), np.array([tmpl]), np.array([svc]), np.array([err]),
+                    np.array([0]), (lambda _i: text) if text else None)
 
     def _count(self, ts, template, service, is_error, pos, sample_text) -> None:
         """Add records to their services' open windows: one bincount over (window, service,
@@ -628,14 +634,14 @@ class Windower:
         all it said, counted (or late, for a window a run before closed). Returns the
         frames and the payloads of the records to dead-letter late and absurd."""
         late, absurd = [], []
-        for t, tmpl, svc, err, text, payload in self.held.values():
+        for rec in self.held.values():
+            t, svc, payload = rec[0], rec[2], rec[5]
             if self.est[svc] > -np.inf:
                 absurd.append(payload)
             elif np.floor(t / self.w) * self.w < self.limit[svc]:
                 late.append(payload)
             else:
-                self._count(np.array([t]), np.array([tmpl]), np.array([svc]), np.array([err]),
-                            np.array([0]), (lambda _i, text=text: text) if text else None)
+                self._count_held(rec)
         self.late += len(late)
         self.held.clear()
         self.held_n[:] = 0
