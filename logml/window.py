@@ -8,9 +8,10 @@ late, and one event with a wrong time never moves anyone's clock:
   ``HISTORY`` event times, so fewer than ``quorum`` outliers among them cannot move it.
   Its windows close ``lateness`` after the clock has passed their end; a record whose
   window has closed is ``late``.
-* **Outliers.** An event more than ``ahead`` from its service's clock is not counted
-  right away: if it is ahead, it is held until the clock confirms the jump (then it is
-  counted) or until ``HISTORY`` more events of the service came without confirming it
+* **Outliers.** An event more than ``ahead`` (plus ``quorum`` times the service's
+  cadence, which its clock trails its newest event by) from its service's clock is not
+  counted right away: if it is ahead, it is held until the clock (or the stream) reaches
+  it (then it is counted) or until ``HISTORY`` more events of the service came first
   (then it is dead-lettered ``absurd_timestamp``); if it is that far behind, it is
   dead-lettered ``absurd_timestamp`` at once. A service's first clock is the median of
   its first ``2 quorum - 1`` events, which are held until then and judged by it, so a
@@ -67,6 +68,25 @@ def _top_fill(row, n, top):
         top[j] = -np.inf
     for j in range(n):
         _top_insert(top, k, row[j])
+
+
+@nb.njit(cache=True)
+def cadence(row, n):
+    """A service's typical time between events: the (lower) median gap between its recent
+    event times, sorted. A stray time makes one or two gaps large, which the median
+    ignores."""
+    if n < 2:
+        return 0.0
+    x = np.sort(row[:n])
+    return float(np.sort(x[1:] - x[:-1])[(n - 2) // 2])
+
+
+def cadence_reference(row, n):
+    """Numpy reference of ``cadence``."""
+    if n < 2:
+        return 0.0
+    gaps = np.diff(np.sort(np.asarray(row[:n], np.float64)))
+    return float(np.sort(gaps)[(n - 2) // 2])
 
 
 @nb.njit(cache=True)
@@ -177,12 +197,23 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             if norm > glob[_P]:
                 glob[_P] = norm
         p_last[s] = glob[_P]
+        # how far from its clock a time may be: ``ahead`` either side, and ahead of where
+        # the stream is (a silent service's clock moves on with it); both widened by
+        # quorum times the service's cadence, since its clock (the quorum-th largest
+        # time) trails its newest event by about that much: a sparse service's next line
+        # is no outlier. The cadence costs a sort, so it is only looked at when needed.
+        lo = e - ahead
+        hi = max(e, eff) + ahead
+        if e > -np.inf and (formed or held_n[s] > 0 or (observed and not lo <= t <= hi)):
+            slack = quorum * cadence(ring[s], min(ring_n[s], H))
+            lo -= slack
+            hi += slack
         if e > -np.inf:
             lim = np.floor((e - lateness) / w) * w
             if formed:  # the events held for the clock are not late by it
                 for j in range(held_n[s]):
                     ht = held_ts[s, j]
-                    if e - ahead <= ht <= e + ahead:
+                    if lo <= ht <= hi:
                         lim = min(lim, np.floor(ht / w) * w)
             if lim > limit[s]:
                 limit[s] = lim
@@ -190,7 +221,7 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
         # (replayed; live, unless it agrees with the arrival time): a stray first line is
         # judged when the clock forms, not believed
         unjudged = e == -np.inf and observed and (not live or abs(t - now) > ahead)
-        if unjudged or (e > -np.inf and t > e + ahead):
+        if unjudged or (e > -np.inf and t > hi):
             if held_n[s] == H:  # full: the oldest held record is an outlier
                 rel_seq[n_rel] = held_seq[s, 0]
                 rel_status[n_rel] = ABSURD
@@ -206,23 +237,24 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
             held_age[s, k] = ring_n[s]
             held_n[s] = k + 1
             status[i] = HELD
-        elif e > -np.inf and t < e - ahead:
+        elif e > -np.inf and t < lo:
             status[i] = ABSURD
         elif np.floor(t / w) * w < limit[s]:
             status[i] = LATE
         else:
             status[i] = ACCEPT
         out_open[i] = limit[s]
-        # held records: counted once the clock confirms them, outliers once they are old
-        if held_n[s] > 0 and (moved or observed):
+        # held records: counted once the clock (or the stream) reaches them, outliers once
+        # they are old
+        if held_n[s] > 0 and e > -np.inf and (moved or observed):
             k = 0
             for j in range(held_n[s]):
                 ht = held_ts[s, j]
-                if moved and e - ahead <= ht <= e + ahead:
+                if lo <= ht <= hi:
                     rel_seq[n_rel] = held_seq[s, j]
                     rel_status[n_rel] = LATE if np.floor(ht / w) * w < limit[s] else ACCEPT
                     n_rel += 1
-                elif (moved and ht < e - ahead) or ring_n[s] - held_age[s, j] > H:
+                elif (moved and ht < lo) or ring_n[s] - held_age[s, j] > H:
                     rel_seq[n_rel] = held_seq[s, j]
                     rel_status[n_rel] = ABSURD
                     n_rel += 1

@@ -79,6 +79,61 @@ def test_the_events_held_for_a_first_clock_are_not_late_by_it():
     assert sum(lines_of(frames).values()) == 10
 
 
+def _sparse(gap, hours, seed=7):
+    """A cron-like service: one line every ``gap`` seconds (+-20 %) for ``hours``."""
+    rng = np.random.default_rng(seed)
+    return np.cumsum(gap * rng.uniform(0.8, 1.2, int(hours * 3600 / gap))) + 1.7e9
+
+
+def test_a_sparse_service_loses_no_line():
+    """A service that logs every 20 minutes to every 3 hours, alone or beside a busy one:
+    its clock (the 5th largest of its times) trails its newest line by hours, and every
+    such line was more than max_ahead from it: the first ones dead-lettered absurd when the
+    first clock formed, the last ones at the end of input, others late (a line every 90
+    minutes: 13 of 18 lost). Far from the clock is now measured in the service's cadence."""
+    for gap in (1200.0, 5400.0, 3 * 3600.0):
+        sparse = _sparse(gap, 30)
+        for busy in (False, True):
+            ts = np.r_[sparse, np.arange(sparse[0], sparse[-1], 2.0)] if busy else sparse
+            svc = np.r_[np.zeros(len(sparse)), np.ones(len(ts) - len(sparse))]
+            order = np.argsort(ts, kind="stable")
+            win = Windower(60, lateness_windows=2, quorum=5, max_ahead_windows=60)
+            out = feed(win, ts[order], svc=svc[order])
+            frames, late, absurd = win.finish()
+            assert len(out.late) == len(out.absurd) == 0, (gap, busy)
+            assert out.resolved_late == out.resolved_absurd == late == absurd == [], (gap, busy)
+            assert sum(lines_of(win.close() + frames).values()) == len(sparse), (gap, busy)
+
+
+def test_a_sparse_service_still_has_its_strays_caught():
+    """The cadence widens how far from its clock a line may be by quorum lines' worth,
+    not more: a line 9 hours off in a service that logs every 20 minutes, first or
+    later, is still an outlier, and the other lines' windows are those without it."""
+    sparse = _sparse(1200.0, 6)
+
+    def run(ts):
+        win = Windower(60, lateness_windows=2, quorum=5, max_ahead_windows=60)
+        out = feed(win, ts)
+        frames, late, absurd = win.finish()
+        dead = out.absurd.tolist() + out.resolved_absurd + absurd + out.late.tolist()
+        return lines_of(win.close() + frames), dead
+    clean, _ = run(sparse)
+    for pos in (0, 9):
+        for sign in (1, -1):
+            windows, dead = run(np.insert(sparse, pos, sparse[pos] + sign * 9 * 3600.0))
+            assert dead == [pos] and windows == clean, (pos, sign)
+
+
+def test_cadence_matches_reference():
+    from logml.window import cadence, cadence_reference
+    rng = np.random.default_rng(3)
+    for n in range(0, 33):
+        row = rng.exponential(600.0, 32).cumsum()
+        rng.shuffle(row)
+        row[rng.integers(0, 32)] += rng.choice([-1, 1]) * 9e4 * (n % 2)
+        assert cadence(row, n) == cadence_reference(row, n)
+
+
 def test_a_service_too_quiet_for_a_clock_is_counted_at_the_end():
     win = Windower(60, quorum=5)
     out = feed(win, [10.0, 20.0, 30.0, 40.0])
