@@ -1,5 +1,5 @@
-"""`logml run` end to end (embedded), the cost of a window close from 10k to 1M series,
-and memory per series. drain3 templating the same messages is the yardstick."""
+"""`logml run` end to end (embedded), the cost of a window close from 10k to 1M series
+(scoring, and labelling the gauges' top templates), and memory per series. drain3 templating the same messages is the yardstick."""
 import subprocess
 import sys
 import time
@@ -12,6 +12,7 @@ from logml.baseline import drain3_miner
 from logml.config import load
 from logml.detect import Detector
 from logml.generate import write
+from logml.metrics import top_templates, top_templates_reference
 from logml.run import run_file
 from logml.template import TemplateEngine
 from logml.window import WindowFrame
@@ -94,6 +95,34 @@ def test_window_close_cost_by_series(benchmark, series, record):
            detector_bytes_per_series=round(state_bytes / series, 1),
            open_window_bytes_per_series=window_bytes)
     assert state_bytes / series <= 1024
+
+
+@pytest.mark.parametrize("series", [10_000, 100_000, 1_000_000])
+def test_gauge_labels_cost_by_series(benchmark, series, record):
+    """The other half of a window close: which templates get their own gauge series (the
+    sticky top 10 per service, 100 services), array form against the loop over every
+    service that it replaced; a window of fresh noise on a settled set, as in steady state."""
+    rng = np.random.default_rng(2)
+    template_service = (np.arange(series) % 100).astype(np.int32)
+    labelled = np.zeros(series, bool)
+    for _ in range(3):  # settle the sets
+        labelled = top_templates(rng.normal(size=series), template_service, labelled, 10)[0]
+    zs = iter([rng.normal(size=series) for _ in range(8)] * 100)
+    benchmark.pedantic(lambda: top_templates(next(zs), template_service, labelled, 10),
+                       rounds=5, iterations=1)
+    array_s = benchmark.stats.stats.median
+    loop = []
+    for _ in range(3 if series < 1_000_000 else 1):
+        z = next(zs)
+        t0 = time.perf_counter()
+        want = top_templates_reference(z, template_service, labelled, 10)
+        loop.append(time.perf_counter() - t0)
+        got = top_templates(z, template_service, labelled, 10)
+        assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    record(f"gauge_labels_{series}", series=series, services=100, k=10,
+           array_ns_per_series=round(array_s / series * 1e9, 1),
+           loop_ns_per_series=round(min(loop) / series * 1e9, 1),
+           speedup_vs_loop=round(min(loop) / array_s, 1))
 
 
 def detector_bytes(det: Detector) -> int:

@@ -44,6 +44,7 @@ class Pipeline:
         # time and wall time moves the clocks on (``tick``); else the stream is replayed
         self.live = False
         self.template_service = np.zeros(0, dtype=np.int32)
+        self.labelled = np.zeros(0, dtype=bool)  # templates with their own gauge series
         # lineage for the detector: made from known templates (never new_template); the
         # index of the template it was merged into (-1: none; its series ends there and
         # the other's continues it), from the window starting at template_merged_from on
@@ -175,6 +176,7 @@ class Pipeline:
             return
         added = np.array([t.service for t in templates[before:]], dtype=np.int32)
         self.template_service = np.concatenate((self.template_service, added))
+        self.labelled = np.concatenate((self.labelled, np.zeros(len(added), bool)))
         with self.stats.lock:
             for s in added.tolist():
                 self.stats.new_templates[self.engine.services[s].name] += 1
@@ -241,18 +243,28 @@ class Pipeline:
                 self.gauges["scores"][names[w.service]] = (
                     w.anomaly_score, w.outage_probability, w.error_ratio, w.error_ratio_z,
                     w.expected_error_ratio, w.lines, w.expected_lines)
-            labelled = {svc: [tid for tid, _ in rows if tid != "other"]
-                        for svc, rows in self.gauges["top"].items()}
-            top = top_templates(det.template_z, self.template_service, names,
-                                [t.template_id for t in engine.templates],
-                                self.cfg.metrics.top_templates, labelled)
-            scored = (range(len(names)) if frame.services is None
-                      else frame.services.tolist())
-            self.gauges["top"].update({names[s]: top[names[s]] for s in scored
-                                       if names[s] in top})
+            self._label(det.template_z, frame.services, names)
             self.gauges["last_window_end"] = frame.end
         if frames:
             self._publish()
+
+    def _label(self, z: np.ndarray, scored: np.ndarray | None, names: list[str]) -> None:
+        """The sticky top K templates of each scored service, as gauge rows."""
+        keep, other = top_templates(z, self.template_service, self.labelled,
+                                    self.cfg.metrics.top_templates)
+        mine = (np.ones(len(keep), bool) if scored is None
+                else np.isin(self.template_service, scored))
+        self.labelled = np.where(mine, keep, self.labelled)
+        kept = np.flatnonzero(keep & mine)
+        kept = kept[np.lexsort((-np.abs(z[kept]), self.template_service[kept]))]
+        templates = self.engine.templates
+        rows: dict[int, list] = {}
+        for t, s in zip(kept.tolist(), self.template_service[kept].tolist()):
+            rows.setdefault(s, []).append((templates[t].template_id, float(z[t])))
+        rest = np.flatnonzero(other >= 0)
+        for s in rest[mine[other[rest]]].tolist():
+            rows.setdefault(s, []).append(("other", float(z[other[s]])))
+        self.gauges["top"].update({names[s]: r for s, r in rows.items()})
 
     def _publish(self) -> None:
         """The gauges of this pipeline's services, as of its last closed window, to /metrics
@@ -316,6 +328,11 @@ class Pipeline:
         self.template_merged_from = np.zeros(0)
         self._lineage(0)
         self.positions, self.gauges = positions, gauges
+        self.labelled = np.zeros(len(engine.templates), bool)
+        for rows in gauges["top"].values():
+            for tid, _ in rows:
+                if tid in engine.template_index:
+                    self.labelled[engine.template_index[tid]] = True
         self._publish()
 
     def save(self, path) -> None:

@@ -1,15 +1,27 @@
 import numpy as np
 from prometheus_client import generate_latest
 
-from logml.metrics import Stats, registry_for, top_templates
+from hypothesis import given, settings, strategies as st
+
+from logml.metrics import Stats, registry_for, top_templates, top_templates_reference
+
+
+def rows(z, service, ids, k, labelled=()):
+    """top_templates as gauge rows: {service: [(template_id, z), ..., ("other", z)]}."""
+    keep, other = top_templates(z, service, np.isin(ids, list(labelled)), k)
+    out = {}
+    for s in range(len(other)):
+        mine = np.flatnonzero(keep & (service == s))
+        out[s] = [(ids[t], z[t]) for t in mine[np.argsort(-np.abs(z[mine]), kind="stable")]]
+        out[s] += [("other", z[other[s]])] if other[s] >= 0 else []
+    return out
 
 
 def test_top_k_templates_per_service_and_the_rest_aggregated():
     z = np.array([0.5, -6.0, 3.0, 1.0, 9.0, -2.0])
     service = np.array([0, 0, 0, 0, 1, 1], dtype=np.int32)
-    top = top_templates(z, service, ["api", "db"], ["a", "b", "c", "d", "e", "f"], k=2)
-    assert top == {"api": [("b", -6.0), ("c", 3.0), ("other", 1.0)],
-                   "db": [("e", 9.0), ("f", -2.0)]}
+    assert rows(z, service, ["a", "b", "c", "d", "e", "f"], k=2) == {
+        0: [("b", -6.0), ("c", 3.0), ("other", 1.0)], 1: [("e", 9.0), ("f", -2.0)]}
 
 
 def test_top_k_set_is_sticky():
@@ -17,18 +29,26 @@ def test_top_k_set_is_sticky():
     a clearly larger |z| (above 3 and 1 above the weakest)."""
     service = np.zeros(6, dtype=np.int32)
     ids = ["a", "b", "c", "d", "e", "f"]
-    prev = {"api": ["a", "b"]}
-    z = np.array([1.0, 1.2, 2.9, 0.1, 0.0, 0.0])  # c is ahead of a, but below 3
-    assert [t for t, _ in top_templates(z, service, ["api"], ids, 2, prev)["api"]] == \
-        ["b", "a", "other"]
-    z = np.array([2.5, 1.2, 3.4, 0.1, 0.0, 0.0])  # c beats b by the margin: replaces b
-    assert [t for t, _ in top_templates(z, service, ["api"], ids, 2, prev)["api"]] == \
-        ["c", "a", "other"]
-    z = np.array([0.0, 0.0, 0.3, 0.2, 0.4, 0.5])  # quiet: the labels stay
-    assert [t for t, _ in top_templates(z, service, ["api"], ids, 2, prev)["api"]] == \
-        ["a", "b", "other"]
-    assert [t for t, _ in top_templates(z, service, ["api"], ids, 2)["api"]] == \
-        ["f", "e", "other"]  # no labels yet: the top K
+    def top(z, prev=("a", "b")):
+        return [t for t, _ in rows(np.array(z), service, ids, 2, prev)[0]]
+    assert top([1.0, 1.2, 2.9, 0.1, 0.0, 0.0]) == ["b", "a", "other"]  # c ahead, below 3
+    assert top([2.5, 1.2, 3.4, 0.1, 0.0, 0.0]) == ["c", "a", "other"]  # c replaces b
+    assert top([0.0, 0.0, 0.3, 0.2, 0.4, 0.5]) == ["a", "b", "other"]  # quiet: labels stay
+    assert top([0.0, 0.0, 0.3, 0.2, 0.4, 0.5], ()) == ["f", "e", "other"]  # none yet: top K
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(1, 40), st.integers(1, 6), st.integers(1, 4))
+def test_top_templates_match_the_reference(seed, n, services, k):
+    """The array form against the loop over every service: fresh, settled, filling and
+    displacing sets, ties (|z| rounded), services without templates."""
+    rng = np.random.default_rng(seed)
+    z = np.round(rng.normal(0, 2.5, n) * 2) / 2
+    service = rng.integers(0, services, n).astype(np.int32)
+    labelled = rng.random(n) < rng.choice([0.0, 0.2, 0.6])
+    keep, other = top_templates(z, service, labelled, k)
+    want_keep, want_other = top_templates_reference(z, service, labelled, k)
+    assert keep.tolist() == want_keep.tolist() and other.tolist() == want_other.tolist()
 
 
 def _many_templates_stream(seed: int, services: int, templates: int, hours: float):
@@ -62,7 +82,8 @@ def labelled_series(previous_aware: bool, tmp_path) -> tuple[int, int]:
     pipe = Pipeline(config, JsonlSink(tmp_path / "out"))
     if not previous_aware:  # the set as it was before: top K by |z| each window
         pipe_top = pipeline_module.top_templates
-        pipeline_module.top_templates = lambda *a: pipe_top(*a[:5])
+        pipeline_module.top_templates = lambda z, s, labelled, k: pipe_top(
+            z, s, np.zeros_like(labelled), k)
     try:
         seen: set = set()
         for k in range(0, len(lines), 3000):
