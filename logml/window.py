@@ -485,22 +485,29 @@ class Windower:
         outcome = Outcome(out_ts, out_open, late, np.flatnonzero(status == ABSURD), held)
         ok = np.flatnonzero(status == ACCEPT)
         self._count(out_ts[ok], template[ok], service[ok], is_error[ok], ok, sample_text)
+        confirmed = []
         for seq, st in zip(rel_seq[:n_rel].tolist(), rel_status[:n_rel].tolist()):
             rec = self.held.pop(seq)
             if st == ACCEPT:
-                self._count_held(rec)
+                confirmed.append(rec)
             elif st == LATE:
                 self.late += 1
                 outcome.resolved_late.append(rec[5])
             else:
                 outcome.resolved_absurd.append(rec[5])
+        self._count_held(confirmed)
         return outcome
 
-    def _count_held(self, rec: tuple) -> None:
-        """Count one held record (ts, template, service, error, text, payload)."""
-        t, tmpl, svc, err, text, _ = rec
-        self._count(np.array([t]), np.array([tmpl]), np.array([svc]), np.array([err]),
-                    np.array([0]), (lambda _i: text) if text else None)
+    def _count_held(self, recs: list) -> None:
+        """Count held records (ts, template, service, error, text, payload), in one batch
+        (at the end of an input of many quiet services, all its records may be held)."""
+        for texts in (True, False):  # records kept with a sample text, and without
+            part = [r for r in recs if bool(r[4]) == texts]
+            if part:
+                cols = list(zip(*part))
+                self._count(np.array(cols[0], np.float64), np.array(cols[1], np.int64),
+                            np.array(cols[2], np.int64), np.array(cols[3], bool),
+                            np.arange(len(part)), cols[4].__getitem__ if texts else None)
 
     def _count(self, ts, template, service, is_error, pos, sample_text) -> None:
         """Add records to their services' open windows: one bincount over (window, service,
@@ -665,7 +672,7 @@ class Windower:
         they are outliers, except those of a service too quiet to form a clock: they are
         all it said, counted (or late, for a window a run before closed). Returns the
         frames and the payloads of the records to dead-letter late and absurd."""
-        late, absurd = [], []
+        late, absurd, quiet = [], [], []
         for rec in self.held.values():
             t, svc, payload = rec[0], rec[2], rec[5]
             if self.est[svc] > -np.inf:
@@ -673,7 +680,8 @@ class Windower:
             elif np.floor(t / self.w) * self.w < self.limit[svc]:
                 late.append(payload)
             else:
-                self._count_held(rec)
+                quiet.append(rec)
+        self._count_held(quiet)
         self.late += len(late)
         self.held.clear()
         self.held_n[:] = 0
