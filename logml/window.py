@@ -186,6 +186,13 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
         if e != est[s]:
             if est[s] == -np.inf:
                 anchor[s] = e - glob[_P]
+            elif e < est[s]:
+                # a quorum of its recent times agree on an earlier one: the clock stepped
+                # back (a DST change in local time, an NTP step). Its place in the stream
+                # stays where it was, so it is not taken for silent while its times
+                # catch up (its windows then closed with zeros and every later line was
+                # late, for good)
+                anchor[s] += e - est[s]
             else:
                 # a confirmed jump moves the stream by one window only; the stream's own
                 # progress while the service was silent is no jump

@@ -31,3 +31,33 @@ def test_lines_after_a_silence_are_counted():
             counted[s] += int(f.lines[s])
     assert late == 0
     assert counted == {0: 46 * 20 + 14 * 40, 1: 46 * 20}
+
+
+def test_a_clock_stepped_back_is_not_taken_for_silence():
+    """Service 1 stamps local time without an offset; at a DST change its clock goes back
+    an hour while service 0 (UTC) goes on. Its lines of the repeated hour are for windows
+    it closed already (late: they cannot be counted where they say), but it did not fall
+    silent: it was taken for silent, its windows closed with zeros (a false critical drop)
+    and every later line was late, for good (3 hours of lines in a 6-hour stream)."""
+    win = Windower(60, lateness_windows=2, idle_windows=3, quorum=5)
+    rng = np.random.default_rng(1)
+    late = {0: 0, 1: 0}
+    windows = {0: {}, 1: {}}
+    for minute in range(360):
+        real = np.sort(minute * 60.0 + rng.uniform(0, 60, 60))
+        svc = np.arange(60) % 2
+        ts = real + np.where((svc == 1) & (real < 3 * 3600), 3600.0, 0.0)  # summer: +1 h
+        out = win.add(ts, svc.astype(np.int32), svc.astype(np.int32), np.zeros(60, bool),
+                      T_SVC, 2, None, lambda i: i)
+        for i in out.late.tolist():
+            late[int(svc[i])] += 1
+        for f in win.close():
+            for s in f.services.tolist():
+                windows[s][f.start] = int(f.lines[s])
+    for f in win.finish()[0]:
+        for s in f.services.tolist():
+            windows[s][f.start] = int(f.lines[s])
+    assert late[0] == 0 and 0.9 * 1800 <= late[1] <= 1800 + 120  # the repeated hour
+    assert min(windows[1].values()) > 0  # no window of zeros: no drop
+    assert sum(windows[1].values()) + late[1] == 360 * 30
+    assert max(windows[1]) >= 6 * 3600 - 120  # counted to the end
