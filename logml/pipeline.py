@@ -134,7 +134,10 @@ class Pipeline:
     @staticmethod
     def _window_error(reason: Reason, payload) -> ErrorRecord:
         line, offset, source = payload  # the record as it came (EventBatch.line)
-        detail = ("event time before its window closed" if reason is Reason.LATE else
+        detail = ("event time before its window closed: the line came more than "
+                  "window.allowed_lateness_windows after its service's clock passed it (a "
+                  "shipper that delivers this far behind, or in batches, needs it raised)"
+                  if reason is Reason.LATE else
                   "event time too far from its service's clock (window.max_ahead_windows)")
         return ErrorRecord(reason, detail, line.encode(), source, offset)
 
