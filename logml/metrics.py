@@ -91,40 +91,52 @@ def top_templates(z: np.ndarray, template_service: np.ndarray, labelled: np.ndar
 
     The set is sticky, so Prometheus does not get a new series every window: a labelled
     template (``labelled``) keeps its label until an outsider displaces the weakest one,
-    which takes |z| above ``entry_z`` and ``margin`` above the weakest's. In array form
-    (a window of a thousand services of fifty templates took 110 ms per window template by
-    template, more than scoring it): only a service whose set changes beyond filling an
-    empty one goes through ``top_templates_reference``'s loop."""
-    z = np.asarray(z, np.float64)
+    which takes |z| above ``entry_z`` and ``margin`` above the weakest's. Grouped
+    reductions, no sort by |z| (a loop over every template cost 110 ms a window at a
+    thousand services of fifty templates, more than scoring them): only a service whose
+    set changes (a first window, an outsider taking a place) goes through the loop."""
+    a = np.abs(np.asarray(z, np.float64))
     svc = np.asarray(template_service, np.int64)
+    lab = np.asarray(labelled, bool)
     n_s = int(svc.max()) + 1 if len(svc) else 0
-    a = np.abs(z)
-    order = np.lexsort((-a, svc))  # by service, then |z| descending (ties: template order)
-    s_o, a_o = svc[order], a[order]
-    lab_o = np.asarray(labelled, bool)[order]
-    bounds = np.searchsorted(s_o, np.arange(n_s + 1))
-    rank = np.arange(len(order)) - bounds[s_o]
-    size = np.diff(bounds)
-    n_lab = np.bincount(s_o, weights=lab_o, minlength=n_s).astype(np.int64)
-    weakest = np.full(n_s, np.inf)
-    np.minimum.at(weakest, s_o[lab_o], a_o[lab_o])
-    first_out = np.full(n_s, len(order))  # the best unlabelled template's position
-    np.minimum.at(first_out, s_o[~lab_o], np.flatnonzero(~lab_o))
-    has_out = first_out < len(order)
-    best_out = np.where(has_out, a_o[np.minimum(first_out, len(order) - 1)], -np.inf)
-    fresh = n_lab == 0
-    settled = ((n_lab == np.minimum(k, size)) & ~(has_out & (best_out > np.maximum(
-        weakest + margin, entry_z))))
-    keep_o = np.where(fresh[s_o], rank < k, lab_o)
-    for s in np.flatnonzero(~fresh & ~settled).tolist():  # a set that changes: the loop
-        part = order[bounds[s]:bounds[s + 1]]
-        keep_o[bounds[s]:bounds[s + 1]] = _sticky(part, a, np.asarray(labelled, bool),
-                                                  k, margin, entry_z)
-    other = np.full(n_s, len(order))
-    np.minimum.at(other, s_o[~keep_o], np.flatnonzero(~keep_o))
-    keep = np.zeros(len(z), bool)
-    keep[order] = keep_o
-    return keep, np.where(other < len(order), order[np.minimum(other, len(order) - 1)], -1)
+    keep, other = np.zeros(len(a), bool), np.full(n_s, -1)
+    if n_s == 0:
+        return keep, other
+    by = np.argsort(svc, kind="stable")  # by service, then template order
+    s_by, a_by, lab_by = svc[by], a[by], lab[by]
+    size = np.bincount(svc, minlength=n_s)
+    starts = np.searchsorted(s_by, np.arange(n_s))
+    has = size > 0
+    def per_service(ufunc, values, empty):
+        out = np.full(n_s, empty, values.dtype)
+        out[has] = ufunc.reduceat(values, starts[has])
+        return out
+    n_lab = per_service(np.add, lab_by.astype(np.int64), 0)
+    weakest = per_service(np.minimum, np.where(lab_by, a_by, np.inf), np.inf)
+    out_by = np.where(lab_by, -np.inf, a_by)
+    best_out = per_service(np.maximum, out_by, -np.inf)
+    settled = has & (n_lab == np.minimum(k, size)) & ~(
+        best_out > np.maximum(weakest + margin, entry_z))
+    keep[by[lab_by & settled[s_by]]] = True
+    # a settled service's "other": its first unlabelled template of the largest |z|
+    at = np.flatnonzero((out_by == best_out[s_by]) & (out_by > -np.inf) & settled[s_by])
+    firsts = at[np.r_[True, s_by[at[1:]] != s_by[at[:-1]]]] if len(at) else at
+    other[s_by[firsts]] = by[firsts]
+    for s in np.flatnonzero(has & ~settled).tolist():  # a set that changes: the loop
+        mine = by[starts[s]:starts[s] + size[s]]
+        # the loop looks at no more than 2K + 1 outsiders (K to fill, K to displace each
+        # first member once, one to stop): the labelled and the best 2K + 1 (with ties)
+        outs = mine[~lab[mine]]
+        if len(outs) > 2 * k + 1:
+            a_out = a[outs]
+            outs = outs[a_out >= np.partition(a_out, len(outs) - 2 * k - 1)[-2 * k - 1]]
+        part = np.concatenate((mine[lab[mine]], outs))
+        part = part[np.lexsort((part, -a[part]))]  # |z| descending, ties in template order
+        mask = _sticky(part, a, lab, k, margin, entry_z)
+        keep[part[mask]] = True
+        if not mask.all():
+            other[s] = part[~mask][0]
+    return keep, other
 
 
 def _sticky(part: np.ndarray, a: np.ndarray, labelled: np.ndarray, k: int, margin: float,
@@ -144,7 +156,8 @@ def _sticky(part: np.ndarray, a: np.ndarray, labelled: np.ndarray, k: int, margi
             break
         keep[keep.index(weakest)] = t
         members = set(keep)
-    return np.isin(part, keep)
+    members = set(keep)
+    return np.array([t in members for t in part.tolist()], bool)
 
 
 def top_templates_reference(z, template_service, labelled, k, margin=1.0, entry_z=3.0):
