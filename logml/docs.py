@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import weakref
 
 import numba as nb
 import numpy as np
@@ -215,7 +216,10 @@ class LogDocs:
     are formatted from the batch's columns."""
 
     def __init__(self):
-        self._plans: dict[int, _TemplatePlan] = {}
+        # per template engine: in Kafka mode one sink serves every partition's pipeline,
+        # each with its own engine whose indices start at 0 (keyed by index alone, a line
+        # got the template id of another partition's service with the same text there)
+        self._plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def build(self, events, idx: np.ndarray, engine, source: str
               ) -> tuple[np.ndarray, list[str], list[bytes]]:
@@ -223,7 +227,7 @@ class LogDocs:
         n = len(events)
         if n == 0:
             return np.zeros(0, np.int64), [], []
-        plans = self._plans
+        plans = self._plans.setdefault(engine, {})
         used = np.unique(idx)
         for t in used.tolist():
             text = engine.template_text(t)
@@ -248,8 +252,8 @@ class LogDocs:
         if events.raw_span is not None:
             spliced = np.flatnonzero(events.raw_span[:, 0] >= 0)
             if len(spliced):
-                declined = self._splice(events, idx, used, stamp_arr, spliced, raw, truncated,
-                                        out)
+                declined = self._splice(events, idx, used, plans, stamp_arr, spliced, raw,
+                                        truncated, out)
                 rest = np.union1d(np.flatnonzero(events.raw_span[:, 0] < 0), declined)
         if len(rest):
             stamps = stamp_arr[rest].tolist()
@@ -285,10 +289,10 @@ class LogDocs:
                               dumps(host) + b'},"logml":' + ours + b"}")
         return days, ids, out
 
-    def _splice(self, events, idx, used, stamp_arr, rows, raw, truncated, out) -> np.ndarray:
+    def _splice(self, events, idx, used, plans, stamp_arr, rows, raw, truncated, out
+                ) -> np.ndarray:
         """Documents of the fast-path JSON events at ``rows`` into ``out``; the rows the
         splice declined (returned) take the dict path."""
-        plans = self._plans
         heads = [plans[t].head for t in used.tolist()]
         head_off = np.zeros(len(heads) + 1, np.int64)
         np.cumsum([len(h) for h in heads], out=head_off[1:])

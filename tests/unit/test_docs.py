@@ -100,6 +100,28 @@ def test_many_generated_lines_and_a_generalising_template():
                        for o in events.offset.tolist()]
 
 
+def test_one_builder_for_pipelines_of_the_same_app_under_other_names():
+    """Kafka mode: one sink (one builder) for every partition's pipeline, each with its
+    own engine numbering templates from 0. Two services of the same app (the same lines
+    under another service name) have the same template text at the same index; a line's
+    document got the other service's template id (30 % of the log documents in a probe,
+    different ones after a replay)."""
+    builder = LogDocs()
+    for service in ("api-eu", "api-us", "api-eu"):
+        lines = [orjson.dumps({"@timestamp": "2026-01-01T00:00:%02dZ" % k, "message":
+                               f"GET /items/{k} 200 in {k * 3} ms",
+                               "service": {"name": service}}) for k in range(40)]
+        events, _ = Decoder().decode_block(b"\n".join(lines) + b"\n", 0, "kafka:logs.raw:0",
+                                           now=NOW)
+        engine = TemplateEngine()
+        idx, _ = engine.template_events(events)
+        _, _, docs = builder.build(events, idx, engine, "kafka:logs.raw:0")
+        want = reference(events, idx, engine, "kafka:logs.raw:0")
+        assert [orjson.loads(d) for d in docs] == [d for _, d in want], service
+        assert {orjson.loads(d)["logml"]["template_id"] for d in docs} == \
+            {engine.template_id(t) for t in set(idx.tolist())}
+
+
 @pytest.mark.parametrize("tok,pat", [("35ms", "<NUM>ms"), ("id=7", "id=<NUM>"),
                                      ("x", "<*>"), ("ab", "a<NUM>b>"), ("<7>", "<<NUM>>"),
                                      ("u5", "id=<NUM>"), ("a", "abc<NUM>def")])
