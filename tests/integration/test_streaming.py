@@ -77,6 +77,46 @@ def test_kafka_mode_matches_embedded_mode_and_dead_letters(kafka_env, tmp_path):
     assert (tmp_path / "kafka" / "windows.jsonl").read_bytes() == before
 
 
+def test_log_documents_of_one_app_under_several_names_carry_their_own_template_ids(
+        kafka_env, tmp_path):
+    """The same app deployed as four services, one per partition: every partition's
+    engine numbers the same texts from 0, and one sink writes all their per-line
+    documents. Each line's template id is its own service's, as in embedded mode (a
+    builder shared by index gave 30 % of the lines another partition's id)."""
+    from confluent_kafka import Producer as _Producer
+    bootstrap = kafka_env["KAFKA_BOOTSTRAP"]
+    names = unique_topics(bootstrap, raw_partitions=4)
+    events, _ = write(tmp_path / "gen", seed=5, hours=0.5, services=1,
+                      start=1_764_000_000.0, rate=4.0)
+    lines = events.read_bytes().splitlines()
+    copies = []
+    producer = _Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for p, name in enumerate(["shop-a", "shop-b", "shop-c", "shop-d"]):
+        for x in lines:
+            ev = orjson.loads(x)
+            ev["service"] = {"name": name}
+            copies.append(orjson.dumps(ev))
+            producer.produce(names["topic"], key=name.encode(), value=copies[-1], partition=p)
+            producer.poll(0)
+    assert producer.flush(60) == 0
+    embedded = tmp_path / "copies.jsonl"
+    embedded.write_bytes(b"\n".join(copies) + b"\n")
+    logml("run", "--input", embedded, "--output", tmp_path / "embedded", "--write-logs")
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(pipeline_toml(names, "${KAFKA_BOOTSTRAP}", "jsonl",
+                                 f'batch_size = 2000\n[output]\ndir = "{tmp_path / "kafka"}"\n'
+                                 f"write_logs = true\n"))
+    logml("run", "-c", cfg, "--exit-when-idle", 3)
+
+    def ids(path):
+        return sorted((d["service"]["name"], d["@timestamp"], d["message"],
+                       d["logml"]["template_id"])
+                      for d in map(orjson.loads, path.read_bytes().splitlines()))
+    got = ids(tmp_path / "kafka" / "logs.jsonl")
+    assert len(got) == len(copies) and len({g[3] for g in got}) > 4
+    assert got == ids(tmp_path / "embedded" / "logs.jsonl")
+
+
 def test_a_checkpoint_that_cannot_be_read_holds_its_partition_until_it_can(kafka_env, tmp_path):
     """Unreadable state is reported and retried, never replaced by a fresh start; a
     partition that really has no checkpoint (here: after a tombstone) starts fresh."""
