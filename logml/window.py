@@ -595,11 +595,13 @@ class Windower:
     # ---------------------------------------------------------------- time passing
     def tick(self, now: float) -> None:
         """Live mode: wall time moves the stream on, so silent services' windows close;
-        from when a service's clock first agrees with it (within ``ahead``): a backlog of
-        old lines through a pipe is moved on by its own times, so a stall in its delivery
-        is no silence."""
+        from when a service's clock first agrees with it (within ``idle`` + ``lateness``:
+        the time it takes to call a service silent): a backlog replayed through a pipe or
+        from a caught-up Kafka partition, even one twenty minutes old, is moved on by its
+        own times, so a stall in its delivery is no silence (within ``ahead``, a 10-minute
+        stall of a 20-minute-old backlog made its lines late)."""
         p = float(self.glob[_P])
-        if self.wall is None and not np.any(np.abs(self.est - now) <= self.ahead):
+        if self.wall is None and not np.any(np.abs(self.est - now) <= self.idle + self.lateness):
             return
         if self.wall is None or p > self.wall[1] + (now - self.wall[0]):
             self.wall = (now, p)

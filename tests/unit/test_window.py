@@ -268,6 +268,25 @@ def test_wall_time_does_not_move_a_backlog_replayed_through_a_pipe():
     assert all(int(f.lines[0]) > 0 for f in frames)
 
 
+def test_a_stall_in_a_recent_backlog_is_no_silence():
+    """A Kafka partition caught up on lines 20 minutes old is live (nothing left to read)
+    but its lines are not: wall time anchored on them (within max_ahead, an hour), so a
+    10-minute stall in their delivery closed windows with zeros and the lines after it
+    were late."""
+    win = Windower(60, lateness_windows=2, idle_windows=3, quorum=5)
+    now = 1.764e9
+    backlog = now - 1200.0 + np.arange(0.0, 600.0, 0.5)  # 20 to 10 minutes ago
+    feed(win, backlog, live=True, now=now)
+    win.tick(now)
+    win.tick(now + 600.0)  # ten minutes without a line
+    rest = now - 600.0 + np.arange(0.0, 1200.0, 0.5)  # 10 minutes ago to 10 minutes on
+    out = feed(win, rest, live=True, now=now + 601.0)
+    assert len(out.late) == 0
+    frames = win.close() + win.finish()[0]
+    assert all(int(f.lines[0]) > 0 for f in frames)
+    assert sum(int(f.lines[0]) for f in frames) == len(backlog) + len(rest)
+
+
 def test_state_round_trip_continues_identically():
     ts = np.r_[np.arange(0, 400, 0.5), 5e4, np.arange(400, 800, 0.5)]
     win = Windower(60, quorum=3)
