@@ -681,6 +681,7 @@ class Windower:
         they are outliers, except those of a service too quiet to form a clock: they are
         all it said, counted (or late, for a window a run before closed). Returns the
         frames and the payloads of the records to dead-letter late and absurd."""
+        newest = self._newest_unheld()
         late, absurd, quiet = [], [], []
         for rec in self.held.values():
             t, svc, payload = rec[0], rec[2], rec[5]
@@ -699,8 +700,9 @@ class Windower:
         # without a clock has no offset: its windows count as whole)
         known = self.est > -np.inf
         end = np.full(len(self.est), np.inf)
-        if known.any():
-            end[known] = np.max(self.top[known, 0] - self.anchor[known]) + self.anchor[known]
+        last = newest[known] - self.anchor[known]
+        if np.isfinite(last).any():
+            end[known] = np.max(last[np.isfinite(last)]) + self.anchor[known]
         frames = self.close(final=True)
         for f in frames:
             cov = np.clip((end[f.services] - f.start) / self.w, 0.0, 1.0)
@@ -708,6 +710,17 @@ class Windower:
             if (cov < 1.0).any():
                 f.covered = cov
         return frames, late, absurd
+
+    def _newest_unheld(self) -> np.ndarray:
+        """Each service's latest time that was not held: a stray held far ahead is no
+        sign of where the input ends (taken for it, the window the input ends in was
+        judged as whole: a drop)."""
+        newest = self.top[:, 0].copy()
+        for s in np.flatnonzero(self.held_n > 0).tolist():
+            times = self.ring[s, :min(int(self.ring_n[s]), HISTORY)]
+            times = times[~np.isin(times, self.held_ts[s, :self.held_n[s]])]
+            newest[s] = times.max() if len(times) else -np.inf
+        return newest
 
     # ---------------------------------------------------------------- state (plain data)
     def state(self) -> dict:

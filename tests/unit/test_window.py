@@ -287,6 +287,21 @@ def test_a_stall_in_a_recent_backlog_is_no_silence():
     assert sum(int(f.lines[0]) for f in frames) == len(backlog) + len(rest)
 
 
+def test_the_window_the_input_ends_in_is_cut_even_with_a_stray_held_ahead():
+    """The input ends 15 s into a window; a stray 9 hours ahead among the last lines is
+    held (then dead-lettered). Taken for where the input ends, it made the cut window
+    whole, judged as a whole window: a drop at the end of the run."""
+    for stray in (False, True):
+        win = Windower(60, lateness_windows=2, quorum=5)
+        ts = np.arange(0, 3615, 1.0)
+        if stray:
+            ts = np.insert(ts, len(ts) - 5, 9 * 3600.0)
+        feed(win, ts)
+        frames, _, absurd = win.finish()
+        assert len(absurd) == stray and frames[-1].start == 3600.0
+        assert frames[-1].covered is not None and abs(frames[-1].covered[0] - 0.25) < 0.02
+
+
 def test_state_round_trip_continues_identically():
     ts = np.r_[np.arange(0, 400, 0.5), 5e4, np.arange(400, 800, 0.5)]
     win = Windower(60, quorum=3)
