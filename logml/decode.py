@@ -3,7 +3,9 @@
 Accepts Filebeat 8 events (ECS), Logstash JSON events and plain text lines. For plain
 lines, and for JSON messages with no level, a leading timestamp and level are recognised
 in the common formats (ISO 8601, syslog, Apache, logcat) and cut off the text that is
-templated, so a template never contains the clock. Hostile input never raises: every line
+templated, so a template never contains the clock; the time of an access log line
+(Common/Combined Log Format: nginx, Apache) is read where it stands, after the client's
+address and user, and left in the text (masking takes it). Hostile input never raises: every line
 becomes an event, or one ``ErrorRecord`` with a reason from ``errors.Reason`` and its raw
 bytes, or an event plus a kept ``too_long`` record.
 
@@ -81,6 +83,10 @@ _HEADER = re.compile(
     rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE}))\]?"
     rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
     rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*", re.ASCII)
+_CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
+    rf"{_S}*[^\t-\r ]+ [^\t-\r ]+ [^\t-\r ]+ \[(?P<d>[0-9]{{2}})/(?P<mo>[A-Za-z]{{3}})/"
+    rf"(?P<y>[0-9]{{4}}):(?P<H>[0-9]{{2}}):(?P<M>[0-9]{{2}}):(?P<S>[0-9]{{2}}) "
+    rf"(?P<tz>[+-][0-9]{{4}})\]", re.ASCII)
 _LEVEL_ONLY = re.compile(
     rf"{_S}*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)"
     rf"{_WORD_END}\]?:?{_S}*", re.ASCII)
@@ -147,6 +153,9 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
             ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
                 None, mo, int(g["cd"]), int(g["cH"]), int(g["cM"]), int(g["cS"]), g["cf"], now)
     if ts is None:
+        ts = _clf_epoch(text)
+        if ts is not None:
+            return ts, 0, 0
         m2 = _LEVEL_ONLY.match(text)
         if m2:
             return None, LEVEL_OF[m2.group("lvl")], m2.end()
@@ -156,6 +165,22 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     lvl = m.group("lvl")
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else 0
     return ts, level, m.end()
+
+
+def _clf_epoch(text: str) -> float | None:
+    """The time of an access log line (Common/Combined Log Format), BAD_TS for an
+    impossible one, None for another line."""
+    m = _CLF.match(text)
+    mo = _MONTHS.get(m["mo"].lower()) if m else None
+    if mo is None:
+        return None
+    y, d, h, mi, s = int(m["y"]), int(m["d"]), int(m["H"]), int(m["M"]), int(m["S"])
+    tz = m["tz"]
+    hh, mm = int(tz[1:3]), int(tz[3:5])
+    if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN or not _valid(y, mo, d, h, mi, s):
+        return BAD_TS
+    off = (-1 if tz[0] == "+" else 1) * (hh * 3600 + mm * 60)
+    return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + off
 
 
 def parse_timestamp(value) -> float | None:

@@ -279,6 +279,46 @@ def _logcat(b, p, e, year, now):
     return _no_year(mo, d, h, mi, s, frac, year, now), q2
 
 
+def _clf(b, p, e, months):
+    """HOST IDENT USER [DD/Mon/YYYY:HH:MM:SS +ZZZZ] at p (Common and Combined Log Format:
+    nginx and Apache access logs, whose time is not at the head) -> epoch | NO_TS |
+    BAD_TS. Read, not cut: the rest of the header is the request's."""
+    q = p
+    for _ in range(3):  # three fields, one space after each
+        r = q
+        while r < e and not _space(b[r]):
+            r += 1
+        if r == q or r >= e or b[r] != 32:
+            return NO_TS
+        q = r + 1
+    if q >= e or b[q] != 91:
+        return NO_TS
+    d, q = _num(b, q + 1, e, 2, 2)
+    if d < 0 or q + 4 >= e or b[q] != 47 or b[q + 4] != 47:
+        return NO_TS
+    if not (_alpha(b[q + 1]) and _alpha(b[q + 2]) and _alpha(b[q + 3])):
+        return NO_TS
+    mo = _three(b, q + 1, e, months)
+    y, q = _num(b, q + 5, e, 4, 4)
+    if y < 0 or q >= e or b[q] != 58:
+        return NO_TS
+    h, mi, s, q = _time(b, q + 1, e, 2)
+    if h < 0 or q + 6 >= e or b[q] != 32 or not (b[q + 1] == 43 or b[q + 1] == 45):
+        return NO_TS
+    for k in range(2, 6):
+        if not _digit(b[q + k]):
+            return NO_TS
+    if b[q + 6] != 93 or mo < 0:  # a word that is not a month name: no timestamp
+        return NO_TS
+    hh = (b[q + 2] - 48) * 10 + b[q + 3] - 48
+    mm = (b[q + 4] - 48) * 10 + b[q + 5] - 48
+    if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN or not _valid(y, mo + 1, d, h, mi, s):
+        return BAD_TS
+    sign = -1.0 if b[q + 1] == 43 else 1.0
+    return (_days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s)
+            + sign * (hh * 3600 + mm * 60))
+
+
 def _level(b, p, e, table, codes, only, need_only, ignore_case):
     """[LEVEL]: at p -> (code, end); (0, p) when there is none."""
     q = p
@@ -379,6 +419,11 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         t, r = _syslog(buf, q, e, year, now, months, weekdays)
     if t == NO_TS:
         t, r = _logcat(buf, q, e, year, now)
+    if t == NO_TS:
+        t = _clf(buf, p, e, months)
+        if t != NO_TS and t != BAD_TS:  # an access log line: its time, the line whole
+            ts[i] = t
+            return
     if t == BAD_TS:
         status[i] = BAD_TIME
         return
@@ -549,6 +594,7 @@ with compiling():
     _no_year = nb.njit((_I, _I, _I, _I, _I, _F, _I, _F), **_HELPER)(_no_year)
     _syslog = nb.njit((_BUF, _I, _I, _I, _F, _TABLE, _TABLE), **_HELPER)(_syslog)
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
+    _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)
     # nogil: scan_lines runs the parts of a big block in threads

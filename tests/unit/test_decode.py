@@ -143,6 +143,21 @@ def test_parse_header_year_rollover_for_syslog():
     assert ts < jan
 
 
+def test_an_access_log_line_has_its_own_time():
+    """nginx and Apache access logs (Common/Combined Log Format) put the time after the
+    client's address and user. It was not read: a replayed access log took one time for
+    all its lines (three hours in one window). Read, and left in the text."""
+    good = b'10.0.0.7 - bob [24/Nov/2025:10:00:00 +0100] "GET /items/5 HTTP/1.1" 200 512 "-" "curl"'
+    json_line = b'{"message": "::1 - - [24/Nov/2025:10:00:01 -0000] \\"GET / HTTP/1.1\\" 200 5"}'
+    impossible = b'10.0.0.7 - - [31/Nov/2025:10:00:00 +0000] "GET / HTTP/1.1" 200 5'
+    other = b'10.0.0.7 - - [24/Nov/2025:10:00:00] "GET / HTTP/1.1" 200 5'
+    for events, errors in paths(b"\n".join([good, json_line, impossible, other]) + b"\n"):
+        assert events.ts[0] == 1_763_974_800.0 and events.text(0) == good.decode()  # 09:00Z
+        assert events.ts[1] == 1_763_978_401.0
+        assert [(e.reason.value, e.offset) for e in errors] == [("bad_timestamp", 2)]
+        assert np.isnan(events.ts[2]) and events.text(2) == other.decode()
+
+
 # ---------------------------------------------------------------- every path, one outcome
 def paths(data: bytes, **cfg):
     """(events, errors) of the three decoders of a block: records one by one, the block

@@ -164,3 +164,19 @@ def test_a_cron_job_beside_a_busy_service_has_every_line_counted(tmp_path):
     cron = [w for w in docs(tmp_path / "out" / "windows.jsonl")
             if w["service"]["name"] == "cron"]
     assert sum(w["logml"]["lines"] for w in cron) == 18
+
+
+def test_an_access_log_is_windowed_by_its_own_times(tmp_path):
+    """nginx's access log, 3 hours of it: every line went into one window at the wall
+    time (its time was not read), so nothing could be detected."""
+    import time as _time
+    f = tmp_path / "access.log"
+    t0 = 1_764_000_000
+    f.write_bytes(b"".join(
+        f'10.0.{k % 7}.{k % 250} - - [{_time.strftime("%d/%b/%Y:%H:%M:%S", _time.gmtime(t0 + 2 * k))}'
+        f' +0000] "GET /items/{k % 97} HTTP/1.1" 200 {k % 5000} "-" "curl/8"\n'.encode()
+        for k in range(5400)))
+    run_file(cfg(tmp_path), str(f), progress=False)
+    windows = docs(tmp_path / "out" / "windows.jsonl")
+    assert len(windows) == 180 and windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"
+    assert all(w["logml"]["lines"] == 30 for w in windows)

@@ -91,11 +91,23 @@ LOGCAT = st.builds(
     HEAD, st.integers(0, 13).map(lambda v: _n(v, 2)), st.integers(0, 32).map(lambda v: _n(v, 2)),
     st.integers(0, 25).map(lambda v: _n(v, 2)), st.integers(0, 61).map(lambda v: _n(v, 2)),
     st.integers(0, 61).map(lambda v: _n(v, 2)), FRACTION, TAIL)
+CLF = st.builds(  # access logs: host ident user [DD/Mon/YYYY:HH:MM:SS +ZZZZ] "request" ...
+    lambda h0, who, d, mo, y, hh, mi, ss, tz, tail: (
+        f'{h0}{who}[{d}/{mo}/{y}:{hh}:{mi}:{ss} {tz}]{tail}'),
+    st.sampled_from(["", " ", "\t"]),
+    st.sampled_from(["10.0.0.1 - - ", "::1 - bob ", "h\u00e9 x y ", "a - - ", "a  - - ", "a - ",
+                     "a\t- - ", "[x - - ", "a b c d ", "- - -"]),
+    st.integers(0, 32).map(lambda v: _n(v, 2)) | st.sampled_from(["1", "123"]), MONTH_WORD,
+    YEAR, st.integers(0, 25).map(lambda v: _n(v, 2)), st.integers(0, 61).map(lambda v: _n(v, 2)),
+    st.integers(0, 61).map(lambda v: _n(v, 2)) | st.just("123"),
+    st.sampled_from(["+0000", "-0700", "+1400", "+1401", "-1200", "+0060", "+000", "Z",
+                     "+00000"]),
+    st.sampled_from(["", ' "GET / HTTP/1.1" 200 12', "x", " ", "]"]))
 FUZZ = st.text(st.sampled_from(list("0123456789-/:.,TtZz+ []\tINFOWARNerrJanNovMonFeb\u00e9")),
                min_size=1, max_size=40)
 ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
               min_size=1, max_size=40)
-HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, FUZZ, ANY)
+HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, CLF, FUZZ, ANY)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -107,6 +119,9 @@ HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, FUZZ, ANY)
 @example("Dec 31 23:59:59 x", NOWS[1])
 @example("12-31 23:59:59.123 x", NOWS[1])
 @example("[Mon Nov 24 10:00:00 2025] [error] x", NOW)
+@example('10.0.0.1 - - [24/Nov/2025:10:00:00 +0100] "GET / HTTP/1.1" 200 5', NOW)
+@example("10.0.0.1 - - [30/Feb/2025:10:00:00 +0000] x", NOW)
+@example("10.0.0.1 - - [24/Foo/2025:10:00:00 +0000] ERROR x", NOW)
 def test_scanner_agrees_with_reference(line, now):
     assert scanner(line, now) == reference(line, now)
 
