@@ -2,7 +2,7 @@
 
 Accepts Filebeat 8 events (ECS), Logstash JSON events and plain text lines. For plain
 lines, and for JSON messages with no level, a leading timestamp and level are recognised
-in the common formats (ISO 8601, syslog, Apache, logcat) and cut off the text that is
+in the common formats (ISO 8601, syslog, Apache, logcat, klog) and cut off the text that is
 templated, so a template never contains the clock; the time of an access log line
 (Common/Combined Log Format: nginx, Apache) is read where it stands, after the client's
 address and user, and left in the text (masking takes it). Hostile input never raises: every line
@@ -79,14 +79,20 @@ _SYS_RE = (
 _CAT_RE = (
     rf"(?P<cmo>[0-9]{{2}})-(?P<cd>[0-9]{{2}}){_S}+(?P<cH>[0-9]{{2}}):(?P<cM>[0-9]{{2}})"
     rf":(?P<cS>[0-9]{{2}})(?![0-9])(?:\.(?P<cf>[0-9]{{1,6}})(?![0-9]))?")
+_KLOG_RE = (  # Kubernetes/glog: a level letter, then MMDD
+    rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}}):(?P<kM>[0-9]{{2}})"
+    rf":(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
 _HEADER = re.compile(
-    rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE}))\]?"
+    rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE})"
+    rf"|(?P<klog>{_KLOG_RE}))\]?"
     rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
     rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*", re.ASCII)
 _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
     rf"{_S}*[^\t-\r ]+ [^\t-\r ]+ [^\t-\r ]+ \[(?P<d>[0-9]{{2}})/(?P<mo>[A-Za-z]{{3}})/"
     rf"(?P<y>[0-9]{{4}}):(?P<H>[0-9]{{2}}):(?P<M>[0-9]{{2}}):(?P<S>[0-9]{{2}}) "
     rf"(?P<tz>[+-][0-9]{{4}})\]", re.ASCII)
+_KLOG_LEVEL = {"I": LEVEL_OF["INFO"], "W": LEVEL_OF["WARN"], "E": LEVEL_OF["ERROR"],
+               "F": LEVEL_OF["FATAL"]}
 _LEVEL_ONLY = re.compile(
     rf"{_S}*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)"
     rf"{_WORD_END}\]?:?{_S}*", re.ASCII)
@@ -148,10 +154,14 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
             if mo is not None:  # any other word is no timestamp
                 ts = _stamp(int(g["sy"]) if g["sy"] else None, mo, int(g["sd"]), int(g["sH"]),
                             int(g["sM"]), int(g["sS"]), g["sf"], now)
-        else:
+        elif g["cat"]:
             mo = int(g["cmo"])
             ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
                 None, mo, int(g["cd"]), int(g["cH"]), int(g["cM"]), int(g["cS"]), g["cf"], now)
+        else:
+            mo = int(g["kmo"])
+            ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
+                None, mo, int(g["kd"]), int(g["kH"]), int(g["kM"]), int(g["kS"]), g["kf"], now)
     if ts is None:
         ts = _clf_epoch(text)
         if ts is not None:
@@ -163,7 +173,7 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     if ts == BAD_TS:
         return BAD_TS, 0, 0
     lvl = m.group("lvl")
-    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else 0
+    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _KLOG_LEVEL.get(m.group("kl"), 0)
     return ts, level, m.end()
 
 

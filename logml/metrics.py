@@ -55,6 +55,7 @@ class Stats:
     invalid: dict = field(default_factory=lambda: defaultdict(int))  # reason -> records
     dead_lettered: int = 0
     window_dead_lettered: int = 0  # of them, lines the window stage refused (late, absurd)
+    timeless: int = 0  # lines that came without a time logml reads
     templates: dict = field(default_factory=dict)  # service -> templates
     # service -> (score, outage, ratio, ratio_z, expected ratio, lines, expected lines)
     scores: dict = field(default_factory=dict)

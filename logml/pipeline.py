@@ -105,7 +105,9 @@ class Pipeline:
         self._new_templates(before)
         if len(events):
             counts = np.bincount(svc, minlength=len(engine.services))
+            timeless = int(np.isnan(events.ts).sum())
             with self.stats.lock:
+                self.stats.timeless += timeless
                 for s in np.flatnonzero(counts).tolist():
                     self.stats.lines[engine.services[s].name] += int(counts[s])
         is_error = np.isin(events.level, self.error_codes)

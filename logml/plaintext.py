@@ -279,6 +279,34 @@ def _logcat(b, p, e, year, now):
     return _no_year(mo, d, h, mi, s, frac, year, now), q2
 
 
+def _klog(b, p, e, year, now):
+    """LMMDD HH:MM:SS[.f] at p (klog: Kubernetes and many Go services; L one of I W E F)
+    -> (epoch | NO_TS | BAD_TS, end, level code)."""
+    c = b[p] if p < e else 0
+    code = 3 if c == 73 else 4 if c == 87 else 5 if c == 69 else 6 if c == 70 else 0
+    if code == 0:
+        return NO_TS, p, 0
+    if p + 5 >= e or not _space(b[p + 5]):
+        return NO_TS, p, 0
+    for k in range(1, 5):
+        if not _digit(b[p + k]):
+            return NO_TS, p, 0
+    mo = (b[p + 1] - 48) * 10 + b[p + 2] - 48
+    d = (b[p + 3] - 48) * 10 + b[p + 4] - 48
+    q = p + 5
+    while q < e and _space(b[q]):
+        q += 1
+    h, mi, s, q = _time(b, q, e, 2)
+    if h < 0:
+        return NO_TS, p, 0
+    frac, q2 = _frac(b, q, e, 6, False)
+    if frac < 0:
+        frac, q2 = 0.0, q
+    if mo < 1 or mo > 12:
+        return BAD_TS, p, 0
+    return _no_year(mo, d, h, mi, s, frac, year, now), q2, code
+
+
 def _clf(b, p, e, months):
     """HOST IDENT USER [DD/Mon/YYYY:HH:MM:SS +ZZZZ] at p (Common and Combined Log Format:
     nginx and Apache access logs, whose time is not at the head) -> epoch | NO_TS |
@@ -419,6 +447,10 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         t, r = _syslog(buf, q, e, year, now, months, weekdays)
     if t == NO_TS:
         t, r = _logcat(buf, q, e, year, now)
+    if t == NO_TS:
+        t, r, code = _klog(buf, q, e, year, now)
+        if t != NO_TS and t != BAD_TS:
+            level[i] = code  # its letter, unless a level word follows (below)
     if t == NO_TS:
         t = _clf(buf, p, e, months)
         if t != NO_TS and t != BAD_TS:  # an access log line: its time, the line whole
@@ -595,6 +627,7 @@ with compiling():
     _syslog = nb.njit((_BUF, _I, _I, _I, _F, _TABLE, _TABLE), **_HELPER)(_syslog)
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
+    _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)
     # nogil: scan_lines runs the parts of a big block in threads

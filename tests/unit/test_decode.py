@@ -158,6 +158,19 @@ def test_an_access_log_line_has_its_own_time():
         assert np.isnan(events.ts[2]) and events.text(2) == other.decode()
 
 
+def test_a_klog_line_has_its_time_and_level():
+    """Kubernetes components (and many Go services) log with klog: a level letter, then
+    the month and day. It was not read: a replay took one time for all its lines."""
+    data = (b"I1124 10:00:00.123456       1 controller.go:12] synced\n"
+            b"E1124 10:00:01.5       1 reflector.go:138] watch failed\n"
+            b"F1132 10:00:02 1 x.go:1] impossible day\n")
+    for events, errors in paths(data):
+        assert events.ts.tolist() == [1_763_978_400.123456, 1_763_978_401.5]
+        assert [LEVELS[v] for v in events.level.tolist()] == ["info", "error"]
+        assert events.text(0) == "1 controller.go:12] synced"
+        assert [(e.reason.value, e.offset) for e in errors] == [("bad_timestamp", 2)]
+
+
 # ---------------------------------------------------------------- every path, one outcome
 def paths(data: bytes, **cfg):
     """(events, errors) of the three decoders of a block: records one by one, the block

@@ -180,3 +180,17 @@ def test_an_access_log_is_windowed_by_its_own_times(tmp_path):
     windows = docs(tmp_path / "out" / "windows.jsonl")
     assert len(windows) == 180 and windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"
     assert all(w["logml"]["lines"] == 30 for w in windows)
+
+
+def test_a_file_without_times_is_said(tmp_path, capsys):
+    """Lines in a format logml reads no time from all took the run's wall time: one
+    window, and nothing said. The run now says so, and where the formats are."""
+    from logml import cli
+    f = tmp_path / "a.log"
+    f.write_bytes(b"".join(b"worker %d picked job %d\n" % (k % 4, k) for k in range(300)))
+    assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "note: 300 of 300 lines had no time logml reads" in err and "event-time.md" in err
+    f.write_bytes(b"".join(line(t, "tick") for t in range(0, 600, 2)))
+    assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out2")]) == 0
+    assert "no time" not in capsys.readouterr().err

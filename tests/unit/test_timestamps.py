@@ -91,6 +91,14 @@ LOGCAT = st.builds(
     HEAD, st.integers(0, 13).map(lambda v: _n(v, 2)), st.integers(0, 32).map(lambda v: _n(v, 2)),
     st.integers(0, 25).map(lambda v: _n(v, 2)), st.integers(0, 61).map(lambda v: _n(v, 2)),
     st.integers(0, 61).map(lambda v: _n(v, 2)), FRACTION, TAIL)
+KLOG = st.builds(  # Kubernetes/glog: I1124 10:00:00.123456    1 file.go:12] msg
+    lambda h0, lv, mo, d, sp, hh, mi, ss, f, tail: f"{h0}{lv}{mo}{d}{sp}{hh}:{mi}:{ss}{f}{tail}",
+    HEAD, st.sampled_from(["I", "W", "E", "F", "D", "i"]),
+    st.integers(0, 13).map(lambda v: _n(v, 2)) | st.just("1"),
+    st.integers(0, 32).map(lambda v: _n(v, 2)) | st.just("123"),
+    st.sampled_from([" ", "  ", "\t", ""]), st.integers(0, 25).map(lambda v: _n(v, 2)),
+    st.integers(0, 61).map(lambda v: _n(v, 2)), st.integers(0, 61).map(lambda v: _n(v, 2)),
+    FRACTION, st.sampled_from(["", "    1 main.go:12] x", " ERROR x", "] WARN y", "7"]))
 CLF = st.builds(  # access logs: host ident user [DD/Mon/YYYY:HH:MM:SS +ZZZZ] "request" ...
     lambda h0, who, d, mo, y, hh, mi, ss, tz, tail: (
         f'{h0}{who}[{d}/{mo}/{y}:{hh}:{mi}:{ss} {tz}]{tail}'),
@@ -107,7 +115,7 @@ FUZZ = st.text(st.sampled_from(list("0123456789-/:.,TtZz+ []\tINFOWARNerrJanNovM
                min_size=1, max_size=40)
 ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
               min_size=1, max_size=40)
-HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, CLF, FUZZ, ANY)
+HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, FUZZ, ANY)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -120,6 +128,9 @@ HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, CLF, FUZZ, ANY)
 @example("12-31 23:59:59.123 x", NOWS[1])
 @example("[Mon Nov 24 10:00:00 2025] [error] x", NOW)
 @example('10.0.0.1 - - [24/Nov/2025:10:00:00 +0100] "GET / HTTP/1.1" 200 5', NOW)
+@example("E1124 10:00:00.123456    1 reflector.go:138] watch failed", NOW)
+@example("I1324 10:00:00.1 x", NOW)
+@example("W1124 10:00:00 WARNING twice", NOW)
 @example("10.0.0.1 - - [30/Feb/2025:10:00:00 +0000] x", NOW)
 @example("10.0.0.1 - - [24/Foo/2025:10:00:00 +0000] ERROR x", NOW)
 def test_scanner_agrees_with_reference(line, now):
