@@ -184,9 +184,10 @@ def cmd_run(args) -> int:
           f"dead-lettered{both}; {len(pipe.engine.templates):,} templates, {anomalies} "
           f"anomalies -> {config.output.dir}/{saved}", file=sys.stderr)
     if args.input != "-" and not args.follow and s.timeless > counted // 2:
-        print(f"logml run: note: {s.timeless:,} of {counted:,} lines had no time logml reads, so "
-              "they took their neighbours' (or, with none, this run's): windows of a file "
-              "mean little without times. The formats it reads are in docs/event-time.md; "
+        print(f"logml run: note: {s.timeless:,} of {counted:,} lines had no time logml "
+              "reads, so they took their neighbours' (or, with none, this run's): windows "
+              "of a file mean little without times. The formats it reads are in "
+              "docs/event-time.md; "
               "ship JSON with @timestamp, or put an ISO 8601 time at the head of each line",
               file=sys.stderr)
     return 0

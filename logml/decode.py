@@ -5,9 +5,9 @@ lines, and for JSON messages with no level, a leading timestamp and level are re
 in the common formats (ISO 8601, syslog, Apache, logcat, klog) and cut off the text that is
 templated, so a template never contains the clock; the time of an access log line
 (Common/Combined Log Format: nginx, Apache) is read where it stands, after the client's
-address and user, and left in the text (masking takes it). Hostile input never raises: every line
-becomes an event, or one ``ErrorRecord`` with a reason from ``errors.Reason`` and its raw
-bytes, or an event plus a kept ``too_long`` record.
+address and user, and left in the text (masking takes it). Hostile input never raises:
+every line becomes an event, or one ``ErrorRecord`` with a reason from ``errors.Reason``
+and its raw bytes, or an event plus a kept ``too_long`` record.
 
 - Lines: LF separates records and a CR before it is dropped; a lone CR stays inside the
   line (line numbers must agree with the reader's, which counts LF). A file with CR-only
@@ -80,8 +80,8 @@ _CAT_RE = (
     rf"(?P<cmo>[0-9]{{2}})-(?P<cd>[0-9]{{2}}){_S}+(?P<cH>[0-9]{{2}}):(?P<cM>[0-9]{{2}})"
     rf":(?P<cS>[0-9]{{2}})(?![0-9])(?:\.(?P<cf>[0-9]{{1,6}})(?![0-9]))?")
 _KLOG_RE = (  # Kubernetes/glog: a level letter, then MMDD
-    rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}}):(?P<kM>[0-9]{{2}})"
-    rf":(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
+    rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}})"
+    rf":(?P<kM>[0-9]{{2}}):(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
 _HEADER = re.compile(
     rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE})"
     rf"|(?P<klog>{_KLOG_RE}))\]?"

@@ -601,7 +601,8 @@ class Windower:
         own times, so a stall in its delivery is no silence (within ``ahead``, a 10-minute
         stall of a 20-minute-old backlog made its lines late)."""
         p = float(self.glob[_P])
-        if self.wall is None and not np.any(np.abs(self.est - now) <= self.idle + self.lateness):
+        agree = self.idle + self.lateness
+        if self.wall is None and not np.any(np.abs(self.est - now) <= agree):
             return
         if self.wall is None or p > self.wall[1] + (now - self.wall[0]):
             self.wall = (now, p)
