@@ -108,7 +108,7 @@ def kth_largest_reference(ring, ring_n, quorum):
 @nb.njit(cache=True)
 def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_last,
                held_ts, held_seq, held_age, held_n, glob, w, lateness, ahead, idle, quorum,
-               cap, out_ts, out_open, status, rel_seq, rel_status):
+               cap, out_ts, out_open, status, rel_seq, rel_status, jump_from):
     """Decide every record's fate, in order; all state arrays are updated in place.
 
     Per service s: ``ring[s]`` its recent event times (``ring_n[s]`` ever inserted),
@@ -119,7 +119,9 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
     records (ts, sequence number, age in records of the service). ``glob`` = [progress,
     last event time, next seq]. Writes ``out_ts`` (NaN filled), ``out_open`` (the start of
     the record's service's first window still open after it) and ``status``; held
-    records resolved now go to ``rel_seq``/``rel_status``; returns how many.
+    records resolved now go to ``rel_seq``/``rel_status``; returns how many. A service
+    whose clock jumped ahead of the stream gets its clock before the jump in
+    ``jump_from`` (NaN for the others).
     """
     n = ts.shape[0]
     H = ring.shape[1]
@@ -199,6 +201,8 @@ def clock_step(ts, service, live, now, ring, ring_n, top, est, anchor, limit, p_
                 allowed = cap + max(glob[_P] - (est[s] - anchor[s]), 0.0)
                 if e - est[s] > allowed:
                     anchor[s] += e - est[s] - allowed
+                    if np.isnan(jump_from[s]):
+                        jump_from[s] = est[s]
             est[s] = e
             norm = e - anchor[s]
             if norm > glob[_P]:
@@ -404,6 +408,9 @@ class Windower:
         self.next_start: list[float | None] = []
         self.gap_pending: list[bool] = []
         self.empty_run: list[int] = []
+        # live: the windows a service's clock jumped over, ahead of wall time (local time
+        # at the start of daylight saving time), [first, last + 1): skipped, not zeros
+        self.jump_at: list[list[float] | None] = []
         self.held: dict[int, tuple] = {}  # seq -> (ts, template, service, error, text, payload)
         self.late = 0
         self.wall = None  # (wall time, progress) anchor of live mode
@@ -445,6 +452,7 @@ class Windower:
             self.next_start.append(None)
             self.gap_pending.append(False)
             self.empty_run.append(0)
+            self.jump_at.append(None)
             self.members.append([])
         known = len(self.local)
         if len(template_service) > known:
@@ -476,12 +484,17 @@ class Windower:
         rel_seq = np.empty(n + HISTORY * n_services, np.int64)
         rel_status = np.empty(len(rel_seq), np.int8)
         first_seq = int(self.glob[_SEQ])
+        jump_from = np.full(len(self.est), np.nan)
         n_rel = clock_step(np.asarray(ts, np.float64), np.asarray(service, np.int32), live,
                            now, self.ring, self.ring_n, self.top, self.est, self.anchor,
                            self.limit, self.p_last, self.held_ts, self.held_seq,
                            self.held_age, self.held_n, self.glob, self.w, self.lateness,
                            self.ahead, self.idle, self.quorum, self.w, out_ts, out_open, status,
-                           rel_seq, rel_status)
+                           rel_seq, rel_status, jump_from)
+        if self.wall is not None:  # live: a jump ahead of wall time is the clock's, no silence
+            for s in np.flatnonzero(~np.isnan(jump_from)).tolist():
+                self.jump_at[s] = [float(np.floor(jump_from[s] / self.w) * self.w + self.w),
+                                   float(np.floor(self.est[s] / self.w) * self.w)]
         held = np.flatnonzero(status == HELD)
         for i in held.tolist():
             self.held[first_seq + i] = (
@@ -638,11 +651,18 @@ class Windower:
             run = self.empty_run[s]  # empty windows in a row, across calls
             while nxt + self.w <= limit:
                 acc = windows.pop(nxt, None)
+                jump = self.jump_at[s]
+                if jump is not None and nxt >= jump[1]:
+                    jump = self.jump_at[s] = None
                 if acc is None:
                     run += 1
-                    if run > self.max_gap:  # a long silence: no more empty windows, jump
+                    over = jump is not None and nxt >= jump[0]
+                    if over or run > self.max_gap:
+                        # over the jump of a clock, or a long silence: no more empty windows
+                        self.jump_at[s] = None
                         ahead = [k for k in windows if k > nxt]
-                        nxt = float(min(min(ahead) if ahead else limit, limit))
+                        nxt = (float(min(ahead + [jump[1]])) if over
+                               else float(min(min(ahead) if ahead else limit, limit)))
                         self.gap_pending[s] = True
                         continue
                 else:
@@ -734,6 +754,8 @@ class Windower:
                              "lines": acc.lines, "error_lines": acc.error_lines,
                              "samples": {str(k): v for k, v in acc.samples.items()}}
                             for start, acc in sorted(windows.items())]})
+            if self.jump_at[s] is not None:  # rare and short-lived: only when there is one
+                services[-1]["jump_at"] = self.jump_at[s]
         return {
             "seconds": self.w, "glob": self.glob, "ring": self.ring, "ring_n": self.ring_n,
             "est": self.est, "anchor": self.anchor, "limit": self.limit,
@@ -765,6 +787,7 @@ class Windower:
             win.next_start.append(svc["next_start"])
             win.gap_pending.append(bool(svc["gap"]))
             win.empty_run.append(int(svc["empty_run"]))
+            win.jump_at.append(svc.get("jump_at"))
             win.open.append({float(w["start"]): _Open(
                 np.array(w["counts"], np.int64), np.array(w["errors"], np.int64),
                 int(w["lines"]), int(w["error_lines"]),

@@ -61,3 +61,45 @@ def test_a_clock_stepped_back_is_not_taken_for_silence():
     assert min(windows[1].values()) > 0  # no window of zeros: no drop
     assert sum(windows[1].values()) + late[1] == 360 * 30
     assert max(windows[1]) >= 6 * 3600 - 120  # counted to the end
+
+
+def _dst_forward(live: bool, restore: bool = False):
+    """Service 1 stamps local time without an offset and goes an hour ahead at 3 h (the
+    start of daylight saving time), service 0 is UTC; minute by minute, as it comes."""
+    win = Windower(60, lateness_windows=2, idle_windows=3, quorum=5)
+    rng = np.random.default_rng(2)
+    t0 = 1.764e9
+    windows, gaps, late = {0: {}, 1: {}}, [], 0
+    for minute in range(360):
+        real = t0 + np.sort(minute * 60.0 + rng.uniform(0, 60, 60))
+        svc = np.arange(60) % 2
+        ts = real + np.where((svc == 1) & (real >= t0 + 3 * 3600), 3600.0, 0.0)
+        now = t0 + minute * 60.0 + 60.0
+        if live:
+            win.tick(now)
+        out = win.add(ts, svc.astype(np.int32), svc.astype(np.int32), np.zeros(60, bool),
+                      T_SVC, 2, None, lambda i: i, live=live, now=now)
+        late += len(out.late)
+        if restore:  # the jump's windows to skip are part of the state
+            win = Windower.from_state(win.state(), seconds=60, lateness_windows=2,
+                                      idle_windows=3, quorum=5)
+            win.wall = (now, float(win.glob[0]))
+        for f in win.close():
+            for s, g in zip(f.services.tolist(), f.gap.tolist()):
+                windows[s][f.start] = int(f.lines[s])
+                if g:
+                    gaps.append((s, f.start))
+    return windows, gaps, late
+
+
+def test_a_clock_that_jumps_ahead_in_a_live_stream_is_no_silence():
+    """Live, wall time says the hour the service's clock skipped never passed: its windows
+    over the jump are skipped (the next one flagged a gap), not closed as ten zeros (a
+    false critical drop each spring). A replay cannot tell the jump from an outage of
+    the service until later lines come, and keeps reporting it."""
+    windows, gaps, late = _dst_forward(live=True)
+    assert late == 0 and min(windows[1].values()) > 0
+    assert gaps == [(1, 1.764e9 + 4 * 3600)]
+    assert _dst_forward(live=True, restore=True) == (windows, gaps, late)
+    replayed, _, _ = _dst_forward(live=False)
+    assert sorted(replayed[1].values())[:10] == [0] * 10
