@@ -122,16 +122,23 @@ def _stamp(y: int | None, mo, d, h, mi, s, f: str | None, now: float) -> float:
     return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + frac
 
 
+def _offset(tz: str | None) -> int | None:
+    """Seconds to add for UTC of Z, +HH:MM or +HHMM (0 when absent); None when out of
+    range."""
+    if not tz or tz in "Zz":
+        return 0
+    digits = tz[1:].replace(":", "")
+    hh, mm = int(digits[:2]), int(digits[2:])
+    if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN:
+        return None
+    return (-1 if tz[0] == "+" else 1) * (hh * 3600 + mm * 60)
+
+
 def _iso_epoch(g: dict) -> float:
     """Epoch of a match of the ISO 8601 grammar, or BAD_TS for an impossible time."""
-    off = 0
-    tz = g["tz"]
-    if tz and tz not in "Zz":
-        digits = tz[1:].replace(":", "")
-        hh, mm = int(digits[:2]), int(digits[2:])
-        if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN:
-            return BAD_TS
-        off = (-1 if tz[0] == "+" else 1) * (hh * 3600 + mm * 60)
+    off = _offset(g["tz"])
+    if off is None:
+        return BAD_TS
     y, mo, d = int(g["y"]), int(g["mo"]), int(g["d"])
     h, mi, s = int(g["H"]), int(g["M"]), int(g["S"])
     if not _valid(y, mo, d, h, mi, s):
@@ -185,11 +192,9 @@ def _clf_epoch(text: str) -> float | None:
     if mo is None:
         return None
     y, d, h, mi, s = int(m["y"]), int(m["d"]), int(m["H"]), int(m["M"]), int(m["S"])
-    tz = m["tz"]
-    hh, mm = int(tz[1:3]), int(tz[3:5])
-    if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN or not _valid(y, mo, d, h, mi, s):
+    off = _offset(m["tz"])
+    if off is None or not _valid(y, mo, d, h, mi, s):
         return BAD_TS
-    off = (-1 if tz[0] == "+" else 1) * (hh * 3600 + mm * 60)
     return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))) + off
 
 

@@ -258,6 +258,20 @@ def _syslog(b, p, e, year, now, months, weekdays):
     return NO_TS, p
 
 
+def _md_time(b, q, e, mo, d, year, now):
+    """HH:MM:SS[.f] at q of a month-day date without a year (logcat, klog) -> (epoch |
+    NO_TS | BAD_TS, end)."""
+    h, mi, s, q = _time(b, q, e, 2)
+    if h < 0:
+        return NO_TS, q
+    frac, q2 = _frac(b, q, e, 6, False)
+    if frac < 0:
+        frac, q2 = 0.0, q
+    if mo < 1 or mo > 12:
+        return BAD_TS, q
+    return _no_year(mo, d, h, mi, s, frac, year, now), q2
+
+
 def _logcat(b, p, e, year, now):
     """MM-DD HH:MM:SS[.f] at p (Android logcat) -> (epoch | NO_TS | BAD_TS, end)."""
     mo, q = _num(b, p, e, 2, 2)
@@ -268,15 +282,8 @@ def _logcat(b, p, e, year, now):
         return NO_TS, p
     while q < e and _space(b[q]):
         q += 1
-    h, mi, s, q = _time(b, q, e, 2)
-    if h < 0:
-        return NO_TS, p
-    frac, q2 = _frac(b, q, e, 6, False)
-    if frac < 0:
-        frac, q2 = 0.0, q
-    if mo < 1 or mo > 12:
-        return BAD_TS, p
-    return _no_year(mo, d, h, mi, s, frac, year, now), q2
+    t, q = _md_time(b, q, e, mo, d, year, now)
+    return t, (q if t != NO_TS and t != BAD_TS else p)
 
 
 def _klog(b, p, e, year, now):
@@ -296,15 +303,8 @@ def _klog(b, p, e, year, now):
     q = p + 5
     while q < e and _space(b[q]):
         q += 1
-    h, mi, s, q = _time(b, q, e, 2)
-    if h < 0:
-        return NO_TS, p, 0
-    frac, q2 = _frac(b, q, e, 6, False)
-    if frac < 0:
-        frac, q2 = 0.0, q
-    if mo < 1 or mo > 12:
-        return BAD_TS, p, 0
-    return _no_year(mo, d, h, mi, s, frac, year, now), q2, code
+    t, q = _md_time(b, q, e, mo, d, year, now)
+    return (t, q, code) if t != NO_TS and t != BAD_TS else (t, p, 0)
 
 
 def _clf(b, p, e, months):
@@ -331,20 +331,17 @@ def _clf(b, p, e, months):
     if y < 0 or q >= e or b[q] != 58:
         return NO_TS
     h, mi, s, q = _time(b, q + 1, e, 2)
-    if h < 0 or q + 6 >= e or b[q] != 32 or not (b[q + 1] == 43 or b[q + 1] == 45):
+    if h < 0 or q + 6 >= e or b[q] != 32 or b[q + 1] == 90 or b[q + 1] == 122:
         return NO_TS
-    for k in range(2, 6):
+    for k in range(2, 6):  # +HHMM, no colon
         if not _digit(b[q + k]):
             return NO_TS
-    if b[q + 6] != 93 or mo < 0:  # a word that is not a month name: no timestamp
+    off, _, tz = _tz(b, q + 1, e)
+    if tz == 0 or b[q + 6] != 93 or mo < 0:  # not a month name: no timestamp
         return NO_TS
-    hh = (b[q + 2] - 48) * 10 + b[q + 3] - 48
-    mm = (b[q + 4] - 48) * 10 + b[q + 5] - 48
-    if mm > 59 or hh * 60 + mm > MAX_OFFSET_MIN or not _valid(y, mo + 1, d, h, mi, s):
+    if tz == 2 or not _valid(y, mo + 1, d, h, mi, s):
         return BAD_TS
-    sign = -1.0 if b[q + 1] == 43 else 1.0
-    return (_days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s)
-            + sign * (hh * 3600 + mm * 60))
+    return _days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s) + off
 
 
 def _level(b, p, e, table, codes, only, need_only, ignore_case):
@@ -625,6 +622,7 @@ with compiling():
     _iso = nb.njit((_BUF, _I, _I), **_HELPER)(_iso)
     _no_year = nb.njit((_I, _I, _I, _I, _I, _F, _I, _F), **_HELPER)(_no_year)
     _syslog = nb.njit((_BUF, _I, _I, _I, _F, _TABLE, _TABLE), **_HELPER)(_syslog)
+    _md_time = nb.njit((_BUF, _I, _I, _I, _I, _I, _F), **_HELPER)(_md_time)
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
     _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
