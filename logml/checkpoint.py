@@ -35,8 +35,8 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    def __init__(self, bootstrap: str, topic: str, producer: Producer, stall_s: float = 15.0):
-        self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
+    def __init__(self, client: dict, topic: str, producer: Producer, stall_s: float = 15.0):
+        self.client, self.topic, self.producer = client, topic, producer
         self.stall_s = stall_s
         self.failed: list[str] = []
 
@@ -71,7 +71,7 @@ class CheckpointStore:
         read to its end."""
         latest: dict[str, object] = {}
         try:
-            for msg in read_to_end(self.bootstrap, self.topic, self.stall_s):
+            for msg in read_to_end(self.client, self.topic, self.stall_s):
                 k = msg.key().decode("utf-8", "replace") if msg.key() else ""
                 if k in keys:
                     latest[k] = msg if msg.value() is not None else None  # None: tombstone

@@ -34,7 +34,8 @@ from .metrics import MetricsPortError, Stats, serve
 from .pipeline import Pipeline
 from .sinks import Sink, SinkUnavailable
 from .sinks.kafka_dlq import DeadLetterProducer
-from .sources.kafka import LINGER_S, KafkaSource, ReadError, StreamingError
+from .sources.kafka import (LINGER_S, KafkaSource, QuietLog, ReadError, StreamingError,
+                            client_settings)
 
 log = logging.getLogger("logml.streaming")
 REFRESH_S = 60.0  # an unchanged partition is checkpointed again this often (fresh dlq mark)
@@ -181,16 +182,18 @@ class GroupMember:
         k = config.kafka
         self.stats = stats or Stats()
         self.faults = faults or Faults()
-        self.producer = Producer({"bootstrap.servers": k.bootstrap, "acks": "all",
-                                  "enable.idempotence": True, "linger.ms": 20,
-                                  "compression.type": "lz4", "message.max.bytes": 67108864})
-        self.store = CheckpointStore(k.bootstrap, k.state_topic, self.producer,
+        client = client_settings(k.bootstrap, QuietLog(logging.getLogger("logml.kafka.client")))
+        self.producer = Producer({**client, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 20, "compression.type": "lz4",
+                                  "message.max.bytes": 67108864})
+        self.store = CheckpointStore(client, k.state_topic, self.producer,
                                      k.state_read_stall_s)
-        self.dlq = DeadLetterProducer(self.producer, k.dlq_topic, k.bootstrap,
+        self.dlq = DeadLetterProducer(self.producer, k.dlq_topic, client,
                                       k.state_read_stall_s, self.stats)
         self.sink: Sink = StreamSink(self._docs_sink(), self.dlq)
-        self.source = KafkaSource(k, self)
+        self.source = KafkaSource(k, self, client)
         self.watchdog = Watchdog(k.session_timeout_s)
+        self.quiet = QuietLog(log)  # for warnings repeated at every try
         self.pipelines: dict[int, Pipeline] = {}
         self.waiting: dict[int, Waiting] = {}
         self.saved: dict[int, int | None] = {}  # position at the last checkpoint written
@@ -581,7 +584,7 @@ class GroupMember:
         try:
             lag = self.source.lag(positions)
         except KafkaException as e:
-            log.warning("lag unknown: %s", e.args[0])
+            self.quiet.log(logging.WARNING, "lag unknown: %s", e.args[0])
             return False
         for p, n in lag.items():
             self.pipelines[p].live = n == 0

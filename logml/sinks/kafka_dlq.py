@@ -30,11 +30,11 @@ def dead_letter_id(e) -> str:
 
 
 class DeadLetterProducer:
-    def __init__(self, producer: Producer, topic: str, bootstrap: str = "",
-                 stall_s: float = 15.0, stats=None):
+    def __init__(self, producer: Producer, topic: str, client: dict, stall_s: float = 15.0,
+                 stats=None):
         self.producer = producer
         self.topic = topic
-        self.bootstrap, self.stall_s, self.stats = bootstrap, stall_s, stats
+        self.client, self.stall_s, self.stats = client, stall_s, stats
         self.failed: list[str] = []
         self.skip: dict[str, set[str]] = {}  # source -> ids already in the topic
         self.skip_until: dict[str, int] = {}  # source -> highest input offset among them
@@ -80,10 +80,14 @@ class DeadLetterProducer:
         dead letter written later is at or after it."""
         try:
             if self._meta is None:
-                self._meta = Consumer({"bootstrap.servers": self.bootstrap,
-                                       "group.id": "logml-reader"})
-                meta = self._meta.list_topics(self.topic, timeout=self.stall_s)
-                self._partitions = sorted(meta.topics[self.topic].partitions)
+                self._meta = Consumer({**self.client, "group.id": "logml-reader"})
+            self._meta.poll(0)  # hands librdkafka's lines queued since to the logger
+            if not self._partitions:  # a first try that failed learnt none
+                t = self._meta.list_topics(self.topic, timeout=self.stall_s).topics[self.topic]
+                if t.error is not None or not t.partitions:
+                    raise SinkUnavailable(f"dead-letter topic {self.topic}: "
+                                          f"{t.error or 'no partitions'}")
+                self._partitions = sorted(t.partitions)
             return {p: self._meta.get_watermark_offsets(TopicPartition(self.topic, p),
                                                         timeout=self.stall_s)[1]
                     for p in self._partitions}
@@ -96,7 +100,7 @@ class DeadLetterProducer:
         source position). Raises ReadError when the topic cannot be read."""
         if not marks:
             return
-        for msg in read_to_end(self.bootstrap, self.topic, self.stall_s, starts=marks):
+        for msg in read_to_end(self.client, self.topic, self.stall_s, starts=marks):
             h = dict(msg.headers() or [])
             source = h.get("logml.source", b"").decode("utf-8", "replace")
             try:

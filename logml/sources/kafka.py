@@ -17,6 +17,7 @@ the sinks acknowledged, keyed by source name (``topic/partition``).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Iterator, Protocol
@@ -38,6 +39,50 @@ FETCH_SETTINGS = {
     # (a plain consumer read 135k records/s with it, 510-590k with 10 ms). The queue's
     # bounds, hence memory, are unchanged.
     "fetch.queue.backoff.ms": 10}
+# Between attempts to reach a broker that is down. A member of a group retries at this
+# pace however long the outage (its coordinator lookup wakes it; librdkafka's exponential
+# backoff never grows): every ~50 ms at the default 100 ms.
+RECONNECT_BACKOFF_MS = 500
+_DIGITS = re.compile(r"\d+")
+
+
+class QuietLog:
+    """A logger's ``log`` that says each kind of line (its text, digits aside) at most
+    once every ``every_s`` seconds, and when it speaks again how many it held back.
+
+    librdkafka's own lines come through one (a client's ``logger`` setting): while the
+    broker is down each consumer says "Connect to ... failed" at every attempt, 7,000
+    lines in three minutes, burying logml's own. So does a warning logml repeats at every
+    try (consumer lag unknown)."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0, clock=time.monotonic):
+        self.logger, self.every_s, self.clock = logger, every_s, clock
+        self.kinds: dict[str, list] = {}  # kind -> [when last said, held back since]
+
+    def log(self, level: int, fmt: str, *args) -> None:
+        text = fmt % args if args else fmt
+        kind, now = _DIGITS.sub("#", text), self.clock()
+        seen = self.kinds.get(kind)
+        if seen is not None and now - seen[0] < self.every_s:
+            seen[1] += 1
+            return
+        if seen is not None and seen[1]:
+            text += f" ({seen[1]} more like it in the last {now - seen[0]:.0f} s)"
+        if len(self.kinds) >= 1000:  # many kinds: forget the ones not seen lately
+            self.kinds = {k: v for k, v in self.kinds.items() if now - v[0] < self.every_s}
+        self.kinds[kind] = [now, 0]
+        self.logger.log(level, "%s", text)
+
+
+def client_settings(bootstrap: str, logger: QuietLog | None = None) -> dict:
+    """What every Kafka client of logml starts from. ``logger`` takes librdkafka's lines
+    (delivered when the client is polled); without one they go to stderr unthrottled."""
+    settings = {"bootstrap.servers": bootstrap, "reconnect.backoff.ms": RECONNECT_BACKOFF_MS}
+    if logger is not None:
+        settings["logger"] = logger
+    return settings
+
+
 # After a wait for the first record, the records arriving this soon join its batch: a
 # trickle is processed (and, with commit_interval_s = 0, committed) in batches at most
 # ~20 times a second; a backlog's last records wait no longer than this.
@@ -76,14 +121,14 @@ def source_name(topic: str, partition: int) -> str:
 
 
 class KafkaSource:
-    def __init__(self, config: KafkaConfig, listener: Listener):
+    def __init__(self, config: KafkaConfig, listener: Listener, client: dict | None = None):
         self.cfg = config
         self.topic = config.topic
         self.listener = listener
         self.paused: set[int] = set()  # partitions waiting for their state
         self.idle_s = 0.0  # of the last poll, waiting for a first record
         self.consumer = Consumer({
-            "bootstrap.servers": config.bootstrap, "group.id": config.group,
+            **(client or client_settings(config.bootstrap)), "group.id": config.group,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": int(config.session_timeout_s * 1000),
@@ -269,13 +314,13 @@ class KafkaSource:
         self.consumer.close()
 
 
-def read_to_end(bootstrap: str, topic: str, stall_s: float,
+def read_to_end(client: dict, topic: str, stall_s: float,
                 starts: dict[int, int] | None = None) -> Iterator:
     """Every message of ``topic`` from ``starts`` (default: the beginning) up to the end
-    offsets at call time. Raises ReadError when Kafka does not answer or reading makes no
+    offsets at call time, read by a consumer made from ``client`` (client_settings). Raises ReadError when Kafka does not answer or reading makes no
     progress for ``stall_s`` seconds, so that "nothing found" always means "read to the
     end and not there"."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "logml-reader",
+    c = Consumer({**client, "group.id": "logml-reader",
                   "enable.auto.commit": False, "enable.partition.eof": True,
                   "auto.offset.reset": "earliest"})
     try:

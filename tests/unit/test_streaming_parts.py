@@ -1,5 +1,6 @@
 """The streaming parts that need no broker: crash-point hook, dead-letter ids, metrics
 ports, and "could not read the state" never being taken for "no state"."""
+import logging
 import socket
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import pytest
 from confluent_kafka import Producer
 
 from logml.checkpoint import CheckpointStore, CheckpointUnavailable
-from logml.config import ConfigError, load, port_range
+from logml.config import ConfigError, KafkaConfig, load, port_range
 from logml.errors import ErrorRecord, Reason
 from logml.metrics import MetricsPortError, Stats, serve
-from logml.sinks.kafka_dlq import dead_letter_id
-from logml.sources.kafka import ReadError, read_to_end
+from logml.sinks import SinkUnavailable
+from logml.sinks.kafka_dlq import DeadLetterProducer, dead_letter_id
+from logml.sources.kafka import (KafkaSource, QuietLog, ReadError, client_settings,
+                                 read_to_end)
 from logml.streaming import Faults, StreamingError
 
 NOWHERE = "127.0.0.1:1"  # nothing listens there
@@ -116,9 +119,80 @@ def test_kafka_mode_with_a_taken_metrics_port_is_a_one_line_error(tmp_path):
 def test_an_unreachable_state_topic_is_an_error_never_no_checkpoint():
     t0 = time.monotonic()
     with pytest.raises(ReadError):
-        list(read_to_end(NOWHERE, "logml.state", stall_s=2.0))
-    store = CheckpointStore(NOWHERE, "logml.state", Producer({"bootstrap.servers": NOWHERE}),
-                            stall_s=2.0)
+        list(read_to_end(client_settings(NOWHERE), "logml.state", stall_s=2.0))
+    store = CheckpointStore(client_settings(NOWHERE), "logml.state",
+                            Producer({"bootstrap.servers": NOWHERE}), stall_s=2.0)
     with pytest.raises(CheckpointUnavailable):
         store.load({"logs.raw/0"})
     assert time.monotonic() - t0 < 30
+
+
+def test_a_dead_letter_mark_is_never_empty_because_kafka_was_down_at_the_first_try():
+    """An empty mark reads as "no dead letters to skip": the replay after the next restart
+    would write every one of them again."""
+    dlq = DeadLetterProducer(Producer({"bootstrap.servers": NOWHERE}), "logml.dlq",
+                             client_settings(NOWHERE), stall_s=1.0)
+    for _ in range(2):
+        with pytest.raises(SinkUnavailable, match="dead-letter topic logml.dlq"):
+            dlq.mark()
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_quiet_log_says_each_kind_of_line_once_a_period_with_how_many_it_held(caplog):
+    clock = _Clock()
+    quiet = QuietLog(logging.getLogger("t.quiet"), every_s=60, clock=clock)
+    with caplog.at_level(logging.INFO, logger="t.quiet"):
+        for i in range(500):  # a connect failure every 50 ms for 25 s, ports and times vary
+            clock.now = i * 0.05
+            quiet.log(logging.ERROR, "%s [%s] %s", "FAIL", f"rdkafka#consumer-{1 + i % 2}",
+                      f"Connect to 127.0.0.1:19092 failed (after {i % 3}ms in state CONNECT)")
+        quiet.log(logging.WARNING, "lag unknown: %s", "all brokers down")  # another kind
+        clock.now = 70.0
+        quiet.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1",
+                  "Connect to 127.0.0.1:19092 failed (after 0ms in state CONNECT)")
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (logging.ERROR, "FAIL [rdkafka#consumer-1] Connect to 127.0.0.1:19092 failed "
+                        "(after 0ms in state CONNECT)"),
+        (logging.WARNING, "lag unknown: all brokers down"),
+        (logging.ERROR, "FAIL [rdkafka#consumer-1] Connect to 127.0.0.1:19092 failed "
+                        "(after 0ms in state CONNECT) (499 more like it in the last 70 s)")]
+
+
+def test_kafka_clients_of_logml_do_not_flood_the_log_while_the_broker_is_down(capfd, caplog):
+    """librdkafka, left to itself, writes a line to stderr at every connection attempt
+    (about 20 a second for a member of a group, for each consumer of the process)."""
+    cfg = KafkaConfig(bootstrap=NOWHERE, topic="logs.raw", group="logml-t")
+    quiet = QuietLog(logging.getLogger("t.kafka.client"))
+    client = client_settings(NOWHERE, quiet)
+    source = KafkaSource(cfg, _NoListener(), client)
+    dlq = DeadLetterProducer(Producer(client), "logml.dlq", client, stall_s=0.5)
+    with caplog.at_level(logging.INFO, logger="t.kafka.client"):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4.0:
+            source.poll(0.2)
+            with pytest.raises(SinkUnavailable):
+                dlq.mark()
+    source.consumer.close()
+    lines = capfd.readouterr().err.splitlines() + [r.getMessage() for r in caplog.records]
+    failures = [x for x in lines if "Connect to" in x]
+    assert failures, "the outage must still be said"
+    assert len(failures) <= 3, lines
+
+
+class _NoListener:
+    def assigned(self, partitions):
+        return {}
+
+    def revoked(self, partitions):
+        pass
+
+    def lost(self, partitions):
+        pass

@@ -1,0 +1,158 @@
+"""The Kafka broker down while the consumer runs on a live stream: the consumer outlives
+it, loses and doubles nothing, counts every window as the input has it, and says the
+outage in a few lines instead of librdkafka's one per connection attempt. Stops and
+restarts the real broker (as test_es_outage.py does Elasticsearch)."""
+import collections
+import logging
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from elasticsearch import Elasticsearch, helpers
+
+from kafka_helpers import committed, pipeline_toml, produce, read_all, unique_topics
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("api", "web")
+OUTAGE_S = 30.0  # longer than the group's session timeout (10 s): the group is rebuilt
+
+
+def event(service: str, t: float, seq: int) -> bytes:
+    return orjson.dumps({
+        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t)) + f"{int(t % 1 * 1000):03d}Z",
+        "message": f"request {seq} served in {seq % 97} ms", "service": {"name": service}})
+
+
+class Shipper:
+    """One long-lived producer sending lines timed now, buffering through the outage as
+    Filebeat does (its librdkafka lines are not the consumer's and are dropped)."""
+
+    def __init__(self, bootstrap: str, topic: str, seq: int):
+        quiet = logging.getLogger(f"shipper.{uuid.uuid4().hex}")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                  "enable.idempotence": True, "linger.ms": 20,
+                                  "message.timeout.ms": 600000, "logger": quiet})
+        self.topic, self.seq, self.failed = topic, seq, []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, err, msg):
+        if err is not None:
+            self.failed.append(str(err))
+
+    def _run(self):
+        while not self.stopping.wait(0.5):
+            for s in SERVICES:
+                self.seq += 1
+                self.producer.produce(self.topic, key=s.encode(),
+                                      value=event(s, time.time(), self.seq),
+                                      on_delivery=self._delivered)
+            self.producer.poll(0)
+
+    def finish(self) -> int:
+        self.stopping.set()
+        self.thread.join()
+        return self.producer.flush(120)
+
+
+def services(action: str) -> None:
+    p = subprocess.run([str(REPO / "tests/services" / action), "kafka"], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+
+def wait(what: str, cond, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
+        time.sleep(2)
+
+
+def test_consumer_outlives_a_broker_outage_and_loses_doubles_nothing(kafka_env, es_env,
+                                                                     tmp_path):
+    bootstrap, es_url = kafka_env["KAFKA_BOOTSTRAP"], es_env["ES_URL"]
+    names = unique_topics(bootstrap, raw_partitions=2)
+    prefix = f"kout{uuid.uuid4().hex[:6]}"
+    now = time.time()
+    backlog = [(s.encode(), event(s, now - 600 + k, 2 * k + i))  # 10 min, a line/s each
+               for k in range(600) for i, s in enumerate(SERVICES)]
+    produce(bootstrap, names["topic"], backlog)
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(pipeline_toml(names, bootstrap, "elasticsearch", f"""[elasticsearch]
+url = "{es_url}"
+index_prefix = "{prefix}"
+[window]
+seconds = 10
+"""))
+    es = Elasticsearch(es_url)
+    shipper = Shipper(bootstrap, names["topic"], len(backlog))
+    log = open(tmp_path / "consumer.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait("the backlog committed", lambda: sum(max(o, 0) for o in committed(
+            bootstrap, names["group"], names["topic"], 2).values()) >= len(backlog), 300)
+        shipper.thread.start()
+        time.sleep(10)
+        down_at, t_down = time.time(), time.monotonic()
+        services("down")
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - t_down)))
+        assert proc.poll() is None, "the consumer must outlive the broker's outage"
+        services("up")
+        time.sleep(20)
+        assert shipper.finish() == 0 and not shipper.failed, shipper.failed
+        sent = len(backlog) + (shipper.seq - len(backlog))
+
+        def indexed():
+            es.indices.refresh(index=f"{prefix}-logs-*")
+            return es.count(index=f"{prefix}-logs-*")["count"] >= sent
+        wait("every line indexed", indexed, 180)
+        time.sleep(5)  # the commit after the last acknowledged bulk
+        proc.terminate()
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        services("up")
+
+    try:
+        docs = [h["_source"] for h in helpers.scan(es, index=f"{prefix}-logs-*")]
+        windows = [h["_source"] for h in helpers.scan(es, index=f"{prefix}-windows-*")]
+    finally:
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+    records = read_all(bootstrap, names["topic"], timeout=60)
+    assert len(records) == sent  # the shipper's idempotent producer doubled nothing
+    assert sorted(d["message"] for d in docs) == \
+        sorted(orjson.loads(m.value())["message"] for m in records)
+    assert read_all(bootstrap, names["dlq_topic"]) == []  # nothing late, nothing refused
+    ends = collections.Counter(m.partition() for m in records)
+    assert committed(bootstrap, names["group"], names["topic"], 2) == \
+        {p: ends.get(p, 0) for p in range(2)}
+
+    def ten_s(stamp: str) -> str:  # the 10-second window an ISO time falls in
+        return stamp[:18]
+    per_window = collections.Counter()
+    for m in records:
+        e = orjson.loads(m.value())
+        per_window[(e["service"]["name"], ten_s(e["@timestamp"]))] += 1
+    counted = {(w["service"]["name"], ten_s(w["@timestamp"])): w["logml"]["lines"]
+               for w in windows}
+    during = {k for k in counted if k[1] >= ten_s(time.strftime(
+        "%Y-%m-%dT%H:%M:%S", time.gmtime(down_at + 10)))}
+    assert len(counted) >= 2 * 60 and len(during) >= 2 * 3, sorted(counted)[-12:]
+    assert {k: per_window[k] for k in counted} == counted  # none short, none twice
+
+    text = (tmp_path / "consumer.log").read_text(errors="replace").splitlines()
+    client_lines = [x for x in text if "rdkafka#" in x]
+    assert len(client_lines) <= 12, "\n".join(client_lines[:40])
+    assert sum("lag unknown" in x for x in text) <= 2
