@@ -194,3 +194,11 @@ def test_a_file_without_times_is_said(tmp_path, capsys):
     f.write_bytes(b"".join(line(t, "tick") for t in range(0, 600, 2)))
     assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out2")]) == 0
     assert "no time" not in capsys.readouterr().err
+    # timeless lines that take a late neighbour's time are late too: counted among the
+    # lines read, not against the lines counted in windows ("300 of 262" before)
+    f.write_bytes(b"".join(line(1800 + t, "tick") for t in range(100)) + b"".join(
+        line(k, "old") + b"worker %d picked job %d\n" % (k % 4, k) * 6
+        for k in range(50)))
+    assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out3")]) == 0
+    err = capsys.readouterr().err
+    assert "logml run: 450 lines: " in err and "note: 300 of 450 lines had no time" in err, err
