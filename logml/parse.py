@@ -5,6 +5,7 @@ import csv
 import io
 import os
 import sys
+from contextlib import nullcontext
 from typing import BinaryIO, TextIO
 
 import numba as nb
@@ -15,7 +16,7 @@ from .config import Config
 from .decode import Decoder
 from .jit import compiling
 from .progress import Progress
-from .sources.file import read_blocks
+from .sources.file import DAMAGED, InputError, compression, decompressed, read_blocks
 from .template import TemplateEngine
 
 def _rows_py(first, which, frags, frag_ends):
@@ -130,9 +131,16 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
 
 def run(path: str, fmt: str, json_input: bool, config: Config) -> int:
     config.decode.format = "json" if json_input else "plain"
-    if path == "-":
-        parse_stream(sys.stdin.buffer, sys.stdout, config, fmt)
-        return 0
-    with open(path, "rb") as f:  # a missing file: the CLI's one-line error
-        parse_stream(f, sys.stdout, config, fmt, os.path.getsize(path))
+    with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as f:
+        codec = compression(f.peek(10)[:10])  # a missing file: the CLI's one-line error
+        if codec is None:
+            parse_stream(f, sys.stdout, config, fmt,
+                         os.path.getsize(path) if path != "-" else None)
+            return 0
+        try:
+            with decompressed(f, codec, path if path != "-" else "stdin") as plain:
+                parse_stream(plain, sys.stdout, config, fmt)
+        except DAMAGED as e:
+            raise InputError(f"{path}: its {codec} data breaks off ({e}); the lines up to "
+                             f"there are parsed") from None
     return 0

@@ -140,6 +140,9 @@ class Runner:
             check_state_path(self.state)
         inp = Input(self.path)
         try:
+            if self.follow and inp.codec:
+                raise InputError(f"{self.path} is {inp.codec}-compressed: a rotated file, "
+                                 f"complete; read it without --follow")
             tree, emb = read_state(self.state) if self.state and Path(self.state).exists() \
                 else (None, {})
             stats = Stats()

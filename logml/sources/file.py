@@ -10,15 +10,23 @@ a newline is not a log (``/dev/zero``, a binary file): reading stops with an Inp
 Regular files are read in big blocks. Anything else (a pipe, a FIFO, a terminal, a device)
 is live: small reads of what is available, and an empty poll at least once a second so the
 caller can let time pass (``Pipeline.tick``) and see a stop request.
+
+A file compressed with gzip, bzip2 or xz (logrotate's rotated files) is read decompressed;
+its positions count decompressed bytes, and a resumed run decompresses up to its position
+again (a stream cannot seek).
 """
 from __future__ import annotations
 
+import bz2
 import errno
+import gzip
 import hashlib
+import lzma
 import os
 import select
 import stat
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -35,6 +43,74 @@ HEAD_BYTES = 4096  # the first bytes whose hash identifies a file (with device a
 
 class InputError(Exception):
     """An input logml cannot read as logs; the message says what to do (one line)."""
+
+
+def compression(head: bytes) -> str | None:
+    """The compression a file's first bytes show (gzip, bzip2, xz, zstd), or None. None of
+    these starts a text file: 0x1f 0x8b, 0xfd and 0x28 0xb5 are not UTF-8 text, bzip2's
+    BZh is followed by a level digit and the bytes of pi."""
+    if head[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
+        return "bzip2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
+def unreadable(codec: str, name: str) -> InputError:
+    return InputError(f"{name} is {codec}-compressed, which logml does not read: decompress "
+                      f"it into a pipe ({codec} -dc {name} | logml run --input -)")
+
+
+def decompressed(raw: BinaryIO, codec: str, name: str) -> "Decompressed":
+    """``raw``'s bytes decompressed (a multi-member gzip whole)."""
+    if codec == "gzip":
+        return Decompressed(gzip.GzipFile(fileobj=raw, mode="rb"))
+    if codec == "bzip2":
+        return Decompressed(bz2.BZ2File(raw))
+    if codec == "xz":
+        return Decompressed(lzma.LZMAFile(raw))
+    raise unreadable(codec, name)
+
+
+# what a damaged or cut compressed file raises mid-read
+DAMAGED = (EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+class Decompressed:
+    """A decompressing file read as a plain one, except that damaged or cut data (a file
+    copied while it was being compressed) loses nothing before it: ``read`` returns the
+    bytes decompressed up to the break, and the next ``read`` raises the error."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def read(self, n: int) -> bytes:
+        if self.error is not None:
+            raise self.error
+        out, size = [], 0
+        while size < n:
+            try:
+                piece = self.f.read1(n - size)  # one read of compressed data at most
+            except DAMAGED as e:
+                self.error = e
+                break
+            if not piece:
+                break
+            out.append(piece)
+            size += len(piece)
+        if self.error is not None and not out:
+            raise self.error
+        return b"".join(out)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
 
 
 def not_a_file(path: str) -> InputError:
@@ -207,11 +283,16 @@ class Input:
         self.regular = stat.S_ISREG(st.st_mode)
         self.seekable = self.regular and path != "-"
         self.live = not self.regular
+        self.codec = compression(os.pread(self.fd, 10, 0)) if self.regular else None
+        if self.codec == "zstd":
+            self.close()
+            raise unreadable(self.codec, self.name)
         self._head: bytes | None = None  # a followed file's first bytes, as last looked at
         self._cutter: LineCutter | None = None
 
     def size(self) -> int | None:
-        return os.fstat(self.fd).st_size if self.seekable else None
+        """Bytes to read, when known (not for a compressed file)."""
+        return os.fstat(self.fd).st_size if self.seekable and not self.codec else None
 
     def identity(self) -> dict:
         """Device, inode, size and a hash of the first bytes: enough to tell the same file
@@ -228,12 +309,14 @@ class Input:
         st = os.fstat(self.fd)
         if saved and (saved.get("dev"), saved.get("ino")) != (st.st_dev, st.st_ino):
             return f"it was replaced or rotated (inode {saved.get('ino')} -> {st.st_ino})"
-        if st.st_size < position:
+        if st.st_size < position and not self.codec:
             return f"it is smaller than the saved position ({st.st_size:,} < {position:,} bytes)"
         if saved:
             head = os.pread(self.fd, int(saved.get("head_len", 0)), 0)
             if hashlib.blake2b(head, digest_size=16).hexdigest() != saved.get("head"):
                 return "its first bytes changed (rewritten)"
+        if self.codec:  # the same compressed bytes: the same lines at the same positions
+            return None
         # (the previous run may have read an unterminated last line up to position)
         if not (saved and saved.get("partial")) and os.pread(self.fd, 1, position - 1) != b"\n":
             return "the saved position is not at the start of a line"
@@ -262,7 +345,9 @@ class Input:
             cut.feed(carry)
         if follow and self.seekable:  # the first bytes as read, to tell a rewrite
             self._head = os.pread(self.fd, min(HEAD_BYTES, offset), 0)
-        if not self.live:
+        if self.codec:
+            yield from self._inflated(cut, say)
+        elif not self.live:
             while True:
                 # once caught up, look before every read: a file rotated, truncated or
                 # rewritten since is read from its start, not from the old position
@@ -300,6 +385,11 @@ class Input:
                     if not chunk:
                         eof = True
                         break
+                    if cut.pos == offset and (codec := compression(chunk[:10])):
+                        raise InputError(
+                            f"{self.name} is {codec}-compressed: decompress it into the "
+                            f"pipe ({codec} -dc FILE | logml run --input -), or give the "
+                            f"file itself (--input FILE)")
                     got += len(chunk)
                     for piece in _pieces(chunk):
                         cut.feed(*piece)
@@ -310,6 +400,27 @@ class Input:
                     yield cut.take()
         if block := cut.take(final=not keep_partial):
             yield block
+
+    def _inflated(self, cut: LineCutter, say) -> Iterator[Block]:
+        """A compressed file's lines from the cutter's position, which counts decompressed
+        bytes (decompressed up to there again). Damaged or cut data ends the input where
+        it breaks, said."""
+        raw = open(self.fd, "rb", closefd=False)
+        left = cut.pos if self.seekable else 0  # stdin's positions count on: no skipping
+        if self.seekable:
+            raw.seek(0)
+        with decompressed(raw, self.codec, self.name) as f:
+            try:
+                while left and (n := len(f.read(min(left, BLOCK_BYTES)))):
+                    left -= n
+                while chunk := f.read(BLOCK_BYTES):
+                    yield from _cut(cut, chunk)
+            except DAMAGED as e:
+                why = (f"{self.name}: its {self.codec} data breaks off after {cut.pos:,} "
+                       f"bytes of lines ({e}); the lines up to there are read")
+                if say is None:
+                    raise InputError(why) from None
+                say(why)
 
     def _moved(self, position: int) -> str | None:
         """Followed file: rotated (another file at the path), truncated, or rewritten (cut

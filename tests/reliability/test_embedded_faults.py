@@ -8,6 +8,7 @@ the only one compared modulo its value.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 import re
@@ -150,6 +151,34 @@ def test_crash_during_a_checkpoint_then_rerun_is_byte_identical(scenario, tmp_pa
                        cwd=REPO, capture_output=True, timeout=300)
     assert p.returncode == 137, p.stderr.decode()[-3000:]
     rerun(src, pipeline, out, state)
+    assert_same(ref, out)
+
+
+@pytest.fixture(scope="module")
+def compressed(scenario, tmp_path_factory):
+    """The scenario gzipped (a rotated log), and its uninterrupted run."""
+    src, pipeline, _ = scenario
+    d = tmp_path_factory.mktemp("gz")
+    gz = d / "in.jsonl.1.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes(), compresslevel=1))
+    r = logml("run", "--input", gz, "--output", d / "ref", "--write-logs")
+    assert r.rc == 0, r.stderr
+    return gz, pipeline, d / "ref"
+
+
+@pytest.mark.parametrize("point,n", [("after_block", 3), ("before_rename", 2)])
+def test_a_compressed_input_crashed_then_rerun_is_byte_identical(compressed, tmp_path, point,
+                                                                 n):
+    """Its positions count decompressed bytes: the rerun decompresses up to the state's
+    and reads on from there."""
+    gz, pipeline, ref = compressed
+    out, state = tmp_path / "out", tmp_path / "state"
+    p = subprocess.run([sys.executable, "-c", CRASH, point, str(n),
+                        *map(str, run_args(gz, pipeline, out, state))],
+                       cwd=REPO, capture_output=True, timeout=300)
+    assert p.returncode == 137, p.stderr.decode()[-3000:]
+    assert state.exists()
+    rerun(gz, pipeline, out, state)
     assert_same(ref, out)
 
 
