@@ -18,12 +18,33 @@ class UsageError(Exception):
     """A command given wrongly; the message says what to give."""
 
 
+class _Once(argparse._StoreAction):
+    """An option with a value given twice is refused: argparse keeps the last one, so
+    `--input a.log --input b.log` read b.log alone and said nothing."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = namespace.__dict__.setdefault("_given", set())
+        if self.dest in seen:
+            parser.error(f"{'/'.join(self.option_strings)} given twice; it takes one value"
+                         + (" (several files: give them in time order through a pipe, "
+                            "`zcat -f app.log.2.gz app.log.1 app.log | logml run --input -`)"
+                            if self.dest == "input" else ""))
+        seen.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line like every operator error."""
+    """argparse whose usage errors are one line like every operator error, and whose
+    options take their value once."""
 
     def error(self, message):
         sys.stderr.write(f"logml: error: {message}; see `{self.prog} --help`\n")
         sys.exit(2)
+
+    def add_argument(self, *names, **kw):
+        if names and names[0].startswith("-") and kw.get("action", "store") == "store":
+            kw["action"] = _Once
+        return super().add_argument(*names, **kw)
 
 
 def _number(kind, low: float, strict: bool, what: str, high: float = math.inf):

@@ -132,7 +132,8 @@ def parse_stream(stream: BinaryIO, out: TextIO, config: Config, fmt: str = "csv"
 def run(path: str, fmt: str, json_input: bool, config: Config) -> int:
     config.decode.format = "json" if json_input else "plain"
     with open(path, "rb") if path != "-" else nullcontext(sys.stdin.buffer) as f:
-        codec = compression(f.peek(10)[:10])  # a missing file: the CLI's one-line error
+        # (a terminal is not looked at: its end of input, Ctrl-D, is not there twice)
+        codec = None if f.isatty() else compression(f.peek(10)[:10])
         if codec is None:
             parse_stream(f, sys.stdout, config, fmt,
                          os.path.getsize(path) if path != "-" else None)

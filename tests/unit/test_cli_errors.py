@@ -502,3 +502,15 @@ def test_a_stopped_run_says_whether_its_open_windows_are_kept(tmp_path, with_sta
         assert "windows left open" in summary
     else:
         assert "open windows not written (no --state keeps them)" in summary
+
+
+def test_an_option_given_twice_is_refused_not_the_last_one_taken(tmp_path):
+    """`--input a.log --input b.log` read b.log alone, and said nothing."""
+    a, b = tmp_path / "a.log", tmp_path / "b.log"
+    for f in (a, b):
+        f.write_bytes(b"2025-11-24T10:00:00Z INFO hello\n")
+    r = logml("run", "--input", a, "--input", b, "--output", tmp_path / "o")
+    one_line(r, "--input given twice", "zcat -f")
+    assert not (tmp_path / "o").exists()
+    one_line(logml("generate", "--seed", "3", "--seed", "4", "--out", tmp_path / "g"),
+             "--seed given twice")
