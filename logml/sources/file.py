@@ -46,9 +46,10 @@ class InputError(Exception):
 
 
 def compression(head: bytes) -> str | None:
-    """The compression a file's first bytes show (gzip, bzip2, xz, zstd), or None. None of
-    these starts a text file: 0x1f 0x8b, 0xfd and 0x28 0xb5 are not UTF-8 text, bzip2's
-    BZh is followed by a level digit and the bytes of pi."""
+    """The compression a file's first bytes show (gzip, bzip2, xz, zstd; or UTF-16, not
+    compressed but not UTF-8 either), or None. None of these starts a UTF-8 text file:
+    0x1f 0x8b, 0xfd, 0xff, 0xfe and 0x28 0xb5 cannot, and bzip2's BZh is followed by a
+    level digit and the bytes of pi."""
     if head[:3] == b"\x1f\x8b\x08":
         return "gzip"
     if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
@@ -57,12 +58,19 @@ def compression(head: bytes) -> str | None:
         return "xz"
     if head[:4] == b"\x28\xb5\x2f\xfd":
         return "zstd"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a byte order mark: Windows' "Unicode"
+        return "UTF-16"
     return None
 
 
 def unreadable(codec: str, name: str) -> InputError:
+    path = "FILE" if name == "stdin" else name
+    if codec == "UTF-16":
+        return InputError(f"{name} is UTF-16 text (its first bytes say so), which logml does "
+                          f"not read: convert it to UTF-8 into a pipe (iconv -f UTF-16 -t "
+                          f"UTF-8 {path} | logml run --input -)")
     return InputError(f"{name} is {codec}-compressed, which logml does not read: decompress "
-                      f"it into a pipe ({codec} -dc {name} | logml run --input -)")
+                      f"it into a pipe ({codec} -dc {path} | logml run --input -)")
 
 
 def decompressed(raw: BinaryIO, codec: str, name: str) -> "Decompressed":
@@ -284,7 +292,7 @@ class Input:
         self.seekable = self.regular and path != "-"
         self.live = not self.regular
         self.codec = compression(os.pread(self.fd, 10, 0)) if self.regular else None
-        if self.codec == "zstd":
+        if self.codec in ("zstd", "UTF-16"):
             self.close()
             raise unreadable(self.codec, self.name)
         self._head: bytes | None = None  # a followed file's first bytes, as last looked at
@@ -386,6 +394,8 @@ class Input:
                         eof = True
                         break
                     if cut.pos == offset and (codec := compression(chunk[:10])):
+                        if codec == "UTF-16":
+                            raise unreadable(codec, self.name)
                         raise InputError(
                             f"{self.name} is {codec}-compressed: decompress it into the "
                             f"pipe ({codec} -dc FILE | logml run --input -), or give the "

@@ -1,6 +1,7 @@
 """Rotated logs come compressed (logrotate's gzip, or bzip2 / xz): `logml run` and `logml
 parse` read them as their lines. A gzip file was read as its compressed bytes: 91 garbage
-"lines" dead-lettered from 6,000 real ones, and nothing said."""
+"lines" dead-lettered from 6,000 real ones, and nothing said. What logml does not read
+(zstd, UTF-16 text, compressed bytes piped into run) is one line saying what to do."""
 import bz2
 import gzip
 import lzma
@@ -97,6 +98,16 @@ def test_what_logml_does_not_read_is_one_line_that_says_what_to_do(tmp_path):
               "stdin is gzip-compressed: decompress it into the pipe"),
              (("run", "--input", f, "--output", tmp_path / "o", "--follow"), None,
               "is gzip-compressed: a rotated file, complete; read it without --follow")]
+    utf16 = tmp_path / "app.log"  # as Windows' "Unicode" text is saved
+    utf16.write_bytes("\ufeff2025-11-24T10:00:00Z INFO hello\r\n".encode("utf-16-le"))
+    cases += [(("run", "--input", utf16, "--output", tmp_path / "o"), None,
+               f"is UTF-16 text (its first bytes say so), which logml does not read: convert "
+               f"it to UTF-8 into a pipe (iconv -f UTF-16 -t UTF-8 {utf16} |"),
+              (("parse", "-"), subprocess.Popen(["cat", str(utf16)],
+                                                stdout=subprocess.PIPE).stdout,
+               "stdin is UTF-16 text (its first bytes say so)"),
+              (("run", "--input", "-", "--output", tmp_path / "o"), subprocess.Popen(
+                  ["cat", str(utf16)], stdout=subprocess.PIPE).stdout, "iconv -f UTF-16")]
     for args, stdin, words in cases:
         r = logml(*args, stdin=stdin)
         err = r.stderr.decode()
