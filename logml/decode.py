@@ -91,6 +91,11 @@ _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
     rf"{_S}*[^\t-\r ]+ [^\t-\r ]+ [^\t-\r ]+ \[(?P<d>[0-9]{{2}})/(?P<mo>[A-Za-z]{{3}})/"
     rf"(?P<y>[0-9]{{4}}):(?P<H>[0-9]{{2}}):(?P<M>[0-9]{{2}}):(?P<S>[0-9]{{2}}) "
     rf"(?P<tz>[+-][0-9]{{4}})\]", re.ASCII)
+_LOGFMT = re.compile(  # logfmt's time key first: its value read and cut, quoted or not
+    rf"{_S}*(?:time|ts|t)=(?P<q>\"?)(?:{_ISO_RE})", re.ASCII)
+_KV_LEVEL = re.compile(rf"{_S}(?:level|lvl)=\"?\[?(?P<lvl>(?i:TRACE|DEBUG|FINE|INFO|NOTICE"
+                       rf"|WARN|WARNING|ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT|ALERT|EMERG"
+                       rf"|PANIC){_WORD_END})?", re.ASCII)
 _KLOG_LEVEL = {"I": LEVEL_OF["INFO"], "W": LEVEL_OF["WARN"], "E": LEVEL_OF["ERROR"],
                "F": LEVEL_OF["FATAL"]}
 _LEVEL_ONLY = re.compile(
@@ -170,6 +175,9 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
             ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
                 None, mo, int(g["kd"]), int(g["kH"]), int(g["kM"]), int(g["kS"]), g["kf"], now)
     if ts is None:
+        read = _logfmt(text)
+        if read is not None:
+            return read
         ts = _clf_epoch(text)
         if ts is not None:
             return ts, 0, 0
@@ -182,6 +190,31 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     lvl = m.group("lvl")
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _KLOG_LEVEL.get(m.group("kl"), 0)
     return ts, level, m.end()
+
+
+def _logfmt(text: str) -> tuple[float, int, int] | None:
+    """(timestamp, level, header length) of a logfmt line that starts with its time
+    (time=, ts= or t=), the level from its first level= or lvl= key; None for another
+    line. The value must end the key: at a space or the line's end, after its quote."""
+    m = _LOGFMT.match(text)
+    if m is None:
+        return None
+    ts = _iso_epoch(m.groupdict())
+    if ts == BAD_TS:
+        return BAD_TS, 0, 0
+    end = m.end()
+    if m["q"]:
+        if text[end:end + 1] != '"':
+            return None
+        end += 1
+    if end < len(text) and not ("\t" <= text[end] <= "\r" or text[end] == " "):
+        return None
+    k = _KV_LEVEL.search(text, end)
+    level = LEVEL_OF[k["lvl"].upper()] if k and k["lvl"] else 0
+    cut = end
+    while cut < len(text) and ("\t" <= text[cut] <= "\r" or text[cut] == " "):
+        cut += 1
+    return ts, level, cut
 
 
 def _clf_epoch(text: str) -> float | None:

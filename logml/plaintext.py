@@ -344,6 +344,53 @@ def _clf(b, p, e, months):
     return _days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s) + off
 
 
+def _logfmt(b, p, e):
+    """time=, ts= or t= and an ISO 8601 time, quoted or not, at p (logfmt: logrus, Go kit,
+    Prometheus, Loki) -> (epoch | NO_TS | BAD_TS, end of the value)."""
+    k = p
+    while k < e and 97 <= b[k] <= 122:
+        k += 1
+    n = k - p
+    key = n > 0 and b[p] == 116 and (n == 1 or (n == 2 and b[p + 1] == 115) or (
+        n == 4 and b[p + 1] == 105 and b[p + 2] == 109 and b[p + 3] == 101))
+    if not key or k >= e or b[k] != 61:
+        return NO_TS, p
+    q = k + 1
+    quoted = q < e and b[q] == 34
+    if quoted:
+        q += 1
+    t, r = _iso(b, q, e)
+    if t == NO_TS or t == BAD_TS:
+        return t, p
+    if quoted:
+        if r >= e or b[r] != 34:
+            return NO_TS, p
+        r += 1
+    if r < e and not _space(b[r]):
+        return NO_TS, p
+    return t, r
+
+
+def _kv_level(b, p, e, table, codes, only):
+    """The level of the first level= or lvl= key after p (logfmt), quoted or not; 0 when
+    there is none or its value is no level word."""
+    for q in range(p, e - 4):
+        if not _space(b[q]) or b[q + 1] != 108:  # a key starting with l
+            continue
+        if (q + 6 < e and b[q + 2] == 101 and b[q + 3] == 118 and b[q + 4] == 101
+                and b[q + 5] == 108 and b[q + 6] == 61):
+            v = q + 7
+        elif b[q + 2] == 118 and b[q + 3] == 108 and b[q + 4] == 61:
+            v = q + 5
+        else:
+            continue
+        if v < e and b[v] == 34:
+            v += 1
+        code, _ = _level(b, v, e, table, codes, only, False, True)
+        return code
+    return 0
+
+
 def _level(b, p, e, table, codes, only, need_only, ignore_case):
     """[LEVEL]: at p -> (code, end); (0, p) when there is none."""
     q = p
@@ -448,6 +495,15 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         t, r, code = _klog(buf, q, e, year, now)
         if t != NO_TS and t != BAD_TS:
             level[i] = code  # its letter, unless a level word follows (below)
+    if t == NO_TS:
+        t, r = _logfmt(buf, p, e)
+        if t != NO_TS and t != BAD_TS:  # the time cut; the level from its key, anywhere
+            ts[i] = t
+            level[i] = _kv_level(buf, r, e, levels, codes, only)
+            while r < e and _space(buf[r]):
+                r += 1
+            cut[i] = r - s
+            return
     if t == NO_TS:
         t = _clf(buf, p, e, months)
         if t != NO_TS and t != BAD_TS:  # an access log line: its time, the line whole
@@ -626,8 +682,10 @@ with compiling():
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
     _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
+    _logfmt = nb.njit((_BUF, _I, _I), **_HELPER)(_logfmt)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)
+    _kv_level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS), **_HELPER)(_kv_level)
     # nogil: scan_lines runs the parts of a big block in threads
     _scan = nb.njit((_BUF, _POS, _POS, _I, _I, _F, _TABLE, _CODES, _FLAGS, _TABLE, _TABLE,
                      _OUT8, _OUTF, _OUT8, _OUTI, _OUTI), cache=True, nogil=True)(_scan)

@@ -182,6 +182,22 @@ def test_an_access_log_is_windowed_by_its_own_times(tmp_path):
     assert all(w["logml"]["lines"] == 30 for w in windows)
 
 
+def test_a_logfmt_log_is_windowed_by_its_own_times_and_levels(tmp_path):
+    """logrus, Go kit, Prometheus and Loki write logfmt (ts=... level=error msg=...): its
+    time and level were not read, so a file was one window at the wall time, no errors."""
+    import time as _time
+    f = tmp_path / "prometheus.log"
+    t0 = 1_764_000_000
+    f.write_bytes(b"".join(
+        f'ts={_time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(t0 + 2 * k))}.{k % 1000:03d}Z '
+        f'caller=scrape.go:{k % 9} level={"error" if k % 10 == 0 else "info"} '
+        f'msg="scrape done" target={k % 13}\n'.encode() for k in range(1800)))
+    run_file(cfg(tmp_path), str(f), progress=False)
+    windows = docs(tmp_path / "out" / "windows.jsonl")
+    assert len(windows) == 60 and windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"
+    assert all(w["logml"]["lines"] == 30 and w["logml"]["errors"] == 3 for w in windows)
+
+
 def test_a_file_without_times_is_said(tmp_path, capsys):
     """Lines in a format logml reads no time from all took the run's wall time: one
     window, and nothing said. The run now says so, and where the formats are."""
