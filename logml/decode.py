@@ -82,11 +82,14 @@ _CAT_RE = (
 _KLOG_RE = (  # Kubernetes/glog: a level letter, then MMDD
     rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}})"
     rf":(?P<kM>[0-9]{{2}}):(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
+_AFTER_TIME = (  # an optional level word after the time, then spaces
+    rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
+    rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*")
 _HEADER = re.compile(
     rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE})"
-    rf"|(?P<klog>{_KLOG_RE}))\]?"
-    rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
-    rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*", re.ASCII)
+    rf"|(?P<klog>{_KLOG_RE}))\]?{_AFTER_TIME}", re.ASCII)
+_RUBY = re.compile(rf"{_S}*(?P<rl>[DIWEFAU]), \[(?:{_ISO_RE})", re.ASCII)  # Ruby's Logger
+_RUBY_REST = re.compile(rf" #[0-9]+\]{_AFTER_TIME}", re.ASCII)
 _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
     rf"{_S}*[^\t-\r ]+ [^\t-\r ]+ [^\t-\r ]+ \[(?P<d>[0-9]{{2}})/(?P<mo>[A-Za-z]{{3}})/"
     rf"(?P<y>[0-9]{{4}}):(?P<H>[0-9]{{2}}):(?P<M>[0-9]{{2}}):(?P<S>[0-9]{{2}}) "
@@ -98,6 +101,7 @@ _KV_LEVEL = re.compile(rf"{_S}(?:level|lvl)=\"?\[?(?P<lvl>(?i:TRACE|DEBUG|FINE|I
                        rf"|PANIC){_WORD_END})?", re.ASCII)
 _KLOG_LEVEL = {"I": LEVEL_OF["INFO"], "W": LEVEL_OF["WARN"], "E": LEVEL_OF["ERROR"],
                "F": LEVEL_OF["FATAL"]}
+_RUBY_LEVEL = {**_KLOG_LEVEL, "D": LEVEL_OF["DEBUG"]}  # A(ny), U(nknown): none
 _LEVEL_ONLY = re.compile(
     rf"{_S}*\[?(?P<lvl>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|SEVERE|FATAL|CRITICAL)"
     rf"{_WORD_END}\]?:?{_S}*", re.ASCII)
@@ -175,7 +179,7 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
             ts = BAD_TS if not 1 <= mo <= 12 else _stamp(
                 None, mo, int(g["kd"]), int(g["kH"]), int(g["kM"]), int(g["kS"]), g["kf"], now)
     if ts is None:
-        read = _logfmt(text)
+        read = _ruby(text) or _logfmt(text)
         if read is not None:
             return read
         ts = _clf_epoch(text)
@@ -190,6 +194,23 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     lvl = m.group("lvl")
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _KLOG_LEVEL.get(m.group("kl"), 0)
     return ts, level, m.end()
+
+
+def _ruby(text: str) -> tuple[float, int, int] | None:
+    """(timestamp, level, header length) of a Ruby Logger line (`I, [ISO #PID]  INFO --
+    : msg`): the level word, else its letter; None for another line."""
+    m = _RUBY.match(text)
+    if m is None:
+        return None
+    ts = _iso_epoch(m.groupdict())
+    if ts == BAD_TS:
+        return BAD_TS, 0, 0
+    rest = _RUBY_REST.match(text, m.end())
+    if rest is None:
+        return None
+    lvl = rest["lvl"]
+    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _RUBY_LEVEL.get(m["rl"], 0)
+    return ts, level, rest.end()
 
 
 def _logfmt(text: str) -> tuple[float, int, int] | None:

@@ -344,6 +344,28 @@ def _clf(b, p, e, months):
     return _days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s) + off
 
 
+def _ruby(b, p, e):
+    """L, [ISO 8601 #PID] at p (Ruby's Logger: Sidekiq, Puma, many Ruby services; L a level
+    letter) -> (epoch | NO_TS | BAD_TS, end, level code of the letter)."""
+    c = b[p] if p + 3 < e else 0
+    code = 2 if c == 68 else 3 if c == 73 else 4 if c == 87 else 5 if c == 69 else (
+        6 if c == 70 else 0)
+    if not (code > 0 or c == 65 or c == 85) or b[p + 1] != 44 or b[p + 2] != 32 or (
+            b[p + 3] != 91):
+        return NO_TS, p, 0
+    t, r = _iso(b, p + 4, e)
+    if t == NO_TS or t == BAD_TS:
+        return t, p, 0
+    if r + 2 >= e or b[r] != 32 or b[r + 1] != 35 or not _digit(b[r + 2]):
+        return NO_TS, p, 0
+    r += 2
+    while r < e and _digit(b[r]):
+        r += 1
+    if r >= e or b[r] != 93:
+        return NO_TS, p, 0
+    return t, r, code
+
+
 def _logfmt(b, p, e):
     """time=, ts= or t= and an ISO 8601 time, quoted or not, at p (logfmt: logrus, Go kit,
     Prometheus, Loki) -> (epoch | NO_TS | BAD_TS, end of the value)."""
@@ -493,6 +515,10 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         t, r = _logcat(buf, q, e, year, now)
     if t == NO_TS:
         t, r, code = _klog(buf, q, e, year, now)
+        if t != NO_TS and t != BAD_TS:
+            level[i] = code  # its letter, unless a level word follows (below)
+    if t == NO_TS:
+        t, r, code = _ruby(buf, p, e)
         if t != NO_TS and t != BAD_TS:
             level[i] = code  # its letter, unless a level word follows (below)
     if t == NO_TS:
@@ -682,6 +708,7 @@ with compiling():
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
     _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
+    _ruby = nb.njit((_BUF, _I, _I), **_HELPER)(_ruby)
     _logfmt = nb.njit((_BUF, _I, _I), **_HELPER)(_logfmt)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)

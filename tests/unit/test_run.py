@@ -182,16 +182,25 @@ def test_an_access_log_is_windowed_by_its_own_times(tmp_path):
     assert all(w["logml"]["lines"] == 30 for w in windows)
 
 
-def test_a_logfmt_log_is_windowed_by_its_own_times_and_levels(tmp_path):
-    """logrus, Go kit, Prometheus and Loki write logfmt (ts=... level=error msg=...): its
-    time and level were not read, so a file was one window at the wall time, no errors."""
+def _logfmt(stamp: str, k: int, level: str) -> str:
+    return f'ts={stamp}Z caller=scrape.go:{k % 9} level={level} msg="scrape done" t={k % 13}'
+
+
+def _ruby(stamp: str, k: int, level: str) -> str:
+    return f"{level[0].upper()}, [{stamp}456 #1234] {level.upper():>5} -- : job {k % 13} done"
+
+
+@pytest.mark.parametrize("line_of", [_logfmt, _ruby])
+def test_logfmt_and_ruby_logs_are_windowed_by_their_own_times_and_levels(tmp_path, line_of):
+    """logrus, Go kit, Prometheus and Loki write logfmt (ts=... level=error msg=...), Ruby
+    services their Logger's lines (E, [time #pid] ERROR -- : ...): neither time nor level
+    was read, so a file was one window at the wall time, with no errors."""
     import time as _time
-    f = tmp_path / "prometheus.log"
+    f = tmp_path / "app.log"
     t0 = 1_764_000_000
-    f.write_bytes(b"".join(
-        f'ts={_time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(t0 + 2 * k))}.{k % 1000:03d}Z '
-        f'caller=scrape.go:{k % 9} level={"error" if k % 10 == 0 else "info"} '
-        f'msg="scrape done" target={k % 13}\n'.encode() for k in range(1800)))
+    f.write_bytes(b"".join((line_of(
+        f'{_time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(t0 + 2 * k))}.{k % 1000:03d}', k,
+        "error" if k % 10 == 0 else "info") + "\n").encode() for k in range(1800)))
     run_file(cfg(tmp_path), str(f), progress=False)
     windows = docs(tmp_path / "out" / "windows.jsonl")
     assert len(windows) == 60 and windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"

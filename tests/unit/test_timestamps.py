@@ -111,6 +111,13 @@ CLF = st.builds(  # access logs: host ident user [DD/Mon/YYYY:HH:MM:SS +ZZZZ] "r
     st.sampled_from(["+0000", "-0700", "+1400", "+1401", "-1200", "+0060", "+000", "Z",
                      "+00000"]),
     st.sampled_from(["", ' "GET / HTTP/1.1" 200 12', "x", " ", "]"]))
+RUBY = st.builds(  # Ruby's Logger: I, [2025-11-24T10:00:00.123456 #1234]  INFO -- : msg
+    lambda h0, letter, iso, pid, tail: f"{h0}{letter}, [{iso}{pid}{tail}",
+    st.sampled_from(["", " ", "\t"]), st.sampled_from(list("DIWEFAUXi")),
+    ISO.map(lambda x: x.lstrip(" \t[").split(" ")[0]),
+    st.sampled_from([" #1234]", " #1]", " #]", "#12]", " #12", " #12x]", "]", " #9] "]),
+    st.sampled_from(["", "  INFO -- : Started GET", " ERROR -- app: boom", " ANY -- : x",
+                     "x", " DEBUG", "  WARN -- : y"]))
 LOGFMT = st.builds(  # logrus, Go kit, Prometheus: ts=2025-11-24T10:00:00.123Z level=info
     lambda h0, key, q1, iso, q2, tail: f"{h0}{key}={q1}{iso}{q2}{tail}",
     st.sampled_from(["", " ", "\t"]), st.sampled_from(["time", "ts", "t", "tim", "Ts", "tss",
@@ -125,7 +132,7 @@ FUZZ = st.text(st.sampled_from(list("0123456789-/:.,TtZz+ []\tINFOWARNerrJanNovM
                min_size=1, max_size=40)
 ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
               min_size=1, max_size=40)
-HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, LOGFMT, FUZZ, ANY)
+HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, RUBY, LOGFMT, FUZZ, ANY)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -143,6 +150,9 @@ HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, LOGFMT, FUZZ, ANY)
 @example("W1124 10:00:00 WARNING twice", NOW)
 @example("10.0.0.1 - - [30/Feb/2025:10:00:00 +0000] x", NOW)
 @example("10.0.0.1 - - [24/Foo/2025:10:00:00 +0000] ERROR x", NOW)
+@example("I, [2025-11-24T10:00:00.123456 #1234]  INFO -- : Started GET", NOW)
+@example("E, [2025-11-24T10:00:00.123456 #1] UNKNOWN -- : x", NOW)
+@example("W, [2025-02-30T10:00:00.1 #1]  WARN -- : x", NOW)
 @example('time="2025-11-24T10:00:00Z" level=warning msg="disk low"', NOW)
 @example("ts=2025-11-24T10:00:00.123Z caller=main.go:12 level=error msg=x", NOW)
 @example("t=2025-11-24T10:00:00+01:00 lvl=info msg=y", NOW)
