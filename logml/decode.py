@@ -82,9 +82,12 @@ _CAT_RE = (
 _KLOG_RE = (  # Kubernetes/glog: a level letter, then MMDD
     rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}})"
     rf":(?P<kM>[0-9]{{2}}):(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
-_AFTER_TIME = (  # an optional level word after the time, then spaces
-    rf"(?:{_S}+(?P<lvl>\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE"
-    rf"|FATAL|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?))?{_S}*")
+_LEVEL_WORD = (rf"\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|FATAL"
+               rf"|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?")
+_AFTER_TIME = (  # an optional level word after the time, or after a [thread] or a
+    # "- logger -" there (log4j's and Python's common patterns), then spaces
+    rf"(?:{_S}+(?P<lvl>{_LEVEL_WORD})|{_S}+\[[^\]\t-\r ]+\]{_S}+(?P<lvl2>{_LEVEL_WORD})"
+    rf"|{_S}+-{_S}+[^\t-\r ]+{_S}+-{_S}+(?P<lvl3>{_LEVEL_WORD}))?{_S}*")
 _HEADER = re.compile(
     rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE})"
     rf"|(?P<klog>{_KLOG_RE}))\]?{_AFTER_TIME}", re.ASCII)
@@ -191,7 +194,7 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
         return None, 0, 0
     if ts == BAD_TS:
         return BAD_TS, 0, 0
-    lvl = m.group("lvl")
+    lvl = m["lvl"] or m["lvl2"] or m["lvl3"]
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _KLOG_LEVEL.get(m.group("kl"), 0)
     return ts, level, m.end()
 
@@ -208,7 +211,7 @@ def _ruby(text: str) -> tuple[float, int, int] | None:
     rest = _RUBY_REST.match(text, m.end())
     if rest is None:
         return None
-    lvl = rest["lvl"]
+    lvl = rest["lvl"] or rest["lvl2"] or rest["lvl3"]
     level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _RUBY_LEVEL.get(m["rl"], 0)
     return ts, level, rest.end()
 

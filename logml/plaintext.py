@@ -413,6 +413,37 @@ def _kv_level(b, p, e, table, codes, only):
     return 0
 
 
+def _skip_spaces(b, p, e):
+    """The end of the whitespace at p; p when there is none."""
+    while p < e and _space(b[p]):
+        p += 1
+    return p
+
+
+def _before_level(b, p, e):
+    """Where a level word may stand past what commonly sits between the time and it:
+    a [thread] (log4j's and logback's patterns) or "- logger -" (Python's logging
+    cookbook), each followed by whitespace; p when neither is at p."""
+    if p < e and b[p] == 91:
+        k = p + 1
+        while k < e and b[k] != 93 and not _space(b[k]):
+            k += 1
+        if k > p + 1 and k < e and b[k] == 93:
+            q = _skip_spaces(b, k + 1, e)
+            if q > k + 1:
+                return q
+        return p
+    if p + 1 < e and b[p] == 45 and _space(b[p + 1]):
+        k = _skip_spaces(b, p + 1, e)
+        m = k
+        while m < e and not _space(b[m]):
+            m += 1
+        q = _skip_spaces(b, m, e)
+        if m > k and q > m and q + 1 < e and b[q] == 45 and _space(b[q + 1]):
+            return _skip_spaces(b, q + 1, e)
+    return p
+
+
 def _level(b, p, e, table, codes, only, need_only, ignore_case):
     """[LEVEL]: at p -> (code, end); (0, p) when there is none."""
     q = p
@@ -554,6 +585,10 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         r2 += 1
     if r2 > r:
         code, r3 = _level(buf, r2, e, levels, codes, only, False, True)
+        if code == 0:
+            r4 = _before_level(buf, r2, e)
+            if r4 > r2:
+                code, r3 = _level(buf, r4, e, levels, codes, only, False, True)
         if code > 0:
             level[i] = code
             r = r3
@@ -713,6 +748,8 @@ with compiling():
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),
                      **_HELPER)(_level)
     _kv_level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS), **_HELPER)(_kv_level)
+    _skip_spaces = nb.njit((_BUF, _I, _I), **_HELPER)(_skip_spaces)
+    _before_level = nb.njit((_BUF, _I, _I), **_HELPER)(_before_level)
     # nogil: scan_lines runs the parts of a big block in threads
     _scan = nb.njit((_BUF, _POS, _POS, _I, _I, _F, _TABLE, _CODES, _FLAGS, _TABLE, _TABLE,
                      _OUT8, _OUTF, _OUT8, _OUTI, _OUTI), cache=True, nogil=True)(_scan)

@@ -190,11 +190,21 @@ def _ruby(stamp: str, k: int, level: str) -> str:
     return f"{level[0].upper()}, [{stamp}456 #1234] {level.upper():>5} -- : job {k % 13} done"
 
 
-@pytest.mark.parametrize("line_of", [_logfmt, _ruby])
-def test_logfmt_and_ruby_logs_are_windowed_by_their_own_times_and_levels(tmp_path, line_of):
+def _log4j(stamp: str, k: int, level: str) -> str:
+    return f"{stamp.replace('T', ' ')} [pool-1-thread-{k % 4}] {level.upper():<5} c.e.Jobs - job done"
+
+
+def _python(stamp: str, k: int, level: str) -> str:
+    return f"{stamp.replace('T', ' ').replace('.', ',')} - app.jobs - {level.upper()} - job done"
+
+
+@pytest.mark.parametrize("line_of", [_logfmt, _ruby, _log4j, _python])
+def test_common_formats_are_windowed_by_their_own_times_and_levels(tmp_path, line_of):
     """logrus, Go kit, Prometheus and Loki write logfmt (ts=... level=error msg=...), Ruby
     services their Logger's lines (E, [time #pid] ERROR -- : ...): neither time nor level
-    was read, so a file was one window at the wall time, with no errors."""
+    was read, so a file was one window at the wall time, with no errors. log4j's pattern
+    (time [thread] LEVEL) and Python's cookbook one (time - logger - LEVEL -) had their
+    time read but no level: no error was counted."""
     import time as _time
     f = tmp_path / "app.log"
     t0 = 1_764_000_000

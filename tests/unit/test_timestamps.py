@@ -60,7 +60,13 @@ FRACTION = st.one_of(st.just(""), st.builds(lambda sep, d: sep + d, st.sampled_f
                                             st.text("0123456789", min_size=1, max_size=11)))
 TAIL = st.sampled_from(["", " ", " INFO started", " [error] x", "0", "x", "] WARN: y",
                         " ERROR", " warning: disk", " INFOx", " INFO\u00e9", "5 tail", ":00",
-                        "  DEBUG  spaced", "\tFATAL\tboom", " [Error]: b"])
+                        "  DEBUG  spaced", "\tFATAL\tboom", " [Error]: b",
+                        " [main] INFO c.e.App - up", " [pool-1-thread-3]  ERROR x",
+                        " [a b] INFO x", " [] WARN x", " [main]INFO x", " [main] x INFO",
+                        " [INFO] [main] ERROR x", " [m\u00e9] DEBUG y", " [main]",
+                        " - app.db - WARNING - slow", " -  x  -  DEBUG", " - - - ERROR",
+                        " - app - x - INFO", " -app - INFO", " - app -INFO", " - app - ",
+                        " - INFO - x"])
 HEAD = st.sampled_from(["", " ", "[", "\t", "  ["])
 YEAR = st.one_of(st.integers(1, 9999).map(lambda y: _n(y, 4)),
                  st.sampled_from(["0000", "1970", "2024", "2025", "2100", "202", "20251"]))
@@ -150,6 +156,8 @@ HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, RUBY, LOGFMT, FUZZ, ANY)
 @example("W1124 10:00:00 WARNING twice", NOW)
 @example("10.0.0.1 - - [30/Feb/2025:10:00:00 +0000] x", NOW)
 @example("10.0.0.1 - - [24/Foo/2025:10:00:00 +0000] ERROR x", NOW)
+@example("2025-11-24 10:00:00,123 [http-nio-8080-exec-1] ERROR c.e.Api - failed", NOW)
+@example("2025-11-24 10:00:00,123 - app.worker - WARNING - slow", NOW)
 @example("I, [2025-11-24T10:00:00.123456 #1234]  INFO -- : Started GET", NOW)
 @example("E, [2025-11-24T10:00:00.123456 #1] UNKNOWN -- : x", NOW)
 @example("W, [2025-02-30T10:00:00.1 #1]  WARN -- : x", NOW)
