@@ -99,6 +99,7 @@ _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
     rf"(?P<tz>[+-][0-9]{{4}})\]", re.ASCII)
 _LOGFMT = re.compile(  # logfmt's time key first: its value read and cut, quoted or not
     rf"{_S}*(?:time|ts|t)=(?P<q>\"?)(?:{_ISO_RE})", re.ASCII)
+_SPACES = re.compile(rf"{_S}*", re.ASCII)
 _KV_LEVEL = re.compile(rf"{_S}(?:level|lvl)=\"?\[?(?P<lvl>(?i:TRACE|DEBUG|FINE|INFO|NOTICE"
                        rf"|WARN|WARNING|ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT|ALERT|EMERG"
                        rf"|PANIC){_WORD_END})?", re.ASCII)
@@ -194,51 +195,53 @@ def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
         return None, 0, 0
     if ts == BAD_TS:
         return BAD_TS, 0, 0
+    return ts, _word_level(m, _KLOG_LEVEL.get(m["kl"], 0)), m.end()
+
+
+def _word_level(m: re.Match, otherwise: int) -> int:
+    """The level of the word after a header's time, or ``otherwise`` when there is none."""
     lvl = m["lvl"] or m["lvl2"] or m["lvl3"]
-    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _KLOG_LEVEL.get(m.group("kl"), 0)
-    return ts, level, m.end()
+    return LEVEL_OF[lvl.strip("[]:").upper()] if lvl else otherwise
+
+
+def _timed(head: re.Pattern, text: str) -> tuple[re.Match, float] | None:
+    """The match of a head that holds an ISO 8601 time, and that time (BAD_TS for an
+    impossible one); None when the line does not start so."""
+    m = head.match(text)
+    return None if m is None else (m, _iso_epoch(m.groupdict()))
 
 
 def _ruby(text: str) -> tuple[float, int, int] | None:
     """(timestamp, level, header length) of a Ruby Logger line (`I, [ISO #PID]  INFO --
     : msg`): the level word, else its letter; None for another line."""
-    m = _RUBY.match(text)
-    if m is None:
+    if (read := _timed(_RUBY, text)) is None:
         return None
-    ts = _iso_epoch(m.groupdict())
+    m, ts = read
     if ts == BAD_TS:
         return BAD_TS, 0, 0
     rest = _RUBY_REST.match(text, m.end())
     if rest is None:
         return None
-    lvl = rest["lvl"] or rest["lvl2"] or rest["lvl3"]
-    level = LEVEL_OF[lvl.strip("[]:").upper()] if lvl else _RUBY_LEVEL.get(m["rl"], 0)
-    return ts, level, rest.end()
+    return ts, _word_level(rest, _RUBY_LEVEL.get(m["rl"], 0)), rest.end()
 
 
 def _logfmt(text: str) -> tuple[float, int, int] | None:
     """(timestamp, level, header length) of a logfmt line that starts with its time
     (time=, ts= or t=), the level from its first level= or lvl= key; None for another
     line. The value must end the key: at a space or the line's end, after its quote."""
-    m = _LOGFMT.match(text)
-    if m is None:
+    if (read := _timed(_LOGFMT, text)) is None:
         return None
-    ts = _iso_epoch(m.groupdict())
+    m, ts = read
     if ts == BAD_TS:
         return BAD_TS, 0, 0
-    end = m.end()
-    if m["q"]:
-        if text[end:end + 1] != '"':
-            return None
-        end += 1
-    if end < len(text) and not ("\t" <= text[end] <= "\r" or text[end] == " "):
+    end = m.end() + (1 if m["q"] else 0)
+    if m["q"] and text[end - 1:end] != '"':
+        return None
+    spaces = _SPACES.match(text, end)
+    if end < len(text) and spaces.end() == end:
         return None
     k = _KV_LEVEL.search(text, end)
-    level = LEVEL_OF[k["lvl"].upper()] if k and k["lvl"] else 0
-    cut = end
-    while cut < len(text) and ("\t" <= text[cut] <= "\r" or text[cut] == " "):
-        cut += 1
-    return ts, level, cut
+    return ts, LEVEL_OF[k["lvl"].upper()] if k and k["lvl"] else 0, spaces.end()
 
 
 def _clf_epoch(text: str) -> float | None:
