@@ -62,6 +62,7 @@ class Stats:
     top_templates: dict = field(default_factory=dict)  # service -> [(template_id, z)]
     last_window_end: float = 0.0
     consumer_lag: dict = field(default_factory=dict)  # partition -> messages
+    kafka_brokers_up: int | None = None  # brokers the consumer is connected to (None: n/a)
     bulk_errors: dict = field(default_factory=lambda: defaultdict(int))  # kind -> count
     bulk_latency: Histogram = field(default_factory=Histogram)
     # streaming hand-over health: checkpoint load/save failures, partitions assigned but
@@ -245,6 +246,10 @@ class LogmlCollector:
             yield GaugeMetricFamily("logml_last_window_closed_timestamp_seconds",
                                     "End of the last closed window (event time)",
                                     value=s.last_window_end)
+            if s.kafka_brokers_up is not None:
+                yield GaugeMetricFamily("logml_kafka_brokers_up", "Kafka brokers this "
+                                        "consumer is connected to (0: Kafka out of reach)",
+                                        value=s.kafka_brokers_up)
             g = GaugeMetricFamily("logml_consumer_lag", "Messages behind the partition end",
                                   labels=["partition"])
             for part, lag in sorted(s.consumer_lag.items()):

@@ -577,6 +577,8 @@ class GroupMember:
         """Refresh the lag gauge and each pipeline's ``live`` flag; True when every owned
         partition is caught up and none waits for its state."""
         self.last_lag = time.time()
+        with self.stats.lock:
+            self.stats.kafka_brokers_up = self.source.brokers_up
         positions = {}
         for p, pipe in self.pipelines.items():
             pos = pipe.positions.get(self.source.name(p))

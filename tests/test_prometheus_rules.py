@@ -35,6 +35,7 @@ ALERTS = {
     "LogmlErrorRatioHigh": "warning",
     "LogmlStalled": "critical",
     "LogmlConsumerLagHigh": "warning",
+    "LogmlKafkaUnreachable": "critical",
     "LogmlNoMetrics": "critical",
     "LogmlDeadLetters": "warning",
     "LogmlPartitionsWaitingForState": "critical",

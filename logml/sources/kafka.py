@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import numpy as np
+import orjson
 from confluent_kafka import (OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError,
                              KafkaException, Message, TopicPartition)
 
@@ -39,16 +40,21 @@ FETCH_SETTINGS = {
     # (a plain consumer read 135k records/s with it, 510-590k with 10 ms). The queue's
     # bounds, hence memory, are unchanged.
     "fetch.queue.backoff.ms": 10}
+# librdkafka's statistics (the brokers it is connected to) this often
+STATS_EVERY_MS = 5000
 # Between attempts to reach a broker that is down. A member of a group retries at this
 # pace however long the outage (its coordinator lookup wakes it; librdkafka's exponential
 # backoff never grows): every ~50 ms at the default 100 ms.
 RECONNECT_BACKOFF_MS = 500
 _DIGITS = re.compile(r"\d+")
+# a closing aside: "(after 0ms in state CONNECT, 1 identical error(s) suppressed)"
+_ASIDE = re.compile(r"\s*\((?:[^()]|\([^()]*\))*\)$")
 
 
 class QuietLog:
-    """A logger's ``log`` that says each kind of line (its text, digits aside) at most
-    once every ``every_s`` seconds, and when it speaks again how many it held back.
+    """A logger's ``log`` that says each kind of line (its text, numbers and a closing
+    aside in brackets left out) at most once every ``every_s`` seconds, and when it speaks
+    again how many it held back.
 
     librdkafka's own lines come through one (a client's ``logger`` setting): while the
     broker is down each consumer says "Connect to ... failed" at every attempt, 7,000
@@ -61,7 +67,7 @@ class QuietLog:
 
     def log(self, level: int, fmt: str, *args) -> None:
         text = fmt % args if args else fmt
-        kind, now = _DIGITS.sub("#", text), self.clock()
+        kind, now = _DIGITS.sub("#", _ASIDE.sub("", text)), self.clock()
         seen = self.kinds.get(kind)
         if seen is not None and now - seen[0] < self.every_s:
             seen[1] += 1
@@ -127,8 +133,10 @@ class KafkaSource:
         self.listener = listener
         self.paused: set[int] = set()  # partitions waiting for their state
         self.idle_s = 0.0  # of the last poll, waiting for a first record
+        self.brokers_up: int | None = None  # unknown until librdkafka's first statistics
         self.consumer = Consumer({
             **(client or client_settings(config.bootstrap)), "group.id": config.group,
+            "statistics.interval.ms": STATS_EVERY_MS, "stats_cb": self._statistics,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": int(config.session_timeout_s * 1000),
@@ -138,6 +146,14 @@ class KafkaSource:
 
     def name(self, partition: int) -> str:
         return source_name(self.topic, partition)
+
+    def _statistics(self, text: str) -> None:
+        """librdkafka's view, every STATS_EVERY_MS (inside ``poll``): how many brokers it
+        is connected to; 0 while Kafka is out of reach (the bootstrap and coordinator
+        handles, node id -1, are not brokers)."""
+        brokers = orjson.loads(text).get("brokers", {}).values()
+        self.brokers_up = sum(b.get("nodeid", -1) >= 0 and b.get("state") == "UP"
+                              for b in brokers)
 
     # ---------------------------------------------------------------- start
     def check_topics(self, *others: str) -> None:

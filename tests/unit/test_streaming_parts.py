@@ -152,7 +152,8 @@ def test_quiet_log_says_each_kind_of_line_once_a_period_with_how_many_it_held(ca
         for i in range(500):  # a connect failure every 50 ms for 25 s, ports and times vary
             clock.now = i * 0.05
             quiet.log(logging.ERROR, "%s [%s] %s", "FAIL", f"rdkafka#consumer-{1 + i % 2}",
-                      f"Connect to 127.0.0.1:19092 failed (after {i % 3}ms in state CONNECT)")
+                      f"Connect to 127.0.0.1:19092 failed (after {i % 3}ms in state CONNECT"
+                      + (", 1 identical error(s) suppressed)" if i % 5 else ")"))
         quiet.log(logging.WARNING, "lag unknown: %s", "all brokers down")  # another kind
         clock.now = 70.0
         quiet.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1",
