@@ -823,33 +823,53 @@ class Decoder:
         return self._event(event, raw, off, source, out, self._too_long(raw))
 
     def _event(self, event: dict, raw, off, source, out, too_long):
-        message = event.get("message")
+        # (the event as it came is what a per-line document keeps)
+        f = _from_journald(event) if "message" not in event and "MESSAGE" in event else event
+        message = f.get("message")
         if not isinstance(message, str):
             return ErrorRecord(Reason.MISSING_MESSAGE, "no string 'message' field", raw,
                                source, off)
         if "\x00" in message:
             return ErrorRecord(Reason.NUL_BYTES, "message holds NUL", raw, source, off)
-        ts_raw = event.get("@timestamp", event.get("timestamp"))
-        log = event.get("log")
-        lvl = log.get("level") if isinstance(log, dict) else event.get("log.level")
+        ts_raw = f.get("@timestamp", f.get("timestamp"))
+        log = f.get("log")
+        lvl = log.get("level") if isinstance(log, dict) else f.get("log.level")
         if lvl is None:
-            lvl = event.get("level", event.get("loglevel", event.get("severity")))
+            lvl = f.get("level", f.get("loglevel", f.get("severity")))
         level = LEVEL_OF.get(str(lvl).upper(), 0) if lvl is not None else -1
-        svc = event.get("service")
+        svc = f.get("service")
         if isinstance(svc, dict):
             svc = svc.get("name")
         elif not isinstance(svc, str):
-            svc = event.get("service.name") or _get(event, "fields.service")
+            svc = f.get("service.name") or _get(f, "fields.service")
         if isinstance(svc, bool) or not isinstance(svc, (str, int, float)):
             svc = None  # a list or an object names no service: the default one
-        host = event.get("host")
+        host = f.get("host")
         if isinstance(host, dict):
             host = host.get("name")
         elif host is None:
-            host = event.get("host.name")
+            host = f.get("host.name")
         out.add(message, ts_raw, level, str(svc) if svc else self.service,
                 str(host) if host is not None else None, off, event, too_long, raw)
         return None
+
+
+# journald's PRIORITY (syslog severities 0-7) as level words
+_PRIORITY = {"0": "EMERG", "1": "ALERT", "2": "CRIT", "3": "ERR", "4": "WARNING", "5": "NOTICE",
+             "6": "INFO", "7": "DEBUG"}
+
+
+def _from_journald(j: dict) -> dict:
+    """An entry of journald's JSON export (``journalctl -o json``) as the fields logml
+    reads: MESSAGE, __REALTIME_TIMESTAMP (microseconds), PRIORITY, the unit (else the
+    syslog identifier, else the command) as the service, _HOSTNAME."""
+    f = {"message": j.get("MESSAGE"), "level": _PRIORITY.get(str(j.get("PRIORITY")))}
+    stamp = j.get("__REALTIME_TIMESTAMP")
+    if isinstance(stamp, str) and stamp.isascii() and stamp.isdigit():
+        f["@timestamp"] = int(stamp) / 1e6
+    f["service"] = j.get("_SYSTEMD_UNIT") or j.get("SYSLOG_IDENTIFIER") or j.get("_COMM")
+    f["host"] = j.get("_HOSTNAME")
+    return f
 
 
 _SMALL_FIELD = 4096  # an over-long event's fields other than message are read up to this

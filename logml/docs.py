@@ -276,7 +276,9 @@ class LogDocs:
                     ev = orjson.loads(evbytes[a:z].tobytes())
                     host = event_host(ev)
                 if ev:
-                    out[i] = _with_event(ev, stamp, names[s], level, host, ours)
+                    text = None if "message" in ev else \
+                        raw[int(events.msg_start[i]):t1].decode("utf-8", "replace")
+                    out[i] = _with_event(ev, stamp, names[s], level, host, ours, text)
                     continue
                 m0 = int(events.msg_start[i])
                 message = dumps(raw[m0:t1].decode("utf-8", "replace"))[:-1]
@@ -585,12 +587,16 @@ def _event_docs(raw, spans, stamps, svc_buf, svc_off, service, level, level_buf,
     return out[:o], a, z, ok
 
 
-def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: bytes) -> bytes:
+def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: bytes,
+                message: str | None = None) -> bytes:
     """A document that keeps the original event's other fields (as ``log_doc``); ``ours``
-    is the ``logml`` object, already JSON."""
+    is the ``logml`` object, already JSON; ``message`` for an event whose text was under
+    another name (journald's MESSAGE)."""
     d = ev.copy()
     d.pop("_id", None)
     d["@timestamp"] = stamp.decode()
+    if message is not None:
+        d["message"] = message
     svc = d.get("service")
     d["service"] = {**svc, "name": service} if isinstance(svc, dict) else {"name": service}
     if level:

@@ -237,3 +237,40 @@ def test_a_file_without_times_is_said(tmp_path, capsys):
     assert cli.main(["run", "--input", str(f), "--output", str(tmp_path / "out3")]) == 0
     err = capsys.readouterr().err
     assert "logml run: 450 lines: " in err and "note: 300 of 450 lines had no time" in err, err
+
+
+def test_journald_json_export_is_read(tmp_path):
+    """`journalctl -o json | logml run --input -`: every entry was dead-lettered
+    missing_message (journald names its fields MESSAGE, __REALTIME_TIMESTAMP, PRIORITY,
+    _SYSTEMD_UNIT)."""
+    t0 = 1_764_000_000
+    rows = []
+    for k in range(1800):
+        entry = {"__CURSOR": f"s=1;i={k}", "__REALTIME_TIMESTAMP": str((t0 + 2 * k) * 10**6),
+                 "__MONOTONIC_TIMESTAMP": str(k), "PRIORITY": "3" if k % 10 == 0 else "6",
+                 "_HOSTNAME": "web1", "MESSAGE": f"request {k % 7} served"}
+        if k % 2:  # a unit's entries; the kernel's and a cron job's carry no unit
+            entry |= {"_SYSTEMD_UNIT": "nginx.service", "SYSLOG_IDENTIFIER": "nginx"}
+        else:
+            entry["SYSLOG_IDENTIFIER"] = "CRON"
+        rows.append(orjson.dumps(entry))
+    rows.append(orjson.dumps({"__REALTIME_TIMESTAMP": str(t0 * 10**6), "MESSAGE": [255, 0]}))
+    f = tmp_path / "journal.json"
+    f.write_bytes(b"\n".join(rows) + b"\n")
+    run_file(cfg(tmp_path, **{"output.write_logs": True}), str(f), progress=False)
+    out = tmp_path / "out"
+    windows = docs(out / "windows.jsonl")
+    by = {}
+    for w in windows:
+        by.setdefault(w["service"]["name"], []).append(w)
+    assert sorted(by) == ["CRON", "nginx.service"]
+    assert all(len(ws) == 60 and all(w["logml"]["lines"] == 15 for w in ws)
+               for ws in by.values())
+    assert sum(w["logml"]["errors"] for w in windows) == 180
+    assert windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"
+    (dead,) = docs(out / "dlq.jsonl")  # a binary MESSAGE (an array of bytes) has no text
+    assert dead["reason"] == "missing_message"
+    log = docs(out / "logs.jsonl")[1]
+    assert log["message"] == "request 1 served" and log["MESSAGE"] == "request 1 served"
+    assert log["service"]["name"] == "nginx.service" and log["host"]["name"] == "web1"
+    assert log["log"]["level"] == "info" and log["@timestamp"] == "2025-11-24T16:00:02.000Z"
