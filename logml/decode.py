@@ -824,7 +824,7 @@ class Decoder:
 
     def _event(self, event: dict, raw, off, source, out, too_long):
         # (the event as it came is what a per-line document keeps)
-        f = _from_journald(event) if "message" not in event and "MESSAGE" in event else event
+        f = event if "message" in event else _renamed(event)
         message = f.get("message")
         if not isinstance(message, str):
             return ErrorRecord(Reason.MISSING_MESSAGE, "no string 'message' field", raw,
@@ -857,6 +857,23 @@ class Decoder:
 # journald's PRIORITY (syslog severities 0-7) as level words
 _PRIORITY = {"0": "EMERG", "1": "ALERT", "2": "CRIT", "3": "ERR", "4": "WARNING", "5": "NOTICE",
              "6": "INFO", "7": "DEBUG"}
+
+
+def _renamed(event: dict) -> dict:
+    """The fields logml reads of an event that names its text otherwise: journald's
+    export, Docker's json-file log; else the event as it is."""
+    if "MESSAGE" in event:
+        return _from_journald(event)
+    if isinstance(event.get("log"), str):
+        return _from_docker(event)
+    return event
+
+
+def _from_docker(d: dict) -> dict:
+    """A line of Docker's json-file log (``{"log": "...\\n", "stream": ..., "time": ...}``):
+    the line without its newline, the time Docker read it (the line's own time, when it
+    starts with one, comes first as for any message)."""
+    return {"message": d["log"].removesuffix("\n").removesuffix("\r"), "@timestamp": d.get("time")}
 
 
 def _from_journald(j: dict) -> dict:

@@ -80,6 +80,8 @@ def log_doc(events, i: int, template_id: str, template: str, params: list[str],
         host = event_host(ev)
     doc = dict(ev) if ev else {}
     doc.pop("_id", None)
+    if "message" not in doc and isinstance(doc.get("log"), str):
+        del doc["log"]  # Docker's line, now the message (ECS: an object)
     doc["@timestamp"] = iso(float(events.ts[i]))
     doc["message"] = events.message(i)
     doc["service"] = {**(doc.get("service") if isinstance(doc.get("service"), dict) else {}),
@@ -597,6 +599,8 @@ def _with_event(ev: dict, stamp: bytes, service: str, level: int, host, ours: by
     d["@timestamp"] = stamp.decode()
     if message is not None:
         d["message"] = message
+        if isinstance(d.get("log"), str):  # Docker's line, now the message (ECS: an object)
+            del d["log"]
     svc = d.get("service")
     d["service"] = {**svc, "name": service} if isinstance(svc, dict) else {"name": service}
     if level:

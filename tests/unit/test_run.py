@@ -274,3 +274,30 @@ def test_journald_json_export_is_read(tmp_path):
     assert log["message"] == "request 1 served" and log["MESSAGE"] == "request 1 served"
     assert log["service"]["name"] == "nginx.service" and log["host"]["name"] == "web1"
     assert log["log"]["level"] == "info" and log["@timestamp"] == "2025-11-24T16:00:02.000Z"
+
+
+def test_docker_json_file_logs_are_read(tmp_path):
+    """/var/lib/docker/containers/*/*-json.log: every line was dead-lettered
+    missing_message (Docker names the line "log"); its per-line document must not keep
+    the string "log" (an object in ECS: Elasticsearch would refuse the document)."""
+    t0 = 1_764_000_000
+    rows = [orjson.dumps({"log": (f"2025-11-24T{16 + k // 1800:02d}:{k // 30 % 60:02d}:"
+                                  f"{2 * k % 60:02d}Z {'ERROR' if k % 10 == 0 else 'INFO'} "
+                                  f"request {k % 7} served\n"),
+                          "stream": "stdout", "time": f"2025-11-24T16:00:00.{k:09d}Z"})
+            for k in range(1800)]
+    rows.append(orjson.dumps({"log": "no time of its own\n", "stream": "stderr",
+                              "time": "2025-11-24T16:59:59.5Z"}))
+    f = tmp_path / "c0ffee-json.log"
+    f.write_bytes(b"\n".join(rows) + b"\n")
+    run_file(cfg(tmp_path, **{"output.write_logs": True}), str(f), progress=False)
+    out = tmp_path / "out"
+    windows = docs(out / "windows.jsonl")
+    assert len(windows) == 60 and windows[0]["@timestamp"] == "2025-11-24T16:00:00.000Z"
+    assert all(w["logml"]["errors"] == 3 for w in windows)
+    assert sum(w["logml"]["lines"] for w in windows) == 1801
+    logs = docs(out / "logs.jsonl")
+    assert logs[0]["message"] == "2025-11-24T16:00:00Z ERROR request 0 served"
+    assert logs[0]["log"] == {"level": "error"} and logs[0]["stream"] == "stdout"
+    assert logs[-1]["message"] == "no time of its own" and "log" not in logs[-1]
+    assert logs[-1]["@timestamp"] == "2025-11-24T16:59:59.500Z"
