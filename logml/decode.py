@@ -91,6 +91,7 @@ _AFTER_TIME = (  # an optional level word after the time, or after a [thread] or
 _HEADER = re.compile(
     rf"{_S}*\[?(?:(?P<iso>{_ISO_RE})|(?P<sys>{_SYS_RE})|(?P<cat>{_CAT_RE})"
     rf"|(?P<klog>{_KLOG_RE}))\]?{_AFTER_TIME}", re.ASCII)
+_CRI = re.compile(rf"{_S}*(?:{_ISO_RE}) (?:stdout|stderr) [FP] ", re.ASCII)  # Kubernetes nodes
 _RUBY = re.compile(rf"{_S}*(?P<rl>[DIWEFAU]), \[(?:{_ISO_RE})", re.ASCII)  # Ruby's Logger
 _RUBY_REST = re.compile(rf" #[0-9]+\]{_AFTER_TIME}", re.ASCII)
 _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
@@ -162,7 +163,16 @@ def _iso_epoch(g: dict) -> float:
 def parse_header(text: str, now: float) -> tuple[float | None, int, int]:
     """(timestamp, level code, length of the header) of a log line. The timestamp is None
     when the line has none, and ``plaintext.BAD_TS`` when it has a timestamp's shape but
-    names an impossible time (the line is then dead-lettered)."""
+    names an impossible time (the line is then dead-lettered). A container runtime's line
+    has its time, then the application's line: that one's header, and its time first."""
+    if (read := _timed(_CRI, text)) is not None and read[1] != BAD_TS:
+        m, outer = read
+        ts, level, cut = _header(text[m.end():], now)
+        return (outer if ts is None else ts), level, m.end() + cut
+    return _header(text, now)
+
+
+def _header(text: str, now: float) -> tuple[float | None, int, int]:
     m = _HEADER.match(text)
     ts = None
     if m is not None:

@@ -344,6 +344,23 @@ def _clf(b, p, e, months):
     return _days_from_civil(y, mo + 1, d) * 86400.0 + (h * 3600 + mi * 60 + s) + off
 
 
+def _cri(b, p, e):
+    """ISO 8601 time, stdout or stderr, F or P, each followed by one space, at p (the
+    container runtime's log, /var/log/containers on Kubernetes nodes) -> (epoch | NO_TS,
+    where the application's line starts)."""
+    t, r = _iso(b, p, e)
+    if t == NO_TS or t == BAD_TS or r + 10 > e or b[r] != 32 or b[r + 1] != 115:
+        return NO_TS, p
+    out = b[r + 2] == 116 and b[r + 3] == 100 and b[r + 4] == 111 and b[r + 5] == 117 and (
+        b[r + 6] == 116)  # tdout
+    err = b[r + 2] == 116 and b[r + 3] == 100 and b[r + 4] == 101 and b[r + 5] == 114 and (
+        b[r + 6] == 114)  # tderr
+    if not (out or err) or b[r + 7] != 32 or not (b[r + 8] == 70 or b[r + 8] == 80) or (
+            b[r + 9] != 32):
+        return NO_TS, p
+    return t, r + 10
+
+
 def _ruby(b, p, e):
     """L, [ISO 8601 #PID] at p (Ruby's Logger: Sidekiq, Puma, many Ruby services; L a level
     letter) -> (epoch | NO_TS | BAD_TS, end, level code of the letter)."""
@@ -538,6 +555,13 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
     p = s
     while p < e and _space(buf[p]):
         p += 1
+    t, r = _cri(buf, p, e)
+    if t != NO_TS:  # a container runtime's line: its time, unless the app's line has one
+        ts[i] = t
+        cut[i] = r - s
+        p = r
+        while p < e and _space(buf[p]):
+            p += 1
     q = p + 1 if p < e and buf[p] == 91 else p
     t, r = _iso(buf, q, e)
     if t == NO_TS:
@@ -743,6 +767,7 @@ with compiling():
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
     _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
+    _cri = nb.njit((_BUF, _I, _I), **_HELPER)(_cri)
     _ruby = nb.njit((_BUF, _I, _I), **_HELPER)(_ruby)
     _logfmt = nb.njit((_BUF, _I, _I), **_HELPER)(_logfmt)
     _level = nb.njit((_BUF, _I, _I, _TABLE, _CODES, _FLAGS, nb.boolean, nb.boolean),

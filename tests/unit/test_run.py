@@ -198,13 +198,18 @@ def _python(stamp: str, k: int, level: str) -> str:
     return f"{stamp.replace('T', ' ').replace('.', ',')} - app.jobs - {level.upper()} - job done"
 
 
-@pytest.mark.parametrize("line_of", [_logfmt, _ruby, _log4j, _python])
+def _cri(stamp: str, k: int, level: str) -> str:  # Kubernetes nodes: the runtime's time first
+    return f"{stamp}999999Z {'stderr' if k % 2 else 'stdout'} F {_log4j(stamp, k, level)}"
+
+
+@pytest.mark.parametrize("line_of", [_logfmt, _ruby, _log4j, _python, _cri])
 def test_common_formats_are_windowed_by_their_own_times_and_levels(tmp_path, line_of):
     """logrus, Go kit, Prometheus and Loki write logfmt (ts=... level=error msg=...), Ruby
     services their Logger's lines (E, [time #pid] ERROR -- : ...): neither time nor level
     was read, so a file was one window at the wall time, with no errors. log4j's pattern
     (time [thread] LEVEL) and Python's cookbook one (time - logger - LEVEL -) had their
-    time read but no level: no error was counted."""
+    time read but no level: no error was counted. The container runtime's lines of a
+    Kubernetes node (time stdout F line) had their own time read, the line's level not."""
     import time as _time
     f = tmp_path / "app.log"
     t0 = 1_764_000_000

@@ -136,9 +136,16 @@ LOGFMT = st.builds(  # logrus, Go kit, Prometheus: ts=2025-11-24T10:00:00.123Z l
                      " level=info\u00e9", " l", " lvl=", " level=panic"]))
 FUZZ = st.text(st.sampled_from(list("0123456789-/:.,TtZz+ []\tINFOWARNerrJanNovMonFeb\u00e9")),
                min_size=1, max_size=40)
+CRI = st.builds(  # Kubernetes nodes: 2025-11-24T10:00:00.123456789Z stdout F <the app's line>
+    lambda h0, iso, stream, tag, inner: f"{h0}{iso}{stream}{tag}{inner}",
+    st.sampled_from(["", " ", "["]), ISO.map(lambda x: x.lstrip(" \t[").split(" ")[0]),
+    st.sampled_from([" stdout ", " stderr ", " stdin ", "  stdout ", " stdout", "stdout "]),
+    st.sampled_from(["F ", "P ", "X ", "F", "F  ", "f "]),
+    st.one_of(ISO, SYSLOG, KLOG, CLF, RUBY, LOGFMT, FUZZ, st.sampled_from(
+        ["", "INFO x", " [main] ERROR y", "plain text", "  WARN indented"])))
 ANY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
               min_size=1, max_size=40)
-HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, RUBY, LOGFMT, FUZZ, ANY)
+HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, RUBY, LOGFMT, CRI, FUZZ, ANY)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -158,6 +165,10 @@ HEADERS = st.one_of(ISO, SYSLOG, LOGCAT, KLOG, CLF, RUBY, LOGFMT, FUZZ, ANY)
 @example("10.0.0.1 - - [24/Foo/2025:10:00:00 +0000] ERROR x", NOW)
 @example("2025-11-24 10:00:00,123 [http-nio-8080-exec-1] ERROR c.e.Api - failed", NOW)
 @example("2025-11-24 10:00:00,123 - app.worker - WARNING - slow", NOW)
+@example("2025-11-24T10:00:00.123456789Z stdout F 2025-11-24 10:00:01,5 ERROR boom", NOW)
+@example("2025-11-24T10:00:00.123456789Z stderr P WARN partial", NOW)
+@example("2025-11-24T10:00:00.123456789Z stdout F no header", NOW)
+@example("2025-11-24T10:00:00Z stdout F 2025-02-30 10:00:00 x", NOW)
 @example("I, [2025-11-24T10:00:00.123456 #1234]  INFO -- : Started GET", NOW)
 @example("E, [2025-11-24T10:00:00.123456 #1] UNKNOWN -- : x", NOW)
 @example("W, [2025-02-30T10:00:00.1 #1]  WARN -- : x", NOW)
