@@ -204,8 +204,9 @@ def cmd_run(args) -> int:
     print(f"logml run: {stopped}{read:,} lines: {counted:,} counted, {s.dead_lettered:,} "
           f"dead-lettered{both}; {len(pipe.engine.templates):,} templates, {anomalies} "
           f"anomalies -> {config.output.dir}/{saved}", file=sys.stderr)
-    events = sum(s.lines.values())  # lines with a message, late ones too (a timeless
-    if args.input != "-" and not args.follow and s.timeless > events // 2:  # one may be)
+    # every line with a message, late ones too (timeless lines beside late ones are late)
+    events = sum(s.lines.values())
+    if args.input != "-" and not args.follow and s.timeless > events // 2:
         print(f"logml run: note: {s.timeless:,} of {events:,} lines had no time logml "
               "reads, so they took their neighbours' (or, with none, this run's): windows "
               "of a file mean little without times. The formats it reads are in "

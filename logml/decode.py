@@ -883,7 +883,8 @@ def _from_docker(d: dict) -> dict:
     """A line of Docker's json-file log (``{"log": "...\\n", "stream": ..., "time": ...}``):
     the line without its newline, the time Docker read it (the line's own time, when it
     starts with one, comes first as for any message)."""
-    return {"message": d["log"].removesuffix("\n").removesuffix("\r"), "@timestamp": d.get("time")}
+    line = d["log"].removesuffix("\n").removesuffix("\r")
+    return {"message": line, "@timestamp": d.get("time")}
 
 
 def _from_journald(j: dict) -> dict:

@@ -64,6 +64,7 @@ def compression(head: bytes) -> str | None:
 
 
 def unreadable(codec: str, name: str) -> InputError:
+    """The error of an input logml does not read, with the command that converts it."""
     path = "FILE" if name == "stdin" else name
     if codec == "UTF-16":
         return InputError(f"{name} is UTF-16 text (its first bytes say so), which logml does "

@@ -333,9 +333,9 @@ class KafkaSource:
 def read_to_end(client: dict, topic: str, stall_s: float,
                 starts: dict[int, int] | None = None) -> Iterator:
     """Every message of ``topic`` from ``starts`` (default: the beginning) up to the end
-    offsets at call time, read by a consumer made from ``client`` (client_settings). Raises ReadError when Kafka does not answer or reading makes no
-    progress for ``stall_s`` seconds, so that "nothing found" always means "read to the
-    end and not there"."""
+    offsets at call time, by a consumer made from ``client`` (``client_settings``). Raises
+    ReadError when Kafka does not answer or reading makes no progress for ``stall_s``
+    seconds, so that "nothing found" always means "read to the end and not there"."""
     c = Consumer({**client, "group.id": "logml-reader",
                   "enable.auto.commit": False, "enable.partition.eof": True,
                   "auto.offset.reset": "earliest"})

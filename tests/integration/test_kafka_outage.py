@@ -30,7 +30,8 @@ OUTAGE_S = 30.0  # longer than the group's session timeout (10 s): the group is 
 
 def event(service: str, t: float, seq: int) -> bytes:
     return orjson.dumps({
-        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t)) + f"{int(t % 1 * 1000):03d}Z",
+        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t))
+        + f"{int(t % 1 * 1000):03d}Z",
         "message": f"request {seq} served in {seq % 97} ms", "service": {"name": service}})
 
 

@@ -191,7 +191,7 @@ def _ruby(stamp: str, k: int, level: str) -> str:
 
 
 def _log4j(stamp: str, k: int, level: str) -> str:
-    return f"{stamp.replace('T', ' ')} [pool-1-thread-{k % 4}] {level.upper():<5} c.e.Jobs - job done"
+    return f"{stamp.replace('T', ' ')} [pool-{k % 4}] {level.upper():<5} c.e.Jobs - job done"
 
 
 def _python(stamp: str, k: int, level: str) -> str:
@@ -285,7 +285,6 @@ def test_docker_json_file_logs_are_read(tmp_path):
     """/var/lib/docker/containers/*/*-json.log: every line was dead-lettered
     missing_message (Docker names the line "log"); its per-line document must not keep
     the string "log" (an object in ECS: Elasticsearch would refuse the document)."""
-    t0 = 1_764_000_000
     rows = [orjson.dumps({"log": (f"2025-11-24T{16 + k // 1800:02d}:{k // 30 % 60:02d}:"
                                   f"{2 * k % 60:02d}Z {'ERROR' if k % 10 == 0 else 'INFO'} "
                                   f"request {k % 7} served\n"),
