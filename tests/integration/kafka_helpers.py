@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import orjson
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -95,3 +97,18 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
     tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
     c.close()
     return {tp.partition: tp.offset for tp in tps}
+
+
+def event(service: str, t: float, seq: int) -> bytes:
+    """An ECS event of ``service`` at epoch ``t``, its message numbered ``seq``."""
+    return orjson.dumps({
+        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t))
+        + f"{int(t % 1 * 1000):03d}Z",
+        "message": f"request {seq} served in {seq % 97} ms", "service": {"name": service}})
+
+
+def wait(what: str, cond, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
+        time.sleep(2)

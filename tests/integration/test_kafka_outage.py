@@ -20,19 +20,13 @@ import pytest
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch, helpers
 
-from kafka_helpers import committed, pipeline_toml, produce, read_all, unique_topics
+from kafka_helpers import (committed, event, pipeline_toml, produce, read_all,
+                           unique_topics, wait)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "web")
 OUTAGE_S = 30.0  # longer than the group's session timeout (10 s): the group is rebuilt
-
-
-def event(service: str, t: float, seq: int) -> bytes:
-    return orjson.dumps({
-        "@timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t))
-        + f"{int(t % 1 * 1000):03d}Z",
-        "message": f"request {seq} served in {seq % 97} ms", "service": {"name": service}})
 
 
 class Shipper:
@@ -86,13 +80,6 @@ def metric(port: int, name: str) -> float | None:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     m = re.search(rf"(?m)^{name} (\S+)$", text)
     return float(m.group(1)) if m else None
-
-
-def wait(what: str, cond, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
-        time.sleep(2)
 
 
 def test_consumer_outlives_a_broker_outage_and_loses_doubles_nothing(kafka_env, es_env,
