@@ -1,8 +1,11 @@
 """Helpers for tests against the real Kafka: unique topics, producing, reading back."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
+from contextlib import contextmanager
 
 import orjson
 
@@ -112,3 +115,20 @@ def wait(what: str, cond, timeout: float) -> None:
     while not cond():
         assert time.monotonic() < deadline, f"{what} not within {timeout:.0f} s"
         time.sleep(2)
+
+
+@contextmanager
+def consumer(config, log_path, *args: str):
+    """`logml run -c config ARGS` in a child, its output in log_path, stopped with SIGTERM
+    when the block ends, which it must end cleanly (killed if the block failed)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(config),
+                                 *args], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+            proc.terminate()
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

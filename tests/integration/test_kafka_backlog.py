@@ -5,15 +5,13 @@ so during a stall the stream ran on and the rest of the backlog came in late (a 
 probe, session 22: 480 late lines of a 20-minute-old backlog stalled 10 minutes). Here
 scaled to 10-second windows: the backlog is 400 to 200 s old, the stall 120 s."""
 import collections
-import subprocess
-import sys
 import time
 
 import orjson
 import pytest
 
-from kafka_helpers import (committed, event, pipeline_toml, produce, read_all, unique_topics,
-                           wait)
+from kafka_helpers import (committed, consumer, event, pipeline_toml, produce, read_all,
+                           unique_topics, wait)
 
 pytestmark = pytest.mark.integration
 SERVICES = ("api", "web")
@@ -44,10 +42,7 @@ dir = "{tmp_path / 'out'}"
 [window]
 seconds = 10
 """))
-    log = open(tmp_path / "consumer.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with consumer(cfg, tmp_path / "consumer.log"):
         def through(n):
             return lambda: max(committed(bootstrap, names["group"], names["topic"], 1)[0],
                                0) >= n
@@ -57,12 +52,6 @@ seconds = 10
         produce(bootstrap, names["topic"], rest)
         wait("the rest committed", through(len(first) + len(rest)), 120)
         time.sleep(3)
-        proc.terminate()
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
     dead = read_all(bootstrap, names["dlq_topic"])
     reasons = collections.Counter(dict(m.headers())["logml.reason"].decode() for m in dead)
     assert not dead, f"dead letters {dict(reasons)}"

@@ -8,7 +8,6 @@ import logging
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,7 +19,7 @@ import pytest
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch, helpers
 
-from kafka_helpers import (committed, event, pipeline_toml, produce, read_all,
+from kafka_helpers import (committed, consumer, event, pipeline_toml, produce, read_all,
                            unique_topics, wait)
 
 pytestmark = pytest.mark.integration
@@ -100,38 +99,31 @@ seconds = 10
 """))
     es = Elasticsearch(es_url)
     shipper = Shipper(bootstrap, names["topic"], len(backlog))
-    log = open(tmp_path / "consumer.log", "wb")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "logml.cli", "run", "-c", str(cfg),
-                             "--metrics-port", str(port)], stdout=log, stderr=subprocess.STDOUT)
     brokers_up = lambda: metric(port, "logml_kafka_brokers_up")  # noqa: E731
     try:
-        wait("the backlog committed", lambda: sum(max(o, 0) for o in committed(
-            bootstrap, names["group"], names["topic"], 2).values()) >= len(backlog), 300)
-        shipper.thread.start()
-        wait("the consumer's brokers counted", lambda: brokers_up() == 1, 30)
-        down_at, t_down = time.time(), time.monotonic()
-        services("down")
-        wait("the broker's loss seen on /metrics", lambda: brokers_up() == 0, OUTAGE_S)
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - t_down)))
-        assert proc.poll() is None, "the consumer must outlive the broker's outage"
-        services("up")
-        wait("the broker seen again on /metrics", lambda: brokers_up() == 1, 60)
-        time.sleep(20)
-        assert shipper.finish() == 0 and not shipper.failed, shipper.failed
-        sent = len(backlog) + (shipper.seq - len(backlog))
+        with consumer(cfg, tmp_path / "consumer.log", "--metrics-port", str(port)) as proc:
+            wait("the backlog committed", lambda: sum(max(o, 0) for o in committed(
+                bootstrap, names["group"], names["topic"], 2).values()) >= len(backlog), 300)
+            shipper.thread.start()
+            wait("the consumer's brokers counted", lambda: brokers_up() == 1, 30)
+            down_at, t_down = time.time(), time.monotonic()
+            services("down")
+            wait("the broker's loss seen on /metrics", lambda: brokers_up() == 0, OUTAGE_S)
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - t_down)))
+            assert proc.poll() is None, "the consumer must outlive the broker's outage"
+            services("up")
+            wait("the broker seen again on /metrics", lambda: brokers_up() == 1, 60)
+            time.sleep(20)
+            assert shipper.finish() == 0 and not shipper.failed, shipper.failed
+            sent = len(backlog) + (shipper.seq - len(backlog))
 
-        def indexed():
-            es.indices.refresh(index=f"{prefix}-logs-*")
-            return es.count(index=f"{prefix}-logs-*")["count"] >= sent
-        wait("every line indexed", indexed, 180)
-        time.sleep(5)  # the commit after the last acknowledged bulk
-        proc.terminate()
-        assert proc.wait(60) == 0
+            def indexed():
+                es.indices.refresh(index=f"{prefix}-logs-*")
+                return es.count(index=f"{prefix}-logs-*")["count"] >= sent
+            wait("every line indexed", indexed, 180)
+            time.sleep(5)  # the commit after the last acknowledged bulk
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
         services("up")
 
     try:
