@@ -82,8 +82,7 @@ _CAT_RE = (
 _KLOG_RE = (  # Kubernetes/glog: a level letter, then MMDD
     rf"(?P<kl>[IWEF])(?P<kmo>[0-9]{{2}})(?P<kd>[0-9]{{2}}){_S}+(?P<kH>[0-9]{{2}})"
     rf":(?P<kM>[0-9]{{2}}):(?P<kS>[0-9]{{2}})(?![0-9])(?:\.(?P<kf>[0-9]{{1,6}})(?![0-9]))?")
-_LEVEL_WORD = (rf"\[?(?i:TRACE|DEBUG|FINE|INFO|NOTICE|WARN|WARNING|ERROR|ERR|SEVERE|FATAL"
-               rf"|CRITICAL|CRIT|ALERT|EMERG|PANIC){_WORD_END}\]?:?")
+_LEVEL_WORD = rf"\[?(?i:{'|'.join(LEVEL_OF)}){_WORD_END}\]?:?"
 _AFTER_TIME = (  # an optional level word after the time, or after a [thread] or a
     # "- logger -" there (log4j's and Python's common patterns), then spaces
     rf"(?:{_S}+(?P<lvl>{_LEVEL_WORD})|{_S}+\[[^\]\t-\r ]+\]{_S}+(?P<lvl2>{_LEVEL_WORD})"
@@ -101,9 +100,7 @@ _CLF = re.compile(  # Common/Combined Log Format (access logs): read, not cut
 _LOGFMT = re.compile(  # logfmt's time key first: its value read and cut, quoted or not
     rf"{_S}*(?:time|ts|t)=(?P<q>\"?)(?:{_ISO_RE})", re.ASCII)
 _SPACES = re.compile(rf"{_S}*", re.ASCII)
-_KV_LEVEL = re.compile(rf"{_S}(?:level|lvl)=\"?\[?(?P<lvl>(?i:TRACE|DEBUG|FINE|INFO|NOTICE"
-                       rf"|WARN|WARNING|ERROR|ERR|SEVERE|FATAL|CRITICAL|CRIT|ALERT|EMERG"
-                       rf"|PANIC){_WORD_END})?", re.ASCII)
+_KV_LEVEL = re.compile(rf"{_S}(?:level|lvl)=\"?(?P<lvl>{_LEVEL_WORD})?", re.ASCII)
 _KLOG_LEVEL = {"I": LEVEL_OF["INFO"], "W": LEVEL_OF["WARN"], "E": LEVEL_OF["ERROR"],
                "F": LEVEL_OF["FATAL"]}
 _RUBY_LEVEL = {**_KLOG_LEVEL, "D": LEVEL_OF["DEBUG"]}  # A(ny), U(nknown): none
@@ -210,7 +207,8 @@ def _header(text: str, now: float) -> tuple[float | None, int, int]:
 
 def _word_level(m: re.Match, otherwise: int) -> int:
     """The level of the word after a header's time, or ``otherwise`` when there is none."""
-    lvl = m["lvl"] or m["lvl2"] or m["lvl3"]
+    g = m.groupdict()
+    lvl = g["lvl"] or g.get("lvl2") or g.get("lvl3")
     return LEVEL_OF[lvl.strip("[]:").upper()] if lvl else otherwise
 
 
@@ -251,7 +249,7 @@ def _logfmt(text: str) -> tuple[float, int, int] | None:
     if end < len(text) and spaces.end() == end:
         return None
     k = _KV_LEVEL.search(text, end)
-    return ts, LEVEL_OF[k["lvl"].upper()] if k and k["lvl"] else 0, spaces.end()
+    return ts, _word_level(k, 0) if k else 0, spaces.end()
 
 
 def _clf_epoch(text: str) -> float | None:

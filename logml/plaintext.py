@@ -286,12 +286,17 @@ def _logcat(b, p, e, year, now):
     return t, (q if t != NO_TS and t != BAD_TS else p)
 
 
+def _letter_level(c):
+    """The level a line's first letter names (klog, Ruby's Logger): D I W E F; 0 else."""
+    return 2 if c == 68 else 3 if c == 73 else 4 if c == 87 else 5 if c == 69 else (
+        6 if c == 70 else 0)
+
+
 def _klog(b, p, e, year, now):
     """LMMDD HH:MM:SS[.f] at p (klog: Kubernetes and many Go services; L one of I W E F)
     -> (epoch | NO_TS | BAD_TS, end, level code)."""
-    c = b[p] if p < e else 0
-    code = 3 if c == 73 else 4 if c == 87 else 5 if c == 69 else 6 if c == 70 else 0
-    if code == 0:
+    code = _letter_level(b[p]) if p < e else 0
+    if code < 3:  # no D in klog
         return NO_TS, p, 0
     if p + 5 >= e or not _space(b[p + 5]):
         return NO_TS, p, 0
@@ -365,8 +370,7 @@ def _ruby(b, p, e):
     """L, [ISO 8601 #PID] at p (Ruby's Logger: Sidekiq, Puma, many Ruby services; L a level
     letter) -> (epoch | NO_TS | BAD_TS, end, level code of the letter)."""
     c = b[p] if p + 3 < e else 0
-    code = 2 if c == 68 else 3 if c == 73 else 4 if c == 87 else 5 if c == 69 else (
-        6 if c == 70 else 0)
+    code = _letter_level(c)
     if not (code > 0 or c == 65 or c == 85) or b[p + 1] != 44 or b[p + 2] != 32 or (
             b[p + 3] != 91):
         return NO_TS, p, 0
@@ -559,9 +563,7 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
     if t != NO_TS:  # a container runtime's line: its time, unless the app's line has one
         ts[i] = t
         cut[i] = r - s
-        p = r
-        while p < e and _space(buf[p]):
-            p += 1
+        p = _skip_spaces(buf, r, e)
     q = p + 1 if p < e and buf[p] == 91 else p
     t, r = _iso(buf, q, e)
     if t == NO_TS:
@@ -581,9 +583,7 @@ def _scan_line(i, buf, starts, ends, limit, year, now, levels, codes, only, mont
         if t != NO_TS and t != BAD_TS:  # the time cut; the level from its key, anywhere
             ts[i] = t
             level[i] = _kv_level(buf, r, e, levels, codes, only)
-            while r < e and _space(buf[r]):
-                r += 1
-            cut[i] = r - s
+            cut[i] = _skip_spaces(buf, r, e) - s
             return
     if t == NO_TS:
         t = _clf(buf, p, e, months)
@@ -766,6 +766,7 @@ with compiling():
     _md_time = nb.njit((_BUF, _I, _I, _I, _I, _I, _F), **_HELPER)(_md_time)
     _logcat = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_logcat)
     _clf = nb.njit((_BUF, _I, _I, _TABLE), **_HELPER)(_clf)
+    _letter_level = nb.njit((_I,), **_HELPER)(_letter_level)
     _klog = nb.njit((_BUF, _I, _I, _I, _F), **_HELPER)(_klog)
     _cri = nb.njit((_BUF, _I, _I), **_HELPER)(_cri)
     _ruby = nb.njit((_BUF, _I, _I), **_HELPER)(_ruby)
